@@ -1,0 +1,64 @@
+"""Tenant slugs and the names derived from them.
+
+Schema and role names are the only identifiers the platform ever interpolates into SQL. They are
+built here, from a validated slug, and quoted with :func:`quote_ident`; nothing else is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fleet.errors import ValidationError
+
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{2,30}$"
+_SLUG_RE = re.compile(SLUG_PATTERN)
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+
+
+def validate_slug(slug: str) -> str:
+    """Return ``slug`` if it matches :data:`SLUG_PATTERN`, else raise :class:`ValidationError`."""
+    if not isinstance(slug, str) or not _SLUG_RE.fullmatch(slug):
+        raise ValidationError(
+            "slug",
+            f"must match {SLUG_PATTERN} (3-31 characters: a lowercase letter, then lowercase "
+            "letters, digits or underscores), e.g. 'barber_ivan'",
+        )
+    return slug
+
+
+def validate_prefix(prefix: str) -> str:
+    """Validate the role/schema name prefix setting (e.g. ``tenant_``)."""
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise ValidationError(
+            "tenant_role_prefix", "must be 1-16 lowercase letters, digits or '_', e.g. 'tenant_'"
+        )
+    return prefix
+
+
+def tenant_schema(slug: str, prefix: str = "tenant_") -> str:
+    """The PostgreSQL schema of a tenant: ``<prefix><slug>``."""
+    return validate_prefix(prefix) + validate_slug(slug)
+
+
+def tenant_role(slug: str, prefix: str = "tenant_") -> str:
+    """The PostgreSQL login role (and Redis ACL user) of a tenant: ``<prefix><slug>``."""
+    return validate_prefix(prefix) + validate_slug(slug)
+
+
+def redis_prefix(slug: str) -> str:
+    """Every Redis key of a tenant lives under this prefix."""
+    return f"t:{validate_slug(slug)}:"
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier (doubling embedded quotes), like PostgreSQL's ``quote_ident``."""
+    if "\x00" in name:
+        raise ValidationError("identifier", "must not contain NUL bytes")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote a SQL string literal for the few DDL statements that take no parameters (passwords)."""
+    if "\x00" in value:
+        raise ValidationError("literal", "must not contain NUL bytes")
+    return "'" + value.replace("'", "''") + "'"
