@@ -137,7 +137,9 @@ async def ensure_database_plane(
         await conn.execute(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"
         )
-        await conn.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+        await conn.execute(
+            f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"
+        )
         await conn.execute(f"REVOKE ALL ON {schema}.schema_migrations FROM {role}")
     return applied
 

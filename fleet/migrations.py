@@ -87,7 +87,9 @@ def digest(migrations: Iterable[Migration]) -> str:
 
 
 def _lock_key(schema: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 async def migrate_schema(
@@ -221,7 +223,9 @@ async def migrate_tenants(
                     applied = await migrate_schema(conn, schema, migrations)
             except (MigrationError, asyncpg.PostgresError, OSError) as exc:
                 report.failed[schema] = str(exc)
-                log.error("tenant schema migration failed", extra={"schema": schema, "error": str(exc)})
+                log.error(
+                    "tenant schema migration failed", extra={"schema": schema, "error": str(exc)}
+                )
                 if on_progress:
                     on_progress(schema, str(exc))
                 return

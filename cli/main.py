@@ -1,0 +1,29 @@
+"""The ``botfleet`` command: one typer app composed of one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import migrate, tenants
+from cli.keys import keygen
+
+app = typer.Typer(
+    name="botfleet",
+    help="Sell and run Telegram booking bots: one bot container per client.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("keygen", help="Print a new master key for BOTFLEET_MASTER_KEY.")(keygen)
+app.command("migrate", help="Migrate the control schema, then every tenant schema.")(
+    migrate.migrate
+)
+app.add_typer(tenants.app, name="tenants")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""SQL over ``control.tenants``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from fleet.errors import ConflictError
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+_CONFLICTS = {
+    "tenants_slug_live": ("slug", "a tenant with this slug already exists; pick another slug"),
+    "tenants_token_fingerprint_live": (
+        "bot_token",
+        "this bot token is already used by another tenant; create a new bot with @BotFather",
+    ),
+    "tenants_bot_id_live": (
+        "bot_token",
+        "this bot already serves another tenant; create a new bot with @BotFather",
+    ),
+}
+
+
+def conflict_from(exc: asyncpg.UniqueViolationError) -> ConflictError:
+    field, message = _CONFLICTS.get(exc.constraint_name or "", ("tenant", str(exc)))
+    return ConflictError(field, message)
+
+
+class TenantRepository:
+    """Reads and writes tenant rows; takes a connection so callers own the transaction."""
+
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def insert(self, **columns: Any) -> asyncpg.Record:
+        names = list(columns)
+        placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        sql = (
+            f"INSERT INTO control.tenants ({', '.join(names)}) VALUES ({placeholders}) RETURNING *"
+        )
+        try:
+            row = await self._db.fetchrow(sql, *columns.values())
+        except asyncpg.UniqueViolationError as exc:
+            raise conflict_from(exc) from exc
+        assert row is not None
+        return row
+
+    async def get(self, slug: str) -> asyncpg.Record | None:
+        return await self._db.fetchrow(
+            "SELECT * FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL", slug
+        )
+
+    async def get_by_id(self, tenant_id: int) -> asyncpg.Record | None:
+        return await self._db.fetchrow("SELECT * FROM control.tenants WHERE id = $1", tenant_id)
+
+    async def lock(self, tenant_id: int) -> asyncpg.Record | None:
+        return await self._db.fetchrow(
+            "SELECT * FROM control.tenants WHERE id = $1 FOR UPDATE", tenant_id
+        )
+
+    async def token_in_use(self, fingerprint: str, bot_id: int) -> bool:
+        return bool(
+            await self._db.fetchval(
+                "SELECT 1 FROM control.tenants WHERE deleted_at IS NULL"
+                " AND (bot_token_fingerprint = $1 OR bot_id = $2)",
+                fingerprint,
+                bot_id,
+            )
+        )
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        plan_code: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        include_deleted: bool = False,
+    ) -> list[asyncpg.Record]:
+        return await self._db.fetch(
+            "SELECT * FROM control.tenants"
+            " WHERE id > $1 AND ($2::text IS NULL OR status = $2)"
+            " AND ($3::text IS NULL OR plan_code = $3) AND ($4 OR deleted_at IS NULL)"
+            " ORDER BY id LIMIT $5",
+            after_id,
+            status,
+            plan_code,
+            include_deleted,
+            limit,
+        )
+
+    async def update(self, tenant_id: int, **columns: Any) -> asyncpg.Record | None:
+        """Set ``columns`` (and ``updated_at``); column names come from code, never from input."""
+        names = list(columns)
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+        try:
+            return await self._db.fetchrow(
+                f"UPDATE control.tenants SET {assignments}, updated_at = now()"
+                " WHERE id = $1 RETURNING *",
+                tenant_id,
+                *columns.values(),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise conflict_from(exc) from exc
+
+    async def mark_deleted(self, tenant_id: int) -> None:
+        await self._db.execute(
+            "UPDATE control.tenants SET status = 'deleted', desired_state = 'deleted',"
+            " deleted_at = now(), updated_at = now() WHERE id = $1",
+            tenant_id,
+        )
