@@ -1,0 +1,118 @@
+"""The tenant runtime contract: everything a tenant bot process gets, and only through its environment.
+
+The deploy worker builds it (:meth:`TenantRuntime.to_env`) and the tenant bot reads it
+(:meth:`TenantRuntime.from_env`); the bot knows nothing else of the platform. A missing or invalid
+variable stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from schemas.tenants import SLUG_PATTERN, check_bot_token, check_timezone
+
+ENV_PREFIX = "BOTFLEET_TENANT_"
+HEARTBEAT_TTL_SECONDS = 30
+
+
+class RuntimeContractError(ValueError):
+    """The environment does not describe a valid tenant runtime; the message names the variable."""
+
+
+class TenantRuntime(BaseModel):
+    """One tenant bot's configuration."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    slug: str = Field(pattern=SLUG_PATTERN)
+    bot_token: SecretStr
+    database_url: SecretStr = Field(description="postgresql:// URL logging in as the tenant's role")
+    redis_url: SecretStr = Field(description="redis:// URL logging in as the tenant's ACL user")
+    redis_prefix: str = Field(pattern=r"^t:[a-z][a-z0-9_]{2,30}:$")
+    owner_ids: list[int] = Field(min_length=1)
+    locale: Literal["ru", "en"] = "ru"
+    timezone: str = "Europe/Moscow"
+    display_name: str = ""
+    telegram_api_base: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(check_bot_token(value.get_secret_value()))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in ("postgres", "postgresql"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        if urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss"):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("telegram_api_base", "webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def heartbeat_key(self) -> str:
+        return f"{self.redis_prefix}heartbeat"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that describe this runtime (secrets included: for the runtime
+        spec only, never for logs)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TenantRuntime:
+        """Read the contract from ``environ`` (default ``os.environ``); raise
+        :class:`RuntimeContractError` naming every missing or invalid variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            values[name] = [v for v in raw.split(",") if v.strip()] if name == "owner_ids" else raw
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                var = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else "?"
+                reason = "is required" if error["type"] == "missing" else error["msg"]
+                problems.append(f"{var} {str(reason).removeprefix('Value error, ')}")
+            raise RuntimeContractError("; ".join(problems)) from None
