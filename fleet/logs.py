@@ -19,7 +19,7 @@ from typing import Any
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
 _TOKEN_RE = re.compile(r"\b(\d{3,20}):([A-Za-z0-9_-]{2})[A-Za-z0-9_-]{26,60}([A-Za-z0-9_-]{2})\b")
-_PHONE_RE = re.compile(r"(?<![\w/])\+?\d[\d\s().-]{8,16}\d(?![\w/])")
+_PHONE_RE = re.compile(r"(?<![\w/:])\+?\d[\d\s().-]{8,16}\d(?![\w/:])")
 _SECRET_URL_RE = re.compile(r"(\w+://[^:/\s]*:)[^@\s]+@")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
