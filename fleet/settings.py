@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -31,7 +32,38 @@ EXAMPLES: dict[str, str] = {
     "master_key": "the output of `botfleet keygen` (44 characters of URL-safe base64)",
     "tenant_role_prefix": "tenant_",
     "telegram_api_base": "http://127.0.0.1:8081 (empty for the real Telegram)",
+    "yookassa_shop_id": "123456 (the shop id from the YooKassa dashboard)",
+    "yookassa_secret_key": "live_... or test_... (the shop's secret key)",
+    "yookassa_return_url": "https://t.me/your_sales_bot (where the buyer lands after paying)",
+    "sales_bot_token": "123456789:AAE... (the sales bot's token from @BotFather)",
 }
+
+# YooKassa's published notification networks (the SDK's ``SecurityHelper.YOOKASSA_NETWORKS``),
+# copied so the default needs no import of the synchronous SDK at settings time.
+YOOKASSA_NETWORKS: tuple[str, ...] = (
+    "77.75.153.0/25",
+    "77.75.156.11",
+    "77.75.156.35",
+    "77.75.154.128/25",
+    "185.71.76.0/27",
+    "185.71.77.0/27",
+    "2a02:5180:0:1509::/64",
+    "2a02:5180:0:2655::/64",
+    "2a02:5180:0:1533::/64",
+    "2a02:5180:0:2669::/64",
+)
+
+
+def _split_list(value: Any) -> Any:
+    """Lists in env vars: comma-separated (``a,b``) or JSON (``["a", "b"]``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class FileEnvSource(PydanticBaseSettingsSource):
@@ -78,6 +110,38 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    # Billing (YooKassa) and the sales bot.
+    yookassa_shop_id: str | None = None
+    yookassa_secret_key: SecretStr | None = None
+    yookassa_api_url: str = "https://api.yookassa.ru/v3"
+    yookassa_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(YOOKASSA_NETWORKS),
+        description="Networks YooKassa sends notifications from; others get 403.",
+    )
+    yookassa_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For names the real sender.",
+    )
+    yookassa_return_url: str | None = None
+    yookassa_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    yookassa_max_attempts: int = Field(default=4, ge=1, le=10)
+    yookassa_receipts: bool = Field(
+        default=False, description="Send 54-FZ receipt data (needs the buyer's email or phone)."
+    )
+    yookassa_vat_code: int = Field(default=1, ge=1, le=12)
+    yookassa_tax_system_code: int | None = Field(default=None, ge=1, le=6)
+    sales_bot_token: SecretStr | None = None
+    sales_support_contact: str = "@botfleet_support"
+    sales_rate_limit: str = Field(default="20/10seconds", description="Per user, `limits` syntax.")
+    sales_outbox_interval_s: float = Field(default=2.0, gt=0, le=300)
+    billing_grace_days: int = Field(default=3, ge=0, le=90)
+    billing_retention_days: int = Field(default=30, ge=1, le=3650)
+    billing_deletion_warning_days: int = Field(default=7, ge=1, le=365)
+    billing_reminder_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [3, 1])
+    billing_autorenew_lead_hours: int = Field(default=24, ge=1, le=24 * 14)
+    billing_abandoned_after_hours: int = Field(default=72, ge=1, le=24 * 90)
+    billing_lifecycle_interval_s: float = Field(default=60.0, gt=0, le=86400)
 
     @classmethod
     def settings_customise_sources(
@@ -135,6 +199,46 @@ class Settings(BaseSettings):
     @field_validator("telegram_api_base")
     @classmethod
     def _check_api_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator(
+        "yookassa_allowed_networks",
+        "yookassa_trusted_proxies",
+        "billing_reminder_days",
+        mode="before",
+    )
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("yookassa_allowed_networks", "yookassa_trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not an IP network; use addresses or CIDRs like 185.71.76.0/27"
+                ) from None
+        return value
+
+    @field_validator("billing_reminder_days")
+    @classmethod
+    def _check_reminders(cls, value: list[int]) -> list[int]:
+        if any(days < 1 or days > 60 for days in value):
+            raise ValueError("reminder offsets are whole days between 1 and 60, e.g. 3,1")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("yookassa_api_url", "yookassa_return_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
         if not value:
             return None
         if urlsplit(value).scheme not in ("http", "https"):
