@@ -66,6 +66,11 @@ DENIED_REDIS_COMMANDS = (
 )
 
 
+_DATABASE_ACL_LOCK = int.from_bytes(
+    hashlib.sha256(b"database-acl").digest()[:8], "big", signed=True
+)
+
+
 @dataclass(frozen=True)
 class TenantNames:
     """The names a tenant's data plane lives under."""
@@ -83,6 +88,7 @@ class TenantNames:
 
 
 def _tenant_lock_key(slug: str) -> int:
+    """An advisory lock key per tenant slug (serialises provisioning of one tenant)."""
     raw = hashlib.sha256(f"tenant:{slug}".encode()).digest()[:8]
     return int.from_bytes(raw, "big", signed=True)
 
@@ -118,7 +124,13 @@ async def ensure_database_plane(
         await conn.execute(f"ALTER ROLE {role} SET search_path = {schema}")
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
-        await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(database)} TO {role}")
+        if not await conn.fetchval(
+            "SELECT has_database_privilege($1, current_database(), 'CONNECT')", names.role
+        ):
+            # Only where PUBLIC's CONNECT was revoked (hardened installs). Database ACL changes are
+            # serialised: concurrent GRANTs on one pg_database row fail with "tuple concurrently updated".
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _DATABASE_ACL_LOCK)
+            await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(database)} TO {role}")
         await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
         # Tables the platform creates later (migrations) are granted automatically.
         await conn.execute(
@@ -150,7 +162,11 @@ async def drop_database_plane(conn: asyncpg.Connection, names: TenantNames) -> N
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _tenant_lock_key(names.slug))
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _tenant_lock_key(names.slug))
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", names.role):
+            # DROP OWNED revokes database-level grants too: serialised like the GRANT above.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _DATABASE_ACL_LOCK)
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
                 names.role,
