@@ -1,0 +1,174 @@
+"""YooKassa API v3 routes: create, fetch, list, capture and cancel payments.
+
+Requests need HTTP Basic auth ``shop_id:secret_key``; POSTs need an ``Idempotence-Key`` header. Every
+error is YooKassa's JSON error object with the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.yookassa.errors import YooKassaError, invalid_request, not_found
+from sandbox.yookassa.faults import FaultPlan
+from sandbox.yookassa.ledger import IdempotenceKeys, PaymentLedger
+from sandbox.yookassa.requests import parse_amount, parse_create
+
+logger = logging.getLogger(__name__)
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_KEY_LENGTH = 64
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
+    """Render :class:`YooKassaError` as YooKassa's JSON error object."""
+    try:
+        return await handler(request)
+    except YooKassaError as error:
+        return web.json_response(error.to_payload(), status=error.status)
+
+
+class PaymentsApi:
+    """The ``/v3`` routes over a :class:`PaymentLedger`."""
+
+    def __init__(
+        self,
+        ledger: PaymentLedger,
+        *,
+        shop_id: str,
+        secret_key: str,
+        faults: FaultPlan,
+        idempotence: IdempotenceKeys | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.shop_id = shop_id
+        self.secret_key = secret_key
+        self.faults = faults
+        self.idempotence = idempotence or IdempotenceKeys()
+
+    def routes(self) -> list[web.RouteDef]:
+        """aiohttp routes under ``/v3``."""
+        return [
+            web.post("/v3/payments", self.create),
+            web.get("/v3/payments", self.list),
+            web.get("/v3/payments/{payment_id}", self.fetch),
+            web.post("/v3/payments/{payment_id}/capture", self.capture),
+            web.post("/v3/payments/{payment_id}/cancel", self.cancel),
+            web.route("*", "/v3/{tail:.*}", self.unknown),
+        ]
+
+    def authenticate(self, request: web.Request) -> None:
+        """Check HTTP Basic credentials like YooKassa (401 ``invalid_credentials``)."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            raise YooKassaError(
+                401,
+                "Authorization header is missing or its scheme is not Basic",
+                parameter="Authorization",
+            )
+        try:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise YooKassaError(
+                401, "Login has illegal format", parameter="Authorization"
+            ) from None
+        valid_login = secrets.compare_digest(login.encode(), self.shop_id.encode())
+        valid_password = secrets.compare_digest(password.encode(), self.secret_key.encode())
+        if not (valid_login and valid_password):
+            raise YooKassaError(401, "Authentication by given credentials failed")
+
+    @staticmethod
+    async def json_body(request: web.Request) -> dict[str, Any]:
+        """The request body as a JSON object (400 or 415 otherwise)."""
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        if request.content_type not in ("application/json", "application/octet-stream"):
+            raise YooKassaError(415, f"Content-Type {request.content_type} is not supported")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise invalid_request("Request body is not a valid JSON") from None
+        if not isinstance(body, dict):
+            raise invalid_request("Request body must be a JSON object")
+        return body
+
+    async def _idempotent(
+        self, request: web.Request, body: dict[str, Any], work: Callable[[], dict[str, Any]]
+    ) -> web.Response:
+        key = request.headers.get("Idempotence-Key", "")
+        if not key:
+            raise invalid_request("Idempotence key isn't specified", "Idempotence-Key")
+        if len(key) > _MAX_KEY_LENGTH:
+            raise invalid_request("Idempotence key is too long", "Idempotence-Key")
+        fingerprint = self.idempotence.fingerprint(request.method, request.path, body)
+        remembered = self.idempotence.lookup(key, fingerprint)
+        if remembered is not None:
+            status, payload = remembered
+            return web.json_response(payload, status=status)
+        payload = work()
+        self.idempotence.remember(key, fingerprint, 200, payload)
+        return web.json_response(payload)
+
+    async def create(self, request: web.Request) -> web.Response:
+        """``POST /v3/payments``."""
+        self.authenticate(request)
+        body = await self.json_body(request)
+        await self.faults.apply("create")
+        return await self._idempotent(
+            request, body, lambda: self.ledger.create(parse_create(body)).to_api()
+        )
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        """``GET /v3/payments/{id}``."""
+        self.authenticate(request)
+        await self.faults.apply("get")
+        return web.json_response(self.ledger.get(request.match_info["payment_id"]).to_api())
+
+    async def list(self, request: web.Request) -> web.Response:
+        """``GET /v3/payments`` (newest first; ``status`` and ``limit`` filters)."""
+        self.authenticate(request)
+        await self.faults.apply("list")
+        status = request.query.get("status")
+        try:
+            limit = max(1, min(100, int(request.query.get("limit", "10"))))
+        except ValueError:
+            raise invalid_request("Invalid limit: 1..100", "limit") from None
+        payments = sorted(self.ledger.payments.values(), key=lambda p: p.created_at, reverse=True)
+        items = [p.to_api() for p in payments if status is None or p.status == status][:limit]
+        return web.json_response({"type": "list", "items": items})
+
+    async def capture(self, request: web.Request) -> web.Response:
+        """``POST /v3/payments/{id}/capture``."""
+        self.authenticate(request)
+        body = await self.json_body(request)
+        await self.faults.apply("capture")
+        payment_id = request.match_info["payment_id"]
+        amount = parse_amount(body["amount"]) if "amount" in body else None
+        return await self._idempotent(
+            request, body, lambda: self.ledger.capture(payment_id, amount).to_api()
+        )
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """``POST /v3/payments/{id}/cancel``."""
+        self.authenticate(request)
+        body = await self.json_body(request)
+        await self.faults.apply("cancel")
+        payment_id = request.match_info["payment_id"]
+        return await self._idempotent(
+            request, body, lambda: self.ledger.cancel(payment_id).to_api()
+        )
+
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Anything else under ``/v3``."""
+        self.authenticate(request)
+        raise not_found(f"Unknown API method {request.method} {request.path}")
