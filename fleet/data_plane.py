@@ -41,8 +41,6 @@ DENIED_REDIS_COMMANDS = (
     "-monitor",
     "-acl",
     "-module",
-    "-function",
-    "-script|flush",
     "-pubsub",
     "-migrate",
     "-move",
@@ -64,6 +62,8 @@ DENIED_REDIS_COMMANDS = (
     "-slowlog",
     "-wait",
 )
+# Rules Redis 7 understands (FUNCTION and subcommand denial); Redis 6.2 rejects them.
+DENIED_REDIS7_COMMANDS = ("-function", "-script|flush")
 
 
 _DATABASE_ACL_LOCK = int.from_bytes(
@@ -97,7 +97,10 @@ async def install_platform(conn: asyncpg.Connection) -> None:
     """Once per database: extensions tenants need, and PUBLIC's rights on ``public`` revoked."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _tenant_lock_key("__platform__"))
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+        # btree_gist is welcome where the server ships it; the tenant schema does not depend on it
+        # (embedded PostgreSQL builds come without contrib).
+        if await conn.fetchval("SELECT 1 FROM pg_available_extensions WHERE name = 'btree_gist'"):
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
         await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
 
 
@@ -178,17 +181,21 @@ async def drop_database_plane(conn: asyncpg.Connection, names: TenantNames) -> N
 async def ensure_redis_user(redis: Redis, names: TenantNames, *, password: str) -> None:
     """Create or reset the tenant's Redis ACL user: its own keys and channels, nothing keyless."""
     try:
+        info = await redis.info("server")
+        major = int(str(info.get("redis_version", "7")).split(".")[0])
         await redis.execute_command(
             "ACL",
             "SETUSER",
             names.redis_user,
             "reset",
+            "resetchannels",
             "on",
             f">{password}",
             f"~{names.redis_prefix}*",
             f"&{names.redis_prefix}*",
             "+@all",
             *DENIED_REDIS_COMMANDS,
+            *(DENIED_REDIS7_COMMANDS if major >= 7 else ()),
         )
     except RedisError as exc:
         raise ServiceUnavailable(f"cannot create Redis ACL user {names.redis_user}: {exc}") from exc
