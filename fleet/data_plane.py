@@ -197,6 +197,7 @@ async def ensure_redis_user(redis: Redis, names: TenantNames, *, password: str) 
             *DENIED_REDIS_COMMANDS,
             *(DENIED_REDIS7_COMMANDS if major >= 7 else ()),
         )
+        await _persist_acl(redis)
     except RedisError as exc:
         raise ServiceUnavailable(f"cannot create Redis ACL user {names.redis_user}: {exc}") from exc
 
@@ -205,6 +206,7 @@ async def drop_redis_user(redis: Redis, names: TenantNames) -> int:
     """Delete the ACL user (closing its connections) and every key under the tenant prefix."""
     try:
         await redis.execute_command("ACL", "DELUSER", names.redis_user)
+        await _persist_acl(redis)
         deleted = 0
         batch: list[bytes | str] = []
         async for key in redis.scan_iter(match=f"{names.redis_prefix}*", count=1000):
@@ -217,6 +219,15 @@ async def drop_redis_user(redis: Redis, names: TenantNames) -> int:
         return deleted
     except RedisError as exc:
         raise ServiceUnavailable(f"cannot remove Redis ACL user {names.redis_user}: {exc}") from exc
+
+
+async def _persist_acl(redis: Redis) -> None:
+    """Write ACL users to the server's ACL file, where one is configured, so they survive restarts."""
+    try:
+        await redis.execute_command("ACL", "SAVE")
+    except RedisError as exc:
+        if "ACL file" not in str(exc):  # "This Redis instance is not configured to use an ACL file"
+            raise
 
 
 async def redis_user_exists(redis: Redis, names: TenantNames) -> bool:

