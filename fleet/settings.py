@@ -110,6 +110,65 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # control plane API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_rate_limit: str = Field(
+        default="600/minute", description="Requests per API key, `limits` syntax (e.g. 10/second)."
+    )
+    api_key_cache_s: float = Field(
+        default=5.0, ge=0, le=300, description="How long a verified API key is trusted in memory."
+    )
+    api_idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+    # Deploy worker and tenant runtimes.
+    runtime: Literal["auto", "docker", "process", "swarm"] = Field(
+        default="auto",
+        description="Where tenant bots run; auto: docker when an engine answers, else process.",
+    )
+    tenant_image: str = Field(default="botfleet:latest", description="Image of new tenant bots.")
+    tenant_command: str = Field(
+        default="botfleet tenant-bot", description="Container command (docker, swarm)."
+    )
+    tenant_entrypoint: str = Field(
+        default="tenant_bot.app:run_from_env",
+        description="module:function a forked tenant bot runs (process runtime).",
+    )
+    tenant_network: str = Field(
+        default="host", description="Docker network of tenant containers (host, or a named one)."
+    )
+    tenant_memory_mb: int = Field(default=256, ge=32, le=65536)
+    tenant_cpus: float = Field(default=0.5, gt=0, le=64)
+    tenant_restart_policy: Literal["no", "on-failure", "unless-stopped", "always"] = (
+        "unless-stopped"
+    )
+    tenant_database_host: str | None = Field(
+        default=None, description="PostgreSQL host as tenant bots see it (default: database_url's)."
+    )
+    tenant_database_port: int | None = Field(default=None, ge=1, le=65535)
+    tenant_redis_host: str | None = Field(
+        default=None, description="Redis host as tenant bots see it (default: redis_url's)."
+    )
+    tenant_redis_port: int | None = Field(default=None, ge=1, le=65535)
+    tenant_telegram_api_base: str | None = Field(
+        default=None, description="Bot API base as tenant bots see it (default: telegram_api_base)."
+    )
+    worker_concurrency: int = Field(default=8, ge=1, le=256, description="Jobs run at once.")
+    worker_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    worker_poll_s: float = Field(default=5.0, gt=0, le=300, description="Poll when no NOTIFY.")
+    worker_shutdown_s: float = Field(default=30.0, ge=0, le=3600)
+    reconcile_interval_s: float = Field(default=30.0, gt=0, le=86400)
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    crash_loop_restarts: int = Field(default=5, ge=1, le=1000)
+    crash_loop_window_s: float = Field(default=600.0, gt=0, le=86400)
+    stop_timeout_s: float = Field(default=10.0, ge=0, le=600)
+    process_state_dir: str = Field(
+        default=".botfleet/processes", description="Where the process runtime keeps state and logs."
+    )
+    process_preload: str = Field(
+        default="aiogram,tenant_bot.app",
+        description="Modules the process runtime's fork server imports once, comma-separated.",
+    )
 
     # Billing (YooKassa) and the sales bot.
     yookassa_shop_id: str | None = None
@@ -160,8 +219,10 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
-            raise ValueError("must be a postgresql:// URL with a host")
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError("must be a postgresql:// URL")
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("must name a host (or a socket folder as ?host=/run/postgresql)")
         return value
 
     @field_validator("redis_url")
@@ -196,7 +257,7 @@ class Settings(BaseSettings):
         except Exception as exc:
             raise ValueError("must be 1-16 lowercase letters, digits or '_'") from exc
 
-    @field_validator("telegram_api_base")
+    @field_validator("telegram_api_base", "tenant_telegram_api_base")
     @classmethod
     def _check_api_base(cls, value: str | None) -> str | None:
         if not value:
@@ -245,6 +306,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _check_api_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be a rate like 600/minute or 10/second") from None
+        return value
+
     def require(self, name: str) -> Any:
         """Return setting ``name`` or raise :class:`ConfigError` saying how to set it."""
         value = getattr(self, name)
@@ -275,6 +347,9 @@ def load_settings(**overrides: Any) -> Settings:
 def describe_dsn(url: str) -> str:
     """``host:port/db`` of a database or Redis URL, with no user or password, for error messages."""
     parts = urlsplit(url)
+    if not parts.hostname and "host=" in parts.query:
+        socket_dir = parts.query.split("host=", 1)[1].split("&", 1)[0]
+        return f"{socket_dir}{parts.path}"
     port = parts.port or (5432 if parts.scheme.startswith("postgres") else 6379)
     path = parts.path.lstrip("/")
     return f"{parts.hostname}:{port}" + (f"/{path}" if path else "")
