@@ -1,0 +1,14 @@
+"""Billing: YooKassa payments, subscriptions and their lifecycle, and what owners do with them.
+
+Modules, one concept each:
+
+- :mod:`fleet.billing.errors` — the billing error tree.
+- :mod:`fleet.billing.config` — :class:`BillingConfig`, the billing part of the settings.
+- :mod:`fleet.billing.yookassa` — an async YooKassa API client (httpx, retries with one key).
+- :mod:`fleet.billing.notifications` — the webhook body and the sender-IP policy.
+- :mod:`fleet.billing.payments` — :class:`PaymentService`: checkouts and notification processing.
+- :mod:`fleet.billing.subscriptions` — :class:`SubscriptionLifecycle`: reminders, expiry, grace,
+  suspension, deletion, automatic renewal.
+- :mod:`fleet.billing.accounts` — :class:`OwnerAccounts`: an owner's bots, auto-renewal, token change.
+- :mod:`fleet.billing.bot_tokens` — checking a bot token with ``getMe``.
+"""

@@ -1,0 +1,426 @@
+"""Creating payments: a new tenant's purchase, an owner's renewal, an automatic renewal charge.
+
+Every payment is first a row in ``control.payments`` with OUR idempotence key, committed before
+YooKassa is called. If the call times out the row stays ``new`` and the next attempt (a retry inside
+the client, the buyer pressing "pay" again, the next lifecycle run) sends the SAME key, so YooKassa
+returns the payment it already made instead of charging twice.
+
+A purchase also creates the tenant, unpaid: status ``new``, desired state ``stopped``, no job. Its
+bot token is then reserved (a token is used by one live tenant only); payment starts provisioning,
+and an abandoned purchase is released by the lifecycle after a while.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from fleet.billing.config import BillingConfig, Clock, utc_now
+from fleet.billing.errors import ProviderRejected, ProviderUnavailable
+from fleet.billing.payments import PaymentService, Result
+from fleet.billing.yookassa import Receipt, ReceiptItem, YooKassaClient
+from fleet.errors import ConflictError, NotFoundError, ValidationError
+from fleet.repositories import audit
+from fleet.repositories import payment_writes as payment_repo
+from fleet.repositories import subscriptions as subscription_repo
+from fleet.repositories.plans import PlanRepository
+from fleet.repositories.tenants import TenantRepository
+from fleet.secrets import SecretBox, fingerprint, generate_password
+from schemas.tenants import check_timezone
+
+log = logging.getLogger(__name__)
+
+_SLUG_CHARS = re.compile(r"[^a-z0-9_]+")
+
+
+def slug_for_bot(username: str) -> str:
+    """A tenant slug from a bot's username (``Ivan_Barber_bot`` -> ``ivan_barber_bot``)."""
+    slug = _SLUG_CHARS.sub("_", username.lower()).strip("_")
+    slug = slug.lstrip("0123456789_")
+    if len(slug) < 3:
+        slug = f"bot_{slug}" if slug else "bot"
+        slug = slug.ljust(3, "x")
+    return slug[:31]
+
+
+@dataclass(frozen=True)
+class Order:
+    """A buyer's order of a new bot; the token was already checked with ``getMe``."""
+
+    owner_telegram_id: int
+    plan_code: str
+    display_name: str
+    bot_token: str
+    bot_id: int
+    bot_username: str
+    timezone: str = "Europe/Moscow"
+    locale: str = "ru"
+    save_payment_method: bool = False
+    customer_email: str | None = None
+    customer_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A payment waiting for the buyer: send them to ``confirmation_url``."""
+
+    payment_id: Any
+    tenant_id: int
+    tenant_slug: str
+    confirmation_url: str
+    amount: Decimal
+    currency: str
+    plan_name: str
+
+
+class CheckoutService:
+    """Starts payments. ``payments`` applies immediate results of automatic charges."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        provider: YooKassaClient,
+        payments: PaymentService,
+        secrets: SecretBox,
+        config: BillingConfig,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._provider = provider
+        self._payments = payments
+        self._secrets = secrets
+        self._config = config
+        self._clock = clock
+
+    @property
+    def receipts_required(self) -> bool:
+        """Whether buyers must give an email or phone for a 54-FZ receipt."""
+        return self._config.receipts
+
+    async def active_plan(self, code: str) -> asyncpg.Record:
+        plan = await PlanRepository(self._pool).get(code)
+        if plan is None or not plan["active"]:
+            raise ValidationError("plan_code", f"there is no plan {code!r} on sale")
+        return plan
+
+    async def purchase(self, order: Order, *, request_id: str | None = None) -> Checkout:
+        """Reserve the bot as an unpaid tenant and start its first payment."""
+        plan = await self.active_plan(order.plan_code)
+        self._check_contact(order.customer_email, order.customer_phone)
+        if not 1 <= len(order.display_name.strip()) <= 128:
+            raise ValidationError("display_name", "give the business a name of 1-128 characters")
+        try:
+            check_timezone(order.timezone)
+        except ValueError as exc:
+            raise ValidationError("timezone", str(exc)) from None
+        async with self._pool.acquire() as conn, conn.transaction():
+            tenant = await self._reserve_tenant(conn, order, plan_code=plan["code"])
+            payment = await self._open_payment(
+                conn,
+                tenant=tenant,
+                plan=plan,
+                purpose="purchase",
+                payer=order.owner_telegram_id,
+                save_payment_method=order.save_payment_method,
+                contact={"email": order.customer_email, "phone": order.customer_phone},
+            )
+            await audit.record(
+                conn,
+                actor=f"telegram:{order.owner_telegram_id}",
+                action="payment.checkout",
+                target=tenant["slug"],
+                details={"plan_code": plan["code"], "payment_id": str(payment["id"])},
+                request_id=request_id,
+            )
+        return await self._submit(payment, tenant=tenant, plan=plan)
+
+    async def renew(
+        self,
+        *,
+        tenant_id: int,
+        owner_telegram_id: int,
+        plan_code: str | None = None,
+        save_payment_method: bool = False,
+        customer_email: str | None = None,
+        customer_phone: str | None = None,
+    ) -> Checkout:
+        """Start a payment extending an owner's tenant (or resuming it if suspended)."""
+        self._check_contact(customer_email, customer_phone)
+        tenant = await TenantRepository(self._pool).get_by_id(tenant_id)
+        if (
+            tenant is None
+            or tenant["deleted_at"] is not None
+            or owner_telegram_id not in tenant["owner_telegram_ids"]
+        ):
+            raise NotFoundError("you have no such bot")
+        if tenant["desired_state"] == "deleted":
+            raise ConflictError("tenant", "this bot is being deleted and cannot be renewed")
+        plan = await self.active_plan(plan_code or tenant["plan_code"] or "")
+        async with self._pool.acquire() as conn, conn.transaction():
+            payment = await self._open_payment(
+                conn,
+                tenant=tenant,
+                plan=plan,
+                purpose="purchase" if tenant["status"] == "new" else "renewal",
+                payer=owner_telegram_id,
+                save_payment_method=save_payment_method,
+                contact={"email": customer_email, "phone": customer_phone},
+            )
+        return await self._submit(payment, tenant=tenant, plan=plan)
+
+    async def charge_saved_method(
+        self, *, tenant_id: int, request_id: str | None = None
+    ) -> Result | None:
+        """Charge a subscription's saved payment method for its next period (auto-renewal).
+
+        At most one charge per period (a unique index); a charge that never reached YooKassa is
+        resent with its key. Returns what applying the answer did, None when there was nothing to do.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            subscription = await subscription_repo.lock_for_tenant(conn, tenant_id)
+            if (
+                subscription is None
+                or subscription["status"] != "active"
+                or not subscription["auto_renew"]
+                or subscription["payment_method_id_enc"] is None
+            ):
+                return None
+            tenant = await TenantRepository(conn).get_by_id(tenant_id)
+            plan = await PlanRepository(conn).get(subscription["plan_code"])
+            if tenant is None or plan is None or not plan["active"]:
+                return None
+            payment = await payment_repo.insert_auto_renewal(
+                conn,
+                tenant_id=tenant_id,
+                plan_code=plan["code"],
+                amount=plan["price"],
+                currency=plan["currency"].strip(),
+                description=self._description(plan, tenant),
+                renews_period_end=subscription["current_period_end"],
+            )
+            method_id = self._secrets.decrypt(subscription["payment_method_id_enc"])
+        if payment is None:
+            return None
+        try:
+            remote = await self._provider.create_payment(
+                idempotence_key=payment["idempotence_key"],
+                amount=payment["amount"],
+                currency=payment["currency"].strip(),
+                description=payment["description"],
+                metadata=self._metadata(payment),
+                payment_method_id=method_id,
+            )
+        except ProviderRejected as exc:
+            await payment_repo.store_provider_error(self._pool, payment["id"], error=str(exc))
+            return await self._payments.record_refused(
+                payment["id"], reason=exc.code, request_id=request_id
+            )
+        except ProviderUnavailable as exc:
+            await payment_repo.store_provider_error(self._pool, payment["id"], error=str(exc))
+            raise
+        await payment_repo.store_provider_result(
+            self._pool,
+            payment["id"],
+            provider_payment_id=remote.id,
+            status=_row_status(remote.status),
+            confirmation_url=None,
+        )
+        return await self._payments.apply(remote, request_id=request_id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_contact(self, email: str | None, phone: str | None) -> None:
+        if self._config.receipts and not (email or phone):
+            raise ValidationError(
+                "email", "a receipt must be sent: give an email address (or a phone number)"
+            )
+        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            raise ValidationError("email", "is not an email address, e.g. name@example.com")
+
+    async def _reserve_tenant(
+        self, conn: asyncpg.Connection, order: Order, *, plan_code: str
+    ) -> asyncpg.Record:
+        """The buyer's unpaid tenant for this bot: theirs from an earlier attempt, or a new one."""
+        repo = TenantRepository(conn)
+        token_fp = fingerprint(order.bot_token)
+        existing = await conn.fetchrow(
+            "SELECT * FROM control.tenants WHERE deleted_at IS NULL"
+            " AND (bot_id = $1 OR bot_token_fingerprint = $2) FOR UPDATE",
+            order.bot_id,
+            token_fp,
+        )
+        columns = {
+            "display_name": order.display_name,
+            "plan_code": plan_code,
+            "locale": order.locale,
+            "timezone": order.timezone,
+            "bot_token_enc": self._secrets.encrypt(order.bot_token),
+            "bot_token_fingerprint": token_fp,
+            "bot_id": order.bot_id,
+            "bot_username": order.bot_username,
+        }
+        if existing is not None:
+            if existing["status"] == "new" and existing["owner_telegram_ids"] == [
+                order.owner_telegram_id
+            ]:
+                updated = await repo.update(existing["id"], **columns)
+                assert updated is not None
+                return updated
+            raise ConflictError(
+                "bot_token",
+                "this bot is already connected to botfleet; create a new bot with @BotFather",
+            )
+        slug = slug_for_bot(order.bot_username)
+        for attempt in range(5):
+            candidate = slug if attempt == 0 else f"{slug[:24]}_{secrets.token_hex(3)}"
+            if await repo.get(candidate) is not None:
+                continue
+            return await repo.insert(
+                slug=candidate,
+                owner_telegram_ids=[order.owner_telegram_id],
+                db_password_enc=self._secrets.encrypt(generate_password()),
+                redis_password_enc=self._secrets.encrypt(generate_password()),
+                status="new",
+                desired_state="stopped",
+                **columns,
+            )
+        raise ConflictError("slug", "could not find a free name for this bot; try again")
+
+    async def _open_payment(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        tenant: asyncpg.Record,
+        plan: asyncpg.Record,
+        purpose: str,
+        payer: int,
+        save_payment_method: bool,
+        contact: dict[str, str | None],
+    ) -> asyncpg.Record:
+        """An unpaid checkout of this tenant and plan to reuse, or a new payment row."""
+        reusable = await payment_repo.find_open_checkout(
+            conn,
+            tenant_id=tenant["id"],
+            plan_code=plan["code"],
+            save_payment_method=save_payment_method,
+            created_after=self._clock() - self._config.checkout_reuse,
+        )
+        if reusable is not None and reusable["amount"] == plan["price"]:
+            return reusable
+        return await payment_repo.insert_payment(
+            conn,
+            tenant_id=tenant["id"],
+            plan_code=plan["code"],
+            amount=plan["price"],
+            currency=plan["currency"].strip(),
+            description=self._description(plan, tenant),
+            purpose=purpose,
+            payer_telegram_id=payer,
+            save_payment_method=save_payment_method,
+            metadata={"receipt": {k: v for k, v in contact.items() if v}},
+        )
+
+    @staticmethod
+    def _description(plan: asyncpg.Record, tenant: asyncpg.Record) -> str:
+        who = f"@{tenant['bot_username']}" if tenant["bot_username"] else tenant["slug"]
+        return f"botfleet: {plan['name']}, {plan['period_days']} d, {who}"[:128]
+
+    @staticmethod
+    def _metadata(payment: asyncpg.Record) -> dict[str, str]:
+        return {
+            "tenant_id": str(payment["tenant_id"]),
+            "payment_id": str(payment["id"]),
+            "purpose": payment["purpose"],
+        }
+
+    def _receipt(self, payment: asyncpg.Record) -> Receipt | None:
+        if not self._config.receipts:
+            return None
+        contact = (payment["metadata"] or {}).get("receipt") or {}
+        return Receipt(
+            items=(
+                ReceiptItem(
+                    description=payment["description"],
+                    amount=payment["amount"],
+                    currency=payment["currency"].strip(),
+                    vat_code=self._config.vat_code,
+                ),
+            ),
+            email=contact.get("email"),
+            phone=contact.get("phone"),
+            tax_system_code=self._config.tax_system_code,
+        )
+
+    async def _submit(
+        self, payment: asyncpg.Record, *, tenant: asyncpg.Record, plan: asyncpg.Record
+    ) -> Checkout:
+        """Send a committed payment row to YooKassa (or reuse its earlier answer)."""
+        if payment["status"] == "pending" and payment["confirmation_url"]:
+            return self._checkout(
+                payment, tenant=tenant, plan=plan, url=payment["confirmation_url"]
+            )
+        try:
+            remote = await self._provider.create_payment(
+                idempotence_key=payment["idempotence_key"],
+                amount=payment["amount"],
+                currency=payment["currency"].strip(),
+                description=payment["description"],
+                metadata=self._metadata(payment),
+                return_url=self._config.return_url,
+                save_payment_method=payment["save_payment_method"],
+                receipt=self._receipt(payment),
+            )
+        except ProviderRejected as exc:
+            await payment_repo.store_provider_error(self._pool, payment["id"], error=str(exc))
+            await payment_repo.mark_canceled(
+                self._pool, payment["id"], reason=f"rejected: {exc.code}"
+            )
+            log.error(
+                "yookassa refused a payment",
+                extra={"payment_id": str(payment["id"]), "code": exc.code},
+            )
+            raise
+        except ProviderUnavailable as exc:
+            await payment_repo.store_provider_error(self._pool, payment["id"], error=str(exc))
+            log.warning("yookassa unavailable", extra={"payment_id": str(payment["id"])})
+            raise
+        await payment_repo.store_provider_result(
+            self._pool,
+            payment["id"],
+            provider_payment_id=remote.id,
+            status=_row_status(remote.status),
+            confirmation_url=remote.confirmation_url,
+        )
+        if not remote.confirmation_url:
+            raise ProviderUnavailable("YooKassa returned no confirmation URL for the payment")
+        log.info(
+            "checkout started",
+            extra={"payment_id": str(payment["id"]), "tenant": tenant["slug"]},
+        )
+        return self._checkout(payment, tenant=tenant, plan=plan, url=remote.confirmation_url)
+
+    @staticmethod
+    def _checkout(
+        payment: asyncpg.Record, *, tenant: asyncpg.Record, plan: asyncpg.Record, url: str
+    ) -> Checkout:
+        return Checkout(
+            payment_id=payment["id"],
+            tenant_id=tenant["id"],
+            tenant_slug=tenant["slug"],
+            confirmation_url=url,
+            amount=payment["amount"],
+            currency=payment["currency"].strip(),
+            plan_name=plan["name"],
+        )
+
+
+def _row_status(provider_status: str) -> str:
+    """Our row's status for a fresh provider answer (final states are set when applied)."""
+    return provider_status if provider_status in ("pending", "waiting_for_capture") else "pending"

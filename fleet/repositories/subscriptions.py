@@ -1,0 +1,284 @@
+"""SQL over ``control.subscriptions``: one per tenant, with the paid period and lifecycle marks.
+
+The lifecycle selects due rows with ``FOR UPDATE OF s SKIP LOCKED`` inside the caller's transaction,
+so several lifecycle runners share the work and none handles a row twice. Every "due" query can be
+narrowed to some tenants (``tenant_ids``), which operators and tests use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+_DUE_SELECT = (
+    "SELECT s.*, t.slug, t.status AS tenant_status, t.desired_state, t.owner_telegram_ids"
+    " FROM control.subscriptions s JOIN control.tenants t ON t.id = s.tenant_id"
+    " WHERE t.deleted_at IS NULL AND ($1::bigint[] IS NULL OR s.tenant_id = ANY($1::bigint[]))"
+)
+_DUE_LOCK = " ORDER BY s.current_period_end, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED"
+
+
+def _ids(tenant_ids: Sequence[int] | None) -> list[int] | None:
+    return list(tenant_ids) if tenant_ids is not None else None
+
+
+async def lock_for_tenant(conn: asyncpg.Connection, tenant_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM control.subscriptions WHERE tenant_id = $1 FOR UPDATE", tenant_id
+    )
+
+
+async def get_for_tenant(db: Executor, tenant_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow("SELECT * FROM control.subscriptions WHERE tenant_id = $1", tenant_id)
+
+
+async def insert_subscription(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: int,
+    plan_code: str,
+    period_start: datetime,
+    period_end: datetime,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "INSERT INTO control.subscriptions"
+        " (tenant_id, plan_code, status, current_period_start, current_period_end)"
+        " VALUES ($1, $2, 'active', $3, $4) RETURNING *",
+        tenant_id,
+        plan_code,
+        period_start,
+        period_end,
+    )
+    assert row is not None
+    return row
+
+
+async def start_period(
+    conn: asyncpg.Connection,
+    subscription_id: int,
+    *,
+    plan_code: str,
+    period_start: datetime,
+    period_end: datetime,
+) -> asyncpg.Record:
+    """A paid period: active again, reminders and suspension forgotten."""
+    row = await conn.fetchrow(
+        "UPDATE control.subscriptions SET plan_code = $2, status = 'active',"
+        " current_period_start = $3, current_period_end = $4, reminders_sent = '{}',"
+        " suspended_at = NULL, updated_at = now() WHERE id = $1 RETURNING *",
+        subscription_id,
+        plan_code,
+        period_start,
+        period_end,
+    )
+    assert row is not None
+    return row
+
+
+async def save_payment_method(
+    conn: asyncpg.Connection, tenant_id: int, *, method_id_enc: str, title: str | None
+) -> None:
+    """Remember a saved payment method and turn auto-renewal on (the owner asked to save it)."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET payment_method_id_enc = $2, payment_method_title = $3,"
+        " auto_renew = true, updated_at = now() WHERE tenant_id = $1",
+        tenant_id,
+        method_id_enc,
+        title,
+    )
+
+
+async def set_auto_renew(db: Executor, tenant_id: int, *, enabled: bool) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        "UPDATE control.subscriptions SET auto_renew = $2, updated_at = now()"
+        " WHERE tenant_id = $1 RETURNING *",
+        tenant_id,
+        enabled,
+    )
+
+
+async def add_marks(conn: Executor, subscription_id: int, marks: Sequence[str]) -> None:
+    """Remember reminders/warnings sent this period (so each is sent once)."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET reminders_sent ="
+        " ARRAY(SELECT DISTINCT unnest(reminders_sent || $2::text[])), updated_at = now()"
+        " WHERE id = $1",
+        subscription_id,
+        list(marks),
+    )
+
+
+async def set_status(
+    conn: Executor,
+    subscription_id: int,
+    *,
+    status: str,
+    suspended_at: datetime | None = None,
+) -> None:
+    await conn.execute(
+        "UPDATE control.subscriptions SET status = $2,"
+        " suspended_at = coalesce($3, suspended_at), updated_at = now() WHERE id = $1",
+        subscription_id,
+        status,
+        suspended_at,
+    )
+
+
+async def claim_reminders_due(
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    horizon: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Active subscriptions ending within (now, horizon]."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'active' AND s.current_period_end > $3"
+        " AND s.current_period_end <= $4" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        now,
+        horizon,
+    )
+
+
+async def claim_renewals_due(
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    horizon: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Auto-renewing subscriptions ending within (now, horizon] whose period was not charged yet
+    (a charge still ``new`` never reached YooKassa and is retried with its key)."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'active' AND s.auto_renew"
+        " AND s.payment_method_id_enc IS NOT NULL"
+        " AND s.current_period_end > $3 AND s.current_period_end <= $4"
+        " AND NOT EXISTS (SELECT 1 FROM control.payments p WHERE p.tenant_id = s.tenant_id"
+        "   AND p.purpose = 'auto_renewal' AND p.renews_period_end = s.current_period_end"
+        "   AND p.status <> 'new')" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        now,
+        horizon,
+    )
+
+
+async def claim_expired(
+    conn: asyncpg.Connection, *, now: datetime, tenant_ids: Sequence[int] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Active subscriptions whose period has ended."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'active' AND s.current_period_end <= $3" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        now,
+    )
+
+
+async def claim_grace_over(
+    conn: asyncpg.Connection,
+    *,
+    ended_before: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Subscriptions in grace whose period ended before ``ended_before`` (= now - grace)."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'grace' AND s.current_period_end <= $3" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        ended_before,
+    )
+
+
+async def claim_deletion_warnings_due(
+    conn: asyncpg.Connection,
+    *,
+    suspended_before: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Suspended subscriptions (status ``expired``) suspended before ``suspended_before`` whose
+    owner was not yet warned of the deletion."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'expired' AND s.suspended_at <= $3"
+        " AND s.deletion_warned_at IS NULL" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        suspended_before,
+    )
+
+
+async def claim_deletions_due(
+    conn: asyncpg.Connection,
+    *,
+    suspended_before: datetime,
+    warned_before: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Suspended subscriptions past retention whose owner was warned long enough ago."""
+    return await conn.fetch(
+        _DUE_SELECT + " AND s.status = 'expired' AND s.suspended_at <= $3"
+        " AND s.deletion_warned_at <= $4" + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        suspended_before,
+        warned_before,
+    )
+
+
+async def mark_deletion_warned(conn: Executor, subscription_id: int, *, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE control.subscriptions SET deletion_warned_at = $2, updated_at = now()"
+        " WHERE id = $1",
+        subscription_id,
+        now,
+    )
+
+
+async def claim_abandoned_purchases(
+    conn: asyncpg.Connection,
+    *,
+    created_before: datetime,
+    tenant_ids: Sequence[int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Unpaid tenants (status ``new``, never paid) older than ``created_before``: purchases the
+    buyer abandoned, whose bot token should be released."""
+    return await conn.fetch(
+        "SELECT t.* FROM control.tenants t WHERE t.status = 'new' AND t.deleted_at IS NULL"
+        " AND t.desired_state = 'stopped' AND t.created_at <= $3"
+        " AND ($1::bigint[] IS NULL OR t.id = ANY($1::bigint[]))"
+        " AND NOT EXISTS (SELECT 1 FROM control.payments p WHERE p.tenant_id = t.id"
+        "   AND (p.applied_at IS NOT NULL OR (p.status = 'pending' AND p.created_at > $3)))"
+        " ORDER BY t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
+        _ids(tenant_ids),
+        limit,
+        created_before,
+    )
+
+
+async def list_for_owner(db: Executor, owner_telegram_id: int) -> list[asyncpg.Record]:
+    """An owner's live tenants with their subscription and plan (missing ones as NULLs)."""
+    return await db.fetch(
+        "SELECT t.id AS tenant_id, t.slug, t.display_name, t.bot_username, t.status,"
+        " t.desired_state, t.locale, t.plan_code AS tenant_plan_code, t.created_at,"
+        " s.id AS subscription_id, s.status AS subscription_status, s.current_period_end,"
+        " s.auto_renew, s.payment_method_id_enc IS NOT NULL AS has_payment_method,"
+        " s.payment_method_title, p.name AS plan_name, p.price, p.currency, p.period_days"
+        " FROM control.tenants t"
+        " LEFT JOIN control.subscriptions s ON s.tenant_id = t.id"
+        " LEFT JOIN control.plans p ON p.code = coalesce(s.plan_code, t.plan_code)"
+        " WHERE t.deleted_at IS NULL AND $1 = ANY(t.owner_telegram_ids)"
+        " ORDER BY t.created_at, t.id",
+        owner_telegram_id,
+    )
