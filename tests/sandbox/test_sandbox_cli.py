@@ -1,0 +1,47 @@
+"""``botfleet sandbox`` starts both servers and stops on SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+BOTFLEET = Path(sys.executable).with_name("botfleet")
+
+
+async def test_cli_runs_both_servers_until_interrupted():
+    process = await asyncio.create_subprocess_exec(
+        str(BOTFLEET),
+        "sandbox",
+        "--telegram-port",
+        "0",
+        "--yookassa-port",
+        "0",
+        "--no-rate-limits",
+        "--bot",
+        "4242:CLI-token-abcdef=cli_demo_bot",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        while not any("Ctrl-C" in line for line in lines):
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, "the command exited early"
+            lines.append(line.decode())
+        urls = re.findall(r"http://127\.0\.0\.1:\d+\S*", "".join(lines))
+        async with httpx.AsyncClient() as http:
+            me = await http.get(f"{urls[0]}/bot4242:CLI-token-abcdef/getMe")
+            assert me.json()["result"]["username"] == "cli_demo_bot"
+            api = await http.get(f"{urls[2]}/payments/x")
+            assert api.status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
