@@ -1,0 +1,139 @@
+"""The booking core every tenant bot shares: rules, slot engine and race-free bookings.
+
+No aiogram, no FastAPI: the tenant bot's handlers parse input, call this facade, render the result, and
+map :class:`~tenant_bot.booking.errors.BookingError` ``.code`` values to localized texts.
+
+Usage (the pool connects as the tenant's role; its default ``search_path`` finds the tables)::
+
+    from tenant_bot.booking import Actor, BookingCore, WorkInterval
+
+    core = BookingCore(pool)                     # clock=... to inject time (tests)
+
+    # owner menu
+    await core.catalogue.update_settings(time_zone="Europe/Moscow", slot_step_minutes=30)
+    cut = await core.catalogue.create_service(name="Haircut", duration_minutes=60, price=1500)
+    ivan = await core.catalogue.create_staff(name="Ivan", service_ids=[cut.id])
+    await core.catalogue.set_working_hours(ivan.id, 0, [WorkInterval.parse("10:00-14:00"),
+                                                        WorkInterval.parse("15:00-19:00")])
+    await core.catalogue.set_date_exception(date(2030, 1, 1))          # day off for everyone
+    await core.catalogue.block_period(start, end, staff_id=ivan.id, reason="dentist")
+
+    # customer flow
+    customer = await core.customers.register(tg_user.id, name="Anna", locale="ru")
+    days = await core.slots.available_days(cut.id, day_from=today, days=14)
+    slots = await core.slots.free_slots(cut.id, day_from=day, staff_id=None)   # None = anyone
+    booking = await core.bookings.book(customer_id=customer.id, service_id=cut.id,
+                                       start=slots[0].start, staff_id=slots[0].staff_id,
+                                       actor=Actor.customer(tg_user.id),
+                                       idempotency_key=f"{update.update_id}")
+    await core.bookings.reschedule(booking.id, new_start=..., actor=Actor.customer(tg_user.id))
+    cancelled = await core.bookings.cancel(booking.id, actor=Actor.customer(tg_user.id))
+    for wish in await core.waitlist.candidates_for(cancelled): ...     # tell them it is free
+
+    # owner actions and background loops
+    await core.bookings.confirm(booking_id, actor=Actor.owner(owner_tg_id))
+    await core.bookings.mark_done(booking_id, actor=Actor.owner(owner_tg_id))   # or mark_no_show
+    for r in await core.reminders.claim_due(worker="bot-1"):
+        ...send...; await core.reminders.mark_sent(r.id, r.claim_token)
+    for d in await core.completion.claim_prompts(): ...ask the owner "came?"...
+    data = await core.reports.export_xlsx(day_from, day_to)
+
+Services (attributes of :class:`BookingCore`):
+
+- ``catalogue`` :class:`~.catalogue.CatalogueService` — settings, services, staff, hours, exceptions,
+  blocked periods.
+- ``customers`` :class:`~.customers.CustomerService` — register/update by Telegram id, E.164 phones.
+- ``slots`` :class:`~.availability.SlotService` — ``free_slots``, ``available_days``.
+- ``bookings`` :class:`~.service.BookingService` — ``book``, ``cancel``, ``reschedule``,
+  ``transition``/``confirm``/``mark_done``/``mark_no_show``, ``get``, ``for_customer``, ``for_day``,
+  ``upcoming``, ``history``, ``purge_idempotency_keys``.
+- ``reminders`` :class:`~.reminders.ReminderService` — ``claim_due``, ``mark_sent``, ``release``,
+  ``expire_stale``.
+- ``completion`` :class:`~.completion.CompletionService` — ``awaiting``, ``claim_prompts``.
+- ``waitlist`` :class:`~.waitlist.WaitlistService` — ``join``, ``leave``, ``for_customer``,
+  ``candidates_for``.
+- ``reports`` :class:`~.reports.ReportService` — ``bookings``, ``summary``, ``export_csv``,
+  ``export_xlsx``.
+
+All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
+in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tenant_bot.booking.availability import SlotService
+from tenant_bot.booking.catalogue import CatalogueService
+from tenant_bot.booking.completion import CompletionService
+from tenant_bot.booking.customers import CustomerService
+from tenant_bot.booking.db import Database
+from tenant_bot.booking.errors import BookingError
+from tenant_bot.booking.models import (
+    Actor,
+    ActorKind,
+    BlockedPeriod,
+    Booking,
+    BookingDetails,
+    BookingStatus,
+    ClaimedReminder,
+    Clock,
+    Customer,
+    DateException,
+    HistoryEntry,
+    ReportSummary,
+    Service,
+    Settings,
+    Slot,
+    Staff,
+    WaitlistEntry,
+    WorkInterval,
+    utc_now,
+)
+from tenant_bot.booking.phones import mask_phone, normalize_phone
+from tenant_bot.booking.reminders import ReminderService
+from tenant_bot.booking.reports import ReportService
+from tenant_bot.booking.service import BookingService
+from tenant_bot.booking.waitlist import WaitlistService
+
+
+class BookingCore:
+    """The facade the tenant bot holds (one per process, built in its entry point from its pool)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
+        db = Database(pool)
+        self.catalogue = CatalogueService(db, clock=clock)
+        self.customers = CustomerService(db, clock=clock)
+        self.slots = SlotService(db, clock=clock)
+        self.bookings = BookingService(db, clock=clock)
+        self.reminders = ReminderService(db, clock=clock)
+        self.completion = CompletionService(db, clock=clock)
+        self.waitlist = WaitlistService(db, clock=clock)
+        self.reports = ReportService(db, clock=clock)
+
+
+__all__ = [
+    "Actor",
+    "ActorKind",
+    "BlockedPeriod",
+    "Booking",
+    "BookingCore",
+    "BookingDetails",
+    "BookingError",
+    "BookingStatus",
+    "ClaimedReminder",
+    "Clock",
+    "Customer",
+    "DateException",
+    "HistoryEntry",
+    "ReportSummary",
+    "Service",
+    "Settings",
+    "Slot",
+    "Staff",
+    "WaitlistEntry",
+    "WorkInterval",
+    "mask_phone",
+    "normalize_phone",
+    "utc_now",
+]

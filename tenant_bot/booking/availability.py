@@ -1,0 +1,173 @@
+"""SlotService: free slots read from the database through the pure engine in :mod:`.slots`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg
+
+from tenant_bot.booking import slots as engine
+from tenant_bot.booking.db import Database
+from tenant_bot.booking.errors import InvalidInput, NotFound
+from tenant_bot.booking.models import Clock, Service, Settings, Slot, WorkInterval, utc_now
+from tenant_bot.booking.repositories import availability as repo
+
+MAX_RANGE_DAYS = 62
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Engine inputs for one service over a range of local days."""
+
+    settings: Settings
+    service: Service
+    rules: engine.Rules
+    spec: engine.ServiceSpec
+    staff: list[engine.StaffAvailability]
+    business_exceptions: dict[date, list[WorkInterval]]
+    load: dict[tuple[int, date], int]
+
+
+def rules_of(settings: Settings) -> engine.Rules:
+    """The engine's view of the settings."""
+    return engine.Rules(
+        zone=settings.zone,
+        step_minutes=settings.slot_step_minutes,
+        buffer_before_minutes=settings.buffer_before_minutes,
+        buffer_after_minutes=settings.buffer_after_minutes,
+        min_notice_minutes=settings.min_notice_minutes,
+        horizon_days=settings.horizon_days,
+    )
+
+
+async def load_context(
+    conn: asyncpg.Connection,
+    *,
+    service_id: int,
+    staff_id: int | None,
+    day_from: date,
+    day_to: date,
+    exclude_booking_id: int | None = None,
+) -> Context:
+    """Read everything the engine needs in one round trip; raises NotFound for a missing service."""
+    # Local days map to UTC within +-14 h; the margin also covers buffers (at most 12 h each).
+    range_start = datetime.combine(day_from, time(), UTC) - timedelta(days=2)
+    range_end = datetime.combine(day_to, time(), UTC) + timedelta(days=3)
+    snap = await repo.load_snapshot(
+        conn,
+        service_id=service_id,
+        staff_id=staff_id,
+        day_from=day_from,
+        day_to=day_to,
+        range_start=range_start,
+        range_end=range_end,
+        exclude_booking_id=exclude_booking_id,
+    )
+    if snap.service is None:
+        raise NotFound("no such service", entity="service", id=service_id)
+    zone = snap.settings.zone
+    weekly: dict[int, dict[int, list[WorkInterval]]] = defaultdict(lambda: defaultdict(list))
+    for sid, weekday, start, end in snap.hours:
+        weekly[sid][weekday].append(WorkInterval(start, end))
+    own_exceptions: dict[int, dict[date, list[WorkInterval]]] = defaultdict(dict)
+    business: dict[date, list[WorkInterval]] = {}
+    for sid, day, start, end in snap.exceptions:
+        target = business if sid is None else own_exceptions[sid]
+        intervals = target.setdefault(day, [])
+        if start is not None:
+            intervals.append(WorkInterval(start, end))
+    blocks: dict[int | None, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for sid, start, end in snap.blocks:
+        blocks[sid].append((start, end))
+    busy: dict[int, list[engine.Busy]] = defaultdict(list)
+    load: dict[tuple[int, date], int] = defaultdict(int)
+    for sid, occ_start, occ_end, booked_service, starts_at in snap.busy:
+        busy[sid].append(engine.Busy(occ_start, occ_end, (booked_service, starts_at)))
+        load[(sid, starts_at.astimezone(zone).date())] += 1
+    staff = [
+        engine.StaffAvailability(
+            staff_id=sid,
+            weekly={d: sorted(v) for d, v in weekly[sid].items()},
+            exceptions={d: sorted(v) for d, v in own_exceptions[sid].items()},
+            blocks=blocks[sid] + blocks[None],
+            busy=busy[sid],
+        )
+        for sid in snap.staff_ids
+    ]
+    service = snap.service
+    return Context(
+        settings=snap.settings,
+        service=service,
+        rules=rules_of(snap.settings),
+        spec=engine.ServiceSpec(service.id, service.duration_minutes, service.capacity),
+        staff=staff,
+        business_exceptions={d: sorted(v) for d, v in business.items()},
+        load=dict(load),
+    )
+
+
+def _days(day_from: date, day_to: date) -> list[date]:
+    if day_to < day_from:
+        raise InvalidInput("day_to", "must not be before day_from")
+    if (day_to - day_from).days >= MAX_RANGE_DAYS:
+        raise InvalidInput("day_to", f"the range is limited to {MAX_RANGE_DAYS} days")
+    return [day_from + timedelta(days=i) for i in range((day_to - day_from).days + 1)]
+
+
+class SlotService:
+    """Free slots for customers: ``free_slots`` for a day range, ``available_days`` for a calendar."""
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def free_slots(
+        self,
+        service_id: int,
+        *,
+        day_from: date,
+        day_to: date | None = None,
+        staff_id: int | None = None,
+    ) -> list[Slot]:
+        """Bookable slots of ``service_id`` on local days ``day_from..day_to`` (inclusive).
+
+        ``staff_id`` None means "anyone": each start once, given to the least-booked staff member.
+        Inactive services have no slots.
+        """
+        _, slots = await self._compute(service_id, day_from, day_to or day_from, staff_id)
+        return slots
+
+    async def available_days(
+        self,
+        service_id: int,
+        *,
+        day_from: date,
+        days: int = 14,
+        staff_id: int | None = None,
+    ) -> list[date]:
+        """The local days among ``days`` from ``day_from`` that have at least one free slot."""
+        day_to = day_from + timedelta(days=max(days, 1) - 1)
+        ctx, slots = await self._compute(service_id, day_from, day_to, staff_id)
+        return sorted({slot.start.astimezone(ctx.rules.zone).date() for slot in slots})
+
+    async def _compute(
+        self, service_id: int, day_from: date, day_to: date, staff_id: int | None
+    ) -> tuple[Context, list[Slot]]:
+        days = _days(day_from, day_to)
+        async with self._db.connection() as conn:
+            ctx = await load_context(
+                conn, service_id=service_id, staff_id=staff_id, day_from=day_from, day_to=day_to
+            )
+        if not ctx.service.active:
+            return ctx, []
+        return ctx, engine.free_slots(
+            ctx.staff,
+            rules=ctx.rules,
+            service=ctx.spec,
+            business_exceptions=ctx.business_exceptions,
+            days=days,
+            now=self._clock(),
+            load=ctx.load,
+        )

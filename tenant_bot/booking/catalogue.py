@@ -1,0 +1,281 @@
+"""CatalogueService: what the owner menu edits — settings, services, staff, hours, days off, blocks."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tenant_bot.booking.db import Database
+from tenant_bot.booking.errors import InvalidInput, InvalidTimeZone, NotFound
+from tenant_bot.booking.models import (
+    BlockedPeriod,
+    Clock,
+    DateException,
+    Service,
+    Settings,
+    Staff,
+    WorkInterval,
+    utc_now,
+)
+from tenant_bot.booking.phones import normalize_phone
+from tenant_bot.booking.repositories import availability as hours_repo
+from tenant_bot.booking.repositories import catalogue as repo
+
+
+def _check_intervals(intervals: Sequence[WorkInterval]) -> list[WorkInterval]:
+    ordered = sorted(intervals)
+    for earlier, later in itertools.pairwise(ordered):
+        if later.start_minute < earlier.end_minute:
+            raise InvalidInput("intervals", f"{earlier} and {later} overlap")
+    return ordered
+
+
+def _validate_settings(changes: dict[str, Any]) -> dict[str, Any]:
+    if "time_zone" in changes:
+        try:
+            ZoneInfo(changes["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidTimeZone(
+                "time_zone", f"{changes['time_zone']!r} is unknown; use e.g. Europe/Moscow"
+            ) from exc
+    if changes.get("phone"):
+        changes["phone"] = normalize_phone(changes["phone"])
+    if "reminder_offsets_minutes" in changes:
+        offsets = sorted(set(changes["reminder_offsets_minutes"]), reverse=True)
+        if len(offsets) > 5 or any(o <= 0 or o > 43200 for o in offsets):
+            raise InvalidInput(
+                "reminder_offsets_minutes", "give up to 5 offsets between 1 and 43200 minutes"
+            )
+        changes["reminder_offsets_minutes"] = offsets
+    return changes
+
+
+def _validate_service(values: dict[str, Any]) -> dict[str, Any]:
+    if "price" in values:
+        try:
+            values["price"] = Decimal(str(values["price"]))
+        except InvalidOperation as exc:
+            raise InvalidInput("price", "must be a number like 1500 or 1500.50") from exc
+    if "name" in values and not 1 <= len(values["name"].strip()) <= 100:
+        raise InvalidInput("name", "must be 1-100 characters")
+    return values
+
+
+class CatalogueService:
+    """Owner-side edits; every bad value is refused with an :class:`InvalidInput` naming the field."""
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def get_settings(self) -> Settings:
+        """The business profile and booking rules."""
+        async with self._db.connection() as conn:
+            return await repo.get_settings(conn)
+
+    async def update_settings(self, **changes: Any) -> Settings:
+        """Change any :class:`Settings` field by name (e.g. ``time_zone="Europe/Berlin"``)."""
+        unknown = set(changes) - repo.SETTINGS_COLUMNS
+        if unknown:
+            raise InvalidInput(sorted(unknown)[0], "is not a setting")
+        if not changes:
+            return await self.get_settings()
+        async with self._db.transaction() as conn:
+            return await repo.update_settings(conn, _validate_settings(changes), self._clock())
+
+    async def create_service(
+        self,
+        *,
+        name: str,
+        duration_minutes: int,
+        price: Decimal | int | str = 0,
+        currency: str = "RUB",
+        capacity: int = 1,
+        description: str = "",
+        sort_order: int = 0,
+    ) -> Service:
+        """Add a service; ``capacity`` > 1 sells that many seats per session."""
+        values = _validate_service(
+            {
+                "name": name,
+                "duration_minutes": duration_minutes,
+                "price": price,
+                "currency": currency,
+                "capacity": capacity,
+                "description": description,
+                "sort_order": sort_order,
+            }
+        )
+        async with self._db.transaction() as conn:
+            return await repo.insert_service(conn, values)
+
+    async def update_service(self, service_id: int, **changes: Any) -> Service:
+        """Change fields of a service (``active=False`` hides it from customers)."""
+        unknown = set(changes) - repo.SERVICE_COLUMNS
+        if unknown:
+            raise InvalidInput(sorted(unknown)[0], "is not a service field")
+        async with self._db.transaction() as conn:
+            if not changes:
+                found = await repo.get_service(conn, service_id)
+            else:
+                found = await repo.update_service(
+                    conn, service_id, _validate_service(changes), self._clock()
+                )
+        if found is None:
+            raise NotFound("no such service", entity="service", id=service_id)
+        return found
+
+    async def get_service(self, service_id: int) -> Service:
+        async with self._db.connection() as conn:
+            found = await repo.get_service(conn, service_id)
+        if found is None:
+            raise NotFound("no such service", entity="service", id=service_id)
+        return found
+
+    async def list_services(self, *, active_only: bool = True) -> list[Service]:
+        async with self._db.connection() as conn:
+            return await repo.list_services(conn, active_only=active_only)
+
+    async def create_staff(
+        self,
+        *,
+        name: str,
+        service_ids: Sequence[int] = (),
+        description: str = "",
+        telegram_user_id: int | None = None,
+        sort_order: int = 0,
+    ) -> Staff:
+        """Add a staff member (or resource) providing ``service_ids``."""
+        if not 1 <= len(name.strip()) <= 100:
+            raise InvalidInput("name", "must be 1-100 characters")
+        values = {
+            "name": name,
+            "description": description,
+            "telegram_user_id": telegram_user_id,
+            "sort_order": sort_order,
+        }
+        async with self._db.transaction() as conn:
+            staff_id = await repo.insert_staff(conn, values)
+            await repo.replace_staff_services(conn, staff_id, service_ids)
+            found = await repo.get_staff(conn, staff_id)
+        assert found is not None
+        return found
+
+    async def update_staff(self, staff_id: int, **changes: Any) -> Staff:
+        """Change fields of a staff member (``active=False`` stops new bookings with them)."""
+        unknown = set(changes) - repo.STAFF_COLUMNS
+        if unknown:
+            raise InvalidInput(sorted(unknown)[0], "is not a staff field")
+        async with self._db.transaction() as conn:
+            if changes and not await repo.update_staff(conn, staff_id, changes, self._clock()):
+                raise NotFound("no such staff member", entity="staff", id=staff_id)
+            found = await repo.get_staff(conn, staff_id)
+        if found is None:
+            raise NotFound("no such staff member", entity="staff", id=staff_id)
+        return found
+
+    async def set_staff_services(self, staff_id: int, service_ids: Sequence[int]) -> Staff:
+        """Replace the services a staff member provides."""
+        async with self._db.transaction() as conn:
+            if not await repo.lock_staff(conn, staff_id):
+                raise NotFound("no such staff member", entity="staff", id=staff_id)
+            await repo.replace_staff_services(conn, staff_id, service_ids)
+            found = await repo.get_staff(conn, staff_id)
+        assert found is not None
+        return found
+
+    async def get_staff(self, staff_id: int) -> Staff:
+        async with self._db.connection() as conn:
+            found = await repo.get_staff(conn, staff_id)
+        if found is None:
+            raise NotFound("no such staff member", entity="staff", id=staff_id)
+        return found
+
+    async def list_staff(
+        self, *, service_id: int | None = None, active_only: bool = True
+    ) -> list[Staff]:
+        """Staff, optionally only those providing ``service_id``."""
+        async with self._db.connection() as conn:
+            return await repo.list_staff(conn, service_id=service_id, active_only=active_only)
+
+    async def set_working_hours(
+        self, staff_id: int, weekday: int, intervals: Sequence[WorkInterval]
+    ) -> None:
+        """Replace one weekday's hours (0 = Monday); several intervals make breaks, none a day off."""
+        if not 0 <= weekday <= 6:
+            raise InvalidInput("weekday", "must be 0 (Monday) to 6 (Sunday)")
+        ordered = _check_intervals(intervals)
+        async with self._db.transaction() as conn:
+            if not await repo.lock_staff(conn, staff_id):
+                raise NotFound("no such staff member", entity="staff", id=staff_id)
+            await hours_repo.replace_day_hours(conn, staff_id, weekday, ordered)
+
+    async def get_working_hours(self, staff_id: int) -> dict[int, list[WorkInterval]]:
+        """Weekday (0 = Monday) -> intervals; missing weekdays are days off."""
+        async with self._db.connection() as conn:
+            return await hours_repo.get_weekly_hours(conn, staff_id)
+
+    async def set_date_exception(
+        self,
+        day: date,
+        intervals: Sequence[WorkInterval] = (),
+        *,
+        staff_id: int | None = None,
+        note: str = "",
+    ) -> DateException:
+        """Replace the hours of one date: no intervals = a day off; ``staff_id`` None = everyone."""
+        ordered = _check_intervals(intervals)
+        async with self._db.transaction() as conn:
+            if staff_id is not None and not await repo.lock_staff(conn, staff_id):
+                raise NotFound("no such staff member", entity="staff", id=staff_id)
+            await hours_repo.replace_exception(
+                conn, staff_id=staff_id, day=day, intervals=ordered, note=note
+            )
+        return DateException(staff_id, day, tuple(ordered), note)
+
+    async def clear_date_exception(self, day: date, *, staff_id: int | None = None) -> bool:
+        """Go back to weekly hours on ``day``; False if there was no exception."""
+        async with self._db.transaction() as conn:
+            return await hours_repo.clear_exception(conn, staff_id=staff_id, day=day) > 0
+
+    async def list_date_exceptions(self, day_from: date, day_to: date) -> list[DateException]:
+        async with self._db.connection() as conn:
+            return await hours_repo.list_exceptions(conn, day_from, day_to)
+
+    async def block_period(
+        self,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        staff_id: int | None = None,
+        reason: str = "",
+    ) -> BlockedPeriod:
+        """Close a period to new bookings (existing bookings stay; the owner cancels them if needed)."""
+        if starts_at.tzinfo is None or ends_at.tzinfo is None:
+            raise InvalidInput("starts_at", "must be time zone aware")
+        if ends_at <= starts_at:
+            raise InvalidInput("ends_at", "must be after starts_at")
+        async with self._db.transaction() as conn:
+            return await hours_repo.insert_block(
+                conn,
+                staff_id=staff_id,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                reason=reason,
+                now=self._clock(),
+            )
+
+    async def unblock_period(self, block_id: int) -> None:
+        async with self._db.transaction() as conn:
+            if not await hours_repo.delete_block(conn, block_id):
+                raise NotFound("no such blocked period", entity="blocked_period", id=block_id)
+
+    async def list_blocked_periods(
+        self, starts_at: datetime, ends_at: datetime
+    ) -> list[BlockedPeriod]:
+        async with self._db.connection() as conn:
+            return await hours_repo.list_blocks(conn, starts_at, ends_at)

@@ -1,0 +1,313 @@
+"""The booking core's values: immutable dataclasses the services return and the bot renders.
+
+Times are aware ``datetime`` objects in UTC (``timestamptz``); local wall times exist only where the
+tenant's time zone is applied (working hours as minutes of the local day, dates of exceptions).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from tenant_bot.booking.errors import InvalidInput
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware datetime; injected so tests and the bot control time."""
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+class BookingStatus(StrEnum):
+    """Where a booking is in its life: pending -> confirmed -> done | no_show; cancelled from both."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        """Active bookings hold their time and count towards the customer's limit."""
+        return self in (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+
+
+ALLOWED_TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
+    BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
+    BookingStatus.CONFIRMED: frozenset(
+        {BookingStatus.DONE, BookingStatus.NO_SHOW, BookingStatus.CANCELLED}
+    ),
+    BookingStatus.DONE: frozenset(),
+    BookingStatus.NO_SHOW: frozenset(),
+    BookingStatus.CANCELLED: frozenset(),
+}
+
+
+class ActorKind(StrEnum):
+    """Who changed a booking."""
+
+    CUSTOMER = "customer"
+    OWNER = "owner"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: customers obey every rule, the owner skips notice/horizon/limit/grid rules."""
+
+    kind: ActorKind
+    telegram_user_id: int | None = None
+
+    @classmethod
+    def customer(cls, telegram_user_id: int) -> Actor:
+        return cls(ActorKind.CUSTOMER, telegram_user_id)
+
+    @classmethod
+    def owner(cls, telegram_user_id: int | None = None) -> Actor:
+        return cls(ActorKind.OWNER, telegram_user_id)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(ActorKind.SYSTEM)
+
+    @property
+    def is_customer(self) -> bool:
+        return self.kind is ActorKind.CUSTOMER
+
+
+_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WorkInterval:
+    """Local wall-time interval ``[start_minute, end_minute)`` of a day; 1440 is midnight at the end."""
+
+    start_minute: int
+    end_minute: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start_minute < self.end_minute <= 1440):
+            raise InvalidInput(
+                "interval", "must be within 00:00-24:00 and start before it ends, e.g. 09:00-13:00"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> WorkInterval:
+        """Parse ``"09:00-18:00"`` (``24:00`` allowed as an end)."""
+        match = _HHMM.match(text)
+        if not match:
+            raise InvalidInput("interval", f"{text!r} is not like 09:00-18:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if m1 > 59 or m2 > 59 or h1 > 23 or h2 > 24 or (h2 == 24 and m2):
+            raise InvalidInput("interval", f"{text!r} has an impossible time")
+        return cls(h1 * 60 + m1, h2 * 60 + m2)
+
+    @classmethod
+    def of(cls, start: time, end: time) -> WorkInterval:
+        """From two ``time`` values; an ``end`` of 00:00 means midnight at the end of the day."""
+        end_minute = end.hour * 60 + end.minute or 1440
+        return cls(start.hour * 60 + start.minute, end_minute)
+
+    def __str__(self) -> str:
+        return f"{_hhmm(self.start_minute)}-{_hhmm(self.end_minute)}"
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The tenant's business profile and booking rules (one row)."""
+
+    business_name: str
+    description: str
+    address: str
+    phone: str
+    map_url: str
+    welcome_text: str
+    time_zone: str
+    default_locale: str
+    currency: str
+    slot_step_minutes: int
+    buffer_before_minutes: int
+    buffer_after_minutes: int
+    min_notice_minutes: int
+    horizon_days: int
+    max_active_per_customer: int
+    cancel_notice_minutes: int
+    reschedule_notice_minutes: int
+    confirmation_required: bool
+    reminder_offsets_minutes: tuple[int, ...]
+    updated_at: datetime
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """Something customers book; ``capacity`` seats per session (1 = an individual appointment)."""
+
+    id: int
+    name: str
+    description: str
+    duration_minutes: int
+    price: Decimal
+    currency: str
+    capacity: int
+    active: bool
+    sort_order: int
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A person or resource bookings occupy; ``service_ids`` are the services they provide."""
+
+    id: int
+    name: str
+    description: str
+    telegram_user_id: int | None
+    active: bool
+    sort_order: int
+    service_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DateException:
+    """Hours replacing the weekly ones on ``day``; no intervals means a day off."""
+
+    staff_id: int | None
+    day: date
+    intervals: tuple[WorkInterval, ...]
+    note: str = ""
+
+    @property
+    def day_off(self) -> bool:
+        return not self.intervals
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedPeriod:
+    """A period the owner closed; ``staff_id`` None closes the whole business."""
+
+    id: int
+    staff_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A Telegram user who books; ``phone`` is E.164 or None."""
+
+    id: int
+    telegram_user_id: int
+    name: str
+    phone: str | None
+    locale: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """One booking (for capacity > 1 services: one seat of a session)."""
+
+    id: int
+    customer_id: int
+    service_id: int
+    staff_id: int
+    starts_at: datetime
+    ends_at: datetime
+    seat: int
+    status: BookingStatus
+    price: Decimal
+    currency: str
+    comment: str
+    cancel_reason: str | None
+    cancelled_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookingDetails:
+    """A booking with the names the bot shows and reports export."""
+
+    booking: Booking
+    service_name: str
+    staff_name: str
+    customer_name: str
+    customer_phone: str | None
+    customer_telegram_id: int
+    customer_locale: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One recorded change of a booking."""
+
+    at: datetime
+    actor: ActorKind
+    actor_id: int | None
+    from_status: BookingStatus | None
+    to_status: BookingStatus
+    from_starts_at: datetime | None
+    to_starts_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A bookable start: ``staff_id`` is who gets it (chosen fairly when asked for "anyone")."""
+
+    start: datetime
+    end: datetime
+    staff_id: int
+    seats_left: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedReminder:
+    """A reminder claimed for sending; ``claim_token`` proves the claim to :meth:`mark_sent`."""
+
+    id: int
+    offset_minutes: int
+    due_at: datetime
+    claim_token: str
+    details: BookingDetails
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistEntry:
+    """A customer's wish for a service on a local day (``staff_id`` None: anyone)."""
+
+    id: int
+    customer_id: int
+    service_id: int
+    staff_id: int | None
+    day: date
+    status: str
+    created_at: datetime
+    customer_telegram_id: int = 0
+    customer_locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """Counts of bookings in a range by status, service and staff."""
+
+    total: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_service: dict[str, int] = field(default_factory=dict)
+    by_staff: dict[str, int] = field(default_factory=dict)
+    revenue: Decimal = Decimal(0)

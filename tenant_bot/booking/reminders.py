@@ -1,0 +1,72 @@
+"""ReminderService: reminders created with bookings, sent at least once and normally exactly once.
+
+Reminder rows are written with the booking (one per configured offset still ahead), re-armed when it is
+rescheduled and cancelled with it. Senders — any number of bot processes — loop::
+
+    for reminder in await core.reminders.claim_due(worker="bot-1"):
+        await send(reminder)                       # the Telegram message
+        await core.reminders.mark_sent(reminder.id, reminder.claim_token)
+
+A claim is a lease: a sender that dies after claiming leaves the reminder to be claimed again once the
+lease expires, so none is lost. A sender that outlives its lease (a very slow send) may race a second
+sender; :meth:`mark_sent` then returns False for the late one. Keep the lease well above send time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from tenant_bot.booking.db import Database
+from tenant_bot.booking.errors import InvalidInput
+from tenant_bot.booking.models import ClaimedReminder, Clock, utc_now
+from tenant_bot.booking.repositories import reminders as repo
+
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+class ReminderService:
+    """Claims due reminders for sending and settles them."""
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def claim_due(
+        self, *, worker: str = "", limit: int = 50, lease: timedelta = DEFAULT_LEASE
+    ) -> list[ClaimedReminder]:
+        """Claim up to ``limit`` reminders that are due; each carries the booking's details."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("limit", "must be 1-1000")
+        if lease <= timedelta(0):
+            raise InvalidInput("lease", "must be positive")
+        now = self._clock()
+        # The token is unique per claim, so a sender whose lease was taken over cannot settle it.
+        token = f"{worker[:40]}:{secrets.token_hex(8)}"
+        async with self._db.transaction() as conn:
+            claimed = await repo.claim_due(
+                conn, now=now, lease_until=now + lease, token=token, limit=limit
+            )
+        return [
+            ClaimedReminder(
+                id=rid, offset_minutes=offset, due_at=due, claim_token=token, details=details
+            )
+            for rid, offset, due, details in claimed
+        ]
+
+    async def mark_sent(self, reminder_id: int, claim_token: str) -> bool:
+        """Record the reminder as sent; False if the claim was lost (lease expired and re-claimed)."""
+        async with self._db.connection() as conn:
+            return await repo.mark_sent(
+                conn, reminder_id=reminder_id, token=claim_token, now=self._clock()
+            )
+
+    async def release(self, reminder_id: int, claim_token: str) -> bool:
+        """Give a claimed reminder back at once (sending failed; another attempt may retry it)."""
+        async with self._db.connection() as conn:
+            return await repo.release(conn, reminder_id=reminder_id, token=claim_token)
+
+    async def expire_stale(self) -> int:
+        """Cancel reminders that can no longer be useful (booking started or not active)."""
+        async with self._db.connection() as conn:
+            return await repo.expire_stale(conn, now=self._clock())

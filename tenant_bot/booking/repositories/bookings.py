@@ -1,0 +1,349 @@
+"""SQL for bookings, their history, their reminders' rescheduling and idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import asyncpg
+
+from tenant_bot.booking.models import (
+    ActorKind,
+    Booking,
+    BookingDetails,
+    BookingStatus,
+    HistoryEntry,
+)
+
+ACTIVE = ("pending", "confirmed")
+
+DETAILS_SELECT = """
+    SELECT b.*, sv.name AS service_name, st.name AS staff_name, c.name AS customer_name,
+           c.phone AS customer_phone, c.telegram_user_id AS customer_telegram_id,
+           c.locale AS customer_locale
+    FROM bookings b
+    JOIN services sv ON sv.id = b.service_id
+    JOIN staff st ON st.id = b.staff_id
+    JOIN customers c ON c.id = b.customer_id
+"""
+
+
+def booking_from_row(row: asyncpg.Record) -> Booking:
+    return Booking(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        service_id=row["service_id"],
+        staff_id=row["staff_id"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        seat=row["seat"],
+        status=BookingStatus(row["status"]),
+        price=row["price"],
+        currency=row["currency"].strip(),
+        comment=row["comment"],
+        cancel_reason=row["cancel_reason"],
+        cancelled_by=row["cancelled_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def details_from_row(row: asyncpg.Record) -> BookingDetails:
+    return BookingDetails(
+        booking=booking_from_row(row),
+        service_name=row["service_name"],
+        staff_name=row["staff_name"],
+        customer_name=row["customer_name"],
+        customer_phone=row["customer_phone"],
+        customer_telegram_id=row["customer_telegram_id"],
+        customer_locale=row["customer_locale"],
+    )
+
+
+async def insert_booking(
+    conn: asyncpg.Connection,
+    *,
+    customer_id: int,
+    service_id: int,
+    staff_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    occupied: tuple[datetime, datetime],
+    seat: int,
+    status: BookingStatus,
+    comment: str,
+    now: datetime,
+    limit: int | None,
+    actor: ActorKind,
+    actor_id: int | None,
+    reminder_offsets: Sequence[int],
+    idempotency_key: str | None,
+    local_day: date,
+) -> Booking | None:
+    """Insert the booking with its history row, reminders and idempotency key in one statement.
+
+    Returns None when ``limit`` active bookings of the customer already exist; the count runs in this
+    statement's snapshot, so the caller must hold the customer's row lock (taken by an earlier
+    statement) for it to be exact. Overlaps raise asyncpg's exclusion violation.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH new AS (
+            INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at, occupied,
+                                  seat, status, price, currency, comment, created_at, updated_at)
+            SELECT $1, $2, $3, $4, $5, tstzrange($6, $7), $8, $9, sv.price, sv.currency, $10,
+                   $11, $11
+            FROM services sv
+            WHERE sv.id = $2
+              AND ($12::int IS NULL OR (
+                  SELECT count(*) FROM bookings x
+                  WHERE x.customer_id = $1 AND x.status IN ('pending', 'confirmed')
+                    AND x.ends_at > $11) < $12)
+            RETURNING *
+        ), history AS (
+            INSERT INTO booking_history (booking_id, at, actor, actor_id, to_status, to_starts_at)
+            SELECT id, $11, $13, $14, status, starts_at FROM new
+        ), reminder AS (
+            INSERT INTO reminders (booking_id, offset_minutes, due_at)
+            SELECT new.id, o, new.starts_at - make_interval(mins => o)
+            FROM new, unnest($15::int[]) AS o
+            WHERE new.starts_at - make_interval(mins => o) > $11
+        ), idempotency AS (
+            INSERT INTO idempotency_keys (customer_id, key, booking_id, created_at)
+            SELECT $1, $16, new.id, $11 FROM new WHERE $16::text IS NOT NULL
+        ), wish AS (
+            UPDATE waitlist SET status = 'booked', updated_at = $11
+            WHERE customer_id = $1 AND service_id = $2 AND day = $17 AND status = 'waiting'
+              AND EXISTS (SELECT 1 FROM new)
+        )
+        SELECT * FROM new
+        """,
+        customer_id,
+        service_id,
+        staff_id,
+        starts_at,
+        ends_at,
+        occupied[0],
+        occupied[1],
+        seat,
+        status.value,
+        comment,
+        now,
+        limit,
+        actor.value,
+        actor_id,
+        list(reminder_offsets),
+        idempotency_key,
+        local_day,
+    )
+    return booking_from_row(row) if row else None
+
+
+async def taken_seats(
+    conn: asyncpg.Connection, *, staff_id: int, service_id: int, starts_at: datetime
+) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT seat FROM bookings WHERE staff_id = $1"
+        " AND session_key = booking_session_key($2, $3) AND status IN ('pending', 'confirmed')",
+        staff_id,
+        service_id,
+        starts_at,
+    )
+    return {r["seat"] for r in rows}
+
+
+async def find_by_idempotency_key(
+    conn: asyncpg.Connection, customer_id: int, key: str
+) -> Booking | None:
+    row = await conn.fetchrow(
+        "SELECT b.* FROM idempotency_keys k JOIN bookings b ON b.id = k.booking_id"
+        " WHERE k.customer_id = $1 AND k.key = $2",
+        customer_id,
+        key,
+    )
+    return booking_from_row(row) if row else None
+
+
+async def purge_idempotency_keys(conn: asyncpg.Connection, before: datetime) -> int:
+    status = await conn.execute("DELETE FROM idempotency_keys WHERE created_at < $1", before)
+    return int(status.split()[-1])
+
+
+async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> tuple[Booking, int] | None:
+    """Row-lock a booking; returns it with its customer's Telegram id (for ownership checks)."""
+    row = await conn.fetchrow(
+        "SELECT b.*, c.telegram_user_id AS customer_telegram_id FROM bookings b"
+        " JOIN customers c ON c.id = b.customer_id WHERE b.id = $1 FOR UPDATE OF b",
+        booking_id,
+    )
+    return (booking_from_row(row), row["customer_telegram_id"]) if row else None
+
+
+async def get_details(conn: asyncpg.Connection, booking_id: int) -> BookingDetails | None:
+    row = await conn.fetchrow(DETAILS_SELECT + " WHERE b.id = $1", booking_id)
+    return details_from_row(row) if row else None
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    booking: Booking,
+    *,
+    to: BookingStatus,
+    now: datetime,
+    actor: ActorKind,
+    actor_id: int | None,
+    reason: str | None,
+) -> Booking:
+    """Change the status, record it, and cancel unsent reminders when the booking stops being active."""
+    row = await conn.fetchrow(
+        """
+        WITH changed AS (
+            UPDATE bookings SET status = $2, updated_at = $3,
+                cancel_reason = CASE WHEN $2 = 'cancelled' THEN $6 ELSE cancel_reason END,
+                cancelled_by = CASE WHEN $2 = 'cancelled' THEN $4 ELSE cancelled_by END
+            WHERE id = $1 RETURNING *
+        ), history AS (
+            INSERT INTO booking_history (booking_id, at, actor, actor_id, from_status, to_status,
+                                         reason)
+            SELECT id, $3, $4, $5, $7, status, $6 FROM changed
+        ), reminder AS (
+            UPDATE reminders SET status = 'cancelled'
+            WHERE booking_id = $1 AND status = 'pending' AND $2 NOT IN ('pending', 'confirmed')
+        )
+        SELECT * FROM changed
+        """,
+        booking.id,
+        to.value,
+        now,
+        actor.value,
+        actor_id,
+        reason,
+        booking.status.value,
+    )
+    return booking_from_row(row)
+
+
+async def move_booking(
+    conn: asyncpg.Connection,
+    booking: Booking,
+    *,
+    staff_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    occupied: tuple[datetime, datetime],
+    seat: int,
+    now: datetime,
+    actor: ActorKind,
+    actor_id: int | None,
+    reminder_offsets: Sequence[int],
+) -> Booking:
+    """Move the booking (one row update, so the old time is freed as the new one is taken)."""
+    row = await conn.fetchrow(
+        """
+        WITH moved AS (
+            UPDATE bookings SET staff_id = $2, starts_at = $3, ends_at = $4,
+                occupied = tstzrange($5, $6), seat = $7, updated_at = $8
+            WHERE id = $1 RETURNING *
+        ), history AS (
+            INSERT INTO booking_history (booking_id, at, actor, actor_id, from_status, to_status,
+                                         from_starts_at, to_starts_at)
+            SELECT id, $8, $9, $10, status, status, $11, starts_at FROM moved
+        )
+        SELECT * FROM moved
+        """,
+        booking.id,
+        staff_id,
+        starts_at,
+        ends_at,
+        occupied[0],
+        occupied[1],
+        seat,
+        now,
+        actor.value,
+        actor_id,
+        booking.starts_at,
+    )
+    # Reminders follow the booking: unsent ones are dropped, every offset still ahead is (re-)armed.
+    await conn.execute(
+        "UPDATE reminders SET status = 'cancelled', claim_token = NULL, claimed_until = NULL"
+        " WHERE booking_id = $1 AND status = 'pending'",
+        booking.id,
+    )
+    await conn.execute(
+        """
+        INSERT INTO reminders (booking_id, offset_minutes, due_at)
+        SELECT $1, o, $2 - make_interval(mins => o) FROM unnest($3::int[]) AS o
+        WHERE $2 - make_interval(mins => o) > $4
+        ON CONFLICT (booking_id, offset_minutes) DO UPDATE SET
+            due_at = EXCLUDED.due_at, status = 'pending', claim_token = NULL,
+            claimed_until = NULL, sent_at = NULL, attempts = 0
+        """,
+        booking.id,
+        starts_at,
+        list(reminder_offsets),
+        now,
+    )
+    return booking_from_row(row)
+
+
+async def history(conn: asyncpg.Connection, booking_id: int) -> list[HistoryEntry]:
+    rows = await conn.fetch(
+        "SELECT * FROM booking_history WHERE booking_id = $1 ORDER BY id", booking_id
+    )
+    return [
+        HistoryEntry(
+            at=r["at"],
+            actor=ActorKind(r["actor"]),
+            actor_id=r["actor_id"],
+            from_status=BookingStatus(r["from_status"]) if r["from_status"] else None,
+            to_status=BookingStatus(r["to_status"]),
+            from_starts_at=r["from_starts_at"],
+            to_starts_at=r["to_starts_at"],
+            reason=r["reason"],
+        )
+        for r in rows
+    ]
+
+
+async def list_details(
+    conn: asyncpg.Connection,
+    *,
+    customer_id: int | None = None,
+    staff_id: int | None = None,
+    service_id: int | None = None,
+    status: str | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    active_only: bool = False,
+    ends_after: datetime | None = None,
+    ends_before: datetime | None = None,
+    limit: int = 1000,
+) -> list[BookingDetails]:
+    """Bookings with names, filtered; every filter is optional."""
+    rows = await conn.fetch(
+        DETAILS_SELECT
+        + """
+        WHERE ($1::bigint IS NULL OR b.customer_id = $1)
+          AND ($2::bigint IS NULL OR b.staff_id = $2)
+          AND ($3::bigint IS NULL OR b.service_id = $3)
+          AND ($4::text IS NULL OR b.status = $4)
+          AND ($5::timestamptz IS NULL OR b.starts_at >= $5)
+          AND ($6::timestamptz IS NULL OR b.starts_at < $6)
+          AND (NOT $7 OR b.status IN ('pending', 'confirmed'))
+          AND ($8::timestamptz IS NULL OR b.ends_at > $8)
+          AND ($10::timestamptz IS NULL OR b.ends_at <= $10)
+        ORDER BY b.starts_at, b.staff_id, b.seat, b.id
+        LIMIT $9
+        """,
+        customer_id,
+        staff_id,
+        service_id,
+        status,
+        starts_from,
+        starts_before,
+        active_only,
+        ends_after,
+        limit,
+        ends_before,
+    )
+    return [details_from_row(r) for r in rows]

@@ -1,0 +1,128 @@
+"""SQL for claiming and settling reminders and completion prompts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from tenant_bot.booking.models import BookingDetails
+from tenant_bot.booking.repositories.bookings import details_from_row
+
+
+async def claim_due(
+    conn: asyncpg.Connection, *, now: datetime, lease_until: datetime, token: str, limit: int
+) -> list[tuple[int, int, datetime, BookingDetails]]:
+    """Claim up to ``limit`` due reminders of active, not yet started bookings.
+
+    SKIP LOCKED lets concurrent claimers pass each other's rows; the lease (``claimed_until``) makes a
+    reminder claimable again if its claimer dies before :func:`mark_sent`.
+    """
+    rows = await conn.fetch(
+        """
+        WITH picked AS (
+            SELECT r.id FROM reminders r JOIN bookings b ON b.id = r.booking_id
+            WHERE r.status = 'pending' AND r.due_at <= $1
+              AND (r.claimed_until IS NULL OR r.claimed_until < $1)
+              AND b.status IN ('pending', 'confirmed') AND b.starts_at > $1
+            ORDER BY r.due_at, r.id
+            LIMIT $4
+            FOR UPDATE OF r SKIP LOCKED
+        ), claimed AS (
+            UPDATE reminders r SET claim_token = $3, claimed_until = $2, attempts = attempts + 1
+            FROM picked WHERE r.id = picked.id
+            RETURNING r.id AS reminder_id, r.booking_id, r.offset_minutes, r.due_at
+        )
+        SELECT claimed.reminder_id, claimed.offset_minutes, claimed.due_at, d.*
+        FROM claimed JOIN (
+            SELECT b.*, sv.name AS service_name, st.name AS staff_name, c.name AS customer_name,
+                   c.phone AS customer_phone, c.telegram_user_id AS customer_telegram_id,
+                   c.locale AS customer_locale
+            FROM bookings b
+            JOIN services sv ON sv.id = b.service_id
+            JOIN staff st ON st.id = b.staff_id
+            JOIN customers c ON c.id = b.customer_id
+        ) d ON d.id = claimed.booking_id
+        ORDER BY claimed.due_at, claimed.reminder_id
+        """,
+        now,
+        lease_until,
+        token,
+        limit,
+    )
+    return [(r["reminder_id"], r["offset_minutes"], r["due_at"], details_from_row(r)) for r in rows]
+
+
+async def expire_stale(conn: asyncpg.Connection, *, now: datetime) -> int:
+    """Cancel pending reminders whose booking started or stopped being active (never to be sent)."""
+    status = await conn.execute(
+        """
+        UPDATE reminders r SET status = 'cancelled', claim_token = NULL, claimed_until = NULL
+        FROM bookings b
+        WHERE b.id = r.booking_id AND r.status = 'pending'
+          AND (b.starts_at <= $1 OR b.status NOT IN ('pending', 'confirmed'))
+        """,
+        now,
+    )
+    return int(status.split()[-1])
+
+
+async def mark_sent(
+    conn: asyncpg.Connection, *, reminder_id: int, token: str, now: datetime
+) -> bool:
+    status = await conn.execute(
+        "UPDATE reminders SET status = 'sent', sent_at = $3, claimed_until = NULL"
+        " WHERE id = $1 AND claim_token = $2 AND status = 'pending'",
+        reminder_id,
+        token,
+        now,
+    )
+    return status == "UPDATE 1"
+
+
+async def release(conn: asyncpg.Connection, *, reminder_id: int, token: str) -> bool:
+    status = await conn.execute(
+        "UPDATE reminders SET claim_token = NULL, claimed_until = NULL"
+        " WHERE id = $1 AND claim_token = $2 AND status = 'pending'",
+        reminder_id,
+        token,
+    )
+    return status == "UPDATE 1"
+
+
+async def pending_for_booking(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT offset_minutes, due_at, status FROM reminders WHERE booking_id = $1"
+        " ORDER BY offset_minutes DESC",
+        booking_id,
+    )
+
+
+async def claim_completion_prompts(
+    conn: asyncpg.Connection, *, now: datetime, limit: int
+) -> list[BookingDetails]:
+    """Confirmed bookings that ended and were never put to the owner; marks them prompted."""
+    rows = await conn.fetch(
+        """
+        WITH picked AS (
+            SELECT id FROM bookings
+            WHERE status = 'confirmed' AND completion_prompted_at IS NULL AND ends_at <= $1
+            ORDER BY ends_at, id LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ), marked AS (
+            UPDATE bookings b SET completion_prompted_at = $1 FROM picked
+            WHERE b.id = picked.id RETURNING b.id
+        )
+        SELECT b.*, sv.name AS service_name, st.name AS staff_name, c.name AS customer_name,
+               c.phone AS customer_phone, c.telegram_user_id AS customer_telegram_id,
+               c.locale AS customer_locale
+        FROM marked JOIN bookings b ON b.id = marked.id
+        JOIN services sv ON sv.id = b.service_id
+        JOIN staff st ON st.id = b.staff_id
+        JOIN customers c ON c.id = b.customer_id
+        ORDER BY b.ends_at, b.id
+        """,
+        now,
+        limit,
+    )
+    return [details_from_row(r) for r in rows]
