@@ -19,7 +19,7 @@ from aiohttp import web
 from sandbox.yookassa.errors import YooKassaError, invalid_request, not_found
 from sandbox.yookassa.faults import FaultPlan
 from sandbox.yookassa.ledger import IdempotenceKeys, PaymentLedger
-from sandbox.yookassa.requests import parse_amount, parse_create
+from sandbox.yookassa.validation import parse_amount, parse_create
 
 logger = logging.getLogger(__name__)
 

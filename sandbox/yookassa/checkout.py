@@ -11,7 +11,7 @@ from sandbox.yookassa.errors import YooKassaError
 from sandbox.yookassa.ledger import PaymentLedger
 
 _templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=jinja2.FileSystemLoader(Path(__file__).parent),
     autoescape=True,
 )
 

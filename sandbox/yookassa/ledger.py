@@ -13,7 +13,7 @@ from typing import Any
 
 from sandbox.yookassa.errors import YooKassaError, invalid_request, not_found
 from sandbox.yookassa.payments import Payment, card_method, payment_id
-from sandbox.yookassa.requests import PaymentCreate
+from sandbox.yookassa.validation import PaymentCreate
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sandbox.yookassa.requests import PaymentCreate
+from sandbox.yookassa.validation import PaymentCreate
 
 _FEE = Decimal("0.035")  # YooKassa's typical card fee, to make income_amount realistic
 
