@@ -272,8 +272,8 @@ async def move_booking(
     await conn.execute(
         """
         INSERT INTO reminders (booking_id, offset_minutes, due_at)
-        SELECT $1, o, $2 - make_interval(mins => o) FROM unnest($3::int[]) AS o
-        WHERE $2 - make_interval(mins => o) > $4
+        SELECT $1, o, $2::timestamptz - make_interval(mins => o) FROM unnest($3::int[]) AS o
+        WHERE $2::timestamptz - make_interval(mins => o) > $4
         ON CONFLICT (booking_id, offset_minutes) DO UPDATE SET
             due_at = EXCLUDED.due_at, status = 'pending', claim_token = NULL,
             claimed_until = NULL, sent_at = NULL, attempts = 0
