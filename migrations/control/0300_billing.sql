@@ -22,8 +22,6 @@ CREATE INDEX payments_open ON payments (tenant_id, plan_code, created_at DESC)
 ALTER TABLE subscriptions
     -- when the tenant was suspended for non-payment: retention counts from here
     ADD COLUMN suspended_at timestamptz,
-    -- when the owner was warned that the data will be deleted: deletion waits for the warning's lead
-    ADD COLUMN deletion_warned_at timestamptz,
     -- "Bank card *4477": shown to the owner next to the auto-renewal switch
     ADD COLUMN payment_method_title text;
 CREATE INDEX subscriptions_status_end ON subscriptions (status, current_period_end);
