@@ -1,0 +1,68 @@
+"""``POST /webhooks/yookassa``: YooKassa's payment notifications.
+
+No API key (YooKassa has none to send) and no signature (YooKassa signs nothing): the sender's
+address must be in YooKassa's networks (else 403), and the payment is then fetched from the YooKassa
+API by :class:`fleet.billing.payments.PaymentService`, which trusts nothing in the body. The answer is
+200 once the effect is committed (or known to be a no-op), so YooKassa stops retrying; 503 when the
+API could not be asked, so YooKassa tries again later.
+
+The services come from ``app.state.billing`` (:func:`fleet.billing.wiring.open_billing`, in the
+application's lifespan).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from control_plane.problems import ApiProblem
+from fleet.billing.errors import NotificationRejected, PaymentProviderError
+from fleet.billing.notifications import Notification
+from fleet.billing.wiring import Billing
+
+router = APIRouter(tags=["billing"])
+
+MAX_BODY = 256 * 1024
+
+
+def get_billing(request: Request) -> Billing:
+    billing: Billing | None = getattr(request.app.state, "billing", None)
+    if billing is None:
+        raise ApiProblem(503, "billing is not configured (BOTFLEET_YOOKASSA_* settings)")
+    return billing
+
+
+BillingDep = Annotated[Billing, Depends(get_billing)]
+
+
+class NotificationAck(BaseModel):
+    """What processing did: applied, canceled, duplicate or ignored."""
+
+    outcome: str
+
+
+@router.post(
+    "/webhooks/yookassa",
+    response_model=NotificationAck,
+    summary="YooKassa payment notification",
+    responses={403: {"description": "The sender is not in YooKassa's networks"}},
+)
+async def yookassa_notification(request: Request, billing: BillingDep) -> NotificationAck:
+    peer = request.client.host if request.client else None
+    try:
+        billing.senders.check(peer=peer, forwarded_for=request.headers.get("x-forwarded-for"))
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise NotificationRejected(413, "the notification is too large")
+        notification = Notification.parse(body)
+    except NotificationRejected as exc:
+        raise ApiProblem(exc.status, exc.message) from None
+    try:
+        result = await billing.payments.process_notification(
+            notification, request_id=getattr(request.state, "request_id", None)
+        )
+    except PaymentProviderError as exc:
+        raise ApiProblem(503, "YooKassa could not be asked about the payment; retry later") from exc
+    return NotificationAck(outcome=result.outcome.value)

@@ -1,0 +1,288 @@
+"""The subscription lifecycle, run periodically: reminders, automatic renewal, expiry, grace,
+suspension, the deletion warning and deletion after retention, and releasing abandoned purchases.
+
+Time is passed in (``run_once(now)``), never read inside the steps, so tests move a clock instead of
+sleeping. Each step claims due rows with ``FOR UPDATE SKIP LOCKED`` in its own short transaction and
+writes its state change, its job and the owner's event in that same transaction; runners on several
+hosts share the work, and a crash in the middle leaves each subscription either before or after a
+step, never half-way.
+
+::
+
+    active --(end - 3d, end - 1d)--> reminders         active --(end - lead)--> auto-renewal charge
+    active --(end)--> grace --(end + grace)--> expired/suspended (desired stopped, suspend job)
+    expired --(suspended + retention - warning)--> deletion warning
+    expired --(suspended + retention, warned >= warning ago)--> cancelled (desired deleted,
+                                                                  deprovision job with export)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from fleet import jobs
+from fleet.billing.checkout import CheckoutService
+from fleet.billing.config import BillingConfig, Clock, utc_now
+from fleet.errors import BotfleetError
+from fleet.repositories import audit
+from fleet.repositories import events as event_repo
+from fleet.repositories import payment_writes as payment_repo
+from fleet.repositories import subscriptions as subscription_repo
+from fleet.repositories.tenants import TenantRepository
+
+log = logging.getLogger(__name__)
+
+ACTOR = "billing.lifecycle"
+_Step = Callable[[asyncpg.Connection, datetime, Sequence[int] | None], Awaitable[int]]
+BATCH = 100
+
+
+@dataclass
+class LifecycleReport:
+    """How many subscriptions each step handled in one run."""
+
+    reminded: int = 0
+    charged: int = 0
+    expired: int = 0
+    suspended: int = 0
+    warned: int = 0
+    deleted: int = 0
+    released: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def reminder_marks(days: Sequence[int], *, left: timedelta) -> list[int]:
+    """The reminder offsets (in days) already reached when ``left`` remains, largest first."""
+    return [d for d in sorted(days, reverse=True) if left <= timedelta(days=d)]
+
+
+class SubscriptionLifecycle:
+    """Moves subscriptions through their lifecycle; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        checkout: CheckoutService,
+        config: BillingConfig,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._checkout = checkout
+        self._config = config
+        self._clock = clock
+
+    async def run_once(
+        self, now: datetime | None = None, *, tenant_ids: Sequence[int] | None = None
+    ) -> LifecycleReport:
+        """One pass of every step at ``now`` (default: the clock), optionally for some tenants."""
+        now = now or self._clock()
+        report = LifecycleReport()
+        report.charged, report.errors = await self._auto_renew(now, tenant_ids)
+        report.reminded = await self._drain(self._remind, now, tenant_ids)
+        report.expired = await self._drain(self._expire, now, tenant_ids)
+        report.suspended = await self._drain(self._suspend, now, tenant_ids)
+        report.warned = await self._drain(self._warn_deletion, now, tenant_ids)
+        report.deleted = await self._drain(self._delete, now, tenant_ids)
+        report.released = await self._drain(self._release_abandoned, now, tenant_ids)
+        if any(report.as_dict().values()):
+            log.info("billing lifecycle run", extra=report.as_dict())
+        return report
+
+    async def run_forever(self, *, interval: float, stop: asyncio.Event) -> None:
+        """Run :meth:`run_once` every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except (BotfleetError, asyncpg.PostgresError, OSError):
+                log.exception("billing lifecycle run failed; retrying next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def _drain(self, step: _Step, now: datetime, tenant_ids: Sequence[int] | None) -> int:
+        """Repeat a step's batches until it finds nothing more to do."""
+        total = 0
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                done = await step(conn, now, tenant_ids)
+            total += done
+            if done < BATCH:
+                return total
+
+    # -- steps: each takes a connection in a transaction and returns how many rows it handled --
+
+    async def _remind(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        days = self._config.reminder_days
+        if not days:
+            return 0
+        rows = await subscription_repo.claim_reminders_due(
+            conn, now=now, reminder_days=days, tenant_ids=tenant_ids, limit=BATCH
+        )
+        for row in rows:
+            reached = reminder_marks(days, left=row["current_period_end"] - now)
+            marks = [f"{d}d" for d in reached]
+            # Only the nearest reminder is sent; earlier ones missed (a runner was down) are
+            # marked so the owner does not get "3 days left" after "1 day left".
+            await event_repo.insert_event(
+                conn,
+                tenant_id=row["tenant_id"],
+                kind="subscription.reminder",
+                payload={
+                    "days_left": reached[-1],
+                    "paid_until": row["current_period_end"].isoformat(),
+                    "auto_renew": bool(row["auto_renew"] and row["payment_method_id_enc"]),
+                },
+            )
+            await subscription_repo.add_marks(conn, row["id"], marks)
+        return len(rows)
+
+    async def _expire(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        rows = await subscription_repo.claim_expired(
+            conn, now=now, tenant_ids=tenant_ids, limit=BATCH
+        )
+        for row in rows:
+            await subscription_repo.set_status(conn, row["id"], status="grace")
+            await event_repo.insert_event(
+                conn,
+                tenant_id=row["tenant_id"],
+                kind="subscription.expired",
+                payload={
+                    "paid_until": row["current_period_end"].isoformat(),
+                    "suspend_at": (row["current_period_end"] + self._config.grace).isoformat(),
+                },
+            )
+        return len(rows)
+
+    async def _suspend(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        rows = await subscription_repo.claim_grace_over(
+            conn, ended_before=now - self._config.grace, tenant_ids=tenant_ids, limit=BATCH
+        )
+        for row in rows:
+            await subscription_repo.set_status(conn, row["id"], status="expired", suspended_at=now)
+            await TenantRepository(conn).update(row["tenant_id"], desired_state="stopped")
+            await jobs.enqueue(conn, kind="suspend", tenant_id=row["tenant_id"])
+            await event_repo.insert_event(
+                conn,
+                tenant_id=row["tenant_id"],
+                kind="tenant.suspended",
+                payload={"delete_at": (now + self._config.retention).isoformat()},
+            )
+            await audit.record(
+                conn,
+                actor=ACTOR,
+                action="tenant.suspend",
+                target=row["slug"],
+                details={"reason": "unpaid", "paid_until": row["current_period_end"].isoformat()},
+            )
+        return len(rows)
+
+    async def _warn_deletion(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        lead = max(self._config.retention - self._config.deletion_warning, timedelta(0))
+        rows = await subscription_repo.claim_deletion_warnings_due(
+            conn, suspended_before=now - lead, tenant_ids=tenant_ids, limit=BATCH
+        )
+        for row in rows:
+            delete_at = max(
+                row["suspended_at"] + self._config.retention, now + self._config.deletion_warning
+            )
+            await subscription_repo.mark_deletion_warned(conn, row["id"], now=now)
+            await event_repo.insert_event(
+                conn,
+                tenant_id=row["tenant_id"],
+                kind="tenant.deletion_warning",
+                payload={"delete_at": delete_at.isoformat()},
+            )
+        return len(rows)
+
+    async def _delete(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        rows = await subscription_repo.claim_deletions_due(
+            conn,
+            suspended_before=now - self._config.retention,
+            warned_before=now - self._config.deletion_warning,
+            tenant_ids=tenant_ids,
+            limit=BATCH,
+        )
+        for row in rows:
+            await subscription_repo.set_status(conn, row["id"], status="cancelled")
+            await TenantRepository(conn).update(row["tenant_id"], desired_state="deleted")
+            await jobs.enqueue(
+                conn,
+                kind="deprovision",
+                tenant_id=row["tenant_id"],
+                payload={"export": True, "reason": "retention"},
+            )
+            await event_repo.insert_event(
+                conn, tenant_id=row["tenant_id"], kind="tenant.deleted", payload={"export": True}
+            )
+            await audit.record(
+                conn,
+                actor=ACTOR,
+                action="tenant.delete",
+                target=row["slug"],
+                details={"reason": "retention", "suspended_at": row["suspended_at"].isoformat()},
+            )
+        return len(rows)
+
+    async def _release_abandoned(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        rows = await subscription_repo.claim_abandoned_purchases(
+            conn,
+            created_before=now - self._config.abandoned_after,
+            tenant_ids=tenant_ids,
+            limit=BATCH,
+        )
+        for row in rows:
+            # Never provisioned: no data plane exists, so marking it deleted frees slug and token.
+            await payment_repo.cancel_open_payments(conn, row["id"], reason="abandoned")
+            await TenantRepository(conn).mark_deleted(row["id"])
+            await audit.record(
+                conn, actor=ACTOR, action="tenant.release_abandoned", target=row["slug"]
+            )
+        return len(rows)
+
+    async def _auto_renew(self, now: datetime, tenant_ids: Sequence[int] | None) -> tuple[int, int]:
+        """Charge saved methods of subscriptions ending within the lead time. The provider calls
+        happen outside any transaction; each charge is guarded by its own row and key."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await subscription_repo.claim_renewals_due(
+                conn,
+                now=now,
+                horizon=now + self._config.autorenew_lead,
+                tenant_ids=tenant_ids,
+                limit=BATCH,
+            )
+        charged = errors = 0
+        for row in rows:
+            try:
+                result = await self._checkout.charge_saved_method(tenant_id=row["tenant_id"])
+            except BotfleetError as exc:
+                errors += 1
+                log.warning(
+                    "auto-renewal charge failed; retried next run",
+                    extra={"tenant": row["slug"], "error": str(exc)},
+                )
+                continue
+            if result is not None:
+                charged += 1
+        return charged, errors
