@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
-from billing_helpers import FakeClock
+from billing_fixtures import FakeClock
 
 from fleet.billing.payments import Outcome
 from fleet.billing.wiring import Billing

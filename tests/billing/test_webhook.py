@@ -10,7 +10,7 @@ from decimal import Decimal
 import asyncpg
 import httpx
 import pytest
-from billing_helpers import YOOKASSA_IP
+from billing_fixtures import YOOKASSA_IP
 
 from fleet.billing.wiring import Billing
 from sandbox.yookassa import YooKassaSandbox, YooKassaStandIn
