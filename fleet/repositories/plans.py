@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -63,3 +64,36 @@ class PlanRepository:
             code,
             active,
         )
+
+    async def update(self, code: str, **columns: Any) -> asyncpg.Record | None:
+        """Set ``columns`` (and ``updated_at``); column names come from code, never from input."""
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+        return await self._db.fetchrow(
+            f"UPDATE control.plans SET {assignments}, updated_at = now() WHERE code = $1"
+            " RETURNING *",
+            code,
+            *columns.values(),
+        )
+
+    async def usage(self, code: str) -> dict[str, int]:
+        """How many tenants (deleted ones too), subscriptions and payments refer to the plan."""
+        row = await self._db.fetchrow(
+            "SELECT (SELECT count(*) FROM control.tenants WHERE plan_code = $1) AS tenants,"
+            " (SELECT count(*) FROM control.subscriptions WHERE plan_code = $1) AS subscriptions,"
+            " (SELECT count(*) FROM control.payments WHERE plan_code = $1) AS payments",
+            code,
+        )
+        assert row is not None
+        return dict(row)
+
+    async def delete(self, code: str) -> bool:
+        """Delete a plan; one still referenced is a :class:`ConflictError`."""
+        try:
+            status = await self._db.execute("DELETE FROM control.plans WHERE code = $1", code)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise ConflictError(
+                "code",
+                f"plan {code!r} is referenced by tenants, subscriptions or payments; "
+                "set active=false to stop selling it instead",
+            ) from exc
+        return status.endswith(" 1")

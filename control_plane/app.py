@@ -1,0 +1,168 @@
+"""The control plane's FastAPI app: :func:`create_app` wires settings, clients, services, routers,
+error handling and the request middleware. Nothing here is a module-level singleton: every app builds
+its own pool, Redis client, services and metrics registry in its lifespan (or takes injected ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from redis.asyncio import Redis
+
+from control_plane import problems
+from control_plane.auth import Authenticator
+from control_plane.idempotency import IdempotencyStore
+from control_plane.metrics import Metrics
+from control_plane.middleware import RequestContextMiddleware
+from control_plane.ratelimit import RateLimiter
+from control_plane.routes import (
+    audit,
+    billing,
+    deployments,
+    health,
+    jobs,
+    payments,
+    plans,
+    tenants,
+)
+from control_plane.services import build_services
+from control_plane.services.deployments import LogSource
+from fleet.billing.wiring import open_billing
+from fleet.db import create_pool
+from fleet.migrations import load_migrations
+from fleet.secrets import SecretBox
+from fleet.settings import Settings, load_settings
+from schemas.api import Problem
+
+log = logging.getLogger(__name__)
+
+# Every router of the API, in one place: a new resource is one more line here.
+ROUTERS: list[APIRouter] = [
+    health.router,
+    plans.router,
+    tenants.router,
+    deployments.router,
+    payments.router,
+    jobs.router,
+    audit.router,
+    billing.router,
+]
+
+DESCRIPTION = """\
+The admin API of botfleet: plans, tenants, subscriptions, payments, deployments, jobs and the audit log.
+
+* **Auth**: `Authorization: Bearer <key>` with a key from `botfleet apikeys create --scope admin|read|sales`.
+  401 without a valid key, 403 when the key lacks the scope, 429 (with `Retry-After`) over the key's rate.
+* **Errors** are `application/problem+json`; validation problems list every invalid field in `errors`.
+* **POST** honours `Idempotency-Key`: a retry with the same key and body gets the first answer.
+* **Pages**: pass `next_cursor` back as `cursor`; pages are stable while rows are being added.
+* **Request ids**: send `X-Request-Id` or get one back; it is logged and stored with the jobs a request queues.
+* Secrets never appear: bot tokens are masked (`123456:AB…yz`), passwords never shown.
+"""
+
+IDEMPOTENCY_PURGE_INTERVAL_S = 600.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    pool: asyncpg.Pool | None = None,
+    redis: Redis | None = None,
+    log_source: LogSource | None = None,
+) -> FastAPI:
+    """Build the API. The lifespan opens the PostgreSQL pool and Redis client from ``settings``
+    unless they are injected (injected clients are left open for their owner to close)."""
+    config = settings or load_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            db = pool
+            if db is None:
+                db = await create_pool(config.require("database_url"), max_size=config.db_pool_size)
+                stack.push_async_callback(db.close)
+            client = redis
+            if client is None:
+                client = Redis.from_url(config.require("redis_url"), socket_connect_timeout=5)
+                stack.push_async_callback(client.aclose)
+            secrets = SecretBox(config.require("master_key"))
+            services = build_services(
+                pool=db,
+                redis=client,
+                secrets=secrets,
+                role_prefix=config.tenant_role_prefix,
+                migrations=await asyncio.to_thread(load_migrations, "control"),
+                log_source=log_source,
+            )
+            app.state.pool = db
+            app.state.redis = client
+            app.state.secrets = secrets
+            app.state.metrics = metrics
+            app.state.services = services
+            app.state.authenticator = Authenticator(
+                api_keys=services.api_keys,
+                limiter=RateLimiter(redis=client, rate=config.api_rate_limit),
+                cache_s=config.api_key_cache_s,
+            )
+            app.state.idempotency = IdempotencyStore(
+                pool=db, ttl_s=config.api_idempotency_hours * 3600.0
+            )
+            if config.yookassa_shop_id and config.yookassa_secret_key:
+                app.state.billing = await stack.enter_async_context(
+                    open_billing(settings=config, pool=db, secrets=secrets)
+                )
+            purger = asyncio.create_task(_purge_idempotency_keys(app.state.idempotency))
+            stack.callback(purger.cancel)
+            log.info("control plane API started", extra={"rate_limit": config.api_rate_limit})
+            yield
+
+    app = FastAPI(
+        title="botfleet control plane",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the ``Problem`` component that every error response refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components.update(components["Problem"].pop("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+async def _purge_idempotency_keys(store: IdempotencyStore) -> None:
+    """Delete expired idempotency keys now and then; failures wait for the next round."""
+    while True:
+        try:
+            purged = await store.purge()
+            if purged:
+                log.info("expired idempotency keys purged", extra={"count": purged})
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("idempotency purge failed", extra={"error": str(exc)})
+        await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_S)

@@ -1,0 +1,166 @@
+"""Rows to public API models. Everything a response shows passes through here, so this is where
+secrets are kept in: bot tokens masked, encrypted columns dropped, secret-looking keys of free-form
+JSON (job payloads, audit details, payment metadata) redacted and free text masked like the logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fleet.errors import SecretError
+from fleet.logs import mask
+from fleet.secrets import SecretBox, mask_token
+from schemas.api import (
+    AuditEntryPublic,
+    DeploymentPublic,
+    JobPublic,
+    PaymentPublic,
+    SubscriptionPublic,
+    TenantPublic,
+)
+from schemas.plans import PlanPublic
+
+log = logging.getLogger(__name__)
+
+# An asyncpg record or a dict of its columns.
+Row = Mapping[str, Any]
+
+_SECRET_KEY_PARTS = ("token", "password", "secret", "passwd", "_enc", "api_key", "authorization")
+REDACTED = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy of JSON ``value`` with secret-looking keys replaced and strings masked."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if any(part in str(key).lower() for part in _SECRET_KEY_PARTS)
+            else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return mask(value)
+    return value
+
+
+def _masked(text: str | None) -> str | None:
+    return mask(text) if text is not None else None
+
+
+def plan(row: Row) -> PlanPublic:
+    return PlanPublic.model_validate(dict(row))
+
+
+def tenant(row: Row, *, secrets: SecretBox) -> TenantPublic:
+    try:
+        token = mask_token(secrets.decrypt(row["bot_token_enc"]))
+    except SecretError as exc:
+        log.warning("bot token not decryptable", extra={"tenant": row["slug"], "error": str(exc)})
+        token = f"{row['bot_id']}:…"
+    return TenantPublic(
+        slug=row["slug"],
+        display_name=row["display_name"],
+        owner_telegram_ids=list(row["owner_telegram_ids"]),
+        status=row["status"],
+        status_reason=_masked(row["status_reason"]),
+        desired_state=row["desired_state"],
+        plan_code=row["plan_code"],
+        locale=row["locale"],
+        timezone=row["timezone"],
+        bot_id=row["bot_id"],
+        bot_username=row["bot_username"],
+        bot_token=token,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def job(row: Row) -> JobPublic:
+    return JobPublic(
+        id=row["id"],
+        kind=row["kind"],
+        tenant=row.get("tenant_slug"),
+        status=row["status"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        payload=redact(row["payload"] or {}),
+        last_error=_masked(row["last_error"]),
+        request_id=row["request_id"],
+        run_after=row["run_after"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def subscription(row: Row) -> SubscriptionPublic:
+    return SubscriptionPublic(
+        id=row["id"],
+        tenant=row["tenant_slug"],
+        plan_code=row["plan_code"],
+        status=row["status"],
+        current_period_start=row["current_period_start"],
+        current_period_end=row["current_period_end"],
+        auto_renew=row["auto_renew"],
+        has_saved_payment_method=row["payment_method_id_enc"] is not None,
+        payment_method_title=row.get("payment_method_title"),
+        reminders_sent=list(row["reminders_sent"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def payment(row: Row) -> PaymentPublic:
+    return PaymentPublic(
+        id=row["id"],
+        tenant=row["tenant_slug"],
+        plan_code=row["plan_code"],
+        amount=row["amount"],
+        currency=row["currency"],
+        status=row["status"],
+        purpose=row.get("purpose"),
+        provider=row["provider"],
+        provider_payment_id=row["provider_payment_id"],
+        confirmation_url=row["confirmation_url"],
+        description=row["description"],
+        metadata=redact(row["metadata"] or {}),
+        save_payment_method=row["save_payment_method"],
+        cancellation_reason=row["cancellation_reason"],
+        applied_at=row["applied_at"],
+        paid_at=row["paid_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def deployment(row: Row) -> DeploymentPublic:
+    return DeploymentPublic(
+        tenant=row["tenant_slug"],
+        desired_state=row["desired_state"],
+        runtime=row["runtime"],
+        status=row["status"],
+        image=row["image"],
+        spec_hash=row["spec_hash"],
+        container_id=row["container_id"],
+        restart_count=row["restart_count"],
+        last_error=_masked(row["last_error"]),
+        started_at=row["started_at"],
+        ready_at=row["ready_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def audit_entry(row: Row) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        id=row["id"],
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        details=redact(row["details"] or {}),
+        request_id=row["request_id"],
+        created_at=row["created_at"],
+    )

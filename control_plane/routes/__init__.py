@@ -1,0 +1,1 @@
+"""One router per resource; :func:`control_plane.app.create_app` composes them (``ROUTERS``)."""

@@ -1,0 +1,130 @@
+"""Authentication and the scope matrix: 401 without a valid key, 403 without the scope, 429 over the
+rate with ``Retry-After``; keys are stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+import pytest
+from api_support import client_for
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from control_plane.routes import audit, deployments, jobs, payments, plans, tenants
+from fleet.apikeys import ApiKeyService
+
+PARAMS = {
+    "slug": "zz_nobody_here",
+    "code": "basic_nope",
+    "payment_id": "00000000-0000-0000-0000-000000000000",
+    "job_id": "9223372036854775807",
+}
+# (method, path template) -> the scopes that may call it besides admin. Bodies are irrelevant: a
+# caller that passes auth gets 404/422, one that does not gets 401/403 first.
+MATRIX: list[tuple[str, str, tuple[str, ...]]] = [
+    ("GET", "/api/v1/plans", ("read", "sales")),
+    ("POST", "/api/v1/plans", ()),
+    ("GET", "/api/v1/plans/{code}", ("read", "sales")),
+    ("PATCH", "/api/v1/plans/{code}", ()),
+    ("DELETE", "/api/v1/plans/{code}", ()),
+    ("GET", "/api/v1/tenants", ("read",)),
+    ("POST", "/api/v1/tenants", ("sales",)),
+    ("GET", "/api/v1/tenants/{slug}", ("read", "sales")),
+    ("PATCH", "/api/v1/tenants/{slug}", ()),
+    ("DELETE", "/api/v1/tenants/{slug}", ()),
+    ("POST", "/api/v1/tenants/{slug}/suspend", ()),
+    ("POST", "/api/v1/tenants/{slug}/resume", ()),
+    ("POST", "/api/v1/tenants/{slug}/redeploy", ()),
+    ("GET", "/api/v1/tenants/{slug}/subscriptions", ("read",)),
+    ("GET", "/api/v1/tenants/{slug}/deployment", ("read",)),
+    ("GET", "/api/v1/tenants/{slug}/deployment/logs", ("read",)),
+    ("GET", "/api/v1/deployments", ("read",)),
+    ("GET", "/api/v1/payments", ("read",)),
+    ("GET", "/api/v1/payments/{payment_id}", ("read",)),
+    ("GET", "/api/v1/jobs", ("read",)),
+    ("GET", "/api/v1/jobs/{job_id}", ("read",)),
+    ("POST", "/api/v1/jobs/{job_id}/retry", ()),
+    ("GET", "/api/v1/audit-log", ("read",)),
+]
+
+
+def _operations(router: APIRouter) -> set[tuple[str, str]]:
+    found = set()
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            found.update((method, route.path) for method in route.methods)
+    return found
+
+
+def test_matrix_covers_every_api_operation() -> None:
+    ours = set()
+    for module in (plans, tenants, deployments, payments, jobs, audit):
+        ours |= _operations(module.router)
+    assert ours == {(method, path) for method, path, _ in MATRIX}
+
+
+@pytest.mark.parametrize(("method", "path", "scopes"), MATRIX)
+async def test_scope_matrix(
+    app: FastAPI, make_key, method: str, path: str, scopes: tuple[str, ...]
+) -> None:
+    path = path.format(**PARAMS)
+    keys = {scope: await make_key(scope) for scope in ("admin", "read", "sales")}
+    async with client_for(app) as anonymous:
+        response = await anonymous.request(method, path)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["content-type"] == "application/problem+json"
+    async with client_for(app, "bfk_" + "x" * 43) as wrong:
+        assert (await wrong.request(method, path)).status_code == 401
+    for scope, key in keys.items():
+        async with client_for(app, key) as client:
+            response = await client.request(method, path, json={})
+        if scope == "admin" or scope in scopes:
+            assert response.status_code not in (401, 403), (scope, response.text)
+        else:
+            assert response.status_code == 403, (scope, response.text)
+            assert scope in response.json()["detail"]
+
+
+async def test_other_auth_schemes_and_revoked_keys_are_401(
+    app: FastAPI, make_key, pool: asyncpg.Pool
+) -> None:
+    key = await make_key("read")
+    async with client_for(app) as client:
+        basic = await client.get("/api/v1/plans", headers={"Authorization": f"Basic {key}"})
+        assert basic.status_code == 401
+    async with client_for(app, key) as client:
+        assert (await client.get("/api/v1/plans")).status_code == 200
+        key_id = await pool.fetchval(
+            "SELECT id FROM control.api_keys WHERE key_hash = $1",
+            hashlib.sha256(key.encode()).hexdigest(),
+        )
+        await ApiKeyService(pool=pool).revoke(key_id, actor="tests")
+        assert (await client.get("/api/v1/plans")).status_code == 401
+
+
+async def test_keys_are_stored_only_as_hashes(make_key, pool: asyncpg.Pool) -> None:
+    key = await make_key("admin", name="hash-check")
+    row = await pool.fetchrow(
+        "SELECT * FROM control.api_keys WHERE key_hash = $1",
+        hashlib.sha256(key.encode()).hexdigest(),
+    )
+    assert row is not None
+    assert key not in {str(v) for v in dict(row).values()}
+    assert row["key_prefix"] == key[:12]
+    assert row["last_used_at"] is None
+
+
+async def test_rate_limit_answers_429_with_retry_after(app_factory, make_key) -> None:
+    app = await app_factory(api_rate_limit="3/minute")
+    key, other = await make_key("read"), await make_key("read")
+    async with client_for(app, key) as client:
+        statuses = [(await client.get("/api/v1/plans")).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        limited = await client.get("/api/v1/plans")
+        assert limited.status_code == 429
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.json()["title"] == "Too many requests"
+    async with client_for(app, other) as client:  # limits are per key
+        assert (await client.get("/api/v1/plans")).status_code == 200
