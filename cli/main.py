@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import migrate, sandbox, tenants
+from cli import migrate, sandbox, tenant_bot, tenants
 from cli.keys import keygen
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app.command("migrate", help="Migrate the control schema, then every tenant schem
 )
 app.add_typer(tenants.app, name="tenants")
 app.command("sandbox", help="Run the offline Telegram and YooKassa stand-ins.")(sandbox.run)
+app.command("tenant-bot", help="Run one tenant's booking bot (BOTFLEET_TENANT_*).")(
+    tenant_bot.tenant_bot
+)
 
 
 def main() -> None:

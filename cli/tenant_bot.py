@@ -1,0 +1,18 @@
+"""``botfleet tenant-bot``: run one tenant's booking bot, configured only by ``BOTFLEET_TENANT_*``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def tenant_bot() -> None:
+    """Run the tenant bot described by the BOTFLEET_TENANT_* environment until SIGTERM/SIGINT.
+
+    Exits 2 with a one-line message naming each missing or invalid variable, 1 when the database,
+    Redis or Telegram cannot be reached at start-up, 0 after a clean stop.
+    """
+    from tenant_bot.app import run_from_env  # aiogram is heavy: keep `botfleet --help` fast
+
+    code = run_from_env()
+    if code:
+        raise typer.Exit(code)

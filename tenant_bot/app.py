@@ -1,0 +1,126 @@
+"""The tenant bot process: build everything from the runtime contract, run, stop cleanly.
+
+Entry points:
+
+- :func:`run_from_env` — sync; reads ``BOTFLEET_TENANT_*`` and runs until SIGTERM/SIGINT (used by
+  ``botfleet tenant-bot``, ``python -m tenant_bot`` and the deploy worker's forking ``process`` runtime).
+- :func:`run` — async; the same for a :class:`~schemas.runtime.TenantRuntime` already read, stopping
+  when ``stop`` is set (tests, benchmarks).
+
+Start-up connects PostgreSQL (as the tenant's role) and Redis (as the tenant's ACL user), asks
+Telegram ``getMe``, registers the command menus, starts receiving updates and the background work, and
+only then writes the heartbeat the deploy worker waits for. Shutdown stops receiving, cancels and awaits
+every task, and closes the bot session, Redis and the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from schemas.runtime import HEARTBEAT_TTL_SECONDS, RuntimeContractError, TenantRuntime
+from tenant_bot.booking.models import Clock, utc_now
+from tenant_bot.heartbeat import Heartbeat
+from tenant_bot.resources import DEFAULT_RATE_LIMIT, Resources, StartupError, open_resources
+from tenant_bot.serving import IdleReceiver, Receiver, make_receiver
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    runtime: TenantRuntime,
+    *,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+    background: bool = True,
+    receive: bool = True,
+    rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT,
+    on_ready: Callable[[Resources], None] | None = None,
+) -> None:
+    """Run the tenant bot until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
+
+    ``clock`` replaces the wall clock (tests); ``background=False`` leaves reminders and the other
+    periodic work to another process, ``receive=False`` leaves updates to another process (a second
+    worker of the same tenant); ``rate_limit`` is (updates, seconds) per user; ``on_ready`` is
+    called once the bot is ready.
+    """
+    clock = clock or utc_now
+    if stop is None:
+        stop = asyncio.Event()
+        _install_signal_handlers(stop)
+    resources = await open_resources(runtime, clock=clock, rate_limit=rate_limit)
+    tasks: list[asyncio.Task[None]] = []
+    receiver: Receiver | None = None
+    heartbeat = Heartbeat(
+        resources.redis,
+        key=runtime.heartbeat_key,
+        ttl_seconds=HEARTBEAT_TTL_SECONDS,
+        clock=clock,
+        details={"bot": resources.me.username},
+    )
+    try:
+        await resources.register_commands()
+        receiver = make_receiver(resources) if receive else IdleReceiver()
+        await receiver.start()
+        if background:
+            tasks.append(asyncio.create_task(resources.background.run(), name="background"))
+        await heartbeat.beat()
+        tasks.append(asyncio.create_task(heartbeat.run(), name="heartbeat"))
+        log.info("tenant bot ready", extra={"bot": resources.me.username, "mode": runtime.mode})
+        if on_ready is not None:
+            on_ready(resources)
+        stopped = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait(
+            [stopped, receiver.finished], return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        if receiver.finished in done and not stop.is_set():
+            receiver.finished.result()  # re-raise what ended the receiver
+    finally:
+        log.info("tenant bot stopping")
+        if receiver is not None:
+            await receiver.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await heartbeat.clear()
+        await resources.close()
+        log.info("tenant bot stopped")
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def run_from_env(environ: dict[str, str] | None = None) -> int:
+    """Read the runtime contract from the environment and run until SIGTERM/SIGINT.
+
+    Returns the process exit code: 0 after a clean stop, 2 for an invalid contract (the message names
+    each bad variable), 1 when start-up fails (database, Redis or Telegram unreachable).
+    """
+    from tenant_bot.logs import setup_logging
+
+    try:
+        runtime = TenantRuntime.from_env(environ)
+    except RuntimeContractError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(runtime.slug, os.environ.get("BOTFLEET_LOG_LEVEL", "INFO").upper())
+    try:
+        asyncio.run(run(runtime))
+    except StartupError as exc:
+        log.error("tenant bot cannot start", extra={"reason": str(exc)})
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,151 @@
+"""Callback data of every inline button, as aiogram ``CallbackData`` factories with short prefixes.
+
+Telegram allows 64 bytes of callback data, so prefixes are one or two letters and dates travel as
+``YYYYMMDD`` integers, times as epoch seconds. A button whose data no longer parses (an old bot
+version, a forged payload) matches no factory and lands in the "this button is outdated" handler.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aiogram.filters.callback_data import CallbackData
+
+
+def day_code(day: date) -> int:
+    """``date(2025, 3, 7)`` -> ``20250307``."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def day_of(code: int) -> date:
+    """The inverse of :func:`day_code`; raises ``ValueError`` on a malformed code."""
+    return date(code // 10000, code // 100 % 100, code % 100)
+
+
+class Menu(CallbackData, prefix="m"):
+    """Main menu entries: book, my, lang, help, home, admin."""
+
+    action: str
+
+
+class PickService(CallbackData, prefix="s"):
+    service_id: int
+
+
+class PickStaff(CallbackData, prefix="f"):
+    """``staff_id`` 0 means "anyone"."""
+
+    staff_id: int
+
+
+class Month(CallbackData, prefix="cm"):
+    """Calendar page: the month ``offset`` months after the current one (``purpose`` as in Day)."""
+
+    offset: int
+    purpose: str = "b"
+
+
+class PickDay(CallbackData, prefix="d"):
+    """A day in a calendar; ``purpose``: ``b`` booking, ``r`` reschedule, ``a`` admin schedule,
+    ``k`` admin block-day."""
+
+    day: int
+    purpose: str = "b"
+
+
+class PickTime(CallbackData, prefix="t"):
+    """A slot: start as epoch seconds and the staff member it belongs to."""
+
+    ts: int
+    staff_id: int
+
+
+class Draft(CallbackData, prefix="c"):
+    """Summary actions of the draft ``draft`` (its id): ``ok`` confirm, ``x`` abandon."""
+
+    action: str
+    draft: str
+
+
+class Back(CallbackData, prefix="k"):
+    """Step back in the booking flow to ``step``: service, staff, day, time."""
+
+    step: str
+
+
+class Waitlist(CallbackData, prefix="w"):
+    day: int
+
+
+class MyBooking(CallbackData, prefix="b"):
+    """A customer's booking: ``v`` view, ``c`` ask to cancel, ``cy`` cancel, ``r`` reschedule."""
+
+    booking_id: int
+    action: str = "v"
+
+
+class Language(CallbackData, prefix="l"):
+    code: str
+
+
+class Admin(CallbackData, prefix="a"):
+    """Owner menu sections: menu, today, tomorrow, pick, blocks, services, staff, settings,
+    export, profile."""
+
+    section: str
+
+
+class OwnerBooking(CallbackData, prefix="ab"):
+    """The owner's actions on a booking: ``v`` view, ``ok`` confirm, ``x`` cancel (asks a reason),
+    ``d`` done, ``n`` no-show."""
+
+    booking_id: int
+    action: str = "v"
+
+
+class Block(CallbackData, prefix="al"):
+    """Blocks: ``day`` pick a day, ``period`` type a period, ``rm`` remove ``block_id``."""
+
+    action: str
+    block_id: int = 0
+
+
+class ServiceEdit(CallbackData, prefix="as"):
+    """``service_id`` 0 with ``new``; otherwise ``v`` view, ``e`` edit, ``t`` toggle active."""
+
+    service_id: int
+    action: str = "v"
+
+
+class StaffEdit(CallbackData, prefix="af"):
+    """``new``, ``v`` view, ``t`` toggle active, ``h`` hours, ``s`` services, ``sv`` toggle
+    ``service_id`` for this staff member."""
+
+    staff_id: int
+    action: str = "v"
+    service_id: int = 0
+
+
+class Hours(CallbackData, prefix="ah"):
+    """Edit one weekday (0 = Monday) of a staff member's hours."""
+
+    staff_id: int
+    weekday: int
+
+
+class Setting(CallbackData, prefix="ae"):
+    """A booking rule to change (``confirm`` toggles at once, the others ask for a value)."""
+
+    name: str
+
+
+class Export(CallbackData, prefix="ax"):
+    """Export range: ``week``, ``month``, ``last30``, ``custom``."""
+
+    period: str
+
+
+class Profile(CallbackData, prefix="ap"):
+    """A business profile field to edit."""
+
+    field: str

@@ -1,0 +1,53 @@
+"""The command menus Telegram shows next to the input field, per audience and language.
+
+Customers see /start, /book, /my, /language, /help; each owner additionally sees /admin in their own
+chat scope. Every list is published once per bot language (``language_code``) and once without one,
+in the tenant's default locale, for apps in other languages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from tenant_bot.texts import BotTexts
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_COMMANDS = ("start", "book", "my", "language", "help")
+OWNER_COMMANDS = ("admin", *CUSTOMER_COMMANDS)
+
+
+def command_list(texts: BotTexts, locale: str, names: tuple[str, ...]) -> list[BotCommand]:
+    """Commands with their localized descriptions (``cmd_<name>`` texts)."""
+    return [BotCommand(command=name, description=texts(locale, f"cmd_{name}")) for name in names]
+
+
+async def register_commands(bot: Bot, *, texts: BotTexts, owner_ids: list[int]) -> None:
+    """``setMyCommands`` for customers and owners in every locale; failures are logged, not fatal
+    (a menu is a convenience, the bot works without it)."""
+    calls = []
+    for language in (*texts.locales, None):
+        locale = language or texts.default_locale
+        calls.append(
+            (command_list(texts, locale, CUSTOMER_COMMANDS), BotCommandScopeDefault(), language)
+        )
+        for owner in owner_ids:
+            calls.append(
+                (
+                    command_list(texts, locale, OWNER_COMMANDS),
+                    BotCommandScopeChat(chat_id=owner),
+                    language,
+                )
+            )
+    for commands, scope, language in calls:
+        try:
+            await bot.set_my_commands(commands, scope=scope, language_code=language)
+        except TelegramAPIError as exc:
+            log.warning(
+                "setMyCommands failed",
+                extra={"scope": scope.type, "language": language, "error": type(exc).__name__},
+            )

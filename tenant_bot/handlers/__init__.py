@@ -1,0 +1,21 @@
+"""One router per feature; :func:`routers` builds them in the order the dispatcher includes them."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def routers() -> list[Router]:
+    """Fresh feature routers, most specific first; the fallback router (stale buttons, stray
+    messages) stays last."""
+    from tenant_bot.handlers import booking, fallback, language, my_bookings, start
+    from tenant_bot.handlers.admin import admin_router
+
+    return [
+        start.routes.build(),
+        language.routes.build(),
+        admin_router(),
+        booking.routes.build(),
+        my_bookings.routes.build(),
+        fallback.routes.build(),
+    ]

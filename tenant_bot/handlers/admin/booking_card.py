@@ -1,0 +1,142 @@
+"""The owner's booking card: confirm, cancel with a reason, done, no-show."""
+
+from __future__ import annotations
+
+from aiogram import F
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from tenant_bot import views
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.errors import BookingError
+from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus
+from tenant_bot.cache import CatalogueCache
+from tenant_bot.callbacks import Admin, OwnerBooking
+from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.common import show
+from tenant_bot.middlewares.errors import error_text
+from tenant_bot.notifications import Notifier, owner_card
+from tenant_bot.routing import Routes
+from tenant_bot.states import OwnerInput
+from tenant_bot.texts import BotTexts
+
+routes = Routes("admin_booking")
+
+
+async def render_card(
+    event: CallbackQuery | Message,
+    details: BookingDetails,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    settings = await cache.settings()
+    facts = views.booking_facts(texts, locale, details, settings)
+    text = texts(locale, "adm_booking_card", **facts, reason=details.booking.cancel_reason or "")
+    card = owner_card(texts, locale, details)
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[*card.inline_keyboard, back_to_menu(texts, locale, "menu")]
+    )
+    await show(event, text, markup)
+
+
+@routes.callback_query(OwnerBooking.filter(F.action == "v"))
+async def view(
+    callback: CallbackQuery,
+    callback_data: OwnerBooking,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    details = await core.bookings.get(callback_data.booking_id)
+    await callback.answer()
+    await render_card(callback, details, cache, texts, locale)
+
+
+@routes.callback_query(OwnerBooking.filter(F.action.in_({"ok", "d", "n"})))
+async def change_status(
+    callback: CallbackQuery,
+    callback_data: OwnerBooking,
+    core: BookingCore,
+    cache: CatalogueCache,
+    notifier: Notifier,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """Confirm (the customer is told), or mark done / no-show after the start."""
+    actor = Actor.owner(callback.from_user.id)
+    target = {"ok": BookingStatus.CONFIRMED, "d": BookingStatus.DONE, "n": BookingStatus.NO_SHOW}[
+        callback_data.action
+    ]
+    try:
+        await core.bookings.transition(callback_data.booking_id, target, actor=actor)
+    except BookingError as exc:
+        await callback.answer(error_text(texts, locale, exc), show_alert=True)
+        return
+    await callback.answer(texts(locale, f"adm_done_{callback_data.action}"))
+    details = await core.bookings.get(callback_data.booking_id)
+    if target is BookingStatus.CONFIRMED:
+        await notifier.booking_confirmed(details, settings=await cache.settings())
+    await render_card(callback, details, cache, texts, locale)
+
+
+@routes.callback_query(OwnerBooking.filter(F.action == "x"))
+async def ask_reason(
+    callback: CallbackQuery,
+    callback_data: OwnerBooking,
+    state: FSMContext,
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    details = await core.bookings.get(callback_data.booking_id)
+    await callback.answer()
+    if not details.booking.status.active:
+        await show(
+            callback,
+            texts(locale, "booking_gone"),
+            InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale)]),
+        )
+        return
+    await state.set_state(OwnerInput.cancel_reason)
+    await state.set_data({"booking_id": details.booking.id})
+    await show(
+        callback,
+        texts(locale, "adm_ask_reason"),
+        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale)]),
+    )
+
+
+@routes.message(OwnerInput.cancel_reason, F.text)
+async def cancel_with_reason(
+    message: Message,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    notifier: Notifier,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """Cancel; the customer gets the reason, the waitlist gets the freed time."""
+    reason = (message.text or "").strip()
+    reason = "" if reason == "-" else reason[:500]
+    booking_id = (await state.get_data())["booking_id"]
+    await state.clear()
+    owner = message.from_user.id  # type: ignore[union-attr]
+    try:
+        booking = await core.bookings.cancel(
+            booking_id, actor=Actor.owner(owner), reason=reason or None
+        )
+    except BookingError as exc:
+        await message.answer(error_text(texts, locale, exc))
+        return
+    settings = await cache.settings()
+    details = await core.bookings.get(booking.id)
+    await notifier.booking_cancelled(details, by="owner", actor_id=owner, settings=settings)
+    await notifier.offer_freed_time(booking, settings=settings)
+    await message.answer(texts(locale, "adm_cancelled"))
+    await render_card(message, details, cache, texts, locale)
+
+
+__all__ = ["Admin", "routes"]

@@ -1,0 +1,88 @@
+"""What the owner screens share: the owner menu keyboard and parsing of typed dates and times."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from tenant_bot.callbacks import Admin, Menu
+from tenant_bot.keyboards import button
+from tenant_bot.texts import BotTexts
+
+_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$|^(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def owner_menu(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
+    def item(key: str, section: str) -> InlineKeyboardButton:
+        return button(texts(locale, key), Admin(section=section).pack())
+
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [item("adm_btn_today", "today"), item("adm_btn_tomorrow", "tomorrow")],
+            [item("adm_btn_pick", "pick"), item("adm_btn_awaiting", "awaiting")],
+            [item("adm_btn_blocks", "blocks"), item("adm_btn_services", "services")],
+            [item("adm_btn_staff", "staff"), item("adm_btn_settings", "settings")],
+            [item("adm_btn_profile", "profile"), item("adm_btn_export", "export")],
+            [button(texts(locale, "btn_home"), Menu(action="home").pack())],
+        ]
+    )
+
+
+def back_to_menu(texts: BotTexts, locale: str, section: str = "menu") -> list[InlineKeyboardButton]:
+    return [button(texts(locale, "btn_back"), Admin(section=section).pack())]
+
+
+def parse_day(text: str, *, today: date, future: bool = True) -> date:
+    """``2025-03-07``, ``07.03.2025`` or ``07.03`` (the nearest such day ahead, or with
+    ``future=False`` the nearest one not ahead of ``today``)."""
+    match = _DATE.match(text.strip())
+    if not match:
+        raise ValueError(text)
+    if match.group(1):
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    year_text = match.group(6)
+    day, month = int(match.group(4)), int(match.group(5))
+    if year_text:
+        year = int(year_text) + (2000 if len(year_text) == 2 else 0)
+        return date(year, month, day)
+    guess = date(today.year, month, day)
+    if future:
+        return guess if guess >= today else date(today.year + 1, month, day)
+    return guess if guess <= today else date(today.year - 1, month, day)
+
+
+def parse_time(text: str) -> time:
+    match = _TIME.match(text.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(text)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_period(text: str, *, today: date, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
+    """``07.03 14:00-16:00 dentist`` -> (start, end, reason) in ``zone``; raises ``ValueError``."""
+    parts = text.strip().split(maxsplit=2)
+    if len(parts) < 2 or "-" not in parts[1]:
+        raise ValueError(text)
+    day = parse_day(parts[0], today=today)
+    start_text, end_text = parts[1].split("-", 1)
+    start = datetime.combine(day, parse_time(start_text), zone)
+    end = (
+        datetime.combine(day + timedelta(days=1), time(0), zone)
+        if end_text.strip() == "24:00"
+        else datetime.combine(day, parse_time(end_text), zone)
+    )
+    if end <= start:
+        raise ValueError(text)
+    return start, end, parts[2] if len(parts) > 2 else ""
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The local day as an aware [start, end) pair (DST days are 23 or 25 hours long)."""
+    return (
+        datetime.combine(day, time(0), zone),
+        datetime.combine(day + timedelta(days=1), time(0), zone),
+    )

@@ -1,0 +1,190 @@
+"""The owner menu and the schedule: today, tomorrow, a picked date, and bookings awaiting "came?"."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from aiogram import F
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from tenant_bot import keyboards
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.models import BookingDetails, Clock, Settings
+from tenant_bot.cache import CatalogueCache
+from tenant_bot.callbacks import Admin, Menu, Month, OwnerBooking, PickDay, day_code, day_of
+from tenant_bot.handlers.admin.common import back_to_menu, owner_menu
+from tenant_bot.handlers.common import show
+from tenant_bot.keyboards import button
+from tenant_bot.routing import Routes
+from tenant_bot.texts import BotTexts
+from tenant_bot.views import last_bookable_day, local_today, month_of, months_between
+
+routes = Routes("admin_menu")
+
+
+@routes.message(Command("admin"))
+@routes.callback_query(Menu.filter(F.action == "admin"))
+@routes.callback_query(Admin.filter(F.section == "menu"))
+async def menu(
+    event: Message | CallbackQuery, state: FSMContext, texts: BotTexts, locale: str
+) -> None:
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    await state.clear()
+    await show(event, texts(locale, "adm_menu"), owner_menu(texts, locale))
+
+
+def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: Settings) -> str:
+    local = details.booking.starts_at.astimezone(settings.zone)
+    return texts(
+        locale,
+        "adm_schedule_line",
+        time=f"{local:%H:%M}",
+        service=details.service_name,
+        staff=details.staff_name,
+        customer=details.customer_name,
+        status=texts(locale, f"status_{details.booking.status.value}"),
+    )
+
+
+def _booking_buttons(
+    texts: BotTexts, locale: str, items: list[BookingDetails], settings: Settings, back: str
+) -> InlineKeyboardMarkup:
+    rows = []
+    for details in items[:40]:
+        local = details.booking.starts_at.astimezone(settings.zone)
+        label = f"{texts.day(locale, local.date())} {local:%H:%M} · {details.customer_name}"[:60]
+        rows.append([button(label, OwnerBooking(booking_id=details.booking.id).pack())])
+    rows.append(back_to_menu(texts, locale, back))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def show_day(
+    event: CallbackQuery | Message,
+    day: date,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """The bookings of one local day, each a button to its card."""
+    settings = await cache.settings()
+    items = await core.bookings.for_day(day)
+    lines = [_line(texts, locale, d, settings) for d in items]
+    text = texts(locale, "adm_schedule", day=texts.day(locale, day), count=len(items))
+    if lines:
+        text += "\n\n" + "\n".join(lines)
+    await show(event, text[:4000], _booking_buttons(texts, locale, items, settings, "menu"))
+
+
+@routes.callback_query(Admin.filter(F.section.in_({"today", "tomorrow"})))
+async def today_or_tomorrow(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    await callback.answer()
+    today = local_today(await cache.settings(), clock)
+    day = today if callback_data.section == "today" else today + timedelta(days=1)
+    await show_day(callback, day, core, cache, texts, locale)
+
+
+async def admin_calendar(
+    event: CallbackQuery,
+    *,
+    purpose: str,
+    offset: int,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+    title_key: str,
+    back: str,
+) -> None:
+    """A month where every day from today to the horizon's end is tappable."""
+    settings = await cache.settings()
+    today = local_today(settings, clock)
+    last = last_bookable_day(settings, clock) + timedelta(days=settings.horizon_days)
+    max_offset = months_between(today, last)
+    offset = max(0, min(offset, max_offset))
+    year, month = month_of(today, offset)
+    days = {today + timedelta(days=i) for i in range((last - today).days + 1)}
+    markup = keyboards.month_calendar(
+        texts,
+        locale,
+        year=year,
+        month=month,
+        offset=offset,
+        max_offset=max_offset,
+        today=today,
+        last_day=last,
+        free_days=days,
+        purpose=purpose,
+        back=back_to_menu(texts, locale, back)[0],
+        mark_full=False,
+    )
+    await show(event, texts(locale, title_key), markup)
+
+
+@routes.callback_query(Admin.filter(F.section == "pick"))
+@routes.callback_query(Month.filter(F.purpose == "a"))
+async def pick_day(
+    callback: CallbackQuery,
+    callback_data: Admin | Month,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    await callback.answer()
+    offset = callback_data.offset if isinstance(callback_data, Month) else 0
+    await admin_calendar(
+        callback,
+        purpose="a",
+        offset=offset,
+        cache=cache,
+        texts=texts,
+        clock=clock,
+        locale=locale,
+        title_key="adm_pick_day_title",
+        back="menu",
+    )
+
+
+@routes.callback_query(PickDay.filter(F.purpose == "a"))
+async def picked_day(
+    callback: CallbackQuery,
+    callback_data: PickDay,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    day = day_of(callback_data.day)
+    await callback.answer()
+    await show_day(callback, day, core, cache, texts, locale)
+
+
+@routes.callback_query(Admin.filter(F.section == "awaiting"))
+async def awaiting(
+    callback: CallbackQuery, core: BookingCore, cache: CatalogueCache, texts: BotTexts, locale: str
+) -> None:
+    """Ended bookings still waiting for "came / did not come"."""
+    await callback.answer()
+    settings = await cache.settings()
+    items = await core.completion.awaiting(limit=40)
+    key = "adm_awaiting_list" if items else "adm_awaiting_none"
+    await show(
+        callback,
+        texts(locale, key, count=len(items)),
+        _booking_buttons(texts, locale, items, settings, "menu"),
+    )
+
+
+__all__ = ["day_code", "routes", "show_day"]

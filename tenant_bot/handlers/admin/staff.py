@@ -1,0 +1,268 @@
+"""Staff: list, add, switch on/off, which services each provides, and weekly working hours."""
+
+from __future__ import annotations
+
+from aiogram import F
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.errors import BookingError
+from tenant_bot.booking.models import Staff, WorkInterval
+from tenant_bot.cache import CatalogueCache
+from tenant_bot.callbacks import Admin, Hours, StaffEdit
+from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.common import show
+from tenant_bot.keyboards import button
+from tenant_bot.middlewares.errors import error_text
+from tenant_bot.routing import Routes
+from tenant_bot.states import OwnerInput
+from tenant_bot.texts import BotTexts
+
+routes = Routes("admin_staff")
+
+
+def parse_intervals(text: str) -> list[WorkInterval]:
+    """``09:00-13:00, 14:00-18:00`` -> intervals; ``-`` -> none (a day off)."""
+    text = text.strip()
+    if text in {"-", "—"}:
+        return []
+    return [WorkInterval.parse(part) for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+async def staff_screen(
+    event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
+) -> None:
+    items = await core.catalogue.list_staff(active_only=False)
+    rows = [
+        [button(("" if m.active else "⏸ ") + m.name, StaffEdit(staff_id=m.id).pack())]
+        for m in items
+    ]
+    rows.append(
+        [button(texts(locale, "adm_add_staff"), StaffEdit(staff_id=0, action="new").pack())]
+    )
+    rows.append(back_to_menu(texts, locale))
+    await show(
+        event,
+        texts(locale, "adm_staff_title", count=len(items)),
+        InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+async def staff_card(
+    event: CallbackQuery | Message, member: Staff, core: BookingCore, texts: BotTexts, locale: str
+) -> None:
+    hours = await core.catalogue.get_working_hours(member.id)
+    services = {s.id: s.name for s in await core.catalogue.list_services(active_only=False)}
+    week = "\n".join(
+        f"{name}: " + (", ".join(str(i) for i in hours.get(wd, [])) or texts(locale, "adm_day_off"))
+        for wd, name in enumerate(texts.weekday_names(locale))
+    )
+    text = texts(
+        locale,
+        "adm_staff_card",
+        name=member.name,
+        active=member.active,
+        services=", ".join(services[i] for i in member.service_ids if i in services),
+        hours=week,
+    )
+    rows = [
+        [
+            button(texts(locale, "adm_hours"), StaffEdit(staff_id=member.id, action="h").pack()),
+            button(
+                texts(locale, "adm_staff_services"),
+                StaffEdit(staff_id=member.id, action="s").pack(),
+            ),
+        ],
+        [
+            button(
+                texts(locale, "adm_turn_off" if member.active else "adm_turn_on"),
+                StaffEdit(staff_id=member.id, action="t").pack(),
+            )
+        ],
+        back_to_menu(texts, locale, "staff"),
+    ]
+    await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@routes.callback_query(Admin.filter(F.section == "staff"))
+async def staff(
+    callback: CallbackQuery, state: FSMContext, core: BookingCore, texts: BotTexts, locale: str
+) -> None:
+    await callback.answer()
+    await state.clear()
+    await staff_screen(callback, core, texts, locale)
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "v"))
+async def view(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    state: FSMContext,
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    await callback.answer()
+    await state.clear()
+    await staff_card(callback, member, core, texts, locale)
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "t"))
+async def toggle(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    member = await core.catalogue.update_staff(member.id, active=not member.active)
+    cache.invalidate()
+    await callback.answer()
+    await staff_card(callback, member, core, texts, locale)
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "new"))
+async def ask_name(
+    callback: CallbackQuery, state: FSMContext, texts: BotTexts, locale: str
+) -> None:
+    await callback.answer()
+    await state.set_state(OwnerInput.staff_name)
+    await show(
+        callback,
+        texts(locale, "adm_ask_staff"),
+        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "staff")]),
+    )
+
+
+@routes.message(OwnerInput.staff_name, F.text)
+async def add(
+    message: Message,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """A new staff member providing every service (the owner narrows it down on the card)."""
+    name = (message.text or "").strip()
+    if not 1 <= len(name) <= 100:
+        await message.answer(texts(locale, "bad_name"))
+        return
+    services = await core.catalogue.list_services(active_only=False)
+    member = await core.catalogue.create_staff(name=name, service_ids=[s.id for s in services])
+    await state.clear()
+    cache.invalidate()
+    await message.answer(texts(locale, "adm_saved"))
+    await staff_card(message, member, core, texts, locale)
+
+
+@routes.callback_query(StaffEdit.filter(F.action.in_({"s", "sv"})))
+async def services(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """Tick the services the staff member provides (``sv`` toggles one)."""
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    if callback_data.action == "sv":
+        chosen = set(member.service_ids) ^ {callback_data.service_id}
+        member = await core.catalogue.set_staff_services(member.id, sorted(chosen))
+        cache.invalidate()
+    await callback.answer()
+    rows = [
+        [
+            button(
+                ("✅ " if s.id in member.service_ids else "▫️ ") + s.name,
+                StaffEdit(staff_id=member.id, action="sv", service_id=s.id).pack(),
+            )
+        ]
+        for s in await core.catalogue.list_services(active_only=False)
+    ]
+    rows.append([button(texts(locale, "btn_back"), StaffEdit(staff_id=member.id).pack())])
+    await show(
+        callback,
+        texts(locale, "adm_staff_services_title", name=member.name),
+        InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "h"))
+async def hours(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    week = await core.catalogue.get_working_hours(member.id)
+    await callback.answer()
+    rows = [
+        [
+            button(
+                f"{name}: "
+                + (", ".join(str(i) for i in week.get(wd, [])) or texts(locale, "adm_day_off")),
+                Hours(staff_id=member.id, weekday=wd).pack(),
+            )
+        ]
+        for wd, name in enumerate(texts.weekday_names(locale))
+    ]
+    rows.append([button(texts(locale, "btn_back"), StaffEdit(staff_id=member.id).pack())])
+    await show(
+        callback,
+        texts(locale, "adm_hours_title", name=member.name),
+        InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+@routes.callback_query(Hours.filter())
+async def ask_hours(
+    callback: CallbackQuery, callback_data: Hours, state: FSMContext, texts: BotTexts, locale: str
+) -> None:
+    if not 0 <= callback_data.weekday <= 6:
+        raise ValueError("weekday out of range")
+    await callback.answer()
+    await state.set_state(OwnerInput.hours)
+    await state.set_data({"staff_id": callback_data.staff_id, "weekday": callback_data.weekday})
+    day = texts.weekday_names(locale)[callback_data.weekday]
+    back = [
+        button(
+            texts(locale, "btn_back"), StaffEdit(staff_id=callback_data.staff_id, action="h").pack()
+        )
+    ]
+    await show(
+        callback,
+        texts(locale, "adm_ask_hours", day=day),
+        InlineKeyboardMarkup(inline_keyboard=[back]),
+    )
+
+
+@routes.message(OwnerInput.hours, F.text)
+async def save_hours(
+    message: Message,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    data = await state.get_data()
+    try:
+        intervals = parse_intervals(message.text or "")
+        await core.catalogue.set_working_hours(data["staff_id"], data["weekday"], intervals)
+    except BookingError as exc:
+        await message.answer(
+            error_text(texts, locale, exc) + "\n" + texts(locale, "adm_hours_example")
+        )
+        return
+    await state.clear()
+    cache.invalidate()
+    await message.answer(texts(locale, "adm_saved"))
+    await staff_card(message, await core.catalogue.get_staff(data["staff_id"]), core, texts, locale)

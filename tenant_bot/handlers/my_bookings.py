@@ -1,0 +1,314 @@
+"""My bookings: the customer's upcoming bookings, with cancel and reschedule within the rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiogram import F
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from tenant_bot import keyboards, views
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.errors import BookingError, SlotTaken, SlotUnavailable, TooLate
+from tenant_bot.booking.models import Actor, BookingDetails, Clock
+from tenant_bot.cache import CatalogueCache
+from tenant_bot.callbacks import Menu, Month, MyBooking, PickDay, PickTime, day_of
+from tenant_bot.handlers.common import show
+from tenant_bot.keyboards import button
+from tenant_bot.middlewares.errors import error_text
+from tenant_bot.notifications import Notifier
+from tenant_bot.routing import Routes
+from tenant_bot.states import RescheduleFlow
+from tenant_bot.texts import BotTexts
+
+routes = Routes("my_bookings")
+
+
+@routes.message(Command("my"))
+@routes.callback_query(Menu.filter(F.action == "my"))
+async def my_bookings(
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """The list of upcoming bookings (or an invitation to book)."""
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    await state.clear()
+    customer = await core.customers.by_telegram_id(event.from_user.id)  # type: ignore[union-attr]
+    items = await core.bookings.for_customer(customer.id) if customer else []
+    settings = await cache.settings()
+    labelled = [(d, views.booking_label(texts, locale, d, settings)) for d in items]
+    key = "my_bookings" if items else "my_bookings_empty"
+    await show(event, texts(locale, key), keyboards.my_bookings(texts, locale, labelled))
+
+
+async def _own(core: BookingCore, booking_id: int, user_id: int) -> BookingDetails | None:
+    """The booking if it belongs to the user and is still active, else None (a stale button)."""
+    try:
+        details = await core.bookings.get(booking_id)
+    except BookingError:
+        return None
+    if details.customer_telegram_id != user_id or not details.booking.status.active:
+        return None
+    return details
+
+
+async def _gone(callback: CallbackQuery, texts: BotTexts, locale: str) -> None:
+    await callback.answer(texts(locale, "booking_gone"), show_alert=True)
+    await show(callback, texts(locale, "menu"), keyboards.main_menu(texts, locale, is_owner=False))
+
+
+@routes.callback_query(MyBooking.filter(F.action == "v"))
+async def view(
+    callback: CallbackQuery,
+    callback_data: MyBooking,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    details = await _own(core, callback_data.booking_id, callback.from_user.id)
+    if details is None:
+        await _gone(callback, texts, locale)
+        return
+    await state.clear()
+    await callback.answer()
+    settings = await cache.settings()
+    facts = views.booking_facts(texts, locale, details, settings)
+    await show(
+        callback,
+        texts(locale, "my_booking", **facts),
+        keyboards.my_booking(texts, locale, details.booking.id),
+    )
+
+
+@routes.callback_query(MyBooking.filter(F.action == "c"))
+async def ask_cancel(
+    callback: CallbackQuery,
+    callback_data: MyBooking,
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    if await _own(core, callback_data.booking_id, callback.from_user.id) is None:
+        await _gone(callback, texts, locale)
+        return
+    await callback.answer()
+    await show(
+        callback,
+        texts(locale, "cancel_sure"),
+        keyboards.cancel_confirm(texts, locale, callback_data.booking_id),
+    )
+
+
+@routes.callback_query(MyBooking.filter(F.action == "cy"))
+async def cancel(
+    callback: CallbackQuery,
+    callback_data: MyBooking,
+    core: BookingCore,
+    cache: CatalogueCache,
+    notifier: Notifier,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """Cancel (customers need the minimum notice); the owner and the waitlist are told."""
+    if await _own(core, callback_data.booking_id, callback.from_user.id) is None:
+        await _gone(callback, texts, locale)
+        return
+    try:
+        booking = await core.bookings.cancel(
+            callback_data.booking_id, actor=Actor.customer(callback.from_user.id)
+        )
+    except TooLate as exc:
+        await callback.answer()
+        await show(
+            callback,
+            error_text(texts, locale, exc),
+            keyboards.main_menu(texts, locale, is_owner=False),
+        )
+        return
+    await callback.answer()
+    await show(
+        callback,
+        texts(locale, "cancelled_by_you"),
+        keyboards.main_menu(texts, locale, is_owner=False),
+    )
+    details = await core.bookings.get(booking.id)
+    await notifier.booking_cancelled(details, by="customer", settings=await cache.settings())
+    await notifier.offer_freed_time(booking, settings=await cache.settings())
+
+
+@routes.callback_query(MyBooking.filter(F.action == "r"))
+async def start_reschedule(
+    callback: CallbackQuery,
+    callback_data: MyBooking,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    details = await _own(core, callback_data.booking_id, callback.from_user.id)
+    if details is None:
+        await _gone(callback, texts, locale)
+        return
+    await callback.answer()
+    booking = details.booking
+    await state.set_state(RescheduleFlow.day)
+    await state.set_data(
+        {
+            "booking_id": booking.id,
+            "service_id": booking.service_id,
+            "staff_id": booking.staff_id,
+            "offset": 0,
+        }
+    )
+    await _calendar(callback, state, core, cache, texts, clock, locale)
+
+
+async def _calendar(
+    callback: CallbackQuery,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    data = await state.get_data()
+    text, markup = await views.calendar_screen(
+        core=core,
+        cache=cache,
+        texts=texts,
+        locale=locale,
+        clock=clock,
+        service_id=data["service_id"],
+        staff_id=data["staff_id"],
+        offset=data.get("offset", 0),
+        purpose="r",
+        back=button(texts(locale, "btn_back"), MyBooking(booking_id=data["booking_id"]).pack()),
+        title_key="pick_new_day",
+    )
+    await state.set_state(RescheduleFlow.day)
+    await show(callback, text, markup)
+
+
+@routes.callback_query(Month.filter(F.purpose == "r"), RescheduleFlow.day)
+async def turn_month(
+    callback: CallbackQuery,
+    callback_data: Month,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    await callback.answer()
+    await state.update_data(offset=callback_data.offset)
+    await _calendar(callback, state, core, cache, texts, clock, locale)
+
+
+@routes.callback_query(PickDay.filter(F.purpose == "r"), RescheduleFlow.day)
+async def pick_day(
+    callback: CallbackQuery,
+    callback_data: PickDay,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    day = day_of(callback_data.day)
+    data = await state.get_data()
+    (text, markup), has_times = await views.times_screen(
+        core=core,
+        cache=cache,
+        texts=texts,
+        locale=locale,
+        service_id=data["service_id"],
+        staff_id=data["staff_id"],
+        day=day,
+    )
+    if not has_times:
+        await callback.answer(
+            texts(locale, "day_full", day=texts.day(locale, day)), show_alert=True
+        )
+        return
+    await callback.answer()
+    await state.update_data(day=callback_data.day)
+    await state.set_state(RescheduleFlow.time)
+    await show(callback, text, markup)
+
+
+@routes.callback_query(PickTime.filter(), RescheduleFlow.time)
+async def pick_time(
+    callback: CallbackQuery,
+    callback_data: PickTime,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueCache,
+    notifier: Notifier,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
+) -> None:
+    """Move the booking atomically; on refusal the old time stays and the customer sees why."""
+    data = await state.get_data()
+    before = await _own(core, data["booking_id"], callback.from_user.id)
+    if before is None:
+        await state.clear()
+        await _gone(callback, texts, locale)
+        return
+    try:
+        moved = await core.bookings.reschedule(
+            data["booking_id"],
+            new_start=datetime.fromtimestamp(callback_data.ts, UTC),
+            new_staff_id=callback_data.staff_id,
+            actor=Actor.customer(callback.from_user.id),
+        )
+    except SlotTaken:
+        await callback.answer(texts(locale, "slot_just_taken"), show_alert=True)
+        await pick_day(
+            callback,
+            PickDay(day=data["day"], purpose="r"),
+            state,
+            core,
+            cache,
+            texts,
+            clock,
+            locale,
+        )
+        return
+    except (TooLate, SlotUnavailable, BookingError) as exc:
+        await callback.answer()
+        await state.clear()
+        await show(
+            callback,
+            error_text(texts, locale, exc),
+            keyboards.main_menu(texts, locale, is_owner=False),
+        )
+        return
+    await callback.answer()
+    await state.clear()
+    settings = await cache.settings()
+    details = await core.bookings.get(moved.id)
+    facts = views.booking_facts(texts, locale, details, settings)
+    await show(
+        callback,
+        texts(locale, "rescheduled_by_you", **facts),
+        keyboards.main_menu(texts, locale, is_owner=False),
+    )
+    await notifier.booking_rescheduled(
+        details, old_start=before.booking.starts_at, by="customer", settings=settings
+    )
+    await notifier.offer_freed_time(before.booking, settings=settings)

@@ -1,0 +1,1 @@
+"""Middlewares of the tenant bot: throttling, locale, and the error handler."""

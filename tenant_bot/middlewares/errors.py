@@ -1,0 +1,77 @@
+"""The last line of defence: any exception a handler lets through is logged with its context and the
+user is told, in their language, that something went wrong — never shown a stack trace.
+
+Domain errors that reach here (a handler did not expect them) still get their specific text; a lost
+database gets "try again in a minute"; Telegram's "message is not modified" (a double tap re-rendering
+the same screen) is not an error at all.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import ErrorEvent
+
+from tenant_bot.booking.errors import BookingError, StorageError, StorageUnavailable
+from tenant_bot.texts import BotTexts, pick_locale
+
+log = logging.getLogger(__name__)
+
+
+def error_text(texts: BotTexts, locale: str, exc: BaseException) -> str:
+    """The message for an error a user ran into."""
+    if isinstance(exc, StorageUnavailable):
+        return texts(locale, "error_unavailable")
+    if isinstance(exc, BookingError) and not isinstance(exc, StorageError):
+        key = f"error_{exc.code}"
+        if texts.has(locale, key):
+            return texts(locale, key, **_safe_details(exc))
+    return texts(locale, "error_generic")
+
+
+def _safe_details(exc: BookingError) -> dict[str, object]:
+    return {k: v for k, v in exc.details.items() if isinstance(v, str | int | float)}
+
+
+class ErrorReporter:
+    """``dp.errors`` handler."""
+
+    def __init__(self, texts: BotTexts) -> None:
+        self.texts = texts
+
+    async def handle(self, event: ErrorEvent) -> bool:
+        exc = event.exception
+        update = event.update
+        if isinstance(exc, TelegramBadRequest) and "message is not modified" in exc.message:
+            if update.callback_query is not None:
+                await _quietly(update.callback_query.answer())
+            return True
+        user = update.event.from_user if hasattr(update.event, "from_user") else None  # type: ignore[union-attr]
+        log.error(
+            "update failed",
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={
+                "update_id": update.update_id,
+                "update_type": update.event_type,
+                "user_id": user.id if user else None,
+                "error": type(exc).__name__,
+                "code": getattr(exc, "code", None),
+            },
+        )
+        locale = pick_locale(user.language_code if user else None, self.texts.default_locale)
+        text = error_text(self.texts, locale, exc)
+        if update.callback_query is not None:
+            await _quietly(update.callback_query.answer())
+            if update.callback_query.message is not None:
+                await _quietly(update.callback_query.message.answer(text))
+        elif update.message is not None:
+            await _quietly(update.message.answer(text))
+        return True
+
+
+async def _quietly(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except TelegramAPIError as exc:
+        log.warning("could not report an error to the user", extra={"error": type(exc).__name__})

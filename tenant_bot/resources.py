@@ -1,0 +1,185 @@
+"""Everything one tenant bot holds open, built from its runtime contract and closed in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import User
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from schemas.runtime import TenantRuntime
+from tenant_bot.background import BackgroundWorker
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.models import Clock
+from tenant_bot.commands import register_commands
+from tenant_bot.dispatcher import build_dispatcher
+from tenant_bot.flood import RetryAfterMiddleware
+from tenant_bot.isolation import ChatEventIsolation
+from tenant_bot.middlewares.locale import LocaleStore
+from tenant_bot.notifications import Notifier
+from tenant_bot.texts import BotTexts
+
+log = logging.getLogger(__name__)
+
+# A conversation left alone for a week is forgotten; nobody resumes a booking after that.
+FSM_TTL_SECONDS = 7 * 24 * 3600
+DB_POOL_MAX = 5
+# Updates per user per window (seconds): generous for people, tight for floods and scripts.
+DEFAULT_RATE_LIMIT = (12, 10)
+
+
+class StartupError(RuntimeError):
+    """A dependency the bot needs cannot be reached; the message says which (never a secret)."""
+
+
+@dataclass
+class Resources:
+    """The bot's open connections and the objects wired on them."""
+
+    runtime: TenantRuntime
+    pool: asyncpg.Pool
+    redis: Redis
+    bot: Bot
+    me: User
+    storage: RedisStorage
+    dispatcher: Dispatcher
+    core: BookingCore
+    notifier: Notifier
+    background: BackgroundWorker
+    texts: BotTexts
+
+    async def register_commands(self) -> None:
+        """Publish the command menus (customers and owners, per language)."""
+        await register_commands(self.bot, texts=self.texts, owner_ids=self.runtime.owner_ids)
+
+    async def close(self) -> None:
+        """Close the bot session, the FSM storage, Redis and the pool (each even if another fails)."""
+        for closer in (self.bot.session.close, self.storage.close, self.pool.close):
+            try:
+                await closer()
+            except Exception:
+                log.warning("closing failed", extra={"closer": getattr(closer, "__qualname__", "")})
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+
+
+def make_bot(runtime: TenantRuntime) -> Bot:
+    """The aiogram ``Bot`` for the runtime: HTML parse mode, the configured Bot API server."""
+    session = (
+        AiohttpSession(api=TelegramAPIServer.from_base(runtime.telegram_api_base))
+        if runtime.telegram_api_base
+        else AiohttpSession()
+    )
+    session.middleware(RetryAfterMiddleware())
+    return Bot(
+        runtime.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+async def _connect_database(runtime: TenantRuntime) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            runtime.database_url.get_secret_value(),
+            min_size=1,
+            max_size=DB_POOL_MAX,
+            command_timeout=30,
+            max_inactive_connection_lifetime=300,
+        )
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StartupError(f"database unreachable: {type(exc).__name__}") from exc
+    return pool
+
+
+async def _connect_redis(runtime: TenantRuntime) -> Redis:
+    redis = Redis.from_url(
+        runtime.redis_url.get_secret_value(),
+        socket_timeout=10,
+        socket_connect_timeout=10,
+        health_check_interval=30,
+    )
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        raise StartupError(f"redis unreachable: {type(exc).__name__}") from exc
+    return redis
+
+
+async def open_resources(
+    runtime: TenantRuntime, *, clock: Clock, rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
+) -> Resources:
+    """Connect everything and wire the dispatcher; raises :class:`StartupError` naming what failed."""
+    pool = await _connect_database(runtime)
+    try:
+        redis = await _connect_redis(runtime)
+    except StartupError:
+        await pool.close()
+        raise
+    bot = make_bot(runtime)
+    try:
+        me = await bot.get_me()
+    except (TelegramAPIError, TelegramNetworkError) as exc:
+        await bot.session.close()
+        await redis.aclose()
+        await pool.close()
+        raise StartupError(f"telegram getMe failed: {type(exc).__name__}") from exc
+    storage = RedisStorage(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix=f"{runtime.redis_prefix}fsm", with_bot_id=True),
+        state_ttl=FSM_TTL_SECONDS,
+        data_ttl=FSM_TTL_SECONDS,
+    )
+    texts = BotTexts(default_locale=runtime.locale)
+    core = BookingCore(pool, clock=clock)
+    locales = LocaleStore(redis, prefix=runtime.redis_prefix)
+    notifier = Notifier(
+        bot,
+        redis=redis,
+        prefix=runtime.redis_prefix,
+        texts=texts,
+        locales=locales,
+        owner_ids=runtime.owner_ids,
+        waitlist=core.waitlist,
+    )
+    dispatcher = build_dispatcher(
+        runtime=runtime,
+        storage=storage,
+        isolation=ChatEventIsolation(),
+        redis=redis,
+        core=core,
+        texts=texts,
+        notifier=notifier,
+        locales=locales,
+        clock=clock,
+        rate_limit=rate_limit,
+    )
+    background = BackgroundWorker(core=core, notifier=notifier, clock=clock)
+    return Resources(
+        runtime=runtime,
+        pool=pool,
+        redis=redis,
+        bot=bot,
+        me=me,
+        storage=storage,
+        dispatcher=dispatcher,
+        core=core,
+        notifier=notifier,
+        background=background,
+        texts=texts,
+    )

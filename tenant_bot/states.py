@@ -1,0 +1,37 @@
+"""FSM states of the conversations that need typed input or a multi-step choice (kept in Redis)."""
+
+from __future__ import annotations
+
+from aiogram.fsm.state import State, StatesGroup
+
+
+class BookingFlow(StatesGroup):
+    """A customer booking: service -> staff -> day -> time -> name -> phone -> confirm."""
+
+    service = State()
+    staff = State()
+    day = State()
+    time = State()
+    name = State()
+    phone = State()
+    confirm = State()
+
+
+class RescheduleFlow(StatesGroup):
+    """A customer moving a booking: day -> time."""
+
+    day = State()
+    time = State()
+
+
+class OwnerInput(StatesGroup):
+    """The owner is asked to type something; ``data['input']`` says what and for which record."""
+
+    cancel_reason = State()
+    block_period = State()
+    service_form = State()
+    staff_name = State()
+    hours = State()
+    setting = State()
+    export_range = State()
+    profile = State()

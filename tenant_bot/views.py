@@ -1,0 +1,137 @@
+"""Screens shared by several routers: the booking calendar, the free times of a day, booking cards.
+
+Each function returns ``(text, keyboard)``; routers decide whether to edit a message or send one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from tenant_bot import keyboards
+from tenant_bot.booking import BookingCore
+from tenant_bot.booking.models import BookingDetails, Clock, Settings, Slot
+from tenant_bot.cache import CatalogueCache
+from tenant_bot.texts import BotTexts
+
+Screen = tuple[str, InlineKeyboardMarkup]
+
+
+def local_today(settings: Settings, clock: Clock) -> date:
+    return clock().astimezone(settings.zone).date()
+
+
+def last_bookable_day(settings: Settings, clock: Clock) -> date:
+    """The last local day inside the booking horizon."""
+    return local_today(settings, clock) + timedelta(days=settings.horizon_days - 1)
+
+
+def month_of(today: date, offset: int) -> tuple[int, int]:
+    index = today.year * 12 + today.month - 1 + offset
+    return index // 12, index % 12 + 1
+
+
+def months_between(first: date, last: date) -> int:
+    return (last.year - first.year) * 12 + last.month - first.month
+
+
+async def calendar_screen(
+    *,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+    clock: Clock,
+    service_id: int,
+    staff_id: int | None,
+    offset: int,
+    purpose: str,
+    back: InlineKeyboardButton | None,
+    title_key: str = "pick_day",
+) -> Screen:
+    """A month of the booking horizon with the days that have free time for the service."""
+    settings = await cache.settings()
+    today = local_today(settings, clock)
+    last = last_bookable_day(settings, clock)
+    max_offset = months_between(today, last)
+    offset = max(0, min(offset, max_offset))
+    year, month = month_of(today, offset)
+    first = max(today, date(year, month, 1))
+    month_end = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+    end = min(month_end, last)
+    free = await core.slots.available_days(
+        service_id, day_from=first, days=(end - first).days + 1, staff_id=staff_id
+    )
+    markup = keyboards.month_calendar(
+        texts,
+        locale,
+        year=year,
+        month=month,
+        offset=offset,
+        max_offset=max_offset,
+        today=today,
+        last_day=last,
+        free_days=set(free),
+        purpose=purpose,
+        back=back,
+    )
+    service = await cache.service(service_id)
+    return texts(locale, title_key, service=service.name), markup
+
+
+def time_labels(slots: list[Slot], zone: ZoneInfo) -> dict[int, str]:
+    return {int(s.start.timestamp()): f"{s.start.astimezone(zone):%H:%M}" for s in slots}
+
+
+async def times_screen(
+    *,
+    core: BookingCore,
+    cache: CatalogueCache,
+    texts: BotTexts,
+    locale: str,
+    service_id: int,
+    staff_id: int | None,
+    day: date,
+    note_key: str | None = None,
+) -> tuple[Screen, bool]:
+    """Free starts of ``day``; the flag is False when the day has none (the caller offers the
+    waitlist)."""
+    settings = await cache.settings()
+    slots = await core.slots.free_slots(service_id, day_from=day, staff_id=staff_id)
+    day_text = texts.day(locale, day)
+    if not slots:
+        return (
+            texts(locale, "day_full", day=day_text),
+            keyboards.day_full(texts, locale, day),
+        ), False
+    note = texts(locale, note_key) + "\n\n" if note_key else ""
+    markup = keyboards.times(texts, locale, slots, zone_format=time_labels(slots, settings.zone))
+    return (note + texts(locale, "pick_time", day=day_text), markup), True
+
+
+def booking_facts(
+    texts: BotTexts, locale: str, details: BookingDetails, settings: Settings
+) -> dict[str, str]:
+    """The values every booking text shows, formatted for ``locale``."""
+    booking = details.booking
+    return {
+        "service": details.service_name,
+        "staff": details.staff_name,
+        "when": texts.when(locale, booking.starts_at, settings.zone),
+        "price": texts.money(booking.price, booking.currency),
+        "customer": details.customer_name,
+        "phone": details.customer_phone or "",
+        "status": texts(locale, f"status_{booking.status.value}"),
+        "business": settings.business_name,
+        "address": settings.address,
+        "map_url": settings.map_url,
+        "business_phone": settings.phone,
+    }
+
+
+def booking_label(texts: BotTexts, locale: str, details: BookingDetails, settings: Settings) -> str:
+    """A one-line button label: ``Fri 7 Mar, 14:30 · Haircut``."""
+    when = texts.when(locale, details.booking.starts_at, settings.zone)
+    return f"{when} · {details.service_name}"[:60]
