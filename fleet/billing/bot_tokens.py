@@ -41,11 +41,12 @@ class BotTokenVerifier:
         await self._http.aclose()
 
     async def verify(self, token: str) -> BotIdentity:
-        """The bot behind ``token``; BotTokenRejected(``invalid`` | ``unreachable``) otherwise."""
+        """The bot behind ``token``; BotTokenRejected otherwise, with ``reason`` ``malformed`` (not
+        shaped like a token), ``invalid`` (Telegram does not know it) or ``unreachable``."""
         try:
             token = check_bot_token(token)
         except ValueError as exc:
-            raise BotTokenRejected("invalid", f"bot token {exc}") from None
+            raise BotTokenRejected("malformed", f"bot token {exc}") from None
         try:
             response = await self._http.get(f"{self._base}/bot{token}/getMe")
         except httpx.HTTPError as exc:

@@ -104,6 +104,23 @@ class CheckoutService:
         """Whether buyers must give an email or phone for a 54-FZ receipt."""
         return self._config.receipts
 
+    async def list_plans(self) -> list[asyncpg.Record]:
+        """Plans on sale, cheapest first."""
+        return await PlanRepository(self._pool).list(active_only=True)
+
+    async def token_available(self, *, token: str, bot_id: int, owner_telegram_id: int) -> bool:
+        """Whether ``owner_telegram_id`` may buy for this bot: no live tenant uses it, or only
+        their own unpaid purchase of it (which a new checkout reuses)."""
+        row = await self._pool.fetchrow(
+            "SELECT status, owner_telegram_ids FROM control.tenants WHERE deleted_at IS NULL"
+            " AND (bot_id = $1 OR bot_token_fingerprint = $2) LIMIT 1",
+            bot_id,
+            fingerprint(token),
+        )
+        return row is None or (
+            row["status"] == "new" and list(row["owner_telegram_ids"]) == [owner_telegram_id]
+        )
+
     async def active_plan(self, code: str) -> asyncpg.Record:
         plan = await PlanRepository(self._pool).get(code)
         if plan is None or not plan["active"]:

@@ -44,7 +44,7 @@ class NotificationRejected(BotfleetError):
 
 
 class BotTokenRejected(BotfleetError):
-    """Telegram refused a bot token; ``reason`` is ``invalid`` or ``unreachable``."""
+    """Telegram refused a bot token; ``reason`` is ``malformed``, ``invalid`` or ``unreachable``."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

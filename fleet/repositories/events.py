@@ -39,7 +39,8 @@ async def claim_undelivered(
     """Lock up to ``limit`` due, undelivered events of ``kinds`` (oldest first) with their tenant's
     owners and locale. Call inside a transaction; rows locked by another deliverer are skipped."""
     return await conn.fetch(
-        "SELECT e.*, t.owner_telegram_ids, t.locale, t.bot_username, t.display_name, t.slug"
+        "SELECT e.*, t.owner_telegram_ids, t.locale, t.timezone, t.bot_username, t.display_name,"
+        " t.slug"
         " FROM control.events e JOIN control.tenants t ON t.id = e.tenant_id"
         " WHERE e.delivered_at IS NULL AND e.next_attempt_at <= now() AND e.kind = ANY($1::text[])"
         " AND ($3::bigint[] IS NULL OR e.tenant_id = ANY($3::bigint[]))"

@@ -1,0 +1,212 @@
+""" "My bots": status, paid-until, renew, auto-renewal on/off, change token."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from fleet.billing.accounts import OwnerBot
+from fleet.billing.errors import BotTokenRejected, PaymentProviderError
+from fleet.billing.wiring import Billing
+from fleet.errors import ConflictError, NotFoundError, ValidationError
+from sales_bot import keyboards
+from sales_bot.callbacks import BotAction, BotCb, MenuAction, MenuCb
+from sales_bot.formatting import amount, day
+from sales_bot.handlers.purchase import forget_message, token_problem
+from sales_bot.routing import RouteTable
+from sales_bot.states import ChangeToken
+from templates import Texts
+
+router = RouteTable("my_bots")
+
+
+def render_card(texts: Texts, locale: str, bot: OwnerBot) -> str:
+    return texts(
+        locale,
+        "bot_card",
+        display_name=bot.display_name,
+        bot_username=bot.bot_username or bot.slug,
+        status=bot.status,
+        plan_name=bot.plan_name,
+        paid_until=day(bot.paid_until),
+        auto_renew=bot.auto_renew,
+        card=bot.payment_method_title,
+    )
+
+
+async def _show_list(
+    message: Message, owner: int, billing: Billing, texts: Texts, locale: str
+) -> None:
+    bots = await billing.accounts.list_bots(owner)
+    if not bots:
+        await message.answer(
+            texts(locale, "my_bots_empty"), reply_markup=keyboards.main_menu(texts, locale)
+        )
+        return
+    await message.answer(
+        texts(locale, "my_bots_title"), reply_markup=keyboards.bot_list(texts, locale, bots)
+    )
+
+
+@router.message(Command("mybots"))
+async def my_bots_command(
+    message: Message, state: FSMContext, billing: Billing, texts: Texts, locale: str
+) -> None:
+    await state.clear()
+    owner = message.from_user.id if message.from_user else message.chat.id
+    await _show_list(message, owner, billing, texts, locale)
+
+
+@router.callback_query(MenuCb.filter(F.action == MenuAction.BOTS))
+async def my_bots_button(
+    query: CallbackQuery, state: FSMContext, billing: Billing, texts: Texts, locale: str
+) -> None:
+    await state.clear()
+    await query.answer()
+    if query.message is not None:
+        await _show_list(query.message, query.from_user.id, billing, texts, locale)  # type: ignore[arg-type]
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.SHOW))
+async def show_bot(
+    query: CallbackQuery, callback_data: BotCb, billing: Billing, texts: Texts, locale: str
+) -> None:
+    try:
+        bot = await billing.accounts.get_bot(query.from_user.id, callback_data.tenant_id)
+    except NotFoundError:
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    await query.answer()
+    if query.message is not None:
+        await query.message.answer(
+            render_card(texts, locale, bot), reply_markup=keyboards.bot_card(texts, locale, bot)
+        )
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.RENEW))
+async def renew(
+    query: CallbackQuery, callback_data: BotCb, billing: Billing, texts: Texts, locale: str
+) -> None:
+    try:
+        checkout = await billing.checkout.renew(
+            tenant_id=callback_data.tenant_id, owner_telegram_id=query.from_user.id
+        )
+    except (NotFoundError, ConflictError, ValidationError):
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    except PaymentProviderError:
+        await query.answer(texts(locale, "payment_unavailable"), show_alert=True)
+        return
+    await query.answer()
+    bot = await billing.accounts.get_bot(query.from_user.id, callback_data.tenant_id)
+    price = amount(checkout.amount)
+    if query.message is not None:
+        await query.message.answer(
+            texts(
+                locale,
+                "pay",
+                plan_name=checkout.plan_name,
+                amount=price,
+                currency=checkout.currency,
+                bot_username=bot.bot_username or bot.slug,
+            ),
+            reply_markup=keyboards.pay(
+                checkout.confirmation_url,
+                texts(locale, "button_pay", amount=price, currency=checkout.currency),
+            ),
+        )
+
+
+@router.callback_query(BotCb.filter(F.action.in_({BotAction.AUTO_ON, BotAction.AUTO_OFF})))
+async def switch_auto_renew(
+    query: CallbackQuery, callback_data: BotCb, billing: Billing, texts: Texts, locale: str
+) -> None:
+    enabled = callback_data.action == BotAction.AUTO_ON
+    try:
+        bot = await billing.accounts.set_auto_renew(
+            owner_telegram_id=query.from_user.id,
+            tenant_id=callback_data.tenant_id,
+            enabled=enabled,
+        )
+    except NotFoundError:
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    except ValidationError:
+        await query.answer(texts(locale, "autorenew_needs_card"), show_alert=True)
+        return
+    await query.answer(texts(locale, "autorenew_switched", enabled=enabled))
+    if query.message is not None:
+        try:
+            await query.message.edit_text(  # type: ignore[union-attr]
+                render_card(texts, locale, bot),
+                reply_markup=keyboards.bot_card(texts, locale, bot),
+            )
+        except TelegramBadRequest:
+            await query.message.answer(
+                render_card(texts, locale, bot), reply_markup=keyboards.bot_card(texts, locale, bot)
+            )
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.TOKEN))
+async def ask_new_token(
+    query: CallbackQuery,
+    callback_data: BotCb,
+    state: FSMContext,
+    billing: Billing,
+    texts: Texts,
+    locale: str,
+) -> None:
+    try:
+        bot = await billing.accounts.get_bot(query.from_user.id, callback_data.tenant_id)
+    except NotFoundError:
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    await query.answer()
+    await state.set_state(ChangeToken.token)
+    await state.set_data({"tenant_id": bot.tenant_id})
+    if query.message is not None:
+        await query.message.answer(
+            texts(locale, "ask_new_token", bot_username=bot.bot_username or bot.slug),
+            reply_markup=keyboards.cancel(texts, locale),
+        )
+
+
+@router.message(ChangeToken.token, F.text)
+async def got_new_token(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    billing: Billing,
+    texts: Texts,
+    locale: str,
+) -> None:
+    token = (message.text or "").strip()
+    await forget_message(bot, message)
+    tenant_id = (await state.get_data()).get("tenant_id")
+    owner = message.from_user.id if message.from_user else message.chat.id
+    try:
+        identity = await billing.tokens.verify(token)
+    except BotTokenRejected as exc:
+        await message.answer(token_problem(texts, locale, exc))
+        return
+    try:
+        changed = await billing.accounts.change_token(
+            owner_telegram_id=owner, tenant_id=int(tenant_id or 0), token=token, identity=identity
+        )
+    except ConflictError:
+        await message.answer(texts(locale, "token_in_use"))
+        return
+    except ValidationError:
+        await message.answer(texts(locale, "token_same"))
+        return
+    except NotFoundError:
+        await state.clear()
+        await message.answer(texts(locale, "stale_button"))
+        return
+    await state.clear()
+    await message.answer(
+        texts(locale, "token_changed", bot_username=changed.bot_username or changed.slug)
+    )

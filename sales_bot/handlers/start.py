@@ -1,0 +1,38 @@
+"""/start, the main menu and cancelling a conversation."""
+
+from __future__ import annotations
+
+from aiogram import F
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from sales_bot import keyboards
+from sales_bot.callbacks import MenuAction, MenuCb
+from sales_bot.routing import RouteTable
+from templates import Texts
+
+router = RouteTable("start")
+
+
+@router.message(CommandStart())
+async def start(message: Message, state: FSMContext, texts: Texts, locale: str) -> None:
+    await state.clear()
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(
+        texts(locale, "welcome", name=name), reply_markup=keyboards.main_menu(texts, locale)
+    )
+
+
+@router.message(Command("cancel"))
+async def cancel_command(message: Message, state: FSMContext, texts: Texts, locale: str) -> None:
+    await state.clear()
+    await message.answer(texts(locale, "cancelled"))
+
+
+@router.callback_query(MenuCb.filter(F.action == MenuAction.CANCEL))
+async def cancel_button(query: CallbackQuery, state: FSMContext, texts: Texts, locale: str) -> None:
+    await state.clear()
+    await query.answer()
+    if query.message is not None:
+        await query.message.answer(texts(locale, "cancelled"))

@@ -1,0 +1,139 @@
+"""Inline keyboards of the sales bot (labels from the templates, payloads from callbacks.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from fleet.billing.accounts import OwnerBot
+from sales_bot.callbacks import (
+    BotAction,
+    BotCb,
+    LanguageCb,
+    MenuAction,
+    MenuCb,
+    PlanCb,
+    SaveCardCb,
+    TimezoneCb,
+)
+from templates import Texts
+
+# Offered as buttons; any other IANA name can be typed.
+TIMEZONES: tuple[str, ...] = (
+    "Europe/Kaliningrad",
+    "Europe/Moscow",
+    "Europe/Samara",
+    "Asia/Yekaterinburg",
+    "Asia/Omsk",
+    "Asia/Novosibirsk",
+    "Asia/Krasnoyarsk",
+    "Asia/Irkutsk",
+    "Asia/Vladivostok",
+    "Europe/Minsk",
+    "Asia/Almaty",
+    "UTC",
+)
+LANGUAGES: dict[str, str] = {"ru": "Русский", "en": "English"}
+
+
+def main_menu(texts: Texts, locale: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=texts(locale, "button_buy"), callback_data=MenuCb(action=MenuAction.BUY))
+    kb.button(text=texts(locale, "button_my_bots"), callback_data=MenuCb(action=MenuAction.BOTS))
+    return kb.adjust(1).as_markup()
+
+
+def cancel(texts: Texts, locale: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))
+    return kb.as_markup()
+
+
+def plans(texts: Texts, locale: str, items: Sequence[Any]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for plan in items:
+        kb.button(
+            text=texts(
+                locale,
+                "plan_button",
+                name=plan["name"],
+                price=plan["price"],
+                currency=plan["currency"].strip(),
+            ),
+            callback_data=PlanCb(code=plan["code"]),
+        )
+    kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))
+    return kb.adjust(1).as_markup()
+
+
+def timezones(texts: Texts, locale: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for name in TIMEZONES:
+        kb.button(text=name, callback_data=TimezoneCb(name=name))
+    kb.adjust(2)
+    kb.row()
+    kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))
+    return kb.adjust(2, repeat=True).as_markup()
+
+
+def languages() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for code, label in LANGUAGES.items():
+        kb.button(text=label, callback_data=LanguageCb(locale=code))
+    return kb.adjust(2).as_markup()
+
+
+def save_card(texts: Texts, locale: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=texts(locale, "button_save_card_yes"), callback_data=SaveCardCb(save=True))
+    kb.button(text=texts(locale, "button_save_card_no"), callback_data=SaveCardCb(save=False))
+    return kb.adjust(1).as_markup()
+
+
+def pay(url: str, label: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=label, url=url)
+    return kb.as_markup()
+
+
+def bot_list(texts: Texts, locale: str, bots: Sequence[OwnerBot]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for bot in bots:
+        kb.button(
+            text=texts(
+                locale, "bot_button", bot_username=bot.bot_username or bot.slug, status=bot.status
+            ),
+            callback_data=BotCb(action=BotAction.SHOW, tenant_id=bot.tenant_id),
+        )
+    return kb.adjust(1).as_markup()
+
+
+def bot_card(texts: Texts, locale: str, bot: OwnerBot) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    tid = bot.tenant_id
+    if bot.desired_state != "deleted":
+        label = "button_pay_now" if bot.status == "new" else "button_renew"
+        kb.button(
+            text=texts(locale, label), callback_data=BotCb(action=BotAction.RENEW, tenant_id=tid)
+        )
+    if bot.subscription_status is not None:
+        if bot.auto_renew:
+            kb.button(
+                text=texts(locale, "button_autorenew_off"),
+                callback_data=BotCb(action=BotAction.AUTO_OFF, tenant_id=tid),
+            )
+        else:
+            kb.button(
+                text=texts(locale, "button_autorenew_on"),
+                callback_data=BotCb(action=BotAction.AUTO_ON, tenant_id=tid),
+            )
+    if bot.desired_state != "deleted":
+        kb.button(
+            text=texts(locale, "button_change_token"),
+            callback_data=BotCb(action=BotAction.TOKEN, tenant_id=tid),
+        )
+    kb.button(text=texts(locale, "button_back"), callback_data=MenuCb(action=MenuAction.BOTS))
+    return kb.adjust(1).as_markup()
