@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from cli import migrate, sandbox, tenant_bot, tenants
+from cli import billing, migrate, payments, plans, sandbox, tenant_bot, tenants
 from cli.keys import keygen
+from cli.sales_bot import sales_bot
 
 app = typer.Typer(
     name="botfleet",
@@ -23,6 +24,10 @@ app.command("sandbox", help="Run the offline Telegram and YooKassa stand-ins.")(
 app.command("tenant-bot", help="Run one tenant's booking bot (BOTFLEET_TENANT_*).")(
     tenant_bot.tenant_bot
 )
+app.add_typer(plans.app, name="plans")
+app.add_typer(payments.app, name="payments")
+app.add_typer(billing.app, name="billing")
+app.command("sales-bot", help="Run the sales bot (purchases, renewals, owner notices).")(sales_bot)
 
 
 def main() -> None:
