@@ -132,18 +132,21 @@ async def claim_reminders_due(
     conn: asyncpg.Connection,
     *,
     now: datetime,
-    horizon: datetime,
+    reminder_days: Sequence[int],
     tenant_ids: Sequence[int] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Active subscriptions ending within (now, horizon]."""
+    """Active subscriptions still running with a reminder reached but not sent: some offset ``d``
+    of ``reminder_days`` with ``end - now <= d days`` and no ``'<d>d'`` mark yet."""
     return await conn.fetch(
         _DUE_SELECT + " AND s.status = 'active' AND s.current_period_end > $3"
-        " AND s.current_period_end <= $4" + _DUE_LOCK,
+        " AND EXISTS (SELECT 1 FROM unnest($4::int[]) AS d"
+        "   WHERE s.current_period_end - $3 <= make_interval(days => d)"
+        "   AND NOT ((d::text || 'd') = ANY(s.reminders_sent)))" + _DUE_LOCK,
         _ids(tenant_ids),
         limit,
         now,
-        horizon,
+        list(reminder_days),
     )
 
 
