@@ -41,6 +41,9 @@ ERROR_STATUS: dict[type[BaseException], tuple[int, str, str]] = {
 }
 
 _FIELD_PART = re.compile(r"^[A-Za-z0-9_]+$")
+_TYPE_TAGS = frozenset(
+    {"str", "int", "float", "bool", "none", "decimal", "bytes", "list", "dict", "uuid"}
+)
 _HTTP_KINDS = {
     400: ("bad-request", "Bad request"),
     401: ("unauthorized", "Authentication required"),
@@ -118,8 +121,12 @@ def _field_of(loc: Sequence[Any]) -> str:
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:] or parts[:1]
-    # Later parts may name a union branch ("constrained-str", "list[int]"): not a field.
-    kept = [str(p) for i, p in enumerate(parts) if i == 0 or _FIELD_PART.fullmatch(str(p))]
+    # Later parts may name a union branch ("constrained-str", "list[int]", "decimal"): not a field.
+    kept = [
+        str(p)
+        for i, p in enumerate(parts)
+        if i == 0 or (_FIELD_PART.fullmatch(str(p)) and str(p) not in _TYPE_TAGS)
+    ]
     return ".".join(kept) or "body"
 
 

@@ -1,0 +1,63 @@
+"""``botfleet api``: serve the control plane REST API with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli.common import EXIT_BAD_INPUT, fail, settings
+from fleet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deploy_worker.runtimes import Runtime
+    from fleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def api(
+    host: str | None = typer.Option(None, help="Address to listen on (BOTFLEET_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port to listen on (BOTFLEET_API_PORT)."),
+) -> None:
+    """Serve the admin API (docs at /docs, health at /healthz and /readyz, metrics at /metrics)."""
+    import uvicorn
+
+    from control_plane.app import create_app
+
+    config = settings(service=True)
+    for name in ("database_url", "redis_url", "master_key"):
+        try:
+            config.require(name)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+    runtime = _log_source(config)
+    app = create_app(config, log_source=runtime)
+    try:
+        uvicorn.run(
+            app,
+            host=host or config.api_host,
+            port=port or config.api_port,
+            log_config=None,  # keep our JSON logging
+            access_log=False,  # the app logs each request with its request id
+            proxy_headers=True,
+        )
+    finally:
+        if runtime is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run(runtime.close())
+
+
+def _log_source(config: Settings) -> Runtime | None:
+    """The deploy worker's runtime, to read the bots' logs; None (logs answer 503) if it cannot be
+    built here."""
+    try:
+        from deploy_worker.runtimes import create_runtime
+
+        return create_runtime(config, namespace=config.tenant_role_prefix)
+    except Exception as exc:  # any failure only costs the logs endpoint
+        log.warning("bot logs unavailable in the API", extra={"reason": str(exc)[:300]})
+        return None

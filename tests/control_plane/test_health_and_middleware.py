@@ -1,0 +1,149 @@
+"""Health, readiness, metrics, request ids in responses/logs, and problems for everything else."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import asyncpg
+import httpx
+from api_support import client_for, tenant_body
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from control_plane.services.health import HealthService
+from fleet.logs import JsonFormatter
+from fleet.migrations import Migration, load_migrations
+
+
+async def test_healthz_and_readyz(app: FastAPI) -> None:
+    async with client_for(app) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"postgres", "redis", "migrations"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+async def test_readiness_reports_each_failure(pool: asyncpg.Pool, redis: Redis) -> None:
+    future = Migration("9999_future", "SELECT 1", "0" * 64)
+    dead_redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        health = HealthService(
+            pool=pool, redis=dead_redis, migrations=[*load_migrations("control"), future]
+        )
+        readiness = await health.readiness()
+    finally:
+        await dead_redis.aclose()
+    assert readiness.status == "not_ready"
+    assert readiness.checks["postgres"].ok
+    assert not readiness.checks["redis"].ok
+    assert not readiness.checks["migrations"].ok
+    assert "9999_future" in readiness.checks["migrations"].detail
+    assert "botfleet migrate" in readiness.checks["migrations"].detail
+    edited = Migration(load_migrations("control")[0].version, "", "f" * 64)
+    changed = await HealthService(pool=pool, redis=redis, migrations=[edited]).readiness()
+    assert not changed.checks["migrations"].ok
+
+
+async def test_readyz_answers_503_when_not_ready(app: FastAPI) -> None:
+    app.state.services.health._migrations.append(Migration("9999_future", "", "0" * 64))
+    async with client_for(app) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not_ready"
+
+
+async def test_metrics_by_route_template_and_status(admin: httpx.AsyncClient, created) -> None:
+    slug = created.slug()
+    await admin.post("/api/v1/tenants", json=tenant_body(slug))
+    await admin.get(f"/api/v1/tenants/{slug}")
+    await admin.get("/api/v1/tenants/zz_nobody_here")
+    await admin.get("/no/such/path")
+    text = (await admin.get("/metrics")).text
+    assert (
+        'botfleet_api_requests_total{method="GET",route="/api/v1/tenants/{slug}",status="200"} 1.0'
+        in text
+    )
+    assert 'route="/api/v1/tenants/{slug}",status="404"} 1.0' in text
+    assert 'botfleet_api_request_duration_seconds_bucket{le="0.005",method="POST"' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert slug not in text  # templates, never concrete paths
+    assert 'botfleet_jobs{state="queued"}' in text
+    assert 'botfleet_tenants{status="provisioning"}' in text
+
+
+async def test_request_id_is_taken_or_made_and_logged(
+    admin: httpx.AsyncClient, created, pool: asyncpg.Pool
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("control_plane.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        given = await admin.get("/healthz", headers={"X-Request-Id": "trace-abc.1"})
+        made = await admin.get("/healthz")
+        bad = await admin.get("/healthz", headers={"X-Request-Id": "no spaces allowed\t"})
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    assert given.headers["x-request-id"] == "trace-abc.1"
+    assert len(made.headers["x-request-id"]) == 32
+    assert bad.headers["x-request-id"] != "no spaces allowed\t"
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert records[0]["request_id"] == "trace-abc.1"
+    assert records[0]["route"] == "/healthz"
+    assert records[0]["status"] == 200
+    assert records[1]["request_id"] == made.headers["x-request-id"]
+
+
+async def test_unknown_routes_and_methods_are_problems(admin: httpx.AsyncClient) -> None:
+    missing = await admin.get("/api/v1/nothing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert "/docs" in missing.json()["detail"]
+    wrong = await admin.put("/api/v1/plans")
+    assert wrong.status_code == 405
+    assert wrong.json()["type"] == "urn:botfleet:problem:method-not-allowed"
+    malformed = await admin.post(
+        "/api/v1/plans", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 422
+    assert "not valid JSON" in malformed.json()["detail"]
+
+
+async def test_unexpected_errors_are_500_problems_with_the_request_id(app: FastAPI) -> None:
+    async def explode() -> None:
+        raise RuntimeError("secret internals 123456789:AAbcdefghijklmnopqrstuvwxyz0123456")
+
+    app.add_api_route("/explode", explode)
+    async with client_for(app) as client:
+        response = await client.get("/explode", headers={"X-Request-Id": "boom-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-1"
+    problem = response.json()
+    assert problem["request_id"] == "boom-1"
+    assert "internals" not in response.text
+
+
+async def test_docs_and_openapi_are_served(app: FastAPI) -> None:
+    async with client_for(app) as client:
+        docs = await client.get("/docs")
+        schema = (await client.get("/openapi.json")).json()
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert "Problem" in schema["components"]["schemas"]
+    create = schema["paths"]["/api/v1/tenants"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "TenantCreate"
+    )
+    assert schema["components"]["schemas"]["TenantCreate"]["examples"]
+    problem = create["responses"]["409"]["content"]["application/problem+json"]
+    assert problem["schema"]["$ref"] == "#/components/schemas/Problem"
