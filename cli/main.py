@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import billing, migrate, payments, plans, sandbox, tenant_bot, tenants
+from cli import api, apikeys, billing, migrate, payments, plans, sandbox, tenant_bot, tenants
 from cli.keys import keygen
 from cli.sales_bot import sales_bot
 
@@ -20,6 +20,8 @@ app.command("migrate", help="Migrate the control schema, then every tenant schem
     migrate.migrate
 )
 app.add_typer(tenants.app, name="tenants")
+app.command("api", help="Serve the control plane REST API.")(api.api)
+app.add_typer(apikeys.app, name="apikeys")
 app.command("sandbox", help="Run the offline Telegram and YooKassa stand-ins.")(sandbox.run)
 app.command("tenant-bot", help="Run one tenant's booking bot (BOTFLEET_TENANT_*).")(
     tenant_bot.tenant_bot
