@@ -99,6 +99,11 @@ class PaymentService:
         ``ProviderUnavailable`` propagates: the webhook then answers 5xx and YooKassa retries."""
         if not notification.event.startswith("payment."):
             return Result(Outcome.IGNORED, f"{notification.event} is not handled automatically")
+        known = await payment_repo.find_by_provider_id(self._pool, notification.object_id)
+        if known is not None and (known["applied_at"] is not None or known["status"] == "canceled"):
+            # Settled for good: nothing a notification says can change it, so YooKassa's
+            # replays are answered without asking its API again.
+            return Result(Outcome.DUPLICATE, f"already {known['status']}", known["id"])
         try:
             remote = await self._provider.get_payment(notification.object_id)
         except ProviderRejected as exc:

@@ -98,6 +98,13 @@ async def lock_payment(conn: asyncpg.Connection, payment_id: uuid.UUID) -> async
     )
 
 
+async def find_by_provider_id(db: Executor, provider_payment_id: str) -> asyncpg.Record | None:
+    """Our row of a provider payment (to skip settled replays before asking YooKassa)."""
+    return await db.fetchrow(
+        "SELECT * FROM control.payments WHERE provider_payment_id = $1", provider_payment_id
+    )
+
+
 async def find_open_checkout(
     db: Executor,
     *,
