@@ -96,12 +96,18 @@ async def extend_lease(pool: asyncpg.Pool, job_id: int, *, worker_id: str, secon
     return status.endswith(" 1")
 
 
-async def complete(db: Executor, job_id: int) -> None:
-    await db.execute(
+async def complete(db: Executor, job_id: int, *, worker_id: str | None = None) -> bool:
+    """Mark a job done. With ``worker_id``, only while that worker still holds it (a worker whose
+    lease expired must not overwrite the run of the worker that took the job over); returns
+    whether the row changed."""
+    status = await db.execute(
         "UPDATE control.jobs SET status = 'done', finished_at = now(), updated_at = now(),"
-        " locked_by = NULL, locked_until = NULL, last_error = NULL WHERE id = $1",
+        " locked_by = NULL, locked_until = NULL, last_error = NULL WHERE id = $1"
+        " AND ($2::text IS NULL OR (locked_by = $2 AND status = 'running'))",
         job_id,
+        worker_id,
     )
+    return status.endswith(" 1")
 
 
 def backoff_seconds(attempts: int, *, base: float = 2.0, cap: float = 300.0) -> float:
@@ -110,22 +116,45 @@ def backoff_seconds(attempts: int, *, base: float = 2.0, cap: float = 300.0) -> 
     return delay * (0.5 + random.random() / 2)
 
 
-async def fail(db: Executor, job: asyncpg.Record, error: str, *, retry: bool = True) -> str:
+async def fail(
+    db: Executor,
+    job: asyncpg.Record,
+    error: str,
+    *,
+    retry: bool = True,
+    worker_id: str | None = None,
+) -> str:
     """Record a failure: back to the queue after a backoff, or ``dead`` when attempts are spent or
-    the error is permanent. Returns the new status."""
+    the error is permanent. Returns the new status, or ``lost`` when ``worker_id`` is given and
+    that worker no longer holds the job (its lease expired and another worker took it)."""
     dead = not retry or job["attempts"] >= job["max_attempts"]
     status = "dead" if dead else "queued"
-    await db.execute(
+    result = await db.execute(
         "UPDATE control.jobs SET status = $2, last_error = $3, updated_at = now(),"
         " run_after = now() + make_interval(secs => $4), locked_by = NULL, locked_until = NULL,"
         " finished_at = CASE WHEN $2 = 'dead' THEN now() END"
-        " WHERE id = $1",
+        " WHERE id = $1 AND ($5::text IS NULL OR (locked_by = $5 AND status = 'running'))",
         job["id"],
         status,
         error[:4000],
         0.0 if dead else backoff_seconds(job["attempts"]),
+        worker_id,
     )
-    return status
+    return status if result.endswith(" 1") else "lost"
+
+
+async def release(db: Executor, job_id: int, *, worker_id: str) -> bool:
+    """Put a job this worker holds back in the queue now (a shutdown interrupted it); the attempt
+    counts, like a crash would."""
+    status = await db.execute(
+        "UPDATE control.jobs SET status = 'queued', locked_by = NULL, locked_until = NULL,"
+        " run_after = now(), updated_at = now(),"
+        " last_error = coalesce(last_error, 'interrupted by a worker shutdown')"
+        " WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+        job_id,
+        worker_id,
+    )
+    return status.endswith(" 1")
 
 
 async def recover_expired(db: Executor) -> int:

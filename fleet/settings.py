@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     tenant_network: str = Field(
         default="host", description="Docker network of tenant containers (host, or a named one)."
     )
-    tenant_memory_mb: int = Field(default=256, ge=32, le=65536)
+    tenant_memory_mb: int = Field(default=384, ge=32, le=65536)
     tenant_cpus: float = Field(default=0.5, gt=0, le=64)
     tenant_restart_policy: Literal["no", "on-failure", "unless-stopped", "always"] = (
         "unless-stopped"

@@ -1,0 +1,46 @@
+"""``botfleet worker``: the deploy worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+
+from cli.common import open_resources, run, settings
+
+
+def worker(
+    concurrency: int = typer.Option(
+        0, min=0, max=256, help="Jobs at once (0: BOTFLEET_WORKER_CONCURRENCY)."
+    ),
+    runtime: str = typer.Option("", help="docker, process or swarm (default: BOTFLEET_RUNTIME)."),
+) -> None:
+    """Claim and run deploy jobs and reconcile the fleet until SIGTERM/SIGINT (then finish running jobs)."""
+    config = settings(service=True)
+    overrides: dict[str, object] = {}
+    if concurrency:
+        overrides["worker_concurrency"] = concurrency
+    if runtime:
+        overrides["runtime"] = runtime
+    config = config.model_copy(update=overrides)
+
+    async def go() -> None:
+        from deploy_worker.service import open_worker
+
+        async with open_resources(config, pool_size=config.worker_concurrency + 4) as res:
+            assert res.secrets is not None
+            async with open_worker(
+                config, pool=res.pool, redis=res.redis, secrets=res.secrets
+            ) as parts:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, parts.worker.stop)
+                typer.echo(
+                    f"worker {parts.worker.worker_id}: runtime {parts.runtime.kind}, "
+                    f"namespace {parts.runtime.namespace}",
+                    err=True,
+                )
+                await parts.worker.run()
+
+    run(go)

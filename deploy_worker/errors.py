@@ -1,0 +1,37 @@
+"""The deploy worker's errors; lower-level docker / OS / HTTP errors are wrapped at the boundary.
+
+- :class:`WorkerError` — base of everything below (itself a :class:`fleet.errors.BotfleetError`).
+- :class:`PermanentJobError` — retrying cannot help (an invalid bot token): the job goes ``dead`` at once.
+- :class:`InvalidBotToken` — Telegram refused the token (401/404 on ``getMe``).
+- :class:`RetryableJobError` — may pass (Telegram or a runtime unreachable): retried with backoff.
+- :class:`RuntimeBackendError` — the container runtime failed an operation.
+- :class:`HeartbeatTimeout` — the bot did not report ready in time.
+"""
+
+from __future__ import annotations
+
+from fleet.errors import BotfleetError
+
+
+class WorkerError(BotfleetError):
+    """Base of the deploy worker's errors."""
+
+
+class PermanentJobError(WorkerError):
+    """A failure that retrying cannot fix; the job is parked as dead immediately."""
+
+
+class InvalidBotToken(PermanentJobError):
+    """Telegram does not know the bot token (revoked, mistyped)."""
+
+
+class RetryableJobError(WorkerError):
+    """A failure that may pass; the job is retried with backoff."""
+
+
+class RuntimeBackendError(RetryableJobError):
+    """The container runtime (docker, swarm, the process supervisor) failed an operation."""
+
+
+class HeartbeatTimeout(RetryableJobError):
+    """The tenant bot did not write its heartbeat in time."""

@@ -1,0 +1,322 @@
+"""The reconciler: compare what should run with what runs, and fix the difference.
+
+Level-triggered, like a Kubernetes controller. On start and every N seconds, one worker at a time (a
+PostgreSQL advisory lock elects it for the pass):
+
+1. lists the runtime's instances of this installation, THEN reads every live tenant (in that order, so
+   a tenant created during the pass is never mistaken for an orphan);
+2. removes orphans — labelled instances of unknown or deleted tenants — at once;
+3. for tenants without a queued or running job, queues the job that converges them: ``redeploy``
+   for a bot that should run but is missing, stopped, on an old spec or silent (no heartbeat twice in
+   a row); ``suspend`` for one that runs but should not; ``provision`` / ``resume`` / ``deprovision``
+   for a lost job. Jobs keep "one job per tenant at a time", so the reconciler never races a handler;
+4. marks a crash-looping tenant ``degraded`` (``crash_loop_restarts`` restarts within
+   ``crash_loop_window_s``) with a ``tenant.degraded`` event, and back ``active`` with
+   ``tenant.recovered`` once a window passes quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from deploy_worker.runtimes.base import InstanceState, InstanceStatus, Runtime
+from deploy_worker.spec import SpecBuilder
+from fleet import jobs
+from fleet.repositories.deployments import DeploymentRepository
+from fleet.repositories.events import insert_event
+from fleet.tenants import TenantService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A job to queue for a tenant, and why."""
+
+    kind: str
+    reason: str
+    force: bool = False
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass saw and did."""
+
+    leader: bool = True
+    tenants: int = 0
+    instances: int = 0
+    orphans_removed: list[str] = field(default_factory=list)
+    enqueued: dict[str, str] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+def decide(
+    row: Mapping[str, Any],
+    instance: InstanceStatus | None,
+    *,
+    expected_hash: str | None,
+    silent: bool = False,
+) -> Decision | None:
+    """The job a tenant needs, given its control row and its instance (None: nothing to do)."""
+    status, desired = row["status"], row["desired_state"]
+    alive = instance is not None and instance.alive
+    if status == "error":
+        return None  # an operator must act (e.g. a new bot token); retrying blindly cannot help
+    if desired == "deleted" or status == "deleting":
+        return Decision("deprovision", "tenant is being deleted")
+    if desired == "stopped":
+        if alive:
+            return Decision("suspend", "instance runs but the tenant should be stopped")
+        if status in ("new", "provisioning", "active", "degraded"):
+            return Decision("suspend", f"tenant is {status} but should be stopped")
+        return None
+    # desired running
+    if status in ("new", "provisioning"):
+        return Decision("provision", "provisioning has no job (lost)")
+    if status == "suspended":
+        return Decision("resume", "tenant is suspended but should run")
+    if instance is None or instance.state == InstanceState.MISSING:
+        return Decision("redeploy", "instance missing")
+    if not alive:
+        return Decision("redeploy", f"instance {instance.state}")
+    if expected_hash is not None and instance.spec_hash != expected_hash:
+        return Decision("redeploy", "spec changed")
+    if silent and instance.state == InstanceState.RUNNING:
+        return Decision("redeploy", "no heartbeat", force=True)
+    return None
+
+
+class Reconciler:
+    """One reconcile pass at a time per installation (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        runtime: Runtime,
+        specs: SpecBuilder,
+        tenants: TenantService,
+        crash_loop_restarts: int = 5,
+        crash_loop_window_s: float = 600.0,
+        heartbeat_grace_s: float = 60.0,
+        concurrency: int = 8,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._runtime = runtime
+        self._specs = specs
+        self._tenants = tenants
+        self._crash_restarts = crash_loop_restarts
+        self._crash_window = timedelta(seconds=crash_loop_window_s)
+        self._heartbeat_grace = timedelta(seconds=heartbeat_grace_s)
+        self._concurrency = concurrency
+        self._suspects: set[str] = set()  # silent once; redeployed if silent again next pass
+        digest = hashlib.sha256(f"botfleet:reconciler:{runtime.namespace}".encode()).digest()
+        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+
+    async def run_once(self) -> ReconcileReport:
+        """One pass; skipped (``leader=False``) while another worker's pass holds the lock."""
+        started = time.monotonic()
+        async with self._pool.acquire() as lock_conn:
+            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                return ReconcileReport(leader=False)
+            try:
+                report = await self._pass()
+            finally:
+                await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+        report.duration_s = round(time.monotonic() - started, 4)
+        if (
+            report.orphans_removed
+            or report.enqueued
+            or report.degraded
+            or report.recovered
+            or report.errors
+        ):
+            log.info(
+                "reconciled",
+                extra={
+                    "tenants": report.tenants,
+                    "orphans_removed": report.orphans_removed,
+                    "enqueued": report.enqueued,
+                    "degraded": report.degraded,
+                    "recovered": report.recovered,
+                    "errors": report.errors,
+                    "duration_s": report.duration_s,
+                },
+            )
+        return report
+
+    async def _pass(self) -> ReconcileReport:
+        instances = {i.slug: i for i in await self._runtime.list_by_label()}
+        rows = await DeploymentRepository(self._pool).fleet_view()
+        report = ReconcileReport(tenants=len(rows), instances=len(instances))
+        live = {row["slug"] for row in rows}
+        await self._remove_orphans([slug for slug in instances if slug not in live], report)
+        silent = await self._silent_bots(rows, instances)
+        decisions: list[tuple[asyncpg.Record, Decision]] = []
+        now = datetime.now(UTC)
+        for row in rows:
+            if row["busy"]:
+                continue
+            instance = instances.get(row["slug"])
+            try:
+                expected = (
+                    self._expected_hash(row) if row["status"] in ("active", "degraded") else None
+                )
+            except Exception as exc:  # a tenant that cannot be specced must not stop the pass
+                report.errors[row["slug"]] = f"spec: {type(exc).__name__}: {exc}"[:300]
+                continue
+            decision = decide(row, instance, expected_hash=expected, silent=row["slug"] in silent)
+            if decision is not None:
+                decisions.append((row, decision))
+            elif instance is not None and row["status"] in ("active", "degraded"):
+                await self._watch_restarts(row, instance, now, report)
+        await self._enqueue(decisions, report)
+        return report
+
+    def _expected_hash(self, row: asyncpg.Record) -> str:
+        secrets = self._tenants.secrets_of(row)
+        names = self._tenants.names(row["slug"])
+        return self._specs.build(row, secrets, names, image=row["desired_image"]).spec_hash
+
+    async def _remove_orphans(self, slugs: list[str], report: ReconcileReport) -> None:
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def remove(slug: str) -> None:
+            async with limit:
+                try:
+                    await self._runtime.remove(slug)
+                    report.orphans_removed.append(slug)
+                except Exception as exc:
+                    report.errors[slug] = f"remove orphan: {exc}"[:300]
+
+        await asyncio.gather(*(remove(slug) for slug in slugs))
+
+    async def _silent_bots(
+        self, rows: list[asyncpg.Record], instances: dict[str, InstanceStatus]
+    ) -> set[str]:
+        """Running, settled bots whose heartbeat is missing in this pass and the previous one."""
+        cutoff = datetime.now(UTC) - self._heartbeat_grace
+        candidates = [
+            row["slug"]
+            for row in rows
+            if row["status"] == "active"
+            and row["desired_state"] == "running"
+            and (inst := instances.get(row["slug"])) is not None
+            and inst.state == InstanceState.RUNNING
+            and inst.started_at is not None
+            and inst.started_at < cutoff
+        ]
+        if not candidates:
+            self._suspects.clear()
+            return set()
+        keys = [self._tenants.names(slug).redis_prefix + "heartbeat" for slug in candidates]
+        try:
+            values = await self._redis.mget(keys)
+        except Exception:
+            log.warning("cannot read heartbeats; skipping the liveness check this pass")
+            return set()
+        missing = {slug for slug, value in zip(candidates, values, strict=True) if value is None}
+        silent = missing & self._suspects
+        self._suspects = missing - silent
+        return silent
+
+    async def _enqueue(
+        self, decisions: list[tuple[asyncpg.Record, Decision]], report: ReconcileReport
+    ) -> None:
+        if not decisions:
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row, decision in decisions:
+                payload: dict[str, Any] = {"reason": decision.reason, "source": "reconciler"}
+                if decision.force:
+                    payload["force"] = True
+                await jobs.enqueue(conn, kind=decision.kind, tenant_id=row["id"], payload=payload)
+                report.enqueued[row["slug"]] = f"{decision.kind}: {decision.reason}"
+
+    async def _watch_restarts(
+        self, row: asyncpg.Record, instance: InstanceStatus, now: datetime, report: ReconcileReport
+    ) -> None:
+        observed = row["restart_count"] or 0
+        window_start = row["crash_window_started_at"]
+        restarts = row["crash_window_restarts"] or 0
+        current = instance.restart_count
+        if current == observed and not (
+            row["status"] == "degraded" and _quiet(window_start, now, self._crash_window)
+        ):
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            repo = DeploymentRepository(conn)
+            if current > observed:
+                if window_start is None or now - window_start > self._crash_window:
+                    window_start, restarts = now, 0
+                restarts += current - observed
+                await repo.update(
+                    row["id"],
+                    restart_count=current,
+                    crash_window_started_at=window_start,
+                    crash_window_restarts=restarts,
+                )
+                if restarts >= self._crash_restarts and row["status"] == "active":
+                    reason = f"crash loop: {restarts} restarts within {int(self._crash_window.total_seconds())}s"
+                    if await _set_status(
+                        conn, row["id"], frm="active", to="degraded", reason=reason
+                    ):
+                        await repo.update(row["id"], status="degraded", last_error=reason)
+                        await insert_event(
+                            conn,
+                            tenant_id=row["id"],
+                            kind="tenant.degraded",
+                            payload={"reason": reason, "restarts": restarts},
+                        )
+                        report.degraded.append(row["slug"])
+            elif current < observed:  # a new instance counts from zero
+                await repo.update(row["id"], restart_count=current)
+            elif (
+                row["status"] == "degraded"
+                and instance.state == InstanceState.RUNNING
+                and await _set_status(conn, row["id"], frm="degraded", to="active", reason=None)
+            ):
+                await repo.update(
+                    row["id"],
+                    status="running",
+                    last_error=None,
+                    crash_window_started_at=None,
+                    crash_window_restarts=0,
+                )
+                await insert_event(conn, tenant_id=row["id"], kind="tenant.recovered", payload={})
+                report.recovered.append(row["slug"])
+
+
+def _quiet(window_start: datetime | None, now: datetime, window: timedelta) -> bool:
+    return window_start is None or now - window_start > window
+
+
+async def _set_status(
+    conn: asyncpg.Connection, tenant_id: int, *, frm: str, to: str, reason: str | None
+) -> bool:
+    """Change the tenant's status only if it is still ``frm`` and no job of it is running."""
+    status = await conn.execute(
+        "UPDATE control.tenants SET status = $3, status_reason = $4, updated_at = now()"
+        " WHERE id = $1 AND status = $2 AND NOT EXISTS (SELECT 1 FROM control.jobs"
+        " WHERE tenant_id = $1 AND status = 'running')",
+        tenant_id,
+        frm,
+        to,
+        reason,
+    )
+    return status.endswith(" 1")

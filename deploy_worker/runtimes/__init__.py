@@ -1,0 +1,83 @@
+"""Tenant runtimes behind one interface (:class:`~deploy_worker.runtimes.base.Runtime`).
+
+:func:`create_runtime` picks one from the settings; heavy imports (the docker SDK) happen only for
+the runtime chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from deploy_worker.errors import RuntimeBackendError
+from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus, Runtime
+from fleet.errors import ConfigError
+from fleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EnsureResult",
+    "InstanceState",
+    "InstanceStatus",
+    "Runtime",
+    "create_runtime",
+    "docker_client",
+]
+
+
+def docker_client(timeout: float = 30.0) -> object | None:
+    """A docker SDK client if an engine answers (``DOCKER_HOST`` or the local socket), else None."""
+    try:
+        import docker
+        import docker.errors
+
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+        return client
+    except Exception as exc:  # any failure means "no engine here"
+        log.debug("no docker engine", extra={"reason": str(exc)[:200]})
+        return None
+
+
+def resolve_kind(settings: Settings) -> str:
+    """``settings.runtime``, with ``auto`` resolved: docker when an engine answers, else process."""
+    if settings.runtime != "auto":
+        return settings.runtime
+    client = docker_client(timeout=5)
+    if client is None:
+        return "process"
+    client.close()  # type: ignore[attr-defined]
+    return "docker"
+
+
+def create_runtime(settings: Settings, *, namespace: str, kind: str | None = None) -> Runtime:
+    """Build the runtime ``kind`` (default: from settings) for ``namespace`` (the role prefix).
+
+    Blocking (it may ping the Docker engine): call it at start-up, or in a thread."""
+    kind = kind or resolve_kind(settings)
+    if kind == "process":
+        from deploy_worker.runtimes.process import ProcessRuntime
+
+        preload = [m.strip() for m in settings.process_preload.split(",") if m.strip()]
+        return ProcessRuntime(
+            namespace=namespace,
+            state_dir=Path(settings.process_state_dir).absolute(),
+            preload=preload,
+            stop_timeout=settings.stop_timeout_s,
+        )
+    if kind in ("docker", "swarm"):
+        client = docker_client()
+        if client is None:
+            raise RuntimeBackendError(
+                f"BOTFLEET_RUNTIME={kind} but no Docker engine answers (check DOCKER_HOST or "
+                "/var/run/docker.sock), or use BOTFLEET_RUNTIME=process"
+            )
+        if kind == "docker":
+            from deploy_worker.runtimes.docker import DockerRuntime
+
+            return DockerRuntime(client=client, namespace=namespace)
+        from deploy_worker.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime(client=client, namespace=namespace)
+    raise ConfigError(f"BOTFLEET_RUNTIME: unknown runtime {kind!r}; use docker, process or swarm")

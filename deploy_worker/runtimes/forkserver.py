@@ -1,0 +1,150 @@
+"""The process runtime's fork server: import aiogram and the tenant bot once, then fork a bot per tenant.
+
+Importing aiogram costs seconds and ~165 MB (pydantic validators for every Bot API type). This
+process pays it once: it imports the preload modules, runs a full collection and ``gc.freeze()`` (so
+the collector never writes to the inherited objects and their pages stay shared copy-on-write), then
+serves requests on stdin and answers on stdout, one JSON object per line:
+
+- ``{"id": 1, "op": "spawn", "entry": "mod:func", "env": {...}, "log": "/path"}`` ->
+  ``{"id": 1, "pid": 4242}``: the child starts a new session, gets exactly ``env`` on top of the
+  server's own minimal environment, writes stdout/stderr to ``log``, runs ``func()`` and exits with
+  its return value.
+- ``{"id": 2, "op": "ping"}`` -> ``{"id": 2, "ok": true}``.
+- unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
+
+On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}}``. It exits when stdin closes
+(the worker is gone); the bots keep running and a restarted worker adopts them.
+
+Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import selectors
+import signal
+import sys
+import traceback
+from typing import Any
+
+
+def _send(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _resolve(entry: str) -> Any:
+    module_name, _, attr = entry.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in (attr or "main").split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _child(request: dict[str, Any]) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log_fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        # Nothing of the server's (its pipes to the worker, the selector) leaks into a bot.
+        os.closerange(3, _max_fd())
+        os.environ.update(request["env"])
+        sys.argv = [request["entry"]]
+        result = _resolve(request["entry"])()
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _max_fd() -> int:
+    try:
+        return max(1024, os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 65536
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def serve(preload: list[str]) -> None:
+    """Preload, freeze, then answer requests until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we go, through stdin
+    loaded, failed = [], {}
+    for name in preload:
+        try:
+            importlib.import_module(name)
+            loaded.append(name)
+        except Exception as exc:  # reported to the worker; children import what they need
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    gc.collect()
+    gc.freeze()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    stdin = sys.stdin.buffer.raw  # type: ignore[attr-defined]
+    selector.register(stdin, selectors.EVENT_READ, "stdin")
+    selector.register(wake_r, selectors.EVENT_READ, "signal")
+    _send({"ready": True, "pid": os.getpid(), "preloaded": loaded, "failed": failed})
+    buffer = b""
+    while True:
+        for key, _ in selector.select(timeout=5.0):
+            if key.data == "signal":
+                os.read(wake_r, 4096)
+                continue
+            chunk = os.read(stdin.fileno(), 65536)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    _handle(json.loads(line))
+        _reap()
+
+
+def _handle(request: dict[str, Any]) -> None:
+    if request.get("op") == "ping":
+        _send({"id": request["id"], "ok": True})
+        return
+    if request.get("op") != "spawn":
+        _send({"id": request.get("id"), "error": f"unknown op {request.get('op')!r}"})
+        return
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(request)
+    _send({"id": request["id"], "pid": pid})
+
+
+if __name__ == "__main__":
+    serve([m for m in sys.argv[1:] if m])

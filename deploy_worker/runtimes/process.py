@@ -1,0 +1,463 @@
+"""The ``process`` runtime: each tenant bot a supervised local process, forked from a warm template.
+
+Children come from the fork server (:mod:`deploy_worker.runtimes.forkserver`), which imported aiogram
+and the tenant bot once and froze the collector, so a bot starts in milliseconds and shares those
+pages copy-on-write. The runtime watches every child through a pidfd (which also works for processes
+it did not fork), restarts a crashed bot with exponential backoff, and writes each bot's output to its
+own log file.
+
+Labels live in a state directory, one JSON file per bot (pid, process start time, spec hash, restart
+count — never the environment, which holds secrets). A restarted worker reads them, adopts the bots
+still running (checking the start time, so a recycled pid is never mistaken for a bot) and reports
+the rest as stopped for the reconciler to restart or remove. Memory and CPU limits are not enforced
+here; use the docker runtime where they matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
+from deploy_worker.runtimes.forkclient import ForkServer
+from deploy_worker.spec import LABEL_NAMESPACE, RuntimeSpec, instance_name
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class _Child:
+    """One tenant bot known to this runtime."""
+
+    slug: str
+    spec_hash: str | None
+    image: str | None = None
+    spec: RuntimeSpec | None = None  # known once ensured in this worker's life; needed to restart
+    pid: int | None = None
+    proc_start: int | None = None
+    pidfd: int | None = None
+    state: InstanceState = InstanceState.STOPPED
+    started_at: datetime | None = None
+    restart_count: int = 0
+    exit_code: int | None = None
+    supervise: bool = False
+    failures: int = 0
+    task: asyncio.Task[None] | None = None
+
+
+class ProcessRuntime:
+    """Tenant bots as supervised local processes."""
+
+    kind = "process"
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        state_dir: Path,
+        preload: Sequence[str] = ("aiogram", "tenant_bot.app"),
+        stop_timeout: float = 10.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        stable_after: float = 60.0,
+        fork_server: ForkServer | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self._dir = state_dir
+        self._logs = state_dir / "logs"
+        self._stop_timeout = stop_timeout
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._stable_after = stable_after
+        self._server = fork_server or ForkServer(
+            preload=preload, log_path=state_dir / "forkserver.log", on_exit=self._on_exit
+        )
+        self._children: dict[str, _Child] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+        self._exit_codes: dict[int, int] = {}
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Start the fork server now, so the first bot does not wait for aiogram's import."""
+        await self._server.start()
+
+    async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
+        await self._load()
+        async with self._lock(spec.slug):
+            child = self._children.get(spec.slug)
+            if (
+                child is not None
+                and not recreate
+                and child.spec_hash == spec.spec_hash
+                and child.state in (InstanceState.RUNNING, InstanceState.RESTARTING)
+            ):
+                child.spec, child.supervise = spec, True
+                if child.task is None or child.task.done():
+                    child.task = asyncio.create_task(
+                        self._supervise(child), name=f"supervise-{spec.slug}"
+                    )
+                return EnsureResult(self._status_of(child), changed=False)
+            if child is not None:
+                await self._terminate(child)
+            child = _Child(
+                slug=spec.slug,
+                spec_hash=spec.spec_hash,
+                image=spec.image,
+                spec=spec,
+                supervise=True,
+            )
+            self._children[spec.slug] = child
+            await self._spawn(child)
+            child.task = asyncio.create_task(self._supervise(child), name=f"supervise-{spec.slug}")
+            return EnsureResult(self._status_of(child), changed=True)
+
+    async def stop(self, slug: str) -> bool:
+        await self._load()
+        async with self._lock(slug):
+            child = self._children.get(slug)
+            if child is None:
+                return False
+            was_alive = child.state in (InstanceState.RUNNING, InstanceState.RESTARTING)
+            await self._terminate(child)
+            return was_alive
+
+    async def remove(self, slug: str) -> bool:
+        await self._load()
+        async with self._lock(slug):
+            child = self._children.pop(slug, None)
+            if child is not None:
+                await self._terminate(child)
+            name = instance_name(self.namespace, slug)
+            existed = await asyncio.to_thread(
+                _remove_files, self._state_file(slug), self._logs, name
+            )
+            return child is not None or existed
+
+    async def status(self, slug: str) -> InstanceStatus:
+        await self._load()
+        child = self._children.get(slug)
+        return InstanceStatus.missing(slug) if child is None else self._status_of(child)
+
+    async def logs(self, slug: str, *, tail: int = 200) -> str:
+        return await asyncio.to_thread(_tail, self._log_file(slug), tail)
+
+    async def list_by_label(self, labels: dict[str, str] | None = None) -> list[InstanceStatus]:
+        await self._load()
+        wanted = {k: v for k, v in (labels or {}).items() if k != LABEL_NAMESPACE}
+        found = []
+        for child in list(self._children.values()):
+            status = self._status_of(child)
+            if all(_label_of(status, k) == v for k, v in wanted.items()):
+                found.append(status)
+        if labels and labels.get(LABEL_NAMESPACE, self.namespace) != self.namespace:
+            return []
+        return found
+
+    async def close(self) -> None:
+        """Stop supervising and stop the fork server; the bots keep running for the next worker."""
+        for child in self._children.values():
+            if child.task is not None:
+                child.task.cancel()
+        for child in self._children.values():
+            if child.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await child.task
+            _close_fd(child)
+        await self._server.close()
+
+    async def shutdown_all(self) -> None:
+        """Stop every bot of this namespace (tests, ``botfleet up`` teardown)."""
+        await self._load()
+        for slug in list(self._children):
+            await self.stop(slug)
+
+    def memory_of(self, slug: str) -> dict[str, int] | None:
+        """``{"rss": bytes, "uss": bytes}`` of a running bot from ``/proc/<pid>/smaps_rollup``."""
+        child = self._children.get(slug)
+        if child is None or child.pid is None or child.state != InstanceState.RUNNING:
+            return None
+        return read_memory(child.pid)
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    async def _spawn(self, child: _Child) -> None:
+        assert child.spec is not None
+        log_path = self._log_file(child.slug)
+        await asyncio.to_thread(_prepare_log, log_path)
+        pid = await self._server.spawn(
+            entry=child.spec.entrypoint, env=child.spec.env, log_path=log_path
+        )
+        child.pid, child.exit_code = pid, None
+        child.started_at = datetime.now(UTC)
+        try:
+            child.pidfd = os.pidfd_open(pid)
+            child.proc_start = _proc_start(pid)
+            child.state = InstanceState.RUNNING
+        except ProcessLookupError:  # already gone (and reaped): the supervisor restarts it
+            child.pidfd, child.state = None, InstanceState.STOPPED
+        await self._persist(child)
+        log.info("process started", extra={"tenant": child.slug, "pid": pid})
+
+    async def _supervise(self, child: _Child) -> None:
+        """Wait for the bot to exit; restart it with backoff while it should run."""
+        while True:
+            await self._wait_exit(child)
+            _close_fd(child)
+            await asyncio.sleep(0.05)  # let the fork server's exit report arrive
+            child.exit_code = self._exit_codes.pop(child.pid or -1, None)
+            if not child.supervise or child.spec is None:
+                child.state = InstanceState.STOPPED
+                await self._persist(child)
+                return
+            ran = (datetime.now(UTC) - child.started_at).total_seconds() if child.started_at else 0
+            child.failures = 1 if ran >= self._stable_after else child.failures + 1
+            child.restart_count += 1
+            child.state = InstanceState.RESTARTING
+            await self._persist(child)
+            delay = min(self._backoff_cap, self._backoff_base * 2 ** (child.failures - 1))
+            log.warning(
+                "process exited; restarting",
+                extra={"tenant": child.slug, "exit_code": child.exit_code, "delay_s": delay},
+            )
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn(child)
+            except Exception:
+                log.exception("process restart failed", extra={"tenant": child.slug})
+                child.pid = None
+
+    async def _wait_exit(self, child: _Child) -> None:
+        if child.pidfd is None:
+            return
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        fd = child.pidfd
+        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(fd)
+
+    async def _terminate(self, child: _Child) -> None:
+        """Stop supervising, then SIGTERM, and SIGKILL after the stop timeout."""
+        child.supervise = False
+        if child.task is not None and child.task is not asyncio.current_task():
+            child.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await child.task
+            child.task = None
+        if child.pidfd is not None:
+            timeout = child.spec.stop_timeout if child.spec else self._stop_timeout
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(child.pidfd, sig)
+                try:
+                    await asyncio.wait_for(self._wait_exit(child), wait)
+                    break
+                except TimeoutError:
+                    log.warning(
+                        "process ignored signal", extra={"tenant": child.slug, "signal": sig.name}
+                    )
+            _close_fd(child)
+        child.state = InstanceState.STOPPED
+        await self._persist(child)
+
+    def _on_exit(self, pid: int, code: int) -> None:
+        self._exit_codes[pid] = code
+        if len(self._exit_codes) > 10_000:
+            self._exit_codes.clear()
+
+    # -- state files -----------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        """Once: adopt the bots a previous worker left running, note the ones that died."""
+        if self._loaded:
+            return
+        async with self._load_lock:
+            if self._loaded:
+                return
+            records = await asyncio.to_thread(_read_states, self._dir, self.namespace)
+            for record in records:
+                child = _Child(
+                    slug=record["slug"],
+                    spec_hash=record.get("spec_hash"),
+                    image=record.get("image"),
+                    pid=record.get("pid"),
+                    proc_start=record.get("proc_start"),
+                    restart_count=int(record.get("restart_count") or 0),
+                    started_at=_parse_dt(record.get("started_at")),
+                    exit_code=record.get("exit_code"),
+                )
+                if record.get("state") != InstanceState.STOPPED and _alive(
+                    child.pid, child.proc_start
+                ):
+                    with contextlib.suppress(ProcessLookupError):
+                        child.pidfd = os.pidfd_open(child.pid)  # type: ignore[arg-type]
+                        child.state = InstanceState.RUNNING
+                        # Watch it; it is restarted (with its spec) once the reconciler ensures it.
+                        child.task = asyncio.create_task(
+                            self._supervise(child), name=f"adopt-{child.slug}"
+                        )
+                        log.info("adopted process", extra={"tenant": child.slug, "pid": child.pid})
+                self._children[child.slug] = child
+            self._loaded = True
+
+    async def _persist(self, child: _Child) -> None:
+        record = {
+            "slug": child.slug,
+            "namespace": self.namespace,
+            "name": instance_name(self.namespace, child.slug),
+            "pid": child.pid,
+            "proc_start": child.proc_start,
+            "spec_hash": child.spec_hash,
+            "image": child.image,
+            "state": str(child.state),
+            "started_at": child.started_at.isoformat() if child.started_at else None,
+            "restart_count": child.restart_count,
+            "exit_code": child.exit_code,
+            "log": str(self._log_file(child.slug)),
+        }
+        await asyncio.to_thread(_write_json, self._state_file(child.slug), record)
+
+    def _status_of(self, child: _Child) -> InstanceStatus:
+        return InstanceStatus(
+            slug=child.slug,
+            state=child.state,
+            spec_hash=child.spec_hash,
+            instance_id=str(child.pid) if child.pid else None,
+            image=child.image,
+            restart_count=child.restart_count,
+            started_at=child.started_at,
+            exit_code=child.exit_code,
+            detail=str(child.state),
+        )
+
+    def _state_file(self, slug: str) -> Path:
+        return self._dir / f"{instance_name(self.namespace, slug)}.json"
+
+    def _log_file(self, slug: str) -> Path:
+        return self._logs / f"{instance_name(self.namespace, slug)}.log"
+
+    def _lock(self, slug: str) -> asyncio.Lock:
+        return self._locks.setdefault(slug, asyncio.Lock())
+
+
+# -- helpers (blocking ones run in threads) ---------------------------------------------------------
+
+
+def _label_of(status: InstanceStatus, key: str) -> str | None:
+    return {"botfleet.tenant": status.slug, "botfleet.spec-hash": status.spec_hash}.get(key)
+
+
+def _close_fd(child: _Child) -> None:
+    if child.pidfd is not None:
+        with contextlib.suppress(OSError):
+            os.close(child.pidfd)
+        child.pidfd = None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _proc_start(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _alive(pid: int | None, proc_start: int | None) -> bool:
+    """True if ``pid`` is still the process we started (same start time) and not a zombie."""
+    if not pid or proc_start is None:
+        return False
+    fields = _proc_stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == proc_start
+
+
+def read_memory(pid: int) -> dict[str, int] | None:
+    """RSS and USS (private clean + dirty) of ``pid`` in bytes, from ``smaps_rollup``."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[key] = int(parts[0]) * 1024
+    return {
+        "rss": values.get("Rss", 0),
+        "pss": values.get("Pss", 0),
+        "uss": values.get("Private_Clean", 0) + values.get("Private_Dirty", 0),
+    }
+
+
+def _read_states(directory: Path, namespace: str) -> list[dict[str, Any]]:
+    records = []
+    if not directory.is_dir():
+        return records
+    for path in sorted(directory.glob("bf-*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            log.warning("unreadable process state file", extra={"path": str(path)})
+            continue
+        if record.get("namespace") == namespace and record.get("slug"):
+            records.append(record)
+    return records
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+def _prepare_log(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > MAX_LOG_BYTES:
+            os.replace(path, path.with_suffix(".log.1"))
+
+
+def _remove_files(state: Path, logs: Path, name: str) -> bool:
+    existed = state.exists()
+    for path in (state, logs / f"{name}.log", logs / f"{name}.log.1"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return existed
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * 1024))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

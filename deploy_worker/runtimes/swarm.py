@@ -1,0 +1,212 @@
+"""The ``swarm`` runtime: one Docker Swarm service (one replica) per tenant bot.
+
+Swarm schedules the bot on any node, restarts it by its restart policy and rolls spec changes out by
+its update policy; this is how an operator grows past one host. Stopping a tenant scales its service
+to zero replicas (kept, like a stopped container); removing it deletes the service. The node the
+worker talks to must be a swarm manager (``docker swarm init``), and tenant images must exist on the
+nodes or in a registry they can reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from deploy_worker.errors import RuntimeBackendError
+from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
+from deploy_worker.runtimes.docker import parse_time
+from deploy_worker.spec import (
+    LABEL_NAMESPACE,
+    LABEL_SPEC_HASH,
+    LABEL_TENANT,
+    RuntimeSpec,
+    instance_name,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_SECOND_NS = 1_000_000_000
+_FAILED_TASK_STATES = {"failed", "rejected", "complete", "shutdown", "orphaned"}
+
+
+class SwarmRuntime:
+    """Tenant bots as Docker Swarm services."""
+
+    kind = "swarm"
+
+    def __init__(self, *, client: Any, namespace: str, restart_delay_s: float = 2.0) -> None:
+        """``client`` is a ``docker.DockerClient`` connected to a swarm manager."""
+        self._client = client
+        self.namespace = namespace
+        self._restart_delay_s = restart_delay_s
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import docker.errors
+
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.DockerException as exc:
+            text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
+            raise RuntimeBackendError(
+                f"swarm: {text[0][:500] if text else type(exc).__name__}"
+            ) from exc
+
+    async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
+        return await self._call(self._ensure_sync, spec, recreate)
+
+    async def stop(self, slug: str) -> bool:
+        return await self._call(self._stop_sync, slug)
+
+    async def remove(self, slug: str) -> bool:
+        service = await self._call(self._get, slug)
+        if service is None:
+            return False
+        await self._call(service.remove)
+        log.info("service removed", extra={"tenant": slug})
+        return True
+
+    async def status(self, slug: str) -> InstanceStatus:
+        return await self._call(self._status_sync, slug)
+
+    async def logs(self, slug: str, *, tail: int = 200) -> str:
+        service = await self._call(self._get, slug)
+        if service is None:
+            return ""
+
+        def collect() -> str:
+            chunks = service.logs(stdout=True, stderr=True, tail=tail, follow=False)
+            return b"".join(chunks).decode("utf-8", errors="replace")
+
+        return await self._call(collect)
+
+    async def list_by_label(self, labels: dict[str, str] | None = None) -> list[InstanceStatus]:
+        wanted = {LABEL_NAMESPACE: self.namespace, **(labels or {})}
+
+        def collect() -> list[InstanceStatus]:
+            services = self._client.services.list(
+                filters={"label": [f"{key}={value}" for key, value in wanted.items()]}
+            )
+            return [self._status_of(s) for s in services if _labels(s).get(LABEL_TENANT)]
+
+        return await self._call(collect)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    # -- blocking helpers ------------------------------------------------------------------------
+
+    def _get(self, slug: str) -> Any | None:
+        import docker.errors
+
+        try:
+            service = self._client.services.get(instance_name(self.namespace, slug))
+        except docker.errors.NotFound:
+            return None
+        return service if _labels(service).get(LABEL_NAMESPACE) == self.namespace else None
+
+    def _ensure_sync(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
+        import docker.errors
+
+        service = self._get(spec.slug)
+        if service is None:
+            try:
+                service = self._client.services.create(**self._service_args(spec))
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                service = self._get(spec.slug)  # created concurrently: converge it below
+                if service is None:
+                    raise
+            else:
+                log.info("service created", extra={"tenant": spec.slug, "image": spec.image})
+                return EnsureResult(self._status_of(service), changed=True)
+        replicas = _replicas(service)
+        if (
+            _labels(service).get(LABEL_SPEC_HASH) == spec.spec_hash
+            and replicas == 1
+            and not recreate
+        ):
+            return EnsureResult(self._status_of(service), changed=False)
+        # A rolling update by the service's update policy (or a scale back up after a stop).
+        service.update(**self._service_args(spec), force_update=recreate)
+        service.reload()
+        log.info("service updated", extra={"tenant": spec.slug, "image": spec.image})
+        return EnsureResult(self._status_of(service), changed=True)
+
+    def _service_args(self, spec: RuntimeSpec) -> dict[str, Any]:
+        from docker.types import Resources, RestartPolicy, ServiceMode, UpdateConfig
+
+        return {
+            "image": spec.image,
+            "command": list(spec.command),
+            "name": spec.name,
+            "env": [f"{key}={value}" for key, value in spec.env.items()],
+            "labels": spec.labels,
+            "container_labels": spec.labels,
+            "mode": ServiceMode("replicated", replicas=1),
+            "resources": Resources(cpu_limit=spec.nano_cpus, mem_limit=spec.memory_bytes),
+            "restart_policy": RestartPolicy(
+                condition="none" if spec.restart_policy == "no" else "any",
+                delay=int(self._restart_delay_s * _SECOND_NS),
+                max_attempts=0,
+            ),
+            "update_config": UpdateConfig(
+                parallelism=1, order="stop-first", failure_action="pause", monitor=5 * _SECOND_NS
+            ),
+            "stop_grace_period": int(spec.stop_timeout * _SECOND_NS),
+            "networks": [spec.network],
+            "read_only": True,
+            "cap_drop": ["ALL"],
+        }
+
+    def _stop_sync(self, slug: str) -> bool:
+        service = self._get(slug)
+        if service is None or _replicas(service) == 0:
+            return False
+        service.scale(0)
+        return True
+
+    def _status_sync(self, slug: str) -> InstanceStatus:
+        service = self._get(slug)
+        return InstanceStatus.missing(slug) if service is None else self._status_of(service)
+
+    @staticmethod
+    def _status_of(service: Any) -> InstanceStatus:
+        labels = _labels(service)
+        tasks = service.tasks()
+        running = [t for t in tasks if t.get("Status", {}).get("State") == "running"]
+        ended = [t for t in tasks if t.get("Status", {}).get("State") in _FAILED_TASK_STATES]
+        replicas = _replicas(service)
+        if replicas == 0:
+            state = InstanceState.STOPPED
+        elif running:
+            state = InstanceState.RUNNING
+        else:
+            state = InstanceState.RESTARTING if tasks else InstanceState.RUNNING
+        latest = max(tasks, key=lambda t: t.get("CreatedAt", ""), default=None)
+        container = (latest or {}).get("Status", {}).get("ContainerStatus", {})
+        spec = service.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+        return InstanceStatus(
+            slug=labels.get(LABEL_TENANT, ""),
+            state=state,
+            spec_hash=labels.get(LABEL_SPEC_HASH),
+            instance_id=service.id,
+            image=str(spec.get("Image", "")).split("@")[0] or None,
+            restart_count=len(ended) if replicas else 0,
+            started_at=parse_time(running[0].get("Status", {}).get("Timestamp"))
+            if running
+            else None,
+            exit_code=container.get("ExitCode"),
+            detail=(latest or {}).get("Status", {}).get("Err", "") or str(state),
+        )
+
+
+def _labels(service: Any) -> dict[str, str]:
+    return dict(service.attrs.get("Spec", {}).get("Labels") or {})
+
+
+def _replicas(service: Any) -> int:
+    mode = service.attrs.get("Spec", {}).get("Mode", {})
+    return int(mode.get("Replicated", {}).get("Replicas", 1))

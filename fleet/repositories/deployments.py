@@ -1,0 +1,85 @@
+"""SQL over ``control.deployments``: one row per tenant recording what the deploy worker runs for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+_COLUMNS = frozenset(
+    {
+        "runtime",
+        "status",
+        "image",
+        "spec_hash",
+        "container_id",
+        "restart_count",
+        "last_error",
+        "started_at",
+        "ready_at",
+        "desired_image",
+        "crash_window_started_at",
+        "crash_window_restarts",
+    }
+)
+
+
+class DeploymentRepository:
+    """Reads and writes deployment rows; takes a connection so callers own the transaction."""
+
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def get(self, tenant_id: int) -> asyncpg.Record | None:
+        return await self._db.fetchrow(
+            "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant_id
+        )
+
+    async def upsert(self, tenant_id: int, *, runtime: str, **columns: Any) -> asyncpg.Record:
+        """Insert or update the tenant's row; only ``columns`` given change (and ``updated_at``)."""
+        unknown = set(columns) - _COLUMNS
+        if unknown:
+            raise ValueError(f"unknown deployment columns: {sorted(unknown)}")
+        names = ["runtime", *columns]
+        values = [runtime, *columns.values()]
+        placeholders = ", ".join(f"${i}" for i in range(2, len(names) + 2))
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names)
+        row = await self._db.fetchrow(
+            f"INSERT INTO control.deployments (tenant_id, {', '.join(names)})"
+            f" VALUES ($1, {placeholders})"
+            f" ON CONFLICT (tenant_id) DO UPDATE SET {updates}, updated_at = now() RETURNING *",
+            tenant_id,
+            *values,
+        )
+        assert row is not None
+        return row
+
+    async def update(self, tenant_id: int, **columns: Any) -> None:
+        """Change ``columns`` of an existing row (no-op when the tenant has none)."""
+        unknown = set(columns) - _COLUMNS
+        if unknown:
+            raise ValueError(f"unknown deployment columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+        await self._db.execute(
+            f"UPDATE control.deployments SET {assignments}, updated_at = now() WHERE tenant_id = $1",
+            tenant_id,
+            *columns.values(),
+        )
+
+    async def fleet_view(self) -> list[asyncpg.Record]:
+        """Every live tenant with its deployment and whether it has a queued or running job — what
+        the reconciler and ``fleet status`` compare against the runtime, in one query."""
+        return await self._db.fetch(
+            "SELECT t.id, t.slug, t.status, t.status_reason, t.desired_state, t.display_name,"
+            " t.owner_telegram_ids, t.locale, t.timezone, t.bot_token_enc, t.db_password_enc,"
+            " t.redis_password_enc, t.bot_username, t.updated_at AS tenant_updated_at,"
+            " d.runtime, d.status AS deployment_status, d.image, d.spec_hash, d.container_id,"
+            " d.restart_count, d.last_error, d.started_at, d.ready_at, d.desired_image,"
+            " d.crash_window_started_at, d.crash_window_restarts,"
+            " EXISTS (SELECT 1 FROM control.jobs j WHERE j.tenant_id = t.id"
+            "         AND j.status IN ('queued', 'running')) AS busy"
+            " FROM control.tenants t LEFT JOIN control.deployments d ON d.tenant_id = t.id"
+            " WHERE t.deleted_at IS NULL ORDER BY t.id"
+        )

@@ -1,0 +1,268 @@
+"""Fixtures of the deploy worker tests: a control database of the test's own, settings with short
+timeouts, the runtime under test (process always; docker and swarm when an engine answers and the image
+is built), tenants with bots registered in the Telegram emulator, and a running worker.
+
+Each test gets a fresh database (the reconciler scans every tenant of its database, so tests sharing
+one would converge each other's tenants), its own role prefix (= runtime namespace) and its own
+process state directory; everything is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from dw_helpers import running_worker
+from redis.asyncio import Redis
+
+from deploy_worker.runtimes.base import Runtime
+from deploy_worker.service import WorkerParts
+from fleet.data_plane import install_platform
+from fleet.db import create_pool
+from fleet.migrations import migrate_control
+from fleet.secrets import SecretBox, generate_master_key
+from fleet.settings import Settings, load_settings
+from fleet.tenants import TenantService
+from sandbox.telegram import TelegramEmulator
+from sandbox.testing import new_bot_token, telegram_emulator, telegram_sandbox  # noqa: F401
+from schemas.tenants import TenantCreate
+
+IMAGE = "botfleet:latest"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- engines -------------------------------------------------------------------------------------
+
+
+def _docker_client() -> Any | None:
+    from deploy_worker.runtimes import docker_client
+
+    return docker_client(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A docker SDK client, or skip: no engine answers, or the botfleet image is not built."""
+    client = _docker_client()
+    if client is None:
+        pytest.skip("no Docker engine answers (start dockerd, see .ci/build-image.sh)")
+    import docker.errors
+
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        client.close()
+        pytest.skip(f"image {IMAGE} is not built (run .ci/build-image.sh)")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def swarm_engine(docker_engine: Any) -> Iterator[Any]:
+    """The docker client of a swarm manager (``docker swarm init`` when this engine is in none)."""
+    import docker.errors
+
+    state = docker_engine.info().get("Swarm", {}).get("LocalNodeState")
+    if state != "active":
+        try:
+            docker_engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+        except docker.errors.APIError as exc:
+            pytest.skip(f"cannot initialise a swarm here: {exc}")
+    yield docker_engine
+
+
+# -- a control database of the test's own ----------------------------------------------------------
+
+
+@pytest.fixture
+async def control_db(database_url: str, role_prefix: str) -> AsyncIterator[str]:
+    """A fresh database with the control schema; dropped with the test's roles afterwards."""
+    parts = urlsplit(database_url)
+    name = "bfw_" + secrets.token_hex(5)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    pool = await create_pool(url, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await install_platform(conn)
+        await migrate_control(pool)
+    finally:
+        await pool.close()
+    yield url
+    conn = await asyncpg.connect(url)
+    try:
+        for (role,) in await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", role_prefix
+        ):
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+            )
+            await conn.execute(f'DROP OWNED BY "{role}"')
+            await conn.execute(f'DROP ROLE "{role}"')
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def wpool(control_db: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(control_db, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def master_key() -> str:
+    return generate_master_key()
+
+
+@pytest.fixture
+def secret_box(master_key: str) -> SecretBox:
+    return SecretBox(master_key)
+
+
+@pytest.fixture
+async def acl_cleanup(redis: Redis, role_prefix: str) -> AsyncIterator[None]:
+    """Remove the test's Redis ACL users and tenant keys, whatever the test left."""
+    yield
+    for user in await redis.execute_command("ACL", "USERS"):
+        user = user.decode() if isinstance(user, bytes) else user
+        if user.startswith(role_prefix):
+            await redis.execute_command("ACL", "DELUSER", user)
+            slug = user[len(role_prefix) :]
+            keys = [k async for k in redis.scan_iter(match=f"t:{slug}:*")]
+            if keys:
+                await redis.unlink(*keys)
+
+
+# -- settings and runtimes -------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def runtime_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine")
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(
+    control_db: str,
+    redis_url: str,
+    role_prefix: str,
+    master_key: str,
+    tmp_path: Path,
+    telegram_emulator: TelegramEmulator,  # noqa: F811
+    runtime_kind: str,
+    acl_cleanup: None,
+) -> Callable[..., Settings]:
+    """Settings for this test (short timeouts); keyword arguments override."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": control_db,
+            "redis_url": redis_url,
+            "master_key": master_key,
+            "tenant_role_prefix": role_prefix,
+            "telegram_api_base": telegram_emulator.base_url,
+            "runtime": runtime_kind,
+            "tenant_image": IMAGE,
+            "tenant_network": "host",
+            "tenant_memory_mb": 384,
+            "tenant_cpus": 0.5,
+            "process_state_dir": str(tmp_path / "processes"),
+            "heartbeat_timeout_s": 30.0,
+            "worker_concurrency": 8,
+            "worker_lease_s": 10.0,
+            "worker_poll_s": 0.5,
+            "worker_shutdown_s": 10.0,
+            "reconcile_interval_s": 3600.0,  # tests run passes themselves unless they say otherwise
+            "stop_timeout_s": 3.0,
+            "crash_loop_restarts": 3,
+            "crash_loop_window_s": 60.0,
+            "log_level": "INFO",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The runtime under test; every instance of the test's namespace is removed afterwards."""
+    from deploy_worker.runtimes import create_runtime
+
+    rt = await asyncio.to_thread(create_runtime, settings, namespace=settings.tenant_role_prefix)
+    try:
+        yield rt
+    finally:
+        for instance in await rt.list_by_label():
+            with contextlib.suppress(Exception):
+                await rt.remove(instance.slug)
+        await rt.close()
+
+
+# -- tenants and a running worker -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tenant_service(
+    wpool: asyncpg.Pool, redis: Redis, secret_box: SecretBox, role_prefix: str
+) -> TenantService:
+    return TenantService(pool=wpool, redis=redis, secrets=secret_box, role_prefix=role_prefix)
+
+
+@pytest.fixture
+def make_tenant(
+    tenant_service: TenantService,
+    telegram_emulator: TelegramEmulator,  # noqa: F811
+) -> Callable[..., Awaitable[asyncpg.Record]]:
+    """Create a tenant (desired running, a provision job queued); its bot is registered in the
+    emulator unless ``register=False`` (an unknown token)."""
+
+    async def create(slug: str, *, register: bool = True, owner: int = 424242) -> asyncpg.Record:
+        token = new_bot_token()
+        if register:
+            telegram_emulator.register_bot(token, username=f"{slug}_bot")
+        data = TenantCreate(
+            slug=slug,
+            display_name=f"Test {slug}",
+            owner_telegram_ids=[owner],
+            bot_token=token,
+            locale="en",
+            timezone="Europe/Moscow",
+        )
+        return await tenant_service.create(data, actor="test", provision_now=False)
+
+    return create
+
+
+@pytest.fixture
+async def worker(
+    settings: Settings, wpool: asyncpg.Pool, redis: Redis, secret_box: SecretBox, runtime: Runtime
+) -> AsyncIterator[WorkerParts]:
+    async with running_worker(
+        settings, pool=wpool, redis=redis, secrets=secret_box, runtime=runtime
+    ) as parts:
+        yield parts
