@@ -60,6 +60,7 @@ async def _serve(
         )
         typer.echo(f"YooKassa stand-in:         {yk.api_url}  (shop id {shop_id})")
         typer.echo(f"  notifications -> {webhook_url or 'nowhere yet (PUT /sandbox/webhook)'}")
+        typer.echo(f"Sandbox web page:          {tg.web_url}  (chat with the bots as a user)")
         typer.echo("Press Ctrl-C to stop.")
         await stop.wait()
 

@@ -109,6 +109,7 @@ class ControlApi:
         return [
             web.get("/sandbox/health", self.health),
             web.get("/sandbox/state", self.state),
+            web.get("/sandbox/wait", self.wait_world),
             web.get("/sandbox/bots", self.list_bots),
             web.post("/sandbox/bots", self.create_bot),
             web.get("/sandbox/bots/{bot_id}", self.get_bot),
@@ -163,6 +164,14 @@ class ControlApi:
                 "rate_limits": world.limiter.limits.to_dict(),
             }
         )
+
+    async def wait_world(self, request: web.Request) -> web.Response:
+        """Long-poll until anything changes (a bot, a user, any chat) past ``version``."""
+        changes = self.world.changes
+        version = _int(request.query.get("version", changes.version), "version")
+        timeout = min(_MAX_WAIT, _float(request.query.get("timeout"), "timeout", 10.0))
+        changed = await changes.wait_past(version, timeout)
+        return web.json_response({"changed": changed, "version": changes.version})
 
     async def list_bots(self, request: web.Request) -> web.Response:
         return web.json_response({"bots": [_bot_json(self.world, b) for b in self.world.bots]})

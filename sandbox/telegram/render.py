@@ -75,6 +75,7 @@ def message_to_view(msg: ChatMessage, *, files_url: str) -> dict[str, Any]:
         "text": msg.text,
         "entities": msg.entities,
         "caption": msg.caption,
+        "caption_entities": msg.caption_entities,
         "edited": msg.edit_date is not None,
         "edit_date": msg.edit_date,
         "reply_markup": msg.reply_markup,

@@ -26,6 +26,7 @@ from sandbox.telegram.params import Params
 from sandbox.telegram.ratelimit import RateLimits
 from sandbox.telegram.webhook import WebhookDelivery
 from sandbox.telegram.world import EmulatorConfig, TelegramWorld
+from sandbox.web import WebPage
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
 
 class TelegramEmulator:
-    """An in-memory Telegram: the Bot API for bots plus the control API for tests and demos."""
+    """An in-memory Telegram: the Bot API for bots, the control API and the web page for people."""
 
     def __init__(self, *, config: EmulatorConfig | None = None) -> None:
         self.world = TelegramWorld(config=config)
@@ -42,6 +43,7 @@ class TelegramEmulator:
         self.webhooks = WebhookDelivery(self.world, execute=self._execute)
         self.bot_api = BotApi(self.world, webhooks=self.webhooks, closing=self._closing)
         self.control = ControlApi(self.world)
+        self.web_page = WebPage()
         self._running: RunningApp | None = None
 
     async def _execute(self, bot: BotAccount, method: str, params: Params) -> Any:
@@ -52,6 +54,7 @@ class TelegramEmulator:
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES, middlewares=[control_errors])
         app.add_routes(self.bot_api.routes())
         app.add_routes(self.control.routes())
+        app.add_routes(self.web_page.routes())
         return app
 
     @property
@@ -60,6 +63,11 @@ class TelegramEmulator:
         if self._running is None:
             raise RuntimeError("the emulator is not running")
         return self._running.base_url
+
+    @property
+    def web_url(self) -> str:
+        """The sandbox web page, where a person chats with the bots: ``http://host:port/``."""
+        return self.base_url + "/"
 
     @property
     def api_server(self) -> TelegramAPIServer:

@@ -97,6 +97,7 @@ class TelegramWorld:
             id=bot_id, token=token, username=username, first_name=first_name or username
         )
         self.bots[bot_id] = bot
+        self.changes.bump()
         logger.info("bot registered id=%s username=%s", bot_id, username)
         return bot
 
@@ -107,6 +108,7 @@ class TelegramWorld:
         bot.update_signal.bump()
         for key in [k for k in self.conversations if k[0] == bot_id]:
             del self.conversations[key]
+        self.changes.bump()
 
     def bot(self, bot_id: int) -> BotAccount:
         """A bot by id for the control API (404 when unknown)."""
@@ -152,6 +154,7 @@ class TelegramWorld:
             phone_number=phone_number,
         )
         self.users[user_id] = user
+        self.changes.bump()
         return user
 
     def user(self, user_id: int) -> UserAccount:

@@ -42,6 +42,10 @@ async def test_cli_runs_both_servers_until_interrupted():
             assert me.json()["result"]["username"] == "cli_demo_bot"
             api = await http.get(f"{urls[2]}/payments/x")
             assert api.status_code == 401
+            web_url = re.search(r"web page: +(\S+)", "".join(lines))
+            assert web_url is not None and web_url.group(1) == urls[0] + "/"
+            page = await http.get(web_url.group(1))
+            assert page.headers["content-type"].startswith("text/html")
     finally:
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 15) == 0
