@@ -22,6 +22,7 @@ from control_plane.idempotency import IdempotencyStore
 from control_plane.metrics import Metrics
 from control_plane.middleware import RequestContextMiddleware
 from control_plane.ratelimit import RateLimiter
+from control_plane.render import TokenMasker
 from control_plane.routes import (
     audit,
     billing,
@@ -87,7 +88,11 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             db = pool
             if db is None:
-                db = await create_pool(config.require("database_url"), max_size=config.db_pool_size)
+                db = await create_pool(
+                    config.require("database_url"),
+                    max_size=config.db_pool_size,
+                    reset=_keep_session,
+                )
                 stack.push_async_callback(db.close)
             client = redis
             if client is None:
@@ -105,6 +110,7 @@ def create_app(
             app.state.pool = db
             app.state.redis = client
             app.state.secrets = secrets
+            app.state.tokens = TokenMasker(secrets)
             app.state.metrics = metrics
             app.state.services = services
             app.state.authenticator = Authenticator(
@@ -154,6 +160,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.update(components["Problem"].pop("$defs", {}))
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's session reset (``RESET ALL; UNLISTEN *; ...``: one round trip per query) when
+    a connection returns to the pool: the API keeps no session state (no LISTEN, no session SET, only
+    transaction-scoped advisory locks). asyncpg still rolls back a transaction left open."""
 
 
 async def _purge_idempotency_keys(store: IdempotencyStore) -> None:

@@ -1,6 +1,9 @@
 """``Annotated`` dependency aliases for routes: who is calling (by scope), the request id, and the
 services and shared clients the lifespan put on ``app.state``.
 
+Every provider is ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop
+per dependency per request.
+
 Scopes: ``AdminKey`` (admin only), ``ReaderKey`` (read or admin), ``SalesKey`` (sales or admin),
 ``ReadOrSalesKey`` (read, sales or admin). Every one answers 401/403/429 problems.
 """
@@ -14,6 +17,7 @@ from fastapi import Depends, Request
 
 from control_plane.auth import require_scopes
 from control_plane.metrics import Metrics
+from control_plane.render import TokenMasker
 from control_plane.services import Services
 from control_plane.services.audit import AuditService
 from control_plane.services.deployments import DeploymentService
@@ -31,58 +35,63 @@ SalesKey = Annotated[ApiKey, Depends(require_scopes("sales"))]
 ReadOrSalesKey = Annotated[ApiKey, Depends(require_scopes("read", "sales"))]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_request_id(request: Request) -> str | None:
+async def get_request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.pool
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_secrets(request: Request) -> SecretBox:
+async def get_secrets(request: Request) -> SecretBox:
     return request.app.state.secrets
 
 
-def get_plans(request: Request) -> PlanService:
-    return get_services(request).plans
+async def get_tokens(request: Request) -> TokenMasker:
+    return request.app.state.tokens
 
 
-def get_tenants(request: Request) -> TenantAdminService:
-    return get_services(request).tenants
+async def get_plans(request: Request) -> PlanService:
+    return request.app.state.services.plans
 
 
-def get_jobs(request: Request) -> JobAdminService:
-    return get_services(request).jobs
+async def get_tenants(request: Request) -> TenantAdminService:
+    return request.app.state.services.tenants
 
 
-def get_payments(request: Request) -> PaymentReadService:
-    return get_services(request).payments
+async def get_jobs(request: Request) -> JobAdminService:
+    return request.app.state.services.jobs
 
 
-def get_deployments(request: Request) -> DeploymentService:
-    return get_services(request).deployments
+async def get_payments(request: Request) -> PaymentReadService:
+    return request.app.state.services.payments
 
 
-def get_audit(request: Request) -> AuditService:
-    return get_services(request).audit
+async def get_deployments(request: Request) -> DeploymentService:
+    return request.app.state.services.deployments
 
 
-def get_health(request: Request) -> HealthService:
-    return get_services(request).health
+async def get_audit(request: Request) -> AuditService:
+    return request.app.state.services.audit
+
+
+async def get_health(request: Request) -> HealthService:
+    return request.app.state.services.health
 
 
 RequestId = Annotated[str | None, Depends(get_request_id)]
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
 Secrets = Annotated[SecretBox, Depends(get_secrets)]
+Tokens = Annotated[TokenMasker, Depends(get_tokens)]
 Plans = Annotated[PlanService, Depends(get_plans)]
 Tenants = Annotated[TenantAdminService, Depends(get_tenants)]
 Jobs = Annotated[JobAdminService, Depends(get_jobs)]

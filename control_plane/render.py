@@ -54,12 +54,35 @@ def plan(row: Row) -> PlanPublic:
     return PlanPublic.model_validate(dict(row))
 
 
-def tenant(row: Row, *, secrets: SecretBox) -> TenantPublic:
-    try:
-        token = mask_token(secrets.decrypt(row["bot_token_enc"]))
-    except SecretError as exc:
-        log.warning("bot token not decryptable", extra={"tenant": row["slug"], "error": str(exc)})
-        token = f"{row['bot_id']}:…"
+class TokenMasker:
+    """Masked bot tokens by ciphertext: a tenant read often is not decrypted on every read (the
+    masked form is no secret; the plain token is never kept)."""
+
+    def __init__(self, secrets: SecretBox, *, max_entries: int = 10_000) -> None:
+        self._secrets = secrets
+        self._max_entries = max_entries
+        self._masked: dict[str, str] = {}
+
+    def mask(self, row: Row) -> str:
+        ciphertext = row["bot_token_enc"]
+        masked = self._masked.get(ciphertext)
+        if masked is not None:
+            return masked
+        try:
+            masked = mask_token(self._secrets.decrypt(ciphertext))
+        except SecretError as exc:
+            log.warning(
+                "bot token not decryptable", extra={"tenant": row["slug"], "error": str(exc)}
+            )
+            return f"{row['bot_id']}:…"
+        if len(self._masked) >= self._max_entries:
+            self._masked.clear()
+        self._masked[ciphertext] = masked
+        return masked
+
+
+def tenant(row: Row, *, tokens: TokenMasker) -> TenantPublic:
+    token = tokens.mask(row)
     return TenantPublic(
         slug=row["slug"],
         display_name=row["display_name"],

@@ -17,16 +17,6 @@ from schemas.tenants import Locale, check_bot_token, check_timezone
 
 T = TypeVar("T")
 
-TENANT_STATUSES = (
-    "new",
-    "provisioning",
-    "active",
-    "suspended",
-    "error",
-    "degraded",
-    "deleting",
-    "deleted",
-)
 TenantStatus = Literal[
     "new", "provisioning", "active", "suspended", "error", "degraded", "deleting", "deleted"
 ]

@@ -18,14 +18,13 @@ from control_plane.deps import (
     ReadOrSalesKey,
     RequestId,
     SalesKey,
-    Secrets,
     Tenants,
+    Tokens,
 )
 from control_plane.idempotency import Idempotent
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
 from control_plane.routing import API_PREFIX, Cursor, Limit, Slug, resource_router
-from fleet.secrets import SecretBox
 from schemas.api import (
     Page,
     SubscriptionPublic,
@@ -42,9 +41,11 @@ router = resource_router("/tenants", tag="tenants")
 _ACCEPTED = {"status_code": status.HTTP_202_ACCEPTED, "responses": problem_responses(404, 409)}
 
 
-def _accepted(tenant: render.Row, job: render.Row | None, secrets: SecretBox) -> TenantAccepted:
+def _accepted(
+    tenant: render.Row, job: render.Row | None, tokens: render.TokenMasker
+) -> TenantAccepted:
     return TenantAccepted(
-        tenant=render.tenant(tenant, secrets=secrets),
+        tenant=render.tenant(tenant, tokens=tokens),
         job=render.job(job) if job is not None else None,
     )
 
@@ -53,7 +54,7 @@ def _accepted(tenant: render.Row, job: render.Row | None, secrets: SecretBox) ->
 async def list_tenants(
     _key: ReaderKey,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     status: Annotated[TenantStatus | None, Query(description="Only tenants in this status")] = None,
     plan: Annotated[
         str | None, Query(pattern=PLAN_CODE_PATTERN, description="Only tenants on this plan")
@@ -66,9 +67,7 @@ async def list_tenants(
         status=status, plan_code=plan, after_id=after[0] if after else 0, limit=limit + 1
     )
     page, next_cursor = split_page(rows, limit=limit, listing="tenants", key=lambda r: (r["id"],))
-    return Page(
-        items=[render.tenant(row, secrets=secrets) for row in page], next_cursor=next_cursor
-    )
+    return Page(items=[render.tenant(row, tokens=tokens) for row in page], next_cursor=next_cursor)
 
 
 @router.post(
@@ -82,20 +81,20 @@ async def create_tenant(
     _idempotent: Idempotent,
     body: TenantCreate,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     request_id: RequestId,
     response: Response,
 ) -> TenantAccepted:
     tenant, job = await tenants.create(body, actor=key.actor, request_id=request_id)
     response.headers["Location"] = f"{API_PREFIX}/tenants/{tenant['slug']}"
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.get("/{slug}", summary="Show a tenant", responses=problem_responses(404))
 async def get_tenant(
-    _key: ReadOrSalesKey, slug: Slug, tenants: Tenants, secrets: Secrets
+    _key: ReadOrSalesKey, slug: Slug, tenants: Tenants, tokens: Tokens
 ) -> TenantPublic:
-    return render.tenant(await tenants.get(slug), secrets=secrets)
+    return render.tenant(await tenants.get(slug), tokens=tokens)
 
 
 @router.patch(
@@ -108,11 +107,11 @@ async def update_tenant(
     slug: Slug,
     body: TenantUpdate,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     request_id: RequestId,
 ) -> TenantAccepted:
     tenant, job = await tenants.update(slug, body, actor=key.actor, request_id=request_id)
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.post("/{slug}/suspend", summary="Stop the tenant's bot, keeping its data", **_ACCEPTED)
@@ -121,11 +120,11 @@ async def suspend_tenant(
     _idempotent: Idempotent,
     slug: Slug,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     request_id: RequestId,
 ) -> TenantAccepted:
     tenant, job = await tenants.suspend(slug, actor=key.actor, request_id=request_id)
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.post("/{slug}/resume", summary="Run the tenant's bot again", **_ACCEPTED)
@@ -134,11 +133,11 @@ async def resume_tenant(
     _idempotent: Idempotent,
     slug: Slug,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     request_id: RequestId,
 ) -> TenantAccepted:
     tenant, job = await tenants.resume(slug, actor=key.actor, request_id=request_id)
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.post("/{slug}/redeploy", summary="Recreate the tenant's bot container", **_ACCEPTED)
@@ -147,19 +146,19 @@ async def redeploy_tenant(
     _idempotent: Idempotent,
     slug: Slug,
     tenants: Tenants,
-    secrets: Secrets,
+    tokens: Tokens,
     request_id: RequestId,
 ) -> TenantAccepted:
     tenant, job = await tenants.redeploy(slug, actor=key.actor, request_id=request_id)
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.delete("/{slug}", summary="Delete the tenant: its bot, then its data", **_ACCEPTED)
 async def delete_tenant(
-    key: AdminKey, slug: Slug, tenants: Tenants, secrets: Secrets, request_id: RequestId
+    key: AdminKey, slug: Slug, tenants: Tenants, tokens: Tokens, request_id: RequestId
 ) -> TenantAccepted:
     tenant, job = await tenants.delete(slug, actor=key.actor, request_id=request_id)
-    return _accepted(tenant, job, secrets)
+    return _accepted(tenant, job, tokens)
 
 
 @router.get(

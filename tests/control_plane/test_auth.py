@@ -4,6 +4,7 @@ rate with ``Retry-After``; keys are stored only as hashes."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import asyncpg
 import pytest
@@ -128,3 +129,19 @@ async def test_rate_limit_answers_429_with_retry_after(app_factory, make_key) ->
         assert limited.json()["title"] == "Too many requests"
     async with client_for(app, other) as client:  # limits are per key
         assert (await client.get("/api/v1/plans")).status_code == 200
+
+
+async def test_high_rates_are_counted_in_redis_in_small_batches(redis) -> None:
+    from control_plane.ratelimit import RateLimiter
+
+    identity = "test-batch-" + secrets.token_hex(4)
+    exact = RateLimiter(redis=redis, rate="600/minute")
+    assert exact.batch == 1
+    fast = RateLimiter(redis=redis, rate="6000/second")
+    assert fast.batch == 60
+    for _ in range(100):
+        assert (await fast.hit(identity)).allowed
+    stats = await fast._limiter.get_window_stats(fast._item, identity)
+    assert stats.remaining == 6000 - 120  # two batches of 60 taken from the shared counter
+    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+        await redis.delete(key)
