@@ -19,6 +19,7 @@
     chat: null, // the open chat as the control API shows it
     rendered: new Map(), // message_id -> {key, el}
     lastMessageId: 0,
+    stickToBottom: true, // the person is reading the newest messages: keep them in view
   };
 
   // ----- control API ------------------------------------------------------------------------
@@ -259,7 +260,6 @@
   /** Update the list in place: only new or changed messages are rebuilt. */
   function renderMessages(messages) {
     const list = $("messages");
-    const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     const seen = new Set();
     let previous = null;
     for (const m of messages) {
@@ -283,7 +283,7 @@
       }
     }
     const last = messages.length ? messages[messages.length - 1].message_id : 0;
-    if (nearBottom || last > state.lastMessageId) list.scrollTop = list.scrollHeight;
+    if (state.stickToBottom || last > state.lastMessageId) list.scrollTop = list.scrollHeight;
     state.lastMessageId = last;
   }
 
@@ -321,8 +321,13 @@
     return (byDefault || entries[0])?.commands || [];
   }
 
+  let commandsKey = "";
+
   function renderCommands() {
     const commands = botCommands(state.bots.find((b) => b.id === state.botId));
+    const key = JSON.stringify(commands);
+    if (key === commandsKey) return;
+    commandsKey = key;
     const menu = $("commands");
     $("menu").hidden = commands.length === 0;
     if (commands.length === 0) menu.hidden = true;
@@ -503,6 +508,7 @@
     state.chat = null;
     state.rendered.clear();
     state.lastMessageId = 0;
+    state.stickToBottom = true;
     $("messages").replaceChildren();
     $("messages").hidden = false;
     $("composer").hidden = false;
@@ -648,6 +654,15 @@
       }
     });
     $("input").addEventListener("input", autoGrow);
+
+    // Keep the newest message in view when the list shrinks (a reply keyboard, a phone rotating).
+    const list = $("messages");
+    list.addEventListener("scroll", () => {
+      state.stickToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    });
+    new ResizeObserver(() => {
+      if (state.stickToBottom) list.scrollTop = list.scrollHeight;
+    }).observe(list);
 
     $("menu").addEventListener("click", () => {
       const menu = $("commands");

@@ -1,13 +1,15 @@
 """The sandbox web page: served by the emulator, and driven in headless Chromium.
 
-The browser tests need Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; they
-skip (with the reason) when any is missing. Screenshots go to ``test-artifacts/``.
+The browser tests need Debian's ``chromium`` and ``chromium-driver`` (or ``CHROMIUM_BIN`` and
+``CHROMEDRIVER_BIN``) and the ``selenium`` package; they skip, with the reason, when any is missing.
+Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import os
 import shutil
 import tempfile
 import uuid
@@ -39,8 +41,9 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Debian's paths; override where the browser lives elsewhere.
+CHROMIUM = Path(os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 RECEIPT = b"receipt 42\nplan: Basic\n"
 
@@ -99,6 +102,8 @@ def build_dispatcher(pay_url: str) -> Dispatcher:
         name = html.escape(message.from_user.first_name if message.from_user else "")
         await message.answer(
             f"<b>Welcome</b>, <i>{name}</i>! <tg-spoiler>secret</tg-spoiler>\n"
+            "<blockquote>Open <u>daily</u> <s>9</s> <b>10<i>–19</i></b></blockquote>"
+            '<pre><code class="language-text">slots: 10:00, 11:00</code></pre>'
             '<a href="https://example.org/">site</a> · <a href="javascript:alert(1)">trap</a>',
             parse_mode="HTML",
             reply_markup=InlineKeyboardMarkup(
@@ -248,6 +253,10 @@ def chat_in_browser(driver: WebDriver, *, web_url: str, bot_id: int) -> dict[str
     css(By.ID, "user-phone").send_keys("+79990001122")
     css(By.CSS_SELECTOR, "#user-form button[type=submit]").click()
     wait(lambda d: css(By.ID, "user-select").get_attribute("value") == "555000111", "the user")
+    # The list follows registrations live (a tenant bot going live while the page is open).
+    late = {"token": "990011:late-bot-token", "username": "late_tenant_bot", "first_name": "Late"}
+    httpx.post(web_url + "sandbox/bots", json=late).raise_for_status()
+    wait(lambda d: d.find_elements(By.CSS_SELECTOR, 'button.bot[data-bot-id="990011"]'), "new bot")
     css(By.CSS_SELECTOR, f'button.bot[data-bot-id="{bot_id}"]').click()
 
     # /start: formatting from entities, with the javascript: link defused.
@@ -259,6 +268,13 @@ def chat_in_browser(driver: WebDriver, *, web_url: str, bot_id: int) -> dict[str
     assert welcome.find_element(By.TAG_NAME, "b").text == "Welcome"
     assert welcome.find_element(By.TAG_NAME, "i").text == "Ann <b>"
     assert welcome.find_element(By.TAG_NAME, "tg-spoiler").get_attribute("textContent") == "secret"
+    quote = welcome.find_element(By.TAG_NAME, "blockquote")
+    assert quote.find_element(By.TAG_NAME, "u").text == "daily"
+    assert quote.find_element(By.TAG_NAME, "s").text == "9"
+    assert quote.find_element(By.CSS_SELECTOR, "b > i").text == "–19", "nested entities"
+    pre = welcome.find_element(By.TAG_NAME, "pre")
+    assert pre.text == "slots: 10:00, 11:00"
+    assert pre.get_attribute("data-language") == "text"
     site = welcome.find_element(By.LINK_TEXT, "site")
     assert site.get_attribute("href") == "https://example.org/"
     assert site.get_attribute("target") == "_blank"
