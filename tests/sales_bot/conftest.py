@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import asyncpg
 import pytest_asyncio
-from aiogram import Bot
 from billing_fixtures import (  # noqa: F401  (fixtures are found by name)
     billing,
     billing_config,
@@ -24,6 +22,7 @@ from billing_fixtures import (  # noqa: F401  (fixtures are found by name)
     yookassa_standin,
 )
 from redis.asyncio import Redis
+from sales_bot_support import RunningSalesBot
 
 from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.wiring import Billing
@@ -40,14 +39,6 @@ from sandbox.testing import (  # noqa: F401
 from templates import Texts
 
 SUPPORT = "@botfleet_support"
-
-
-@dataclass
-class RunningSalesBot:
-    bot: Bot
-    bot_id: int
-    billing: Billing
-    outbox: OutboxDelivery
 
 
 @pytest_asyncio.fixture

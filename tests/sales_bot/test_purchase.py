@@ -9,7 +9,7 @@ import contextlib
 from typing import Any
 
 import asyncpg
-from conftest import RunningSalesBot
+from sales_bot_support import RunningSalesBot
 
 from fleet.repositories.plans import PlanRepository
 from sandbox.telegram import TelegramSandbox
