@@ -7,6 +7,7 @@ import typer
 from cli import api, apikeys, billing, migrate, payments, plans, sandbox, tenant_bot, tenants
 from cli.keys import keygen
 from cli.sales_bot import sales_bot
+from cli.up import up
 
 app = typer.Typer(
     name="botfleet",
@@ -15,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("up", help="Run the whole platform (embedded defaults for what is not configured).")(up)
 app.command("keygen", help="Print a new master key for BOTFLEET_MASTER_KEY.")(keygen)
 app.command("migrate", help="Migrate the control schema, then every tenant schema.")(
     migrate.migrate

@@ -1,0 +1,340 @@
+"""``botfleet up``: the whole platform in one process, on embedded defaults when nothing is configured.
+
+What is not configured is provided locally, so a newcomer sees the product work on one machine:
+
+- no ``BOTFLEET_DATABASE_URL`` / ``BOTFLEET_REDIS_URL``: an embedded PostgreSQL / Redis under ``--data-dir``;
+- no ``BOTFLEET_MASTER_KEY``: one generated once and kept in ``--data-dir/master.key`` (mode 0600);
+- no ``BOTFLEET_TELEGRAM_API_BASE`` and no sales bot token: the Telegram emulator (with its web page) and a
+  sandbox sales bot;
+- no YooKassa shop: the YooKassa stand-in, notifying our webhook from 127.0.0.77.
+
+Then: migrations, the control plane API, the deploy worker (``process`` runtime unless configured), the
+subscription lifecycle and the sales bot, until Ctrl-C or SIGTERM stops everything in reverse order.
+Configured services are used as they are: with real URLs, tokens and YooKassa credentials, the same
+command runs the platform against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+
+from cli.common import open_resources, run, settings
+from cli.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from fleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SANDBOX_NOTIFY_FROM = "127.0.0.77"
+SALES_BOT_USERNAME = "botfleet_sales_bot"
+DEMO_BOTS = 3
+
+
+@dataclass
+class Stack:
+    """What ``up`` started: URLs to print and long-running tasks to stop."""
+
+    lines: list[str] = field(default_factory=list)
+    emulator: Any = (
+        None  # the in-process Telegram emulator, when the sandbox stands in for Telegram
+    )
+
+
+def _read_or_create(path: Path, make: Callable[[], str]) -> str:
+    """A value kept in a private file under the data folder, created on first use."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _sandbox_token() -> str:
+    return f"{secrets.randbelow(9 * 10**9) + 10**9}:AA{secrets.token_urlsafe(33)[:33]}"
+
+
+async def _embedded(config: Settings, data: Path, exits: AsyncExitStack, stack: Stack) -> Settings:
+    """Start embedded PostgreSQL/Redis for what is not configured; return the completed settings."""
+    updates: dict[str, Any] = {}
+    if config.database_url is None:
+        pg = EmbeddedPostgres(data / "postgres")
+        await pg.start()
+        exits.push_async_callback(pg.stop)
+        await _ensure_database(pg.url, "botfleet")
+        updates["database_url"] = _with_database(pg.url, "botfleet")
+        stack.lines.append(f"PostgreSQL (embedded):  {updates['database_url']}")
+    if config.redis_url is None:
+        redis = EmbeddedRedis(data / "redis")
+        await redis.start()
+        exits.push_async_callback(redis.stop)
+        updates["redis_url"] = redis.url
+        stack.lines.append(f"Redis (embedded):       {redis.url}")
+    if config.master_key is None:
+        from fleet.secrets import generate_master_key
+
+        updates["master_key"] = _read_or_create(data / "master.key", generate_master_key)
+    if config.runtime == "auto":
+        updates["runtime"] = "process"
+    updates.setdefault("process_state_dir", str(data / "processes"))
+    return config.model_copy(update=updates)
+
+
+async def _ensure_database(url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _sandbox(
+    config: Settings, data: Path, *, host: str, api_port: int, exits: AsyncExitStack, stack: Stack
+) -> Settings:
+    """The Telegram emulator and the YooKassa stand-in for what has no real counterpart configured."""
+    updates: dict[str, Any] = {}
+    if config.telegram_api_base is None and config.sales_bot_token is None:
+        from sandbox.telegram import TelegramEmulator
+
+        tg = await exits.enter_async_context(
+            TelegramEmulator.start(host=host, port=free_port(8081))
+        )
+        token = _read_or_create(data / "sales_bot.token", _sandbox_token)
+        tg.register_bot(token, username=SALES_BOT_USERNAME, first_name="botfleet")
+        updates.update(telegram_api_base=tg.base_url, sales_bot_token=token)
+        stack.lines.append(f"Telegram emulator:      {tg.base_url}")
+        stack.lines.append(f"Sandbox web page:       {tg.web_url}   <- chat with the bots here")
+        stack.lines.append(f"Sales bot:              @{SALES_BOT_USERNAME}")
+        stack.emulator = tg
+        demo = [
+            _read_or_create(data / f"demo_bot_{i}.token", _sandbox_token)
+            for i in range(1, DEMO_BOTS + 1)
+        ]
+        for i, demo_token in enumerate(demo, start=1):
+            tg.register_bot(demo_token, username=f"demo_booking_{i}_bot", first_name=f"Demo {i}")
+        stack.lines.append("Bot tokens to sell (made 'with @BotFather' for you):")
+        stack.lines.extend(f"  {t}" for t in demo)
+    if config.yookassa_shop_id is None:
+        from sandbox.yookassa import YooKassaStandIn
+
+        webhook = f"http://{host}:{api_port}/webhooks/yookassa"
+        yk = await exits.enter_async_context(
+            YooKassaStandIn.start(
+                host=host,
+                port=free_port(8082),
+                webhook_url=webhook,
+                notify_from=SANDBOX_NOTIFY_FROM,
+            )
+        )
+        updates.update(
+            yookassa_shop_id=yk.shop_id,
+            yookassa_secret_key=yk.secret_key,
+            yookassa_api_url=yk.api_url,
+            yookassa_allowed_networks=[
+                *config.yookassa_allowed_networks,
+                f"{SANDBOX_NOTIFY_FROM}/32",
+            ],
+        )
+        stack.lines.append(f"YooKassa stand-in:      {yk.api_url}  (notifies {webhook})")
+    if config.yookassa_return_url is None:
+        web = stack.emulator
+        updates["yookassa_return_url"] = web.web_url if web else f"http://{host}:{api_port}/docs"
+    return config.model_copy(update=updates)
+
+
+async def _register_tenant_bots(pool: Any, box: Any, emulator: Any) -> int:
+    """The emulator forgets bots on restart: register every live tenant's bot again."""
+    rows = await pool.fetch(
+        "SELECT slug, bot_token_enc, bot_username FROM control.tenants WHERE deleted_at IS NULL"
+    )
+    for row in rows:
+        token = box.decrypt(row["bot_token_enc"])
+        username = row["bot_username"] or f"{row['slug']}_bot"
+        with contextlib.suppress(Exception):
+            emulator.register_bot(token, username=username)
+    return len(rows)
+
+
+async def _first_admin_key(pool: Any, data: Path) -> str:
+    """The admin key printed at start: created once, then read from ``data/admin.key``."""
+    path = data / "admin.key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    from fleet.apikeys import ApiKeyService
+
+    created = await ApiKeyService(pool=pool).create(
+        scopes=["admin"], name="botfleet up", actor="up"
+    )
+    return _read_or_create(path, lambda: created.key)
+
+
+async def _demo_plans(pool: Any) -> None:
+    """A sandbox with no plans has nothing to sell: add two demo plans (only when there are none)."""
+    from fleet.plans import PlanService
+    from schemas.plans import PlanCreate
+
+    service = PlanService(pool=pool)
+    if await service.list():
+        return
+    for code, name, price, days in (
+        ("month", "Month", "990.00", 30),
+        ("year", "Year", "9900.00", 365),
+    ):
+        await service.create(
+            PlanCreate(code=code, name=name, price=price, period_days=days), actor="up"
+        )
+
+
+async def _serve_api(config: Settings, *, host: str, port: int, log_source: Any) -> Any:
+    import uvicorn
+
+    from control_plane.app import create_app
+
+    app = create_app(config, log_source=log_source)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    )
+    # `up` owns the signals: uvicorn must not install its own handlers.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    return server
+
+
+async def _wait_ready(url: str, timeout: float = 60.0) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} did not become ready in {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+async def up_main(
+    config: Settings, *, host: str, port: int, data: Path, stop: asyncio.Event
+) -> None:
+    """Start everything, print where it is, wait for ``stop``, stop everything."""
+    from control_plane.app import create_app  # noqa: F401  (fail early if the API cannot load)
+    from deploy_worker.service import open_worker
+    from fleet.billing.wiring import open_billing
+    from fleet.data_plane import install_platform
+    from fleet.migrations import migrate_control, migrate_tenants
+    from sales_bot.app import run as run_sales_bot
+
+    stack = Stack()
+    async with AsyncExitStack() as exits:
+        config = await _embedded(config, data, exits, stack)
+        config = await _sandbox(config, data, host=host, api_port=port, exits=exits, stack=stack)
+        res = await exits.enter_async_context(
+            open_resources(config, pool_size=config.db_pool_size + config.worker_concurrency)
+        )
+        async with res.pool.acquire() as conn:
+            await install_platform(conn)
+        await migrate_control(res.pool)
+        report = await migrate_tenants(
+            res.pool, prefix=config.tenant_role_prefix, concurrency=config.migrate_concurrency
+        )
+        for schema, error in report.failed.items():
+            log.error("tenant schema failed to migrate", extra={"schema": schema, "error": error})
+        if stack.emulator is not None:
+            await _register_tenant_bots(res.pool, res.secrets, stack.emulator)
+            await _demo_plans(res.pool)
+        admin_key = await _first_admin_key(res.pool, data)
+
+        parts = await exits.enter_async_context(
+            open_worker(config, pool=res.pool, redis=res.redis, secrets=res.secrets)
+        )
+        server = await _serve_api(config, host=host, port=port, log_source=parts.runtime)
+        tasks = {
+            "api": asyncio.create_task(server.serve(), name="api"),
+            "worker": asyncio.create_task(parts.worker.run(), name="worker"),
+        }
+        await _wait_ready(f"http://{host}:{port}/readyz")
+        billing = await exits.enter_async_context(
+            open_billing(settings=config, pool=res.pool, secrets=res.secrets)
+        )
+        tasks["lifecycle"] = asyncio.create_task(
+            billing.lifecycle.run_forever(interval=config.billing_lifecycle_interval_s, stop=stop),
+            name="lifecycle",
+        )
+        if config.sales_bot_token is not None:
+            tasks["sales_bot"] = asyncio.create_task(
+                run_sales_bot(config, pool=res.pool, redis=res.redis, box=res.secrets, stop=stop),
+                name="sales_bot",
+            )
+        stack.lines[:0] = [
+            f"Control plane API:      http://{host}:{port}   (docs: http://{host}:{port}/docs)",
+            f"Admin API key:          {admin_key}",
+            f"Deploy worker:          runtime {parts.runtime.kind}",
+        ]
+        typer.echo("\nbotfleet is up.\n" + "\n".join(stack.lines) + "\n\nPress Ctrl-C to stop.")
+
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait(
+            {*tasks.values(), stopper}, return_when=asyncio.FIRST_COMPLETED
+        )
+        crashed = [t for t in done if t is not stopper and t.exception() is not None]
+        for task in crashed:
+            log.error(
+                "component stopped", extra={"component": task.get_name()}, exc_info=task.exception()
+            )
+        typer.echo("\nstopping...", err=True)
+        stop.set()
+        parts.worker.stop()
+        server.should_exit = True
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        stopper.cancel()
+        shutdown_all = getattr(parts.runtime, "shutdown_all", None)
+        if shutdown_all is not None:  # local bots stop with `up`; containers keep running
+            await shutdown_all()
+    if crashed:
+        raise RuntimeError(f"{crashed[0].get_name()} stopped unexpectedly; see the log above")
+
+
+def up(
+    port: int = typer.Option(8000, help="Port of the control plane API."),
+    host: str = typer.Option("127.0.0.1", help="Address every server listens on."),
+    data_dir: Path = typer.Option(
+        Path(".botfleet"), help="Where embedded PostgreSQL/Redis, keys and bot state are kept."
+    ),
+) -> None:
+    """Run the whole platform: embedded PostgreSQL and Redis, the sandbox Telegram and YooKassa,
+    the API, the deploy worker and the sales bot, for whatever is not configured."""
+    config = settings(service=True)
+    data = data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await up_main(config, host=host, port=port, data=data, stop=stop)
+
+    run(go)
+    typer.echo("botfleet stopped.", err=True)
