@@ -108,12 +108,22 @@ class ForkServer:
                 extra={"pid": self.server_pid, "preloaded": ready.get("preloaded")},
             )
 
-    async def spawn(self, *, entry: str, env: Mapping[str, str], log_path: Path) -> int:
-        """Fork one child running ``entry`` with ``env``; returns its pid."""
+    async def spawn(
+        self,
+        *,
+        entry: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        name: str = "",
+        markers: Path | None = None,
+    ) -> int:
+        """Fork one child running ``entry`` with ``env``; returns its pid. With ``markers``, the
+        server records the child there (``<pid>.json``) before answering."""
         await self.start()
-        reply = await self._request(
-            {"op": "spawn", "entry": entry, "env": dict(env), "log": str(log_path)}
-        )
+        body = {"op": "spawn", "entry": entry, "env": dict(env), "log": str(log_path), "name": name}
+        if markers is not None:
+            body["markers"] = str(markers)
+        reply = await self._request(body)
         if "pid" not in reply:
             raise RuntimeBackendError(f"process runtime: spawn failed: {reply.get('error')}")
         return int(reply["pid"])

@@ -5,10 +5,10 @@ process pays it once: it imports the preload modules, runs a full collection and
 the collector never writes to the inherited objects and their pages stay shared copy-on-write), then
 serves requests on stdin and answers on stdout, one JSON object per line:
 
-- ``{"id": 1, "op": "spawn", "entry": "mod:func", "env": {...}, "log": "/path"}`` ->
-  ``{"id": 1, "pid": 4242}``: the child starts a new session, gets exactly ``env`` on top of the
-  server's own minimal environment, writes stdout/stderr to ``log``, runs ``func()`` and exits with
-  its return value.
+- ``{"id": 1, "op": "spawn", "entry": "mod:func", "env": {...}, "log": "/path", "name": "bf-x",
+  "markers": "/dir"}`` -> ``{"id": 1, "pid": 4242}``: the child starts a new session, gets exactly
+  ``env`` on top of the server's own minimal environment, writes stdout/stderr to ``log``, runs
+  ``func()`` and exits with its return value. ``/dir/<pid>.json`` records the child before the reply.
 - ``{"id": 2, "op": "ping"}`` -> ``{"id": 2, "ok": true}``.
 - unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
 
@@ -143,7 +143,25 @@ def _handle(request: dict[str, Any]) -> None:
     pid = os.fork()
     if pid == 0:
         _child(request)
+    marker_dir = request.get("markers")
+    if marker_dir:
+        # Written before the worker hears the pid: a worker killed in between still finds the child.
+        path = os.path.join(marker_dir, f"{pid}.json")
+        with open(path + ".tmp", "w") as handle:
+            json.dump(
+                {"pid": pid, "name": request.get("name"), "proc_start": _proc_start(pid)}, handle
+            )
+        os.replace(path + ".tmp", path)
     _send({"id": request["id"], "pid": pid})
+
+
+def _proc_start(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return int(raw[raw.rfind(")") + 2 :].split()[19])
 
 
 if __name__ == "__main__":

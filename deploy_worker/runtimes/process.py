@@ -76,6 +76,8 @@ class ProcessRuntime:
         self.namespace = namespace
         self._dir = state_dir
         self._logs = state_dir / "logs"
+        self._markers = state_dir / "spawned"
+        self._marked: dict[str, int] = {}
         self._stop_timeout = stop_timeout
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -198,9 +200,16 @@ class ProcessRuntime:
         assert child.spec is not None
         log_path = self._log_file(child.slug)
         await asyncio.to_thread(_prepare_log, log_path)
+        await asyncio.to_thread(self._markers.mkdir, parents=True, exist_ok=True)
+        await self._unmark(child.slug)
         pid = await self._server.spawn(
-            entry=child.spec.entrypoint, env=child.spec.env, log_path=log_path
+            entry=child.spec.entrypoint,
+            env=child.spec.env,
+            log_path=log_path,
+            name=f"{self.namespace}/{instance_name(self.namespace, child.slug)}",
+            markers=self._markers,
         )
+        self._marked[child.slug] = pid
         child.pid, child.exit_code = pid, None
         child.started_at = datetime.now(UTC)
         try:
@@ -217,6 +226,7 @@ class ProcessRuntime:
         while True:
             await self._wait_exit(child)
             _close_fd(child)
+            await self._unmark(child.slug)
             await asyncio.sleep(0.05)  # let the fork server's exit report arrive
             child.exit_code = self._exit_codes.pop(child.pid or -1, None)
             if not child.supervise or child.spec is None:
@@ -273,8 +283,14 @@ class ProcessRuntime:
                         "process ignored signal", extra={"tenant": child.slug, "signal": sig.name}
                     )
             _close_fd(child)
+        await self._unmark(child.slug)
         child.state = InstanceState.STOPPED
         await self._persist(child)
+
+    async def _unmark(self, slug: str) -> None:
+        pid = self._marked.pop(slug, None)
+        if pid is not None:
+            await asyncio.to_thread(_unlink, self._markers / f"{pid}.json")
 
     def _on_exit(self, pid: int, code: int) -> None:
         self._exit_codes[pid] = code
@@ -314,6 +330,16 @@ class ProcessRuntime:
                         )
                         log.info("adopted process", extra={"tenant": child.slug, "pid": child.pid})
                 self._children[child.slug] = child
+                if child.pidfd is not None and child.pid is not None:
+                    self._marked[child.slug] = child.pid
+            known = {c.pid for c in self._children.values() if c.pidfd is not None}
+            for pid in await asyncio.to_thread(
+                _stray_children, self._markers, self.namespace, known
+            ):
+                log.warning(
+                    "killing a bot forked by a worker that died before recording it",
+                    extra={"pid": pid},
+                )
             self._loaded = True
 
     async def _persist(self, child: _Child) -> None:
@@ -423,6 +449,34 @@ def _read_states(directory: Path, namespace: str) -> list[dict[str, Any]]:
         if record.get("namespace") == namespace and record.get("slug"):
             records.append(record)
     return records
+
+
+def _stray_children(markers: Path, namespace: str, known: set[int | None]) -> list[int]:
+    """Kill children the fork server recorded but no state file claims (a worker died between the
+    fork and writing the state); forget markers of processes that are gone. Returns the killed."""
+    killed: list[int] = []
+    if not markers.is_dir():
+        return killed
+    for path in markers.glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if str(record.get("name") or "").split("/", 1)[0] != namespace:
+            continue
+        pid = record.get("pid")
+        if _alive(pid, record.get("proc_start")) and pid not in known:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        if pid not in known:
+            _unlink(path)
+    return killed
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:
