@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 POLLING_TIMEOUT_SECONDS = 25
 DRAIN_SECONDS = 10.0
+SHUTDOWN_SECONDS = 2.0
 
 
 class Receiver(Protocol):
@@ -45,7 +46,8 @@ class _Site:
     """An aiohttp application listening on one port."""
 
     def __init__(self, app: web.Application, port: int) -> None:
-        self.runner = web.AppRunner(app, access_log=None)
+        # Telegram keeps its webhook connection alive; do not wait a minute for it to go.
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         self.port = port
 
     async def start(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sandbox.telegram import TelegramUser
 
 
-async def _bot_view(user: TelegramUser) -> list[tuple[Any, ...]]:
+async def bot_view(user: TelegramUser) -> list[tuple[Any, ...]]:
     return [
         (m["message_id"], m["text"], m["caption"], str(m["inline_keyboard"]), m["edit_date"])
         for m in await user.messages()
@@ -26,14 +26,14 @@ async def settle(
     """Wait until the bot's messages differ from ``before`` and stay unchanged for a moment."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while await _bot_view(user) == before:
+    while await bot_view(user) == before:
         if loop.time() > deadline:
             raise TimeoutError("the bot did not answer")
         await asyncio.sleep(0.02)
     while True:
-        current = await _bot_view(user)
+        current = await bot_view(user)
         await asyncio.sleep(0.1)
-        if await _bot_view(user) == current or loop.time() > deadline:
+        if await bot_view(user) == current or loop.time() > deadline:
             break
     message = await user.last_message()
     assert message is not None
@@ -49,14 +49,14 @@ async def buttons(user: TelegramUser) -> list[str]:
 
 async def tap(user: TelegramUser, text: str, *, timeout: float = 5.0) -> dict[str, Any]:
     """Tap an inline button and return the bot's newest message once the chat settles."""
-    before = await _bot_view(user)
+    before = await bot_view(user)
     await user.click(text)
     return await settle(user, before, timeout=timeout)
 
 
 async def say(user: TelegramUser, text: str, *, timeout: float = 5.0) -> dict[str, Any]:
     """Send a message and return the bot's newest message once it answered and settled."""
-    before = await _bot_view(user)
+    before = await bot_view(user)
     await user.send(text)
     return await settle(user, before, timeout=timeout)
 
