@@ -130,7 +130,12 @@ class SwarmRuntime:
         ):
             return EnsureResult(self._status_of(service), changed=False)
         # A rolling update by the service's update policy (or a scale back up after a stop).
-        service.update(**self._service_args(spec), force_update=recreate)
+        args = self._service_args(spec)
+        if recreate:
+            args["force_update"] = (
+                True  # the SDK bumps TaskTemplate.ForceUpdate (False must be left out)
+            )
+        service.update(**args)
         service.reload()
         log.info("service updated", extra={"tenant": spec.slug, "image": spec.image})
         return EnsureResult(self._status_of(service), changed=True)
