@@ -65,6 +65,7 @@ import asyncpg
 
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.catalogue import CatalogueService
+from tenant_bot.booking.catalogue_cache import CatalogueCache
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
 from tenant_bot.booking.db import Database
@@ -102,10 +103,11 @@ class BookingCore:
 
     def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
         db = Database(pool)
-        self.catalogue = CatalogueService(db, clock=clock)
+        cache = CatalogueCache()
+        self.catalogue = CatalogueService(db, clock=clock, cache=cache)
         self.customers = CustomerService(db, clock=clock)
         self.slots = SlotService(db, clock=clock)
-        self.bookings = BookingService(db, clock=clock)
+        self.bookings = BookingService(db, clock=clock, cache=cache)
         self.reminders = ReminderService(db, clock=clock)
         self.completion = CompletionService(db, clock=clock)
         self.waitlist = WaitlistService(db, clock=clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -42,6 +43,40 @@ def rules_of(settings: Settings) -> engine.Rules:
     )
 
 
+def assemble(
+    staff_ids: Sequence[int],
+    *,
+    hours: Iterable[tuple[int, int, int, int]],
+    exceptions: Iterable[tuple[int | None, date, int | None, int | None]],
+    blocks: Iterable[tuple[int | None, datetime, datetime]],
+    busy: Mapping[int, list[engine.Busy]] | None = None,
+) -> tuple[list[engine.StaffAvailability], dict[date, list[WorkInterval]]]:
+    """Engine inputs from rows: each staff member's availability, and business-wide exceptions."""
+    weekly: dict[int, dict[int, list[WorkInterval]]] = defaultdict(lambda: defaultdict(list))
+    for sid, weekday, start, end in hours:
+        weekly[sid][weekday].append(WorkInterval(start, end))
+    own: dict[int, dict[date, list[WorkInterval]]] = defaultdict(dict)
+    business: dict[date, list[WorkInterval]] = {}
+    for sid, day, start, end in exceptions:
+        intervals = (business if sid is None else own[sid]).setdefault(day, [])
+        if start is not None and end is not None:
+            intervals.append(WorkInterval(start, end))
+    by_staff: dict[int | None, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for sid, start, end in blocks:
+        by_staff[sid].append((start, end))
+    staff = [
+        engine.StaffAvailability(
+            staff_id=sid,
+            weekly={d: sorted(v) for d, v in weekly[sid].items()},
+            exceptions={d: sorted(v) for d, v in own[sid].items()},
+            blocks=by_staff[sid] + by_staff[None],
+            busy=(busy or {}).get(sid, []),
+        )
+        for sid in staff_ids
+    ]
+    return staff, {d: sorted(v) for d, v in business.items()}
+
+
 async def load_context(
     conn: asyncpg.Connection,
     *,
@@ -50,8 +85,12 @@ async def load_context(
     day_from: date,
     day_to: date,
     exclude_booking_id: int | None = None,
+    slot_start: datetime | None = None,
 ) -> Context:
-    """Read everything the engine needs in one round trip; raises NotFound for a missing service."""
+    """Read everything the engine needs in one round trip; raises NotFound for a missing service.
+
+    With ``slot_start`` only what can clash with that slot is read (the booking path).
+    """
     # Local days map to UTC within +-14 h; the margin also covers buffers (at most 12 h each).
     range_start = datetime.combine(day_from, time(), UTC) - timedelta(days=2)
     range_end = datetime.combine(day_to, time(), UTC) + timedelta(days=3)
@@ -64,38 +103,22 @@ async def load_context(
         range_start=range_start,
         range_end=range_end,
         exclude_booking_id=exclude_booking_id,
+        slot_start=slot_start,
     )
     if snap.service is None:
         raise NotFound("no such service", entity="service", id=service_id)
     zone = snap.settings.zone
-    weekly: dict[int, dict[int, list[WorkInterval]]] = defaultdict(lambda: defaultdict(list))
-    for sid, weekday, start, end in snap.hours:
-        weekly[sid][weekday].append(WorkInterval(start, end))
-    own_exceptions: dict[int, dict[date, list[WorkInterval]]] = defaultdict(dict)
-    business: dict[date, list[WorkInterval]] = {}
-    for sid, day, start, end in snap.exceptions:
-        target = business if sid is None else own_exceptions[sid]
-        intervals = target.setdefault(day, [])
-        if start is not None:
-            intervals.append(WorkInterval(start, end))
-    blocks: dict[int | None, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for sid, start, end in snap.blocks:
-        blocks[sid].append((start, end))
     busy: dict[int, list[engine.Busy]] = defaultdict(list)
     load: dict[tuple[int, date], int] = defaultdict(int)
     for sid, occ_start, occ_end, booked_service, starts_at in snap.busy:
         busy[sid].append(engine.Busy(occ_start, occ_end, (booked_service, starts_at)))
         load[(sid, starts_at.astimezone(zone).date())] += 1
-    staff = [
-        engine.StaffAvailability(
-            staff_id=sid,
-            weekly={d: sorted(v) for d, v in weekly[sid].items()},
-            exceptions={d: sorted(v) for d, v in own_exceptions[sid].items()},
-            blocks=blocks[sid] + blocks[None],
-            busy=busy[sid],
-        )
-        for sid in snap.staff_ids
-    ]
+    staff, business = assemble(
+        snap.staff_ids, hours=snap.hours, exceptions=snap.exceptions, blocks=snap.blocks, busy=busy
+    )
+    if snap.load is not None and slot_start is not None:
+        slot_day = slot_start.astimezone(zone).date()
+        load = defaultdict(int, {(sid, slot_day): n for sid, n in snap.load.items()})
     service = snap.service
     return Context(
         settings=snap.settings,
@@ -103,7 +126,7 @@ async def load_context(
         rules=rules_of(snap.settings),
         spec=engine.ServiceSpec(service.id, service.duration_minutes, service.capacity),
         staff=staff,
-        business_exceptions={d: sorted(v) for d, v in business.items()},
+        business_exceptions=business,
         load=dict(load),
     )
 

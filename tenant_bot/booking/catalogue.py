@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
+
+from tenant_bot.booking.catalogue_cache import CatalogueCache
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, InvalidTimeZone, NotFound
 from tenant_bot.booking.models import (
@@ -68,9 +72,23 @@ def _validate_service(values: dict[str, Any]) -> dict[str, Any]:
 class CatalogueService:
     """Owner-side edits; every bad value is refused with an :class:`InvalidInput` naming the field."""
 
-    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, db: Database, *, clock: Clock = utc_now, cache: CatalogueCache | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._cache = cache
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction after which this process's catalogue cache is dropped (even on error:
+        a failed edit may still have raced a successful one)."""
+        try:
+            async with self._db.transaction() as conn:
+                yield conn
+        finally:
+            if self._cache is not None:
+                self._cache.invalidate()
 
     async def get_settings(self) -> Settings:
         """The business profile and booking rules."""
@@ -84,7 +102,7 @@ class CatalogueService:
             raise InvalidInput(sorted(unknown)[0], "is not a setting")
         if not changes:
             return await self.get_settings()
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             return await repo.update_settings(conn, _validate_settings(changes), self._clock())
 
     async def create_service(
@@ -110,7 +128,7 @@ class CatalogueService:
                 "sort_order": sort_order,
             }
         )
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             return await repo.insert_service(conn, values)
 
     async def update_service(self, service_id: int, **changes: Any) -> Service:
@@ -118,7 +136,7 @@ class CatalogueService:
         unknown = set(changes) - repo.SERVICE_COLUMNS
         if unknown:
             raise InvalidInput(sorted(unknown)[0], "is not a service field")
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if not changes:
                 found = await repo.get_service(conn, service_id)
             else:
@@ -158,7 +176,7 @@ class CatalogueService:
             "telegram_user_id": telegram_user_id,
             "sort_order": sort_order,
         }
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             staff_id = await repo.insert_staff(conn, values)
             await repo.replace_staff_services(conn, staff_id, service_ids)
             found = await repo.get_staff(conn, staff_id)
@@ -170,7 +188,7 @@ class CatalogueService:
         unknown = set(changes) - repo.STAFF_COLUMNS
         if unknown:
             raise InvalidInput(sorted(unknown)[0], "is not a staff field")
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if changes and not await repo.update_staff(conn, staff_id, changes, self._clock()):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)
             found = await repo.get_staff(conn, staff_id)
@@ -180,7 +198,7 @@ class CatalogueService:
 
     async def set_staff_services(self, staff_id: int, service_ids: Sequence[int]) -> Staff:
         """Replace the services a staff member provides."""
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if not await repo.lock_staff(conn, staff_id):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)
             await repo.replace_staff_services(conn, staff_id, service_ids)
@@ -209,7 +227,7 @@ class CatalogueService:
         if not 0 <= weekday <= 6:
             raise InvalidInput("weekday", "must be 0 (Monday) to 6 (Sunday)")
         ordered = _check_intervals(intervals)
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if not await repo.lock_staff(conn, staff_id):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)
             await hours_repo.replace_day_hours(conn, staff_id, weekday, ordered)
@@ -229,7 +247,7 @@ class CatalogueService:
     ) -> DateException:
         """Replace the hours of one date: no intervals = a day off; ``staff_id`` None = everyone."""
         ordered = _check_intervals(intervals)
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if staff_id is not None and not await repo.lock_staff(conn, staff_id):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)
             await hours_repo.replace_exception(
@@ -239,7 +257,7 @@ class CatalogueService:
 
     async def clear_date_exception(self, day: date, *, staff_id: int | None = None) -> bool:
         """Go back to weekly hours on ``day``; False if there was no exception."""
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             return await hours_repo.clear_exception(conn, staff_id=staff_id, day=day) > 0
 
     async def list_date_exceptions(self, day_from: date, day_to: date) -> list[DateException]:
@@ -259,7 +277,7 @@ class CatalogueService:
             raise InvalidInput("starts_at", "must be time zone aware")
         if ends_at <= starts_at:
             raise InvalidInput("ends_at", "must be after starts_at")
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             return await hours_repo.insert_block(
                 conn,
                 staff_id=staff_id,
@@ -270,7 +288,7 @@ class CatalogueService:
             )
 
     async def unblock_period(self, block_id: int) -> None:
-        async with self._db.transaction() as conn:
+        async with self._write() as conn:
             if not await hours_repo.delete_block(conn, block_id):
                 raise NotFound("no such blocked period", entity="blocked_period", id=block_id)
 

@@ -7,9 +7,12 @@ database error ever leaves the core.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import asyncpg
 
@@ -19,11 +22,15 @@ from tenant_bot.booking.errors import (
     InvalidInput,
     NotFound,
     SlotTaken,
+    StorageBusy,
     StorageError,
     StorageUnavailable,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BUSY_RETRIES = 8
 
 # Constraint name -> what it means to the caller. Exclusion and unique violations are expected races.
 _CONSTRAINT_ERRORS: dict[str, type[BookingError]] = {
@@ -62,6 +69,10 @@ def map_error(exc: BaseException) -> BookingError:
             return InvalidInput(constraint or "value", "is out of the allowed range")
         if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ExclusionViolationError):
             return Conflict(f"conflicts with existing data ({constraint})", constraint=constraint)
+    if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
+        # Two inserters of conflicting rows can wait on each other through the exclusion constraint;
+        # PostgreSQL aborts one. It is transient: a retry sees the survivor's outcome.
+        return StorageBusy("concurrent requests collided; try again")
     if isinstance(exc, asyncpg.DataError):
         return InvalidInput("value", str(exc))
     if isinstance(exc, _UNAVAILABLE):
@@ -70,7 +81,8 @@ def map_error(exc: BaseException) -> BookingError:
     return StorageError(f"unexpected database error: {type(exc).__name__}")
 
 
-_MAPPED = (asyncpg.PostgresError, *_UNAVAILABLE)
+# InternalClientError (a driver bug or an undecodable value) derives from neither of the above.
+_MAPPED = (asyncpg.PostgresError, asyncpg.exceptions.InternalClientError, *_UNAVAILABLE)
 
 
 class Database:
@@ -106,3 +118,16 @@ class Database:
                 yield conn
         except _MAPPED as exc:
             raise map_error(exc) from exc
+
+
+async def retry_busy(operation: Callable[[], Awaitable[T]], *, attempts: int = BUSY_RETRIES) -> T:
+    """Run ``operation``, again after a short random pause while it raises :class:`StorageBusy`."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except StorageBusy:
+            if attempt == attempts:
+                raise
+            # jitter spreads the colliding requests apart, so the retry rarely collides again
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+    raise AssertionError("unreachable")

@@ -23,6 +23,8 @@ storage boundary (:mod:`tenant_bot.booking.db`) with ``raise ... from exc``.
 - :class:`Forbidden` — ``forbidden``: a customer acting on someone else's booking.
 - :class:`Conflict` — ``conflict``: the change clashes with existing data (e.g. overlapping hours).
 - :class:`StorageUnavailable` — ``storage_unavailable``: PostgreSQL cannot be reached; retry later.
+  - :class:`StorageBusy` — ``storage_busy``: a deadlock or serialization failure between concurrent
+    requests; the core retries these itself and raises only if they persist.
 - :class:`StorageError` — ``storage_error``: an unexpected database error (a bug; logged with details).
 """
 
@@ -149,6 +151,12 @@ class StorageUnavailable(BookingError):
     """PostgreSQL cannot be reached or the pool is exhausted; the caller may retry later."""
 
     code = "storage_unavailable"
+
+
+class StorageBusy(StorageUnavailable):
+    """Concurrent transactions collided (deadlock, serialization failure); retrying resolves it."""
+
+    code = "storage_busy"
 
 
 class StorageError(BookingError):

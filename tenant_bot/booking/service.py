@@ -1,15 +1,16 @@
 """BookingService: book, cancel, reschedule and move bookings through their states, race-free.
 
-How the guarantees hold under concurrency:
+How the guarantees hold under concurrency (see also :mod:`.placement`):
 
 - Overlaps: the database refuses them (exclusion constraints on the staff member's occupied range, per
   seat and per session); this service only translates the refusal into :class:`SlotTaken`.
-- Seats (capacity > 1): the lowest free seat is taken; a concurrent taker of the same seat makes the
-  insert wait and fail, and the seat choice is retried under a savepoint with a fresh snapshot.
-- The per-customer limit: the customer's row is locked first, so one customer's bookings queue and the
-  active-booking count in the insert statement is exact.
-- Idempotency: the key is inserted with the booking; a repeat fails on the slot or on the key and then
-  finds the first booking by its key.
+- Writers of one staff member's bookings are serialised by an advisory transaction lock (taken by
+  ``book_slot`` and by reschedule), so the exclusion check never waits on an uncommitted row (which
+  would deadlock), and the lowest free seat of a session (capacity > 1) is read and taken atomically.
+- The per-customer limit: ``book_slot`` locks the customer's row before counting, so one customer's
+  bookings queue and the count is exact.
+- Idempotency: the key is inserted with the booking; a repeat fails on the slot, the limit or the key
+  and then finds the first booking by its key.
 - Reschedule is one row update in one transaction: the new time is taken and the old one freed together,
   or nothing changes.
 """
@@ -17,41 +18,34 @@ How the guarantees hold under concurrency:
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import Context, load_context
-from tenant_bot.booking.db import Database
+from tenant_bot.booking.catalogue_cache import CatalogueCache
+from tenant_bot.booking.db import Database, retry_busy
 from tenant_bot.booking.errors import (
     BookingError,
     Inactive,
     InvalidInput,
-    LimitReached,
-    NotFound,
     SlotTaken,
-    SlotUnavailable,
-    StaffCannotServe,
     TooLate,
 )
 from tenant_bot.booking.models import (
     Actor,
     ActorKind,
     Booking,
-    BookingStatus,
     Clock,
     utc_now,
 )
+from tenant_bot.booking.placement import Request, explain_no_staff, occupied_range, place
 from tenant_bot.booking.repositories import bookings as repo
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
-from tenant_bot.booking.repositories import customers as customers_repo
 from tenant_bot.booking.transitions import TransitionsMixin
 
 log = logging.getLogger(__name__)
-
-_SEAT_RACE = "bookings_no_overlap"
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -63,9 +57,12 @@ def _aware(value: datetime, field: str) -> datetime:
 class BookingService(TransitionsMixin):
     """The booking rules. Every method is one transaction; errors are :class:`BookingError`."""
 
-    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, db: Database, *, clock: Clock = utc_now, cache: CatalogueCache | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._cache = cache or CatalogueCache()
 
     async def book(
         self,
@@ -90,16 +87,23 @@ class BookingService(TransitionsMixin):
             raise InvalidInput("idempotency_key", "must be 1-200 characters")
         if len(comment) > 1000:
             raise InvalidInput("comment", "must be at most 1000 characters")
+        request = Request(
+            customer_id=customer_id,
+            service_id=service_id,
+            staff_id=staff_id,
+            start=start,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            comment=comment,
+            now=self._clock(),
+        )
+
+        async def attempt() -> Booking:
+            async with self._db.connection() as conn:
+                return await place(conn, self._cache, request)
+
         try:
-            return await self._book(
-                customer_id=customer_id,
-                service_id=service_id,
-                start=start,
-                staff_id=staff_id,
-                actor=actor,
-                idempotency_key=idempotency_key,
-                comment=comment,
-            )
+            return await retry_busy(attempt)
         except BookingError:
             if idempotency_key is not None:
                 async with self._db.connection() as conn:
@@ -109,120 +113,6 @@ class BookingService(TransitionsMixin):
                 if existing is not None:
                     return existing
             raise
-
-    async def _book(
-        self,
-        *,
-        customer_id: int,
-        service_id: int,
-        start: datetime,
-        staff_id: int | None,
-        actor: Actor,
-        idempotency_key: str | None,
-        comment: str,
-    ) -> Booking:
-        now = self._clock()
-        by_customer = actor.is_customer
-        async with self._db.transaction() as conn:
-            if by_customer and not await customers_repo.lock_customer(conn, customer_id):
-                raise NotFound("no such customer", entity="customer", id=customer_id)
-            ctx = await _context_around(conn, service_id, staff_id, start)
-            await _check_staff(conn, ctx, staff_id)
-            day = start.astimezone(ctx.rules.zone).date()
-            members = sorted(
-                ctx.staff, key=lambda m: ctx.load.get((m.staff_id, day), 0)
-            )  # stable: ties keep display order, so "anyone" is fair and predictable
-            failures: list[SlotUnavailable] = []
-            retry_safe = len(members) > 1 or ctx.service.capacity > 1
-            for member in members:
-                try:
-                    engine.check_start(
-                        member,
-                        rules=ctx.rules,
-                        service=ctx.spec,
-                        business_exceptions=ctx.business_exceptions,
-                        start=start,
-                        now=now,
-                        enforce_customer_rules=by_customer,
-                    )
-                    return await self._insert(
-                        conn,
-                        ctx=ctx,
-                        staff_id=member.staff_id,
-                        customer_id=customer_id,
-                        start=start,
-                        actor=actor,
-                        now=now,
-                        idempotency_key=idempotency_key,
-                        comment=comment,
-                        local_day=day,
-                        savepoint=retry_safe,
-                    )
-                except SlotUnavailable as exc:
-                    failures.append(exc)
-            taken = [f for f in failures if isinstance(f, SlotTaken)]
-            raise (taken or failures)[0]
-
-    async def _insert(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        ctx: Context,
-        staff_id: int,
-        customer_id: int,
-        start: datetime,
-        actor: Actor,
-        now: datetime,
-        idempotency_key: str | None,
-        comment: str,
-        local_day: date,
-        savepoint: bool,
-    ) -> Booking:
-        settings, service = ctx.settings, ctx.service
-        end = start + timedelta(minutes=service.duration_minutes)
-        occupied = (
-            start - timedelta(minutes=settings.buffer_before_minutes),
-            end + timedelta(minutes=settings.buffer_after_minutes),
-        )
-        pending = actor.is_customer and settings.confirmation_required
-        for _ in range(service.capacity + 1):
-            seat = await _free_seat(conn, staff_id, service.id, service.capacity, start)
-            try:
-                async with _maybe_savepoint(conn, savepoint):
-                    booking = await repo.insert_booking(
-                        conn,
-                        customer_id=customer_id,
-                        service_id=service.id,
-                        staff_id=staff_id,
-                        starts_at=start,
-                        ends_at=end,
-                        occupied=occupied,
-                        seat=seat,
-                        status=BookingStatus.PENDING if pending else BookingStatus.CONFIRMED,
-                        comment=comment,
-                        now=now,
-                        limit=settings.max_active_per_customer if actor.is_customer else None,
-                        actor=actor.kind,
-                        actor_id=actor.telegram_user_id,
-                        reminder_offsets=settings.reminder_offsets_minutes,
-                        idempotency_key=idempotency_key,
-                        local_day=local_day,
-                    )
-            except SlotTaken as exc:
-                if service.capacity > 1 and exc.details.get("constraint") == _SEAT_RACE:
-                    continue  # another transaction took this seat first; look again
-                raise
-            if booking is None:
-                raise LimitReached(
-                    "the customer has the maximum of active bookings",
-                    limit=settings.max_active_per_customer,
-                )
-            log.info(
-                "booking created",
-                extra={"booking_id": booking.id, "staff_id": staff_id, "seat": seat},
-            )
-            return booking
-        raise SlotTaken("every seat is taken")
 
     async def reschedule(
         self,
@@ -238,6 +128,13 @@ class BookingService(TransitionsMixin):
         for the new one. Atomic: on any error the booking keeps its old time.
         """
         new_start = _aware(new_start, "new_start")
+        return await retry_busy(
+            lambda: self._reschedule(booking_id, new_start, actor=actor, new_staff_id=new_staff_id)
+        )
+
+    async def _reschedule(
+        self, booking_id: int, new_start: datetime, *, actor: Actor, new_staff_id: int | None
+    ) -> Booking:
         now = self._clock()
         async with self._db.transaction() as conn:
             booking = await self._locked(conn, booking_id, actor)
@@ -250,10 +147,8 @@ class BookingService(TransitionsMixin):
             staff_id = new_staff_id or booking.staff_id
             if new_start == booking.starts_at and staff_id == booking.staff_id:
                 return booking
-            ctx = await _context_around(
-                conn, booking.service_id, staff_id, new_start, exclude_booking_id=booking.id
-            )
-            await _check_staff(conn, ctx, staff_id)
+            ctx = await _context_around(conn, booking.service_id, staff_id, new_start, booking.id)
+            await explain_no_staff(conn, ctx, staff_id)
             engine.check_start(
                 ctx.staff[0],
                 rules=ctx.rules,
@@ -264,34 +159,25 @@ class BookingService(TransitionsMixin):
                 enforce_customer_rules=actor.is_customer,
             )
             end = new_start + timedelta(minutes=ctx.service.duration_minutes)
-            occupied = (
-                new_start - timedelta(minutes=ctx.settings.buffer_before_minutes),
-                end + timedelta(minutes=ctx.settings.buffer_after_minutes),
+            occupied = occupied_range(ctx.settings, new_start, ctx.service.duration_minutes)
+            # with the staff member's writers serialised, the seat read below stays true until commit
+            await repo.lock_staff_writes(conn, staff_id)
+            seat = await _free_seat(
+                conn, staff_id, booking.service_id, ctx.service.capacity, new_start
             )
-            capacity = ctx.service.capacity
-            for _ in range(capacity + 1):
-                seat = await _free_seat(conn, staff_id, booking.service_id, capacity, new_start)
-                try:
-                    async with _maybe_savepoint(conn, capacity > 1):
-                        moved = await repo.move_booking(
-                            conn,
-                            booking,
-                            staff_id=staff_id,
-                            starts_at=new_start,
-                            ends_at=end,
-                            occupied=occupied,
-                            seat=seat,
-                            now=now,
-                            actor=actor.kind,
-                            actor_id=actor.telegram_user_id,
-                            reminder_offsets=ctx.settings.reminder_offsets_minutes,
-                        )
-                except SlotTaken as exc:
-                    if capacity > 1 and exc.details.get("constraint") == _SEAT_RACE:
-                        continue
-                    raise
-                return moved
-            raise SlotTaken("every seat is taken")
+            return await repo.move_booking(
+                conn,
+                booking,
+                staff_id=staff_id,
+                starts_at=new_start,
+                ends_at=end,
+                occupied=occupied,
+                seat=seat,
+                now=now,
+                actor=actor.kind,
+                actor_id=actor.telegram_user_id,
+                reminder_offsets=ctx.settings.reminder_offsets_minutes,
+            )
 
     async def purge_idempotency_keys(self, *, older_than: timedelta = timedelta(days=7)) -> int:
         """Forget idempotency keys older than ``older_than``; returns how many were removed."""
@@ -302,13 +188,11 @@ class BookingService(TransitionsMixin):
 async def _context_around(
     conn: asyncpg.Connection,
     service_id: int,
-    staff_id: int | None,
+    staff_id: int,
     start: datetime,
-    *,
-    exclude_booking_id: int | None = None,
+    exclude_booking_id: int,
 ) -> Context:
-    # The UTC date +-1 covers the local date of ``start`` in any zone.
-    utc_day = start.astimezone(UTC).date()
+    utc_day = start.astimezone(UTC).date()  # +-1 day covers the local date in any zone
     ctx = await load_context(
         conn,
         service_id=service_id,
@@ -316,24 +200,11 @@ async def _context_around(
         day_from=utc_day - timedelta(days=1),
         day_to=utc_day + timedelta(days=1),
         exclude_booking_id=exclude_booking_id,
+        slot_start=start,
     )
     if not ctx.service.active:
         raise Inactive("the service is switched off", entity="service", id=service_id)
     return ctx
-
-
-async def _check_staff(conn: asyncpg.Connection, ctx: Context, staff_id: int | None) -> None:
-    """Explain why no staff member is a candidate (missing, switched off, other services)."""
-    if ctx.staff:
-        return
-    if staff_id is None:
-        raise StaffCannotServe("nobody provides this service", service_id=ctx.service.id)
-    staff = await catalogue_repo.get_staff(conn, staff_id)
-    if staff is None:
-        raise NotFound("no such staff member", entity="staff", id=staff_id)
-    if not staff.active:
-        raise Inactive("the staff member is switched off", entity="staff", id=staff_id)
-    raise StaffCannotServe("the staff member does not provide this service", staff_id=staff_id)
 
 
 async def _free_seat(
@@ -346,10 +217,3 @@ async def _free_seat(
         if seat not in taken:
             return seat
     raise SlotTaken("every seat is taken", capacity=capacity)
-
-
-def _maybe_savepoint(
-    conn: asyncpg.Connection, enabled: bool
-) -> AbstractAsyncContextManager[asyncpg.Connection]:
-    # A savepoint costs two round trips; it is needed only when a failure is followed by a retry.
-    return Database.savepoint(conn) if enabled else nullcontext(conn)

@@ -233,19 +233,24 @@ def check_start(
             raise TooLate("the start is too soon", earliest=earliest)
         if day >= _horizon_end(now, rules):
             raise BeyondHorizon("the start is beyond the booking horizon", days=rules.horizon_days)
+    local = start.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    on_minute = local.second == 0 and local.microsecond == 0
     fits = False
     for interval in day_intervals(staff, business_exceptions, day):
+        if not (interval.start_minute <= minute < interval.end_minute):
+            continue
+        fits = end <= to_utc(day, interval.end_minute, zone)
         if enforce_customer_rules:
-            starts = grid_starts(
-                day, interval, zone=zone, step=rules.step_minutes, duration=service.duration_minutes
+            # On the grid, and the first occurrence of an existing wall time: exactly the starts
+            # grid_starts() offers, computed without listing them.
+            fits = (
+                fits
+                and on_minute
+                and (minute - interval.start_minute) % rules.step_minutes == 0
+                and to_utc(day, minute, zone) == start
             )
-            fits = start in starts
-        else:
-            fits = to_utc(day, interval.start_minute, zone) <= start and end <= to_utc(
-                day, interval.end_minute, zone
-            )
-        if fits:
-            break
+        break
     if not fits:
         raise OutsideWorkingHours("the time is outside working hours", day=day)
     if _blocked(start, end, staff.blocks):

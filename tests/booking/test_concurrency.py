@@ -19,6 +19,8 @@ async def _customers(core: BookingCore, n: int, first_id: int = 1000) -> list[Cu
 
 async def _outcomes(calls: list) -> tuple[list[Booking], Counter[str]]:
     results = await asyncio.gather(*calls, return_exceptions=True)
+    causes = {repr(r.__cause__) for r in results if getattr(r, "code", "") == "storage_error"}
+    assert not causes, causes
     unexpected = [
         r for r in results if isinstance(r, BaseException) and not isinstance(r, BookingError)
     ]

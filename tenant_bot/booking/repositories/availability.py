@@ -152,6 +152,7 @@ class Snapshot:
     exceptions: list[tuple[int | None, date, int | None, int | None]]
     blocks: list[tuple[int | None, datetime, datetime]]
     busy: list[tuple[int, datetime, datetime, int, datetime]]  # staff, occupied, service, start
+    load: dict[int, int] | None  # staff_id -> active bookings on the slot's local day
 
 
 async def load_snapshot(
@@ -164,14 +165,30 @@ async def load_snapshot(
     range_start: datetime,
     range_end: datetime,
     exclude_booking_id: int | None = None,
+    slot_start: datetime | None = None,
 ) -> Snapshot:
-    """Settings, service, candidate staff and everything that constrains them in the range."""
+    """Settings, service, candidate staff and everything that constrains them.
+
+    Listing reads the whole range. Booking (``slot_start`` given) reads only what can clash with that
+    one slot, plus each staff member's load that local day.
+    """
     row = await conn.fetchrow(
         """
         WITH st AS (
             SELECT s.id, s.sort_order, s.name FROM staff s
             JOIN staff_services ss ON ss.staff_id = s.id AND ss.service_id = $1
             WHERE s.active AND ($2::bigint IS NULL OR s.id = $2)
+        ), rng AS (
+            SELECT CASE WHEN $8::timestamptz IS NULL THEN tstzrange($5, $6)
+                        ELSE tstzrange($8 - make_interval(mins => x.buffer_before_minutes),
+                                       $8 + make_interval(mins => sv.duration_minutes
+                                                                  + x.buffer_after_minutes))
+                   END AS busy,
+                   date_trunc('day', $8 AT TIME ZONE x.time_zone) AT TIME ZONE x.time_zone
+                       AS day_start,
+                   (date_trunc('day', $8 AT TIME ZONE x.time_zone) + interval '1 day')
+                       AT TIME ZONE x.time_zone AS day_end
+            FROM settings x LEFT JOIN services sv ON sv.id = $1
         )
         SELECT
             (SELECT x FROM settings x) AS settings,
@@ -184,16 +201,23 @@ async def load_snapshot(
                   WHERE e.day BETWEEN $3 AND $4
                     AND (e.staff_id IS NULL OR e.staff_id IN (SELECT id FROM st))) AS exceptions,
             array(SELECT row(b.staff_id, lower(b.period), upper(b.period))
-                  FROM blocked_periods b
-                  WHERE b.period && tstzrange($5, $6)
+                  FROM blocked_periods b, rng
+                  WHERE b.period && rng.busy
                     AND (b.staff_id IS NULL OR b.staff_id IN (SELECT id FROM st))) AS blocks,
             array(SELECT row(k.staff_id, lower(k.occupied), upper(k.occupied), k.service_id,
                              k.starts_at)
-                  FROM bookings k
+                  FROM bookings k, rng
                   WHERE k.staff_id IN (SELECT id FROM st)
                     AND k.status IN ('pending', 'confirmed')
-                    AND k.occupied && tstzrange($5, $6)
-                    AND k.id IS DISTINCT FROM $7) AS busy
+                    AND k.occupied && rng.busy
+                    AND k.id IS DISTINCT FROM $7) AS busy,
+            array(SELECT row(k.staff_id, count(*)::int)
+                  FROM bookings k, rng
+                  WHERE $8::timestamptz IS NOT NULL AND $2::bigint IS NULL
+                    AND k.staff_id IN (SELECT id FROM st)
+                    AND k.status IN ('pending', 'confirmed')
+                    AND k.starts_at >= rng.day_start AND k.starts_at < rng.day_end
+                  GROUP BY k.staff_id) AS load
         """,
         service_id,
         staff_id,
@@ -202,6 +226,7 @@ async def load_snapshot(
         range_start,
         range_end,
         exclude_booking_id,
+        slot_start,
     )
     return Snapshot(
         settings=settings_from_row(row["settings"]),
@@ -211,4 +236,5 @@ async def load_snapshot(
         exceptions=[tuple(e) for e in row["exceptions"]],
         blocks=[tuple(b) for b in row["blocks"]],
         busy=[tuple(b) for b in row["busy"]],
+        load=dict(tuple(x) for x in row["load"]) if slot_start is not None else None,
     )

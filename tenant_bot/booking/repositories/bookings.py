@@ -60,7 +60,7 @@ def details_from_row(row: asyncpg.Record) -> BookingDetails:
     )
 
 
-async def insert_booking(
+async def book_slot(
     conn: asyncpg.Connection,
     *,
     customer_id: int,
@@ -69,7 +69,6 @@ async def insert_booking(
     starts_at: datetime,
     ends_at: datetime,
     occupied: tuple[datetime, datetime],
-    seat: int,
     status: BookingStatus,
     comment: str,
     now: datetime,
@@ -79,45 +78,17 @@ async def insert_booking(
     reminder_offsets: Sequence[int],
     idempotency_key: str | None,
     local_day: date,
-) -> Booking | None:
-    """Insert the booking with its history row, reminders and idempotency key in one statement.
+    catalogue_version: int | None,
+    capacity: int,
+) -> tuple[str, Booking | None]:
+    """Take the slot in one round trip through the ``book_slot`` function (migration 0002).
 
-    Returns None when ``limit`` active bookings of the customer already exist; the count runs in this
-    statement's snapshot, so the caller must hold the customer's row lock (taken by an earlier
-    statement) for it to be exact. Overlaps raise asyncpg's exclusion violation.
+    Returns (outcome, booking): ``ok`` with the booking, or ``no_customer`` / ``limit`` / ``stale`` /
+    ``full`` / ``no_service`` without one. An overlap raises asyncpg's exclusion violation.
     """
     row = await conn.fetchrow(
-        """
-        WITH new AS (
-            INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at, occupied,
-                                  seat, status, price, currency, comment, created_at, updated_at)
-            SELECT $1, $2, $3, $4, $5, tstzrange($6, $7), $8, $9, sv.price, sv.currency, $10,
-                   $11, $11
-            FROM services sv
-            WHERE sv.id = $2
-              AND ($12::int IS NULL OR (
-                  SELECT count(*) FROM bookings x
-                  WHERE x.customer_id = $1 AND x.status IN ('pending', 'confirmed')
-                    AND x.ends_at > $11) < $12)
-            RETURNING *
-        ), history AS (
-            INSERT INTO booking_history (booking_id, at, actor, actor_id, to_status, to_starts_at)
-            SELECT id, $11, $13, $14, status, starts_at FROM new
-        ), reminder AS (
-            INSERT INTO reminders (booking_id, offset_minutes, due_at)
-            SELECT new.id, o, new.starts_at - make_interval(mins => o)
-            FROM new, unnest($15::int[]) AS o
-            WHERE new.starts_at - make_interval(mins => o) > $11
-        ), idempotency AS (
-            INSERT INTO idempotency_keys (customer_id, key, booking_id, created_at)
-            SELECT $1, $16, new.id, $11 FROM new WHERE $16::text IS NOT NULL
-        ), wish AS (
-            UPDATE waitlist SET status = 'booked', updated_at = $11
-            WHERE customer_id = $1 AND service_id = $2 AND day = $17 AND status = 'waiting'
-              AND EXISTS (SELECT 1 FROM new)
-        )
-        SELECT * FROM new
-        """,
+        "SELECT outcome, booking FROM book_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+        " $12, $13, $14, $15, $16, $17, $18)",
         customer_id,
         service_id,
         staff_id,
@@ -125,7 +96,6 @@ async def insert_booking(
         ends_at,
         occupied[0],
         occupied[1],
-        seat,
         status.value,
         comment,
         now,
@@ -135,8 +105,16 @@ async def insert_booking(
         list(reminder_offsets),
         idempotency_key,
         local_day,
+        catalogue_version,
+        capacity,
     )
-    return booking_from_row(row) if row else None
+    booking = row["booking"]
+    return row["outcome"], booking_from_row(booking) if booking is not None else None
+
+
+async def lock_staff_writes(conn: asyncpg.Connection, staff_id: int) -> None:
+    """Serialise writers of one staff member's bookings until commit (see ``book_slot``)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(staff_lock_key($1))", staff_id)
 
 
 async def taken_seats(

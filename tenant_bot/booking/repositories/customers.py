@@ -59,12 +59,3 @@ async def get_by_telegram_id(conn: asyncpg.Connection, telegram_user_id: int) ->
         "SELECT * FROM customers WHERE telegram_user_id = $1", telegram_user_id
     )
     return customer_from_row(row) if row else None
-
-
-async def lock_customer(conn: asyncpg.Connection, customer_id: int) -> bool:
-    """Row-lock the customer: their concurrent bookings queue here, so the limit count is exact."""
-    return bool(
-        await conn.fetchval(
-            "SELECT true FROM customers WHERE id = $1 FOR NO KEY UPDATE", customer_id
-        )
-    )

@@ -1,0 +1,213 @@
+"""Taking a slot: validate the rules, then let ``book_slot`` take it in one round trip.
+
+Two ways to validate, one way to write:
+
+- Fast path (a named staff member, a start within the cache window): the rules are checked against the
+  in-process :class:`~.catalogue_cache.CatalogueCache`; ``book_slot`` refuses the request if the
+  catalogue changed since (``stale``), and we reload and check again.
+- General path ("anyone", or an owner booking far from today): one snapshot read also returns the
+  bookings around the slot and each staff member's load that day, so candidates are tried least-booked
+  first; each try is its own ``book_slot`` call.
+
+Either way the database decides overlaps (exclusion constraints) and the limit (customer row lock in
+``book_slot``), so concurrent requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from tenant_bot.booking import slots as engine
+from tenant_bot.booking.availability import Context, load_context
+from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueView
+from tenant_bot.booking.errors import (
+    Conflict,
+    Inactive,
+    LimitReached,
+    NotFound,
+    SlotTaken,
+    SlotUnavailable,
+    StaffCannotServe,
+)
+from tenant_bot.booking.models import Actor, Booking, BookingStatus, Service, Settings
+from tenant_bot.booking.repositories import bookings as repo
+from tenant_bot.booking.repositories import catalogue as catalogue_repo
+
+log = logging.getLogger(__name__)
+
+STALE_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A validated-input booking request."""
+
+    customer_id: int
+    service_id: int
+    staff_id: int | None
+    start: datetime
+    actor: Actor
+    idempotency_key: str | None
+    comment: str
+    now: datetime
+
+
+async def place(conn: asyncpg.Connection, cache: CatalogueCache, req: Request) -> Booking:
+    """Book the request's slot or raise why not (a :class:`BookingError`)."""
+    if req.staff_id is not None:
+        for _ in range(STALE_RETRIES):
+            view = await cache.view(conn, now=req.now)
+            if not view.covers(req.start):
+                break
+            booking = await _place_fast(conn, view, req, req.staff_id)
+            if booking is not None:
+                return booking
+            cache.invalidate()  # validated against an older catalogue: look again
+        else:
+            raise Conflict("the catalogue is changing right now; try again")
+    return await _place_general(conn, req)
+
+
+async def _place_fast(
+    conn: asyncpg.Connection, view: CatalogueView, req: Request, staff_id: int
+) -> Booking | None:
+    service = view.services.get(req.service_id)
+    if service is None:
+        raise NotFound("no such service", entity="service", id=req.service_id)
+    if not service.active:
+        raise Inactive("the service is switched off", entity="service", id=service.id)
+    if staff_id not in view.staff_active:
+        raise NotFound("no such staff member", entity="staff", id=staff_id)
+    if not view.staff_active[staff_id]:
+        raise Inactive("the staff member is switched off", entity="staff", id=staff_id)
+    if service.id not in view.staff_services[staff_id]:
+        raise StaffCannotServe("the staff member does not provide this service", staff_id=staff_id)
+    engine.check_start(
+        view.availability[staff_id],
+        rules=view.rules,
+        service=engine.ServiceSpec(service.id, service.duration_minutes, service.capacity),
+        business_exceptions=view.business_exceptions,
+        start=req.start,
+        now=req.now,
+        enforce_customer_rules=req.actor.is_customer,
+    )
+    return await _write(conn, req, view.settings, service, staff_id, version=view.version)
+
+
+async def _place_general(conn: asyncpg.Connection, req: Request) -> Booking:
+    utc_day = req.start.astimezone(UTC).date()  # +-1 day covers the local date in any zone
+    ctx = await load_context(
+        conn,
+        service_id=req.service_id,
+        staff_id=req.staff_id,
+        day_from=utc_day - timedelta(days=1),
+        day_to=utc_day + timedelta(days=1),
+        slot_start=req.start,
+    )
+    if not ctx.service.active:
+        raise Inactive("the service is switched off", entity="service", id=req.service_id)
+    await explain_no_staff(conn, ctx, req.staff_id)
+    day = req.start.astimezone(ctx.rules.zone).date()
+    # stable sort: ties keep display order, so "anyone" is fair and predictable
+    members = sorted(ctx.staff, key=lambda m: ctx.load.get((m.staff_id, day), 0))
+    failures: list[SlotUnavailable] = []
+    for member in members:
+        try:
+            engine.check_start(
+                member,
+                rules=ctx.rules,
+                service=ctx.spec,
+                business_exceptions=ctx.business_exceptions,
+                start=req.start,
+                now=req.now,
+                enforce_customer_rules=req.actor.is_customer,
+            )
+            booking = await _write(conn, req, ctx.settings, ctx.service, member.staff_id, None)
+            assert booking is not None  # no version given, so never stale
+            return booking
+        except SlotUnavailable as exc:
+            failures.append(exc)
+    taken = [f for f in failures if isinstance(f, SlotTaken)]
+    raise (taken or failures)[0]
+
+
+async def explain_no_staff(conn: asyncpg.Connection, ctx: Context, staff_id: int | None) -> None:
+    """Raise why no staff member is a candidate (missing, switched off, other services)."""
+    if ctx.staff:
+        return
+    if staff_id is None:
+        raise StaffCannotServe("nobody provides this service", service_id=ctx.service.id)
+    staff = await catalogue_repo.get_staff(conn, staff_id)
+    if staff is None:
+        raise NotFound("no such staff member", entity="staff", id=staff_id)
+    if not staff.active:
+        raise Inactive("the staff member is switched off", entity="staff", id=staff_id)
+    raise StaffCannotServe("the staff member does not provide this service", staff_id=staff_id)
+
+
+def occupied_range(
+    settings: Settings, start: datetime, duration_minutes: int
+) -> tuple[datetime, datetime]:
+    """What a booking blocks: the appointment plus the buffers around it."""
+    end = start + timedelta(minutes=duration_minutes)
+    return (
+        start - timedelta(minutes=settings.buffer_before_minutes),
+        end + timedelta(minutes=settings.buffer_after_minutes),
+    )
+
+
+async def _write(
+    conn: asyncpg.Connection,
+    req: Request,
+    settings: Settings,
+    service: Service,
+    staff_id: int,
+    version: int | None,
+) -> Booking | None:
+    """One ``book_slot`` call; None when the catalogue ``version`` is stale."""
+    by_customer = req.actor.is_customer
+    pending = by_customer and settings.confirmation_required
+    local_day: date = req.start.astimezone(settings.zone).date()
+    outcome, booking = await repo.book_slot(
+        conn,
+        customer_id=req.customer_id,
+        service_id=service.id,
+        staff_id=staff_id,
+        starts_at=req.start,
+        ends_at=req.start + timedelta(minutes=service.duration_minutes),
+        occupied=occupied_range(settings, req.start, service.duration_minutes),
+        status=BookingStatus.PENDING if pending else BookingStatus.CONFIRMED,
+        comment=req.comment,
+        now=req.now,
+        limit=settings.max_active_per_customer if by_customer else None,
+        actor=req.actor.kind,
+        actor_id=req.actor.telegram_user_id,
+        reminder_offsets=settings.reminder_offsets_minutes,
+        idempotency_key=req.idempotency_key,
+        local_day=local_day,
+        catalogue_version=version,
+        capacity=service.capacity,
+    )
+    if outcome == "ok":
+        assert booking is not None
+        log.info(
+            "booking created",
+            extra={"booking_id": booking.id, "staff_id": staff_id, "seat": booking.seat},
+        )
+        return booking
+    if outcome == "stale":
+        return None
+    if outcome == "limit":
+        raise LimitReached(
+            "the customer has the maximum of active bookings",
+            limit=settings.max_active_per_customer,
+        )
+    if outcome == "full":
+        raise SlotTaken("every seat is taken", capacity=service.capacity)
+    if outcome == "no_customer":
+        raise NotFound("no such customer", entity="customer", id=req.customer_id)
+    raise NotFound("no such service", entity="service", id=service.id)
