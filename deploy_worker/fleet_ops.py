@@ -1,0 +1,201 @@
+"""Operator views and actions over the whole fleet: status (desired vs actual) and rolling upgrades.
+
+The rolling upgrade only queues and watches jobs — running workers do the work — so it is as durable
+as any job: pinning a batch of tenants to the new image and queueing their redeploys happens in one
+transaction per tenant, at most ``parallel`` at a time, and it stops queueing once more than
+``max_failures`` tenants failed (a bad image never reaches the whole fleet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import asyncpg
+
+from deploy_worker.reconciler import decide
+from deploy_worker.runtimes.base import InstanceState, Runtime
+from deploy_worker.spec import SpecBuilder
+from fleet import jobs
+from fleet.repositories.deployments import DeploymentRepository
+from fleet.tenants import TenantService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TenantView:
+    """One line of ``botfleet fleet status``."""
+
+    slug: str
+    status: str
+    desired_state: str
+    deployment: str | None
+    actual: str
+    image: str | None
+    restarts: int
+    busy: bool
+    drift: str | None
+
+
+@dataclass
+class FleetStatus:
+    tenants: list[TenantView]
+    orphans: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenants": [asdict(t) for t in self.tenants], "orphans": self.orphans}
+
+
+async def fleet_status(
+    pool: asyncpg.Pool,
+    runtime: Runtime,
+    *,
+    specs: SpecBuilder | None = None,
+    tenants: TenantService | None = None,
+) -> FleetStatus:
+    """Desired vs actual for every tenant. With ``specs`` and ``tenants`` (the master key is known)
+    a changed spec shows as drift too."""
+    instances = {i.slug: i for i in await runtime.list_by_label()}
+    rows = await DeploymentRepository(pool).fleet_view()
+    views = []
+    for row in rows:
+        instance = instances.get(row["slug"])
+        expected = None
+        if specs is not None and tenants is not None and row["status"] in ("active", "degraded"):
+            expected = specs.build(
+                row, tenants.secrets_of(row), tenants.names(row["slug"]), image=row["desired_image"]
+            ).spec_hash
+        decision = decide(row, instance, expected_hash=expected)
+        views.append(
+            TenantView(
+                slug=row["slug"],
+                status=row["status"],
+                desired_state=row["desired_state"],
+                deployment=row["deployment_status"],
+                actual=str(instance.state) if instance else str(InstanceState.MISSING),
+                image=instance.image if instance else row["image"],
+                restarts=instance.restart_count if instance else 0,
+                busy=row["busy"],
+                drift=f"{decision.kind}: {decision.reason}" if decision else None,
+            )
+        )
+    live = {row["slug"] for row in rows}
+    return FleetStatus(views, sorted(slug for slug in instances if slug not in live))
+
+
+@dataclass
+class UpgradeReport:
+    image: str
+    upgraded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_started: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.stopped_early
+
+
+class RollingUpgrade:
+    """Moves every running tenant to ``image``, ``parallel`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        image: str,
+        parallel: int = 5,
+        max_failures: int = 0,
+        attempts: int = 2,
+        poll_s: float = 0.5,
+        timeout_s: float = 600.0,
+        on_progress: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._image = image
+        self._parallel = max(1, parallel)
+        self._max_failures = max(0, max_failures)
+        self._attempts = attempts
+        self._poll_s = poll_s
+        self._timeout_s = timeout_s
+        self._on_progress = on_progress or (lambda slug, outcome: None)
+
+    async def run(self) -> UpgradeReport:
+        started = time.monotonic()
+        report = UpgradeReport(self._image)
+        rows = await self._pool.fetch(
+            "SELECT t.id, t.slug, d.image FROM control.tenants t"
+            " JOIN control.deployments d ON d.tenant_id = t.id"
+            " WHERE t.deleted_at IS NULL AND t.desired_state = 'running'"
+            " AND t.status IN ('active', 'degraded') ORDER BY t.id"
+        )
+        report.already = [r["slug"] for r in rows if r["image"] == self._image]
+        todo = [r for r in rows if r["image"] != self._image]
+        inflight: dict[int, tuple[str, float]] = {}  # job id -> (slug, deadline)
+        queue = list(todo)
+        while queue or inflight:
+            while (
+                queue
+                and len(inflight) < self._parallel
+                and len(report.failed) <= self._max_failures
+            ):
+                row = queue.pop(0)
+                job_id = await self._start(row["id"])
+                inflight[job_id] = (row["slug"], time.monotonic() + self._timeout_s)
+            if len(report.failed) > self._max_failures and queue:
+                report.stopped_early = True
+                report.not_started = [r["slug"] for r in queue]
+                queue.clear()
+                log.error(
+                    "upgrade stopped: too many failures", extra={"failed": list(report.failed)}
+                )
+            await asyncio.sleep(self._poll_s)
+            await self._collect(inflight, report)
+        report.duration_s = round(time.monotonic() - started, 2)
+        return report
+
+    async def _start(self, tenant_id: int) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE control.deployments SET desired_image = $2, updated_at = now() WHERE tenant_id = $1",
+                tenant_id,
+                self._image,
+            )
+            job = await jobs.enqueue(
+                conn,
+                kind="redeploy",
+                tenant_id=tenant_id,
+                payload={"image": self._image, "source": "upgrade"},
+                max_attempts=self._attempts,
+            )
+        return int(job["id"])
+
+    async def _collect(self, inflight: dict[int, tuple[str, float]], report: UpgradeReport) -> None:
+        if not inflight:
+            return
+        rows = await self._pool.fetch(
+            "SELECT id, status, last_error FROM control.jobs WHERE id = ANY($1::bigint[])",
+            list(inflight),
+        )
+        now = time.monotonic()
+        for row in rows:
+            slug, deadline = inflight[row["id"]]
+            if row["status"] == "done":
+                report.upgraded.append(slug)
+            elif row["status"] in ("dead", "cancelled"):
+                report.failed[slug] = row["last_error"] or row["status"]
+            elif now > deadline:
+                report.failed[slug] = (
+                    f"not done within {self._timeout_s:g}s (job {row['id']} {row['status']})"
+                )
+            else:
+                continue
+            del inflight[row["id"]]
+            self._on_progress(slug, "ok" if row["status"] == "done" else "failed")
