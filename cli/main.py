@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from cli import api, apikeys, billing, migrate, payments, plans, sandbox, tenant_bot, tenants
+from cli import (
+    api,
+    apikeys,
+    billing,
+    fleet_ops,
+    jobs,
+    migrate,
+    payments,
+    plans,
+    sandbox,
+    tenant_bot,
+    tenants,
+    worker,
+)
 from cli.keys import keygen
 from cli.sales_bot import sales_bot
 from cli.up import up
@@ -32,6 +45,11 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(payments.app, name="payments")
 app.add_typer(billing.app, name="billing")
 app.command("sales-bot", help="Run the sales bot (purchases, renewals, owner notices).")(sales_bot)
+app.command("worker", help="Run the deploy worker (jobs + reconciler).")(
+    worker.worker
+)
+app.add_typer(fleet_ops.fleet_app, name="fleet")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:
