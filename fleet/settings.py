@@ -95,7 +95,11 @@ class Settings(BaseSettings):
     """Every setting of the platform's processes. See ``.env.example`` for documentation."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `BOTFLEET_X=` in .env means "not set", as in .env.example
+        extra="ignore",
     )
 
     database_url: str | None = None
