@@ -56,7 +56,19 @@ Services (attributes of :class:`BookingCore`):
   ``export_xlsx``.
 
 All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
-in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`.
+in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`; the
+bot maps ``error.code`` to a text (``slot_taken``, ``too_late``, ``limit_reached``, ...).
+
+Operational notes for the bot:
+
+- Build ONE ``BookingCore`` per process: it keeps a catalogue cache (safe across processes: a booking
+  validated against an outdated catalogue is refused by the database and re-validated).
+- Pass the Telegram ``update_id`` (or the callback query id) as ``idempotency_key``: a double tap or a
+  redelivered update returns the same booking.
+- Background loops (one task each, any number of processes): ``reminders.claim_due`` every ~30 s,
+  ``completion.claim_prompts`` every few minutes, ``reminders.expire_stale`` and
+  ``bookings.purge_idempotency_keys`` daily.
+- Tables come from ``migrations/tenant`` (applied by the platform); the bot needs no DDL rights.
 """
 
 from __future__ import annotations

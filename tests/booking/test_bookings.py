@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from booking.helpers import MONDAY, FakeClock, Shop, moscow
@@ -363,3 +364,26 @@ async def test_working_hours_with_a_break(core: BookingCore, shop: Shop) -> None
     assert moscow(MONDAY, 11) in starts and moscow(MONDAY, 11, 30) not in starts
     assert moscow(MONDAY, 12) not in starts and moscow(MONDAY, 13) in starts
     assert starts[-1] == moscow(MONDAY, 14)
+
+
+async def test_catalogue_cache_never_books_against_stale_rules(
+    core: BookingCore, shop: Shop, tenant_pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """Another process (another BookingCore) edits the catalogue; this one must notice at once."""
+    other = BookingCore(tenant_pool, clock=clock)
+    anna = await core.customers.register(101)
+    args = {"customer_id": anna.id, "service_id": shop.service.id, "staff_id": shop.ivan.id}
+    await core.bookings.book(**args, start=moscow(MONDAY, 9))  # loads this core's cache
+    await other.catalogue.set_date_exception(
+        MONDAY, [WorkInterval.parse("09:00-10:00")], staff_id=shop.ivan.id
+    )
+    with pytest.raises(OutsideWorkingHours):
+        await core.bookings.book(**args, start=moscow(MONDAY, 12))
+    await other.catalogue.block_period(
+        moscow(MONDAY + timedelta(days=1), 9), moscow(MONDAY + timedelta(days=1), 18)
+    )
+    with pytest.raises(SlotBlocked):
+        await core.bookings.book(**args, start=moscow(MONDAY + timedelta(days=1), 12))
+    await other.catalogue.update_service(shop.service.id, active=False)
+    with pytest.raises(Inactive):
+        await core.bookings.book(**args, start=moscow(MONDAY + timedelta(days=2), 12))

@@ -187,3 +187,29 @@ async def test_duplicate_customer_race_maps_to_domain(core: BookingCore) -> None
     )
     assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, Conflict)]
     assert len({r.id for r in results if not isinstance(r, BaseException)}) == 1
+
+
+def test_deadlocks_are_retried_then_reported_as_busy() -> None:
+    import asyncio
+
+    import asyncpg
+
+    from tenant_bot.booking.db import map_error, retry_busy
+    from tenant_bot.booking.errors import StorageBusy
+
+    assert isinstance(map_error(asyncpg.DeadlockDetectedError("deadlock detected")), StorageBusy)
+    calls = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StorageBusy("collided")
+        return "ok"
+
+    assert asyncio.run(retry_busy(flaky)) == "ok" and len(calls) == 3
+
+    async def always() -> str:
+        raise StorageBusy("collided")
+
+    with pytest.raises(StorageBusy):
+        asyncio.run(retry_busy(always, attempts=2))
