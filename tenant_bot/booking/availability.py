@@ -57,13 +57,13 @@ def assemble(
         weekly[sid][weekday].append(WorkInterval(start, end))
     own: dict[int, dict[date, list[WorkInterval]]] = defaultdict(dict)
     business: dict[date, list[WorkInterval]] = {}
-    for sid, day, start, end in exceptions:
-        intervals = (business if sid is None else own[sid]).setdefault(day, [])
-        if start is not None and end is not None:
-            intervals.append(WorkInterval(start, end))
+    for owner_id, day, first, last in exceptions:
+        intervals = (business if owner_id is None else own[owner_id]).setdefault(day, [])
+        if first is not None and last is not None:  # no minutes: a day off
+            intervals.append(WorkInterval(first, last))
     by_staff: dict[int | None, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for sid, start, end in blocks:
-        by_staff[sid].append((start, end))
+    for blocked_id, block_start, block_end in blocks:
+        by_staff[blocked_id].append((block_start, block_end))
     staff = [
         engine.StaffAvailability(
             staff_id=sid,
