@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from fleet.billing.wiring import Billing, open_billing
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
+from sales_bot.flood import RetryAfterMiddleware
 from sales_bot.handlers import routers
 from sales_bot.middlewares import LocaleMiddleware, RateLimitMiddleware
 from sales_bot.outbox import OutboxDelivery
@@ -65,7 +66,9 @@ def build_dispatcher(
 def make_bot(token: str, *, api_base: str | None) -> Bot:
     """The sales bot's Bot: HTML texts, the configured Bot API server."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_base)) if api_base else None
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot.session.middleware(RetryAfterMiddleware())
+    return bot
 
 
 async def serve(
