@@ -37,7 +37,12 @@ def build_dispatcher(
     limit, window = rate_limit
     dp.update.outer_middleware(
         ThrottleMiddleware(
-            redis, prefix=runtime.redis_prefix, texts=texts, limit=limit, window=window
+            redis,
+            prefix=runtime.redis_prefix,
+            texts=texts,
+            limit=limit,
+            window=window,
+            locales=locales,
         )
     )
     dp.update.outer_middleware(LocaleMiddleware(locales, texts=texts, owner_ids=runtime.owner_ids))

@@ -12,7 +12,6 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
 )
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from tenant_bot.booking.models import BookingDetails, Service, Slot, Staff
 from tenant_bot.callbacks import (
@@ -59,7 +58,7 @@ def home_row(texts: BotTexts, locale: str) -> list[InlineKeyboardButton]:
 
 def services(texts: BotTexts, locale: str, items: Iterable[Service]) -> InlineKeyboardMarkup:
     """One service per row with its duration and price."""
-    kb = InlineKeyboardBuilder()
+    rows = []
     for service in items:
         label = texts(
             locale,
@@ -68,19 +67,17 @@ def services(texts: BotTexts, locale: str, items: Iterable[Service]) -> InlineKe
             duration=texts.duration(locale, service.duration_minutes),
             price=texts.money(service.price, service.currency),
         )
-        kb.row(button(label, PickService(service_id=service.id).pack()))
-    kb.row(*home_row(texts, locale))
-    return kb.as_markup()
+        rows.append([button(label, PickService(service_id=service.id).pack())])
+    rows.append(home_row(texts, locale))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def staff(texts: BotTexts, locale: str, items: Iterable[Staff]) -> InlineKeyboardMarkup:
     """ "Anyone" first, then each staff member."""
-    kb = InlineKeyboardBuilder()
-    kb.row(button(texts(locale, "btn_anyone"), PickStaff(staff_id=0).pack()))
-    for member in items:
-        kb.row(button(member.name, PickStaff(staff_id=member.id).pack()))
-    kb.row(button(texts(locale, "btn_back"), Back(step="service").pack()))
-    return kb.as_markup()
+    rows = [[button(texts(locale, "btn_anyone"), PickStaff(staff_id=0).pack())]]
+    rows += [[button(member.name, PickStaff(staff_id=member.id).pack())] for member in items]
+    rows.append([button(texts(locale, "btn_back"), Back(step="service").pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def month_calendar(
@@ -134,13 +131,15 @@ def times(
     texts: BotTexts, locale: str, slots: Iterable[Slot], *, zone_format: dict[int, str]
 ) -> InlineKeyboardMarkup:
     """Free starts four per row (``zone_format`` maps epoch seconds to the local ``HH:MM``)."""
-    kb = InlineKeyboardBuilder()
+    # Plain lists on purpose: aiogram's InlineKeyboardBuilder deep-copies the whole keyboard on
+    # every add, which costs milliseconds for a day of half-hour slots.
+    flat = []
     for slot in slots:
         ts = int(slot.start.timestamp())
-        kb.add(button(zone_format[ts], PickTime(ts=ts, staff_id=slot.staff_id).pack()))
-    kb.adjust(4)
-    kb.row(button(texts(locale, "btn_back"), Back(step="day").pack()))
-    return kb.as_markup()
+        flat.append(button(zone_format[ts], PickTime(ts=ts, staff_id=slot.staff_id).pack()))
+    rows = [flat[i : i + 4] for i in range(0, len(flat), 4)]
+    rows.append([button(texts(locale, "btn_back"), Back(step="day").pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def day_full(texts: BotTexts, locale: str, day: date) -> InlineKeyboardMarkup:
@@ -185,12 +184,12 @@ def my_bookings(
     texts: BotTexts, locale: str, items: Iterable[tuple[BookingDetails, str]]
 ) -> InlineKeyboardMarkup:
     """One button per upcoming booking (label precomputed by the caller)."""
-    kb = InlineKeyboardBuilder()
-    for details, label in items:
-        kb.row(button(label, MyBooking(booking_id=details.booking.id).pack()))
-    kb.row(button(texts(locale, "btn_book"), Menu(action="book").pack()))
-    kb.row(*home_row(texts, locale))
-    return kb.as_markup()
+    rows = [
+        [button(label, MyBooking(booking_id=details.booking.id).pack())] for details, label in items
+    ]
+    rows.append([button(texts(locale, "btn_book"), Menu(action="book").pack())])
+    rows.append(home_row(texts, locale))
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def my_booking(texts: BotTexts, locale: str, booking_id: int) -> InlineKeyboardMarkup:

@@ -8,7 +8,7 @@ from aiogram import Router
 def routers() -> list[Router]:
     """Fresh feature routers, most specific first; the fallback router (stale buttons, stray
     messages) stays last."""
-    from tenant_bot.handlers import booking, fallback, language, my_bookings, start
+    from tenant_bot.handlers import booking, checkout, fallback, language, my_bookings, start
     from tenant_bot.handlers.admin import admin_router
 
     return [
@@ -16,6 +16,7 @@ def routers() -> list[Router]:
         language.routes.build(),
         admin_router(),
         booking.routes.build(),
+        checkout.routes.build(),
         my_bookings.routes.build(),
         fallback.routes.build(),
     ]

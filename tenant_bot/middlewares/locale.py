@@ -44,8 +44,10 @@ class LocaleMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        chosen = None
-        if user is not None:
+        # The throttle middleware usually fetched it already, in its own round trip.
+        prefetched = "chosen_locale" in data
+        chosen = data.pop("chosen_locale", None)
+        if user is not None and not prefetched:
             try:
                 chosen = await self.store.get(user.id)
             except RedisError:

@@ -2,8 +2,10 @@
 
 Over the limit, the user is told once per window to slow down and every further update of that window
 is dropped without a word (so a flood never turns into a flood of replies). The counter lives in Redis,
-so it holds across restarts and is cheap: one pipelined round trip per update. Hand-written rather than
-``limits`` because the "told once" rule needs the exact count, which INCR returns for free.
+so it holds across restarts and is cheap: one pipelined round trip per update, which also fetches the
+user's chosen locale for :class:`~tenant_bot.middlewares.locale.LocaleMiddleware` (``data["chosen_locale"]``).
+Hand-written rather than ``limits`` because the "told once" rule needs the exact count, which INCR
+returns for free, and ``limits`` cannot share the round trip.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiogram.types import TelegramObject, Update, User
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.texts import BotTexts, pick_locale
 
 log = logging.getLogger(__name__)
@@ -33,29 +36,36 @@ class ThrottleMiddleware(BaseMiddleware):
         *,
         prefix: str,
         texts: BotTexts,
-        limit: int = 15,
+        limit: int = 12,
         window: int = 10,
+        locales: LocaleStore | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.texts = texts
         self.limit = limit
         self.window = window
+        self.locales = locales
 
-    async def _count(self, user_id: int) -> int:
+    async def _count(self, user_id: int, data: dict[str, Any]) -> int:
         key = f"{self.prefix}rl:{user_id}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.window, nx=True)
-            count, _ = await pipe.execute()
-        return int(count)
+            if self.locales is not None:
+                pipe.hget(self.locales.key, str(user_id))
+            results = await pipe.execute()
+        if self.locales is not None:
+            chosen = results[2]
+            data["chosen_locale"] = chosen.decode() if isinstance(chosen, bytes) else chosen
+        return int(results[0])
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is None:
             return await handler(event, data)
         try:
-            count = await self._count(user.id)
+            count = await self._count(user.id, data)
         except RedisError as exc:
             # Throttling is a protection, not a dependency: without Redis the bot keeps serving.
             log.warning("rate limit unavailable", extra={"error": type(exc).__name__})
