@@ -47,7 +47,7 @@ class Month(CallbackData, prefix="cm"):
 
 class PickDay(CallbackData, prefix="d"):
     """A day in a calendar; ``purpose``: ``b`` booking, ``r`` reschedule, ``a`` admin schedule,
-    ``k`` admin block-day."""
+    ``k`` admin block-day, ``m`` the owner moving a booking."""
 
     day: int
     purpose: str = "b"
@@ -97,7 +97,7 @@ class Admin(CallbackData, prefix="a"):
 
 class OwnerBooking(CallbackData, prefix="ab"):
     """The owner's actions on a booking: ``v`` view, ``ok`` confirm, ``x`` cancel (asks a reason),
-    ``d`` done, ``n`` no-show."""
+    ``d`` done, ``n`` no-show, ``m`` move to another time."""
 
     booking_id: int
     action: str = "v"

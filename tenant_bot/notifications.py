@@ -286,6 +286,14 @@ def owner_card(texts: BotTexts, locale: str, details: BookingDetails) -> InlineK
         rows.append(
             [
                 button(
+                    texts(locale, "btn_move"),
+                    OwnerBooking(booking_id=booking_id, action="m").pack(),
+                )
+            ]
+        )
+        rows.append(
+            [
+                button(
                     texts(locale, "btn_cancel_booking"),
                     OwnerBooking(booking_id=booking_id, action="x").pack(),
                 )

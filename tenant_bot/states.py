@@ -35,3 +35,5 @@ class OwnerInput(StatesGroup):
     setting = State()
     export_range = State()
     profile = State()
+    move_day = State()
+    move_time = State()

@@ -112,3 +112,44 @@ async def test_owner_manages_services_staff_hours_settings_profile(start_bot, te
     welcome = await say(anna, "/start")
     start_text = (await anna.messages())[-2]["text"]
     assert "Arbat 5" in start_text and welcome
+
+
+async def test_schedule_move_no_show_and_typed_block(start_bot, tenant, clock) -> None:
+    from datetime import timedelta
+
+    from tenant_bot.booking import BookingStatus
+
+    bot = await start_bot()
+    owner = bot.owner
+    anna = await bot.customer("Anna")
+    await book_first_slot(anna, time="10:00")  # Tue 8 Jan
+
+    await say(owner, "/admin")
+    tomorrow = await tap(owner, "📋 Tomorrow")
+    assert "Tue 8 Jan" in tomorrow["text"] and "10:00 · Haircut · Ivan · Anna" in tomorrow["text"]
+    await tap(owner, "Tue 8 Jan 10:00 · Anna")
+    await tap(owner, "🔁 Move to another time")
+    await tap(owner, "9")
+    card = await tap(owner, "12:00")
+    assert "Wed 9 Jan, 12:00" in card["text"]
+    moved = await wait_for_text(anna, "Your booking was moved")
+    assert "Tue 8 Jan, 10:00" in moved["text"] and "Wed 9 Jan, 12:00" in moved["text"]
+    assert not any("Booking moved" in (m["text"] or "") for m in await owner.messages())
+
+    clock.advance(timedelta(days=2, hours=4))  # Wed 9 Jan 13:00 Moscow: it has started
+    await say(owner, "/admin")
+    await tap(owner, "📋 Today")
+    await tap(owner, "Wed 9 Jan 12:00 · Anna")
+    await tap(owner, "🚫 Did not come")
+    [details] = await tenant.core.bookings.for_day(date(2030, 1, 9))
+    assert details.booking.status is BookingStatus.NO_SHOW
+
+    await say(owner, "/admin")
+    await tap(owner, "⛔ Blocked time")
+    await tap(owner, "⛔ Block a period")
+    assert "could not read" in (await say(owner, "tomorrow afternoon"))["text"]
+    await say(owner, "10.01 14:00-16:00 dentist")
+    assert "dentist" in (await owner.last_message())["text"]
+    free = await tenant.core.slots.free_slots(tenant.service_id, day_from=date(2030, 1, 10))
+    local_hours = {(s.start.hour + 3) % 24 for s in free}
+    assert 14 not in local_hours and 15 not in local_hours and 16 in local_hours

@@ -36,3 +36,34 @@ async def test_customer_books_and_owner_is_notified(start_bot, tenant) -> None:
 
     bookings = await tenant.core.bookings.for_day(date(2030, 1, 8))
     assert [b.customer_name for b in bookings] == ["Anna <b>K</b>"]
+
+
+async def test_staff_choice_contact_button_and_help(start_bot, tenant) -> None:
+    from chat_helpers import bot_view, settle
+
+    olga = await tenant.core.catalogue.create_staff(name="Olga", service_ids=[tenant.service_id])
+    from tenant_bot.booking import WorkInterval
+
+    await tenant.core.catalogue.set_working_hours(olga.id, 1, [WorkInterval.parse("12:00-14:00")])
+    bot = await start_bot()
+    anna = await bot.customer("Anna", phone_number="+79031234567")
+    help_text = await say(anna, "/help")
+    assert "/book" in help_text["text"] and "/admin" not in help_text["text"]
+
+    await say(anna, "/book")
+    staff_screen = await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    assert "Who would you like to see?" in staff_screen["text"]
+    assert await buttons(anna) == ["Anyone available", "Ivan", "Olga", "« Back"]
+    await tap(anna, "Olga")
+    await tap(anna, "8")
+    assert [b for b in await buttons(anna) if ":" in b] == ["12:00", "12:30", "13:00"]
+    await tap(anna, "12:30")
+    await say(anna, "Anna")
+    assert "📱 Share my phone number" in await anna.reply_keyboard()
+    before = await bot_view(anna)
+    await anna.press("📱 Share my phone number")
+    summary = await settle(anna, before)
+    assert "+79031234567" in summary["text"] and "Olga" in summary["text"]
+    final = await tap(anna, "✅ Confirm")
+    assert "Olga" in final["text"] and "Tue 8 Jan, 12:30" in final["text"]
+    assert await anna.reply_keyboard() == []  # the contact keyboard is gone

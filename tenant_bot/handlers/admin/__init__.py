@@ -21,6 +21,7 @@ def admin_router() -> Router:
         booking_card,
         export,
         menu,
+        move,
         profile,
         services,
         settings,
@@ -33,7 +34,17 @@ def admin_router() -> Router:
     router.include_routers(
         *(
             module.routes.build()
-            for module in (menu, booking_card, blocks, services, staff, settings, profile, export)
+            for module in (
+                menu,
+                booking_card,
+                move,
+                blocks,
+                services,
+                staff,
+                settings,
+                profile,
+                export,
+            )
         )
     )
     return router
