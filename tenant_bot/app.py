@@ -26,6 +26,7 @@ from collections.abc import Callable
 from schemas.runtime import HEARTBEAT_TTL_SECONDS, RuntimeContractError, TenantRuntime
 from tenant_bot.booking.models import Clock, utc_now
 from tenant_bot.heartbeat import Heartbeat
+from tenant_bot.profile import seed_profile
 from tenant_bot.resources import DEFAULT_RATE_LIMIT, Resources, StartupError, open_resources
 from tenant_bot.serving import IdleReceiver, Receiver, make_receiver
 
@@ -64,6 +65,7 @@ async def run(
         details={"bot": resources.me.username},
     )
     try:
+        await seed_profile(resources.core, runtime)
         await resources.register_commands()
         receiver = make_receiver(resources) if receive else IdleReceiver()
         await receiver.start()

@@ -35,6 +35,7 @@ from tenant_bot.booking.models import (
     ClaimedReminder,
     Settings,
 )
+from tenant_bot.booking.waitlist import WaitlistService
 from tenant_bot.callbacks import Menu, OwnerBooking
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.locale import LocaleStore
@@ -58,7 +59,7 @@ class Notifier:
         texts: BotTexts,
         locales: LocaleStore,
         owner_ids: list[int],
-        waitlist: object,
+        waitlist: WaitlistService,
     ) -> None:
         self.bot = bot
         self.redis = redis
@@ -218,7 +219,7 @@ class Notifier:
 
     async def offer_freed_time(self, freed: Booking, *, settings: Settings) -> int:
         """Tell waitlisted customers that ``freed``'s time is available; returns how many were told."""
-        candidates = await self.waitlist.candidates_for(freed)  # type: ignore[attr-defined]
+        candidates = await self.waitlist.candidates_for(freed)
         told = 0
         for entry in candidates:
             locale = (

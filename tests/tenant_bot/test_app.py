@@ -136,3 +136,24 @@ async def test_flood_control_is_waited_out(start_bot, tenant, emulator) -> None:
     reply = await tap(anna, "📅 Book")
     assert "Choose a service" in reply["text"]
     assert "Haircut · 1 h · 1 500 ₽" in await buttons(anna)
+
+
+async def test_first_start_seeds_profile_and_serves_health(
+    start_bot, tenant, unused_tcp_port
+) -> None:
+    await tenant.core.catalogue.update_settings(business_name="", time_zone="UTC")
+    bot = await start_bot(
+        runtime={
+            "display_name": "Studio Nova",
+            "timezone": "Asia/Yekaterinburg",
+            "health_port": unused_tcp_port,
+        }
+    )
+    settings = await tenant.core.catalogue.get_settings()
+    assert (settings.business_name, settings.time_zone) == ("Studio Nova", "Asia/Yekaterinburg")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{unused_tcp_port}/healthz")).status_code == 200
+    await tenant.core.catalogue.update_settings(business_name="Renamed")
+    await bot.shutdown()
+    await start_bot(runtime={"display_name": "Studio Nova"})
+    assert (await tenant.core.catalogue.get_settings()).business_name == "Renamed"
