@@ -170,8 +170,8 @@ class Settings(BaseSettings):
         default=".botfleet/processes", description="Where the process runtime keeps state and logs."
     )
     process_preload: str = Field(
-        default="aiogram,tenant_bot.app",
-        description="Modules the process runtime's fork server imports once, comma-separated.",
+        default="aiogram,tenant_bot.*",
+        description="Modules the process runtime's fork server imports once, comma-separated (pkg.* = the package and all its modules).",
     )
 
     # Billing (YooKassa) and the sales bot.

@@ -24,6 +24,7 @@ import gc
 import importlib
 import json
 import os
+import pkgutil
 import selectors
 import signal
 import sys
@@ -97,8 +98,9 @@ def _reap() -> None:
 def serve(preload: list[str]) -> None:
     """Preload, freeze, then answer requests until stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we go, through stdin
-    loaded, failed = [], {}
-    for name in preload:
+    loaded: list[str] = []
+    failed: dict[str, str] = {}
+    for name in _expand(preload, failed):
         try:
             importlib.import_module(name)
             loaded.append(name)
@@ -130,6 +132,27 @@ def serve(preload: list[str]) -> None:
                 if line.strip():
                     _handle(json.loads(line))
         _reap()
+
+
+def _expand(preload: list[str], failed: dict[str, str]) -> list[str]:
+    """``pkg.*`` stands for the package and every module under it (what a bot imports lazily
+    at run time is then shared too)."""
+    names: list[str] = []
+    for name in preload:
+        if not name.endswith(".*"):
+            names.append(name)
+            continue
+        package = name[:-2]
+        names.append(package)
+        try:
+            module = importlib.import_module(package)
+        except Exception as exc:
+            failed[package] = f"{type(exc).__name__}: {exc}"
+            continue
+        for info in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=package + "."):
+            if not info.name.rsplit(".", 1)[-1].startswith(("test", "__main__")):
+                names.append(info.name)
+    return names
 
 
 def _handle(request: dict[str, Any]) -> None:

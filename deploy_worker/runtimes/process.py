@@ -66,7 +66,7 @@ class ProcessRuntime:
         *,
         namespace: str,
         state_dir: Path,
-        preload: Sequence[str] = ("aiogram", "tenant_bot.app"),
+        preload: Sequence[str] = ("aiogram", "tenant_bot.*"),
         stop_timeout: float = 10.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
