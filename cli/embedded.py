@@ -16,6 +16,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,25 @@ def free_port(preferred: int) -> int:
                 continue
             return int(sock.getsockname()[1])
     raise ServiceUnavailable("no free TCP port on 127.0.0.1")
+
+
+def _check_reachable(root: Path, *, user: str, uid: int, gid: int) -> None:
+    """Fail clearly when ``user`` cannot traverse a folder above ``root`` (a clone in root's 0700
+    home, say): initdb would only say "Permission denied" deep inside its output."""
+    for folder in reversed(root.resolve().parents):
+        mode = folder.stat()
+        if (
+            mode.st_mode & stat.S_IXOTH
+            or (mode.st_uid == uid and mode.st_mode & stat.S_IXUSR)
+            or (mode.st_gid == gid and mode.st_mode & stat.S_IXGRP)
+        ):
+            continue
+        raise ConfigError(
+            f"the embedded PostgreSQL runs as the unprivileged user {user} (PostgreSQL refuses "
+            f"root), which cannot enter {folder}: allow it (chmod o+x {folder}), or start with "
+            f"--data-dir on a path it can reach (e.g. /var/lib/botfleet), or set "
+            f"BOTFLEET_DATABASE_URL"
+        )
 
 
 async def _run(*args: str, user: str | None = None, check: bool = True) -> str:
@@ -91,6 +111,7 @@ class EmbeddedPostgres:
         self.root.mkdir(parents=True, exist_ok=True)
         if user:
             entry = pwd.getpwnam(user)
+            _check_reachable(self.root, user=user, uid=entry.pw_uid, gid=entry.pw_gid)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         if not (data / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL", extra={"path": str(data)})
