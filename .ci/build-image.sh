@@ -67,7 +67,8 @@ if [ "$(cat "$context/deps/.stamp" 2>/dev/null)" != "$deps_hash" ]; then
     mkdir -p "$context/deps"
     # The image runs Debian's python3 (3.11.2); markers like python_full_version < "3.11.3"
     # (redis -> async-timeout) select wheels the host interpreter would skip, so add them here.
-    "$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/all" "$ROOT" "async-timeout>=4.0.3"
+    "$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/all" "$ROOT" "async-timeout>=4.0.3" \
+        >"$BUILD/pip-deps.log" 2>&1 || { tail -20 "$BUILD/pip-deps.log" >&2; exit 1; }
     find "$BUILD/all" -name 'botfleet-*.whl' -delete
     mv "$BUILD/all"/*.whl "$context/deps/"
     rm -rf "$BUILD/all"
@@ -75,13 +76,14 @@ if [ "$(cat "$context/deps/.stamp" 2>/dev/null)" != "$deps_hash" ]; then
 fi
 log "pip wheel: botfleet"
 rm -rf "$context/app" && mkdir -p "$context/app"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$context/app" "$ROOT"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$context/app" "$ROOT" >"$BUILD/pip-app.log" 2>&1 \
+    || { tail -20 "$BUILD/pip-app.log" >&2; exit 1; }
 rm -rf "$ROOT/build"
 
 # --- 4. the image ------------------------------------------------------------------------------
 log "docker build -> $IMAGE"
 DOCKER_BUILDKIT=0 docker build --quiet --network none -f "$ROOT/Dockerfile" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "botfleet.source-hash=$source_hash" \
-    -t "$IMAGE" "$context" >/dev/null
+    -t "$IMAGE" "$context" >"$BUILD/docker-build.log" 2>&1 || { tail -30 "$BUILD/docker-build.log" >&2; exit 1; }
 docker image prune --force --filter "label=botfleet.source-hash" >/dev/null 2>&1 || true
 log "built $IMAGE"

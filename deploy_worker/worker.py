@@ -268,6 +268,7 @@ class Worker:
         conn, self._listener = self._listener, None
         if conn is None:
             return
+        conn.remove_termination_listener(self._listener_lost)  # closing it now is expected
         with contextlib.suppress(Exception):
             await conn.remove_listener(jobs.NOTIFY_CHANNEL, self._notified)
         with contextlib.suppress(Exception):
