@@ -9,8 +9,9 @@ import signal
 
 import typer
 
-from sandbox.telegram import EmulatorConfig, RateLimits, TelegramEmulator
-from sandbox.yookassa import DEFAULT_SECRET_KEY, DEFAULT_SHOP_ID, YooKassaStandIn
+# The stand-in's defaults, repeated here so `botfleet --help` need not import the sandbox (aiogram).
+DEFAULT_SHOP_ID = "100500"
+DEFAULT_SECRET_KEY = "test_sandbox_secret_key"  # noqa: S105  (a sandbox credential, not a secret)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ async def _serve(
     bots: list[tuple[str, str]],
     rate_limits: bool,
 ) -> None:
+    from sandbox.telegram import EmulatorConfig, RateLimits, TelegramEmulator
+    from sandbox.yookassa import YooKassaStandIn
+
     config = EmulatorConfig(rate_limits=RateLimits() if rate_limits else RateLimits.disabled())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -209,3 +209,23 @@ def test_migrate_reports_counts(cli) -> None:
     result = cli("migrate")
     assert result.exit_code == 0, result.output
     assert "control:" in result.stdout and "tenants:" in result.stdout
+
+
+def test_cli_starts_without_importing_the_bots() -> None:
+    """`botfleet --help` stays fast: aiogram (seconds to import) loads only in commands that need it."""
+    import subprocess
+    import sys
+
+    code = "import sys, cli.main; print(sorted(m for m in ('aiogram', 'fastapi', 'docker') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_sandbox_command_defaults_match_the_stand_in() -> None:
+    import cli.sandbox
+    import sandbox.yookassa
+
+    assert cli.sandbox.DEFAULT_SHOP_ID == sandbox.yookassa.DEFAULT_SHOP_ID
+    assert cli.sandbox.DEFAULT_SECRET_KEY == sandbox.yookassa.DEFAULT_SECRET_KEY
