@@ -13,7 +13,7 @@ from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Clock
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Block, Month, PickDay, day_of
-from tenant_bot.handlers.admin.common import back_to_menu, day_bounds, parse_period
+from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, day_bounds, parse_period
 from tenant_bot.handlers.admin.menu import admin_calendar
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
@@ -131,12 +131,12 @@ async def block_day(
 async def ask_period(
     callback: CallbackQuery, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.block_period)
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_period"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "blocks")]),
+        state,
+        input_state=OwnerInput.block_period,
+        prompt=texts(locale, "adm_ask_period"),
+        back=back_to_menu(texts, locale, "blocks"),
     )
 
 

@@ -1,16 +1,27 @@
-"""What the owner screens share: the owner menu keyboard and parsing of typed dates and times."""
+"""What the owner screens share: the owner menu keyboard, the ask-type-save steps of typed input,
+and parsing of typed dates and times."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from tenant_bot.booking.errors import BookingError
+from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Menu
+from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
+from tenant_bot.middlewares.errors import error_text
 from tenant_bot.texts import BotTexts
+
+T = TypeVar("T")
 
 _DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$|^(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -34,6 +45,45 @@ def owner_menu(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
 
 def back_to_menu(texts: BotTexts, locale: str, section: str = "menu") -> list[InlineKeyboardButton]:
     return [button(texts(locale, "btn_back"), Admin(section=section).pack())]
+
+
+async def ask_for_input(
+    callback: CallbackQuery,
+    state: FSMContext,
+    *,
+    input_state: State,
+    prompt: str,
+    back: list[InlineKeyboardButton],
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Answer the tap, wait for a typed reply in ``input_state`` (remembering ``data`` for the
+    save step) and show ``prompt`` with the ``back`` row."""
+    await callback.answer()
+    await state.set_state(input_state)
+    if data is not None:
+        await state.set_data(data)
+    await show(callback, prompt, InlineKeyboardMarkup(inline_keyboard=[back]))
+
+
+async def change_or_explain(
+    message: Message, texts: BotTexts, locale: str, change: Awaitable[T]
+) -> T | None:
+    """The result of ``change``, or None after telling the owner why the core refused it (the
+    input state stays, so the owner can type again)."""
+    try:
+        return await change
+    except BookingError as exc:
+        await message.answer(error_text(texts, locale, exc))
+        return None
+
+
+async def input_saved(
+    message: Message, state: FSMContext, cache: CatalogueCache, texts: BotTexts, locale: str
+) -> None:
+    """The typed value is stored: leave the input state, drop the cached catalogue, say so."""
+    await state.clear()
+    cache.invalidate()
+    await message.answer(texts(locale, "adm_saved"))
 
 
 def parse_day(text: str, *, today: date, future: bool = True) -> date:

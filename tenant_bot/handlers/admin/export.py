@@ -20,7 +20,7 @@ from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import Clock
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Export
-from tenant_bot.handlers.admin.common import back_to_menu, parse_day
+from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, parse_day
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.routing import Routes
@@ -122,12 +122,12 @@ async def export_period(
 async def ask_range(
     callback: CallbackQuery, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.export_range)
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_range"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "export")]),
+        state,
+        input_state=OwnerInput.export_range,
+        prompt=texts(locale, "adm_ask_range"),
+        back=back_to_menu(texts, locale, "export"),
     )
 
 

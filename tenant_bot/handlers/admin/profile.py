@@ -8,14 +8,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Settings
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Profile
-from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.admin.common import (
+    ask_for_input,
+    back_to_menu,
+    change_or_explain,
+    input_saved,
+)
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.middlewares.errors import error_text
 from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -65,13 +68,14 @@ async def profile(
 async def ask(
     callback: CallbackQuery, callback_data: Profile, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.profile)
-    await state.set_data({"field": callback_data.field})
-    await show(
+    field = texts(locale, f"adm_profile_{callback_data.field}")
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_profile", field=texts(locale, f"adm_profile_{callback_data.field}")),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "profile")]),
+        state,
+        input_state=OwnerInput.profile,
+        prompt=texts(locale, "adm_ask_profile", field=field),
+        back=back_to_menu(texts, locale, "profile"),
+        data={"field": callback_data.field},
     )
 
 
@@ -98,12 +102,10 @@ async def save(
     if key == "map" and value and not value.startswith(("http://", "https://")):
         await message.answer(texts(locale, "adm_bad_url"))
         return
-    try:
-        updated = await core.catalogue.update_settings(**{field: value})
-    except BookingError as exc:
-        await message.answer(error_text(texts, locale, exc))
+    updated = await change_or_explain(
+        message, texts, locale, core.catalogue.update_settings(**{field: value})
+    )
+    if updated is None:
         return
-    await state.clear()
-    cache.invalidate()
-    await message.answer(texts(locale, "adm_saved"))
+    await input_saved(message, state, cache, texts, locale)
     await profile_screen(message, updated, texts, locale)

@@ -9,14 +9,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Service
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, ServiceEdit
-from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.admin.common import (
+    ask_for_input,
+    back_to_menu,
+    change_or_explain,
+    input_saved,
+)
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.middlewares.errors import error_text
 from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -138,13 +141,13 @@ async def ask_form(
     texts: BotTexts,
     locale: str,
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.service_form)
-    await state.set_data({"service_id": callback_data.service_id})
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_service"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "services")]),
+        state,
+        input_state=OwnerInput.service_form,
+        prompt=texts(locale, "adm_ask_service"),
+        back=back_to_menu(texts, locale, "services"),
+        data={"service_id": callback_data.service_id},
     )
 
 
@@ -163,23 +166,27 @@ async def save(
         await message.answer(texts(locale, "adm_bad_service"))
         return
     service_id = (await state.get_data()).get("service_id", 0)
-    try:
-        if service_id:
-            service = await core.catalogue.update_service(
-                service_id, name=name, duration_minutes=minutes, price=price
-            )
-        else:
-            service = await core.catalogue.create_service(
-                name=name, duration_minutes=minutes, price=price
-            )
-            for member in await core.catalogue.list_staff(active_only=False):
-                await core.catalogue.set_staff_services(
-                    member.id, [*member.service_ids, service.id]
-                )
-    except BookingError as exc:
-        await message.answer(error_text(texts, locale, exc))
+    service = await change_or_explain(
+        message,
+        texts,
+        locale,
+        _store(core, service_id=service_id, name=name, minutes=minutes, price=price),
+    )
+    if service is None:
         return
-    await state.clear()
-    cache.invalidate()
-    await message.answer(texts(locale, "adm_saved"))
+    await input_saved(message, state, cache, texts, locale)
     await service_card(message, service, texts, locale)
+
+
+async def _store(
+    core: BookingCore, *, service_id: int, name: str, minutes: int, price: Decimal
+) -> Service:
+    """Update the service, or create it (``service_id`` 0) for every staff member."""
+    if service_id:
+        return await core.catalogue.update_service(
+            service_id, name=name, duration_minutes=minutes, price=price
+        )
+    service = await core.catalogue.create_service(name=name, duration_minutes=minutes, price=price)
+    for member in await core.catalogue.list_staff(active_only=False):
+        await core.catalogue.set_staff_services(member.id, [*member.service_ids, service.id])
+    return service

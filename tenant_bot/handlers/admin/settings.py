@@ -10,14 +10,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Settings
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Setting
-from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.admin.common import (
+    ask_for_input,
+    back_to_menu,
+    change_or_explain,
+    input_saved,
+)
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.middlewares.errors import error_text
 from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -113,13 +116,13 @@ async def toggle_confirmation(
 async def ask_value(
     callback: CallbackQuery, callback_data: Setting, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.setting)
-    await state.set_data({"setting": callback_data.name})
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, f"adm_ask_{callback_data.name}"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "settings")]),
+        state,
+        input_state=OwnerInput.setting,
+        prompt=texts(locale, f"adm_ask_{callback_data.name}"),
+        back=back_to_menu(texts, locale, "settings"),
+        data={"setting": callback_data.name},
     )
 
 
@@ -142,12 +145,10 @@ async def save_value(
     except (ValueError, KeyError):
         await message.answer(texts(locale, "adm_bad_number"))
         return
-    try:
-        updated = await core.catalogue.update_settings(**changes)
-    except BookingError as exc:
-        await message.answer(error_text(texts, locale, exc))
+    updated = await change_or_explain(
+        message, texts, locale, core.catalogue.update_settings(**changes)
+    )
+    if updated is None:
         return
-    await state.clear()
-    cache.invalidate()
-    await message.answer(texts(locale, "adm_saved"))
+    await input_saved(message, state, cache, texts, locale)
     await settings_screen(message, updated, texts, locale)

@@ -11,7 +11,7 @@ from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Staff, WorkInterval
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Hours, StaffEdit
-from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, input_saved
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
@@ -129,12 +129,12 @@ async def toggle(
 async def ask_name(
     callback: CallbackQuery, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
-    await callback.answer()
-    await state.set_state(OwnerInput.staff_name)
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_staff"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale, "staff")]),
+        state,
+        input_state=OwnerInput.staff_name,
+        prompt=texts(locale, "adm_ask_staff"),
+        back=back_to_menu(texts, locale, "staff"),
     )
 
 
@@ -154,9 +154,7 @@ async def add(
         return
     services = await core.catalogue.list_services(active_only=False)
     member = await core.catalogue.create_staff(name=name, service_ids=[s.id for s in services])
-    await state.clear()
-    cache.invalidate()
-    await message.answer(texts(locale, "adm_saved"))
+    await input_saved(message, state, cache, texts, locale)
     await staff_card(message, member, core, texts, locale)
 
 
@@ -228,19 +226,15 @@ async def ask_hours(
 ) -> None:
     if not 0 <= callback_data.weekday <= 6:
         raise ValueError("weekday out of range")
-    await callback.answer()
-    await state.set_state(OwnerInput.hours)
-    await state.set_data({"staff_id": callback_data.staff_id, "weekday": callback_data.weekday})
     day = texts.weekday_names(locale)[callback_data.weekday]
-    back = [
-        button(
-            texts(locale, "btn_back"), StaffEdit(staff_id=callback_data.staff_id, action="h").pack()
-        )
-    ]
-    await show(
+    back = StaffEdit(staff_id=callback_data.staff_id, action="h").pack()
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_hours", day=day),
-        InlineKeyboardMarkup(inline_keyboard=[back]),
+        state,
+        input_state=OwnerInput.hours,
+        prompt=texts(locale, "adm_ask_hours", day=day),
+        back=[button(texts(locale, "btn_back"), back)],
+        data={"staff_id": callback_data.staff_id, "weekday": callback_data.weekday},
     )
 
 
@@ -262,7 +256,5 @@ async def save_hours(
             error_text(texts, locale, exc) + "\n" + texts(locale, "adm_hours_example")
         )
         return
-    await state.clear()
-    cache.invalidate()
-    await message.answer(texts(locale, "adm_saved"))
+    await input_saved(message, state, cache, texts, locale)
     await staff_card(message, await core.catalogue.get_staff(data["staff_id"]), core, texts, locale)
