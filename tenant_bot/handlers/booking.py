@@ -32,6 +32,7 @@ from tenant_bot.callbacks import (
     day_of,
 )
 from tenant_bot.handlers.common import show
+from tenant_bot.handlers.day_and_time import show_calendar
 from tenant_bot.keyboards import button
 from tenant_bot.routing import Routes
 from tenant_bot.states import BookingFlow
@@ -133,20 +134,19 @@ async def _calendar(
     data = await state.get_data()
     staff = await cache.staff_for(data["service_id"])
     back_step = "staff" if len(staff) > 1 else "service"
-    text, markup = await views.calendar_screen(
+    await show_calendar(
+        event,
+        data,
         core=core,
         cache=cache,
         texts=texts,
-        locale=locale,
         clock=clock,
-        service_id=data["service_id"],
-        staff_id=data.get("staff_id") or None,
-        offset=data.get("offset", 0),
+        locale=locale,
         purpose="b",
         back=button(texts(locale, "btn_back"), Back(step=back_step).pack()),
+        state=state,
+        day_state=BookingFlow.day,
     )
-    await state.set_state(BookingFlow.day)
-    await show(event, text, markup)
 
 
 @routes.callback_query(Month.filter(F.purpose == "b"), BookingFlow.day)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiogram import F
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -16,6 +14,13 @@ from tenant_bot.booking.models import Actor, BookingDetails, Clock
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Menu, Month, MyBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.common import show
+from tenant_bot.handlers.day_and_time import (
+    free_times_or_alert,
+    move_draft,
+    reschedule_to,
+    show_calendar,
+    tell_rescheduled,
+)
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
@@ -161,16 +166,8 @@ async def start_reschedule(
         await _gone(callback, texts, locale)
         return
     await callback.answer()
-    booking = details.booking
     await state.set_state(RescheduleFlow.day)
-    await state.set_data(
-        {
-            "booking_id": booking.id,
-            "service_id": booking.service_id,
-            "staff_id": booking.staff_id,
-            "offset": 0,
-        }
-    )
+    await state.set_data(move_draft(details.booking))
     await _calendar(callback, state, core, cache, texts, clock, locale)
 
 
@@ -184,21 +181,20 @@ async def _calendar(
     locale: str,
 ) -> None:
     data = await state.get_data()
-    text, markup = await views.calendar_screen(
+    await show_calendar(
+        callback,
+        data,
         core=core,
         cache=cache,
         texts=texts,
-        locale=locale,
         clock=clock,
-        service_id=data["service_id"],
-        staff_id=data["staff_id"],
-        offset=data.get("offset", 0),
+        locale=locale,
         purpose="r",
         back=button(texts(locale, "btn_back"), MyBooking(booking_id=data["booking_id"]).pack()),
         title_key="pick_new_day",
+        state=state,
+        day_state=RescheduleFlow.day,
     )
-    await state.set_state(RescheduleFlow.day)
-    await show(callback, text, markup)
 
 
 @routes.callback_query(Month.filter(F.purpose == "r"), RescheduleFlow.day)
@@ -230,24 +226,15 @@ async def pick_day(
 ) -> None:
     day = day_of(callback_data.day)
     data = await state.get_data()
-    (text, markup), has_times = await views.times_screen(
-        core=core,
-        cache=cache,
-        texts=texts,
-        locale=locale,
-        service_id=data["service_id"],
-        staff_id=data["staff_id"],
-        day=day,
+    screen = await free_times_or_alert(
+        callback, data, day=day, core=core, cache=cache, texts=texts, locale=locale
     )
-    if not has_times:
-        await callback.answer(
-            texts(locale, "day_full", day=texts.day(locale, day)), show_alert=True
-        )
+    if screen is None:
         return
     await callback.answer()
     await state.update_data(day=callback_data.day)
     await state.set_state(RescheduleFlow.time)
-    await show(callback, text, markup)
+    await show(callback, *screen)
 
 
 @routes.callback_query(PickTime.filter(), RescheduleFlow.time)
@@ -270,11 +257,8 @@ async def pick_time(
         await _gone(callback, texts, locale)
         return
     try:
-        moved = await core.bookings.reschedule(
-            data["booking_id"],
-            new_start=datetime.fromtimestamp(callback_data.ts, UTC),
-            new_staff_id=callback_data.staff_id,
-            actor=Actor.customer(callback.from_user.id),
+        moved = await reschedule_to(
+            core, data["booking_id"], callback_data, actor=Actor.customer(callback.from_user.id)
         )
     except SlotTaken:
         await callback.answer(texts(locale, "slot_just_taken"), show_alert=True)
@@ -308,7 +292,6 @@ async def pick_time(
         texts(locale, "rescheduled_by_you", **facts),
         keyboards.main_menu(texts, locale, is_owner=False),
     )
-    await notifier.booking_rescheduled(
-        details, old_start=before.booking.starts_at, by="customer", settings=settings
+    await tell_rescheduled(
+        notifier, details, before=before.booking, by="customer", settings=settings
     )
-    await notifier.offer_freed_time(before.booking, settings=settings)

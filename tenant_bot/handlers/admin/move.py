@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
-from tenant_bot import views
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import BookingError, SlotTaken
 from tenant_bot.booking.models import Actor, Clock
@@ -16,6 +13,13 @@ from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Month, OwnerBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.admin.booking_card import render_card
 from tenant_bot.handlers.common import show
+from tenant_bot.handlers.day_and_time import (
+    free_times_or_alert,
+    move_draft,
+    reschedule_to,
+    show_calendar,
+    tell_rescheduled,
+)
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
@@ -35,20 +39,18 @@ async def _calendar(
     clock: Clock,
     locale: str,
 ) -> None:
-    text, markup = await views.calendar_screen(
+    await show_calendar(
+        callback,
+        data,
         core=core,
         cache=cache,
         texts=texts,
-        locale=locale,
         clock=clock,
-        service_id=data["service_id"],
-        staff_id=data["staff_id"],
-        offset=data.get("offset", 0),
+        locale=locale,
         purpose="m",
         back=button(texts(locale, "btn_back"), OwnerBooking(booking_id=data["booking_id"]).pack()),
         title_key="pick_new_day",
     )
-    await show(callback, text, markup)
 
 
 @routes.callback_query(OwnerBooking.filter(F.action == "m"))
@@ -67,12 +69,7 @@ async def start_move(
         await callback.answer(texts(locale, "booking_gone"), show_alert=True)
         return
     await callback.answer()
-    data = {
-        "booking_id": details.booking.id,
-        "service_id": details.booking.service_id,
-        "staff_id": details.booking.staff_id,
-        "offset": 0,
-    }
+    data = move_draft(details.booking)
     await state.set_state(OwnerInput.move_day)
     await state.set_data(data)
     await _calendar(callback, data, core, cache, texts, clock, locale)
@@ -106,20 +103,12 @@ async def pick_day(
 ) -> None:
     day = day_of(callback_data.day)
     data = await state.get_data()
-    (text, markup), has_times = await views.times_screen(
-        core=core,
-        cache=cache,
-        texts=texts,
-        locale=locale,
-        service_id=data["service_id"],
-        staff_id=data["staff_id"],
-        day=day,
+    screen = await free_times_or_alert(
+        callback, data, day=day, core=core, cache=cache, texts=texts, locale=locale
     )
-    if not has_times:
-        await callback.answer(
-            texts(locale, "day_full", day=texts.day(locale, day)), show_alert=True
-        )
+    if screen is None:
         return
+    text, markup = screen
     await callback.answer()
     await state.set_state(OwnerInput.move_time)
     back = [
@@ -149,12 +138,7 @@ async def pick_time(
     owner = callback.from_user.id
     before = await core.bookings.get(data["booking_id"])
     try:
-        await core.bookings.reschedule(
-            data["booking_id"],
-            new_start=datetime.fromtimestamp(callback_data.ts, UTC),
-            new_staff_id=callback_data.staff_id,
-            actor=Actor.owner(owner),
-        )
+        await reschedule_to(core, data["booking_id"], callback_data, actor=Actor.owner(owner))
     except SlotTaken:
         await callback.answer(texts(locale, "slot_just_taken"), show_alert=True)
         return
@@ -165,8 +149,7 @@ async def pick_time(
     await callback.answer(texts(locale, "adm_moved"))
     details = await core.bookings.get(data["booking_id"])
     settings = await cache.settings()
-    await notifier.booking_rescheduled(
-        details, old_start=before.booking.starts_at, by="owner", actor_id=owner, settings=settings
+    await tell_rescheduled(
+        notifier, details, before=before.booking, by="owner", actor_id=owner, settings=settings
     )
-    await notifier.offer_freed_time(before.booking, settings=settings)
     await render_card(callback, details, cache, texts, locale)
