@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import F
 from aiogram.fsm.context import FSMContext
@@ -26,6 +26,11 @@ from tenant_bot.views import local_today
 routes = Routes("admin_blocks")
 
 
+def _period_label(texts: BotTexts, locale: str, start: datetime, end: datetime) -> str:
+    """``Fri 7 Mar 14:00–16:00`` in the zone ``start`` and ``end`` are given in."""
+    return f"{texts.day(locale, start.date())} {start:%H:%M}–{end:%H:%M}"
+
+
 async def blocks_screen(
     event: CallbackQuery | Message,
     core: BookingCore,
@@ -44,7 +49,7 @@ async def blocks_screen(
             block.starts_at.astimezone(settings.zone),
             block.ends_at.astimezone(settings.zone),
         )
-        label = f"{texts.day(locale, start.date())} {start:%H:%M}–{end:%H:%M}"
+        label = _period_label(texts, locale, start, end)
         if (end - start) >= timedelta(hours=23):
             label = texts(locale, "adm_block_whole_day", day=texts.day(locale, start.date()))
         lines.append(texts(locale, "adm_block_line", period=label, reason=block.reason))
@@ -166,11 +171,7 @@ async def block_period(
     await state.clear()
     cache.invalidate()
     await message.answer(
-        texts(
-            locale,
-            "adm_blocked",
-            period=f"{texts.day(locale, start.date())} {start:%H:%M}–{end:%H:%M}",
-        )
+        texts(locale, "adm_blocked", period=_period_label(texts, locale, start, end))
     )
     await blocks_screen(message, core, cache, texts, clock, locale)
 

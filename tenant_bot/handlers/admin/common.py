@@ -47,6 +47,35 @@ def back_to_menu(texts: BotTexts, locale: str, section: str = "menu") -> list[In
     return [button(texts(locale, "btn_back"), Admin(section=section).pack())]
 
 
+def paused_mark(active: bool) -> str:
+    """The prefix that marks a switched-off service or staff member in a list."""
+    return "" if active else "⏸ "
+
+
+def on_off_row(
+    texts: BotTexts, locale: str, *, active: bool, callback_data: str
+) -> list[InlineKeyboardButton]:
+    """The card button that switches a service or staff member off (or back on)."""
+    return [button(texts(locale, "adm_turn_off" if active else "adm_turn_on"), callback_data)]
+
+
+async def show_catalogue_list(
+    event: CallbackQuery | Message,
+    *,
+    title: str,
+    entries: list[tuple[str, str]],
+    add: InlineKeyboardButton,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """A list of services or staff: a button per ``(label, callback data)`` entry, then "add"
+    and the way back to the owner menu."""
+    rows = [[button(label, callback_data)] for label, callback_data in entries]
+    rows.append([add])
+    rows.append(back_to_menu(texts, locale))
+    await show(event, title, InlineKeyboardMarkup(inline_keyboard=rows))
+
+
 async def ask_for_input(
     callback: CallbackQuery,
     state: FSMContext,
@@ -128,6 +157,19 @@ def parse_period(text: str, *, today: date, zone: ZoneInfo) -> tuple[datetime, d
     if end <= start:
         raise ValueError(text)
     return start, end, parts[2] if len(parts) > 2 else ""
+
+
+def parse_day_range(text: str, *, today: date, max_days: int) -> tuple[date, date]:
+    """``01.03 31.03`` -> (first, last day), both not ahead of ``today`` unless a year is typed,
+    in order and spanning fewer than ``max_days`` days; raises ``ValueError``."""
+    parts = text.split()
+    if len(parts) != 2:
+        raise ValueError(text)
+    day_from = parse_day(parts[0], today=today, future=False)
+    day_to = parse_day(parts[1], today=today, future=False)
+    if day_to < day_from or (day_to - day_from).days >= max_days:
+        raise ValueError(text)
+    return day_from, day_to
 
 
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:

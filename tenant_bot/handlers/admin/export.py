@@ -20,7 +20,7 @@ from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import Clock
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Export
-from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, parse_day
+from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, parse_day_range
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.routing import Routes
@@ -142,16 +142,9 @@ async def export_custom(
     locale: str,
 ) -> None:
     today = local_today(await cache.settings(), clock)
-    parts = (message.text or "").split()
     try:
-        if len(parts) != 2:
-            raise ValueError(message.text)
-        day_from = parse_day(parts[0], today=today, future=False)
-        day_to = parse_day(parts[1], today=today, future=False)
+        day_from, day_to = parse_day_range(message.text or "", today=today, max_days=MAX_RANGE_DAYS)
     except ValueError:
-        await message.answer(texts(locale, "adm_bad_range"))
-        return
-    if day_to < day_from or (day_to - day_from).days >= MAX_RANGE_DAYS:
         await message.answer(texts(locale, "adm_bad_range"))
         return
     await state.clear()

@@ -17,6 +17,9 @@ from tenant_bot.handlers.admin.common import (
     back_to_menu,
     change_or_explain,
     input_saved,
+    on_off_row,
+    paused_mark,
+    show_catalogue_list,
 )
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
@@ -43,8 +46,7 @@ def parse_service(text: str) -> tuple[str, int, Decimal]:
 
 
 def _label(texts: BotTexts, locale: str, service: Service) -> str:
-    mark = "" if service.active else "⏸ "
-    return mark + texts(
+    return paused_mark(service.active) + texts(
         locale,
         "service_button",
         name=service.name,
@@ -57,17 +59,16 @@ async def services_screen(
     event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
     items = await core.catalogue.list_services(active_only=False)
-    rows = [
-        [button(_label(texts, locale, s)[:60], ServiceEdit(service_id=s.id).pack())] for s in items
-    ]
-    rows.append(
-        [button(texts(locale, "adm_add_service"), ServiceEdit(service_id=0, action="new").pack())]
-    )
-    rows.append(back_to_menu(texts, locale))
-    await show(
+    add = ServiceEdit(service_id=0, action="new").pack()
+    await show_catalogue_list(
         event,
-        texts(locale, "adm_services_title", count=len(items)),
-        InlineKeyboardMarkup(inline_keyboard=rows),
+        title=texts(locale, "adm_services_title", count=len(items)),
+        entries=[
+            (_label(texts, locale, s)[:60], ServiceEdit(service_id=s.id).pack()) for s in items
+        ],
+        add=button(texts(locale, "adm_add_service"), add),
+        texts=texts,
+        locale=locale,
     )
 
 
@@ -84,12 +85,12 @@ async def service_card(
     )
     rows = [
         [button(texts(locale, "adm_edit"), ServiceEdit(service_id=service.id, action="e").pack())],
-        [
-            button(
-                texts(locale, "adm_turn_off" if service.active else "adm_turn_on"),
-                ServiceEdit(service_id=service.id, action="t").pack(),
-            )
-        ],
+        on_off_row(
+            texts,
+            locale,
+            active=service.active,
+            callback_data=ServiceEdit(service_id=service.id, action="t").pack(),
+        ),
         back_to_menu(texts, locale, "services"),
     ]
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))

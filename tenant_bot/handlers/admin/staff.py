@@ -11,7 +11,14 @@ from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Staff, WorkInterval
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Hours, StaffEdit
-from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, input_saved
+from tenant_bot.handlers.admin.common import (
+    ask_for_input,
+    back_to_menu,
+    input_saved,
+    on_off_row,
+    paused_mark,
+    show_catalogue_list,
+)
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
@@ -34,18 +41,14 @@ async def staff_screen(
     event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
     items = await core.catalogue.list_staff(active_only=False)
-    rows = [
-        [button(("" if m.active else "⏸ ") + m.name, StaffEdit(staff_id=m.id).pack())]
-        for m in items
-    ]
-    rows.append(
-        [button(texts(locale, "adm_add_staff"), StaffEdit(staff_id=0, action="new").pack())]
-    )
-    rows.append(back_to_menu(texts, locale))
-    await show(
+    add = StaffEdit(staff_id=0, action="new").pack()
+    await show_catalogue_list(
         event,
-        texts(locale, "adm_staff_title", count=len(items)),
-        InlineKeyboardMarkup(inline_keyboard=rows),
+        title=texts(locale, "adm_staff_title", count=len(items)),
+        entries=[(paused_mark(m.active) + m.name, StaffEdit(staff_id=m.id).pack()) for m in items],
+        add=button(texts(locale, "adm_add_staff"), add),
+        texts=texts,
+        locale=locale,
     )
 
 
@@ -74,12 +77,12 @@ async def staff_card(
                 StaffEdit(staff_id=member.id, action="s").pack(),
             ),
         ],
-        [
-            button(
-                texts(locale, "adm_turn_off" if member.active else "adm_turn_on"),
-                StaffEdit(staff_id=member.id, action="t").pack(),
-            )
-        ],
+        on_off_row(
+            texts,
+            locale,
+            active=member.active,
+            callback_data=StaffEdit(staff_id=member.id, action="t").pack(),
+        ),
         back_to_menu(texts, locale, "staff"),
     ]
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
