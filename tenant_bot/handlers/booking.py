@@ -19,7 +19,7 @@ from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import (
     NotFound,
 )
-from tenant_bot.booking.models import Clock
+from tenant_bot.booking.models import Clock, Service, Staff
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import (
     Back,
@@ -51,6 +51,16 @@ async def _services_screen(
         )
         return
     await show(event, texts(locale, "pick_service"), keyboards.services(texts, locale, services))
+
+
+async def _staff_screen(
+    event: CallbackQuery, service: Service, staff: list[Staff], texts: BotTexts, locale: str
+) -> None:
+    await show(
+        event,
+        texts(locale, "pick_staff", service=service.name),
+        keyboards.staff(texts, locale, staff),
+    )
 
 
 @routes.message(Command("book"))
@@ -93,11 +103,7 @@ async def pick_service(
     await state.update_data(service_id=service.id, staff_id=0, offset=0)
     if len(staff) > 1:
         await state.set_state(BookingFlow.staff)
-        await show(
-            callback,
-            texts(locale, "pick_staff", service=service.name),
-            keyboards.staff(texts, locale, staff),
-        )
+        await _staff_screen(callback, service, staff, texts, locale)
         return
     await _calendar(callback, state, core, cache, texts, clock, locale)
 
@@ -226,12 +232,7 @@ async def back(
     elif step == "staff":
         await state.set_state(BookingFlow.staff)
         service = await cache.service(data["service_id"])
-        staff = await cache.staff_for(service.id)
-        await show(
-            callback,
-            texts(locale, "pick_staff", service=service.name),
-            keyboards.staff(texts, locale, staff),
-        )
+        await _staff_screen(callback, service, await cache.staff_for(service.id), texts, locale)
     elif step == "time" and "day" in data:
         await show_times(callback, state, core, cache, texts, locale)
     else:

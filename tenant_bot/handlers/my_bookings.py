@@ -66,7 +66,23 @@ async def _own(core: BookingCore, booking_id: int, user_id: int) -> BookingDetai
 
 async def _gone(callback: CallbackQuery, texts: BotTexts, locale: str) -> None:
     await callback.answer(texts(locale, "booking_gone"), show_alert=True)
-    await show(callback, texts(locale, "menu"), keyboards.main_menu(texts, locale, is_owner=False))
+    await _with_menu(callback, texts(locale, "menu"), texts, locale)
+
+
+async def _own_or_gone(
+    callback: CallbackQuery, core: BookingCore, booking_id: int, texts: BotTexts, locale: str
+) -> BookingDetails | None:
+    """The tapped booking if it is still the user's and active; else None after saying it is
+    gone."""
+    details = await _own(core, booking_id, callback.from_user.id)
+    if details is None:
+        await _gone(callback, texts, locale)
+    return details
+
+
+async def _with_menu(callback: CallbackQuery, text: str, texts: BotTexts, locale: str) -> None:
+    """``text`` above the customer's main menu."""
+    await show(callback, text, keyboards.main_menu(texts, locale, is_owner=False))
 
 
 @routes.callback_query(MyBooking.filter(F.action == "v"))
@@ -79,9 +95,8 @@ async def view(
     texts: BotTexts,
     locale: str,
 ) -> None:
-    details = await _own(core, callback_data.booking_id, callback.from_user.id)
+    details = await _own_or_gone(callback, core, callback_data.booking_id, texts, locale)
     if details is None:
-        await _gone(callback, texts, locale)
         return
     await state.clear()
     await callback.answer()
@@ -102,8 +117,7 @@ async def ask_cancel(
     texts: BotTexts,
     locale: str,
 ) -> None:
-    if await _own(core, callback_data.booking_id, callback.from_user.id) is None:
-        await _gone(callback, texts, locale)
+    if await _own_or_gone(callback, core, callback_data.booking_id, texts, locale) is None:
         return
     await callback.answer()
     await show(
@@ -124,8 +138,7 @@ async def cancel(
     locale: str,
 ) -> None:
     """Cancel (customers need the minimum notice); the owner and the waitlist are told."""
-    if await _own(core, callback_data.booking_id, callback.from_user.id) is None:
-        await _gone(callback, texts, locale)
+    if await _own_or_gone(callback, core, callback_data.booking_id, texts, locale) is None:
         return
     try:
         booking = await core.bookings.cancel(
@@ -133,18 +146,10 @@ async def cancel(
         )
     except TooLate as exc:
         await callback.answer()
-        await show(
-            callback,
-            error_text(texts, locale, exc),
-            keyboards.main_menu(texts, locale, is_owner=False),
-        )
+        await _with_menu(callback, error_text(texts, locale, exc), texts, locale)
         return
     await callback.answer()
-    await show(
-        callback,
-        texts(locale, "cancelled_by_you"),
-        keyboards.main_menu(texts, locale, is_owner=False),
-    )
+    await _with_menu(callback, texts(locale, "cancelled_by_you"), texts, locale)
     details = await core.bookings.get(booking.id)
     await notifier.booking_cancelled(details, by="customer", settings=await cache.settings())
     await notifier.offer_freed_time(booking, settings=await cache.settings())
@@ -161,9 +166,8 @@ async def start_reschedule(
     clock: Clock,
     locale: str,
 ) -> None:
-    details = await _own(core, callback_data.booking_id, callback.from_user.id)
+    details = await _own_or_gone(callback, core, callback_data.booking_id, texts, locale)
     if details is None:
-        await _gone(callback, texts, locale)
         return
     await callback.answer()
     await state.set_state(RescheduleFlow.day)
@@ -276,22 +280,14 @@ async def pick_time(
     except (TooLate, SlotUnavailable, BookingError) as exc:
         await callback.answer()
         await state.clear()
-        await show(
-            callback,
-            error_text(texts, locale, exc),
-            keyboards.main_menu(texts, locale, is_owner=False),
-        )
+        await _with_menu(callback, error_text(texts, locale, exc), texts, locale)
         return
     await callback.answer()
     await state.clear()
     settings = await cache.settings()
     details = await core.bookings.get(moved.id)
     facts = views.booking_facts(texts, locale, details, settings)
-    await show(
-        callback,
-        texts(locale, "rescheduled_by_you", **facts),
-        keyboards.main_menu(texts, locale, is_owner=False),
-    )
+    await _with_menu(callback, texts(locale, "rescheduled_by_you", **facts), texts, locale)
     await tell_rescheduled(
         notifier, details, before=before.booking, by="customer", settings=settings
     )
