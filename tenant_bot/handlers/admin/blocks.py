@@ -12,9 +12,9 @@ from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Clock
 from tenant_bot.cache import CatalogueCache
-from tenant_bot.callbacks import Admin, Block, Month, PickDay, day_of
+from tenant_bot.callbacks import Admin, Block, PickDay, day_of
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, day_bounds, parse_period
-from tenant_bot.handlers.admin.menu import admin_calendar
+from tenant_bot.handlers.admin.menu import owner_calendar
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
@@ -85,29 +85,13 @@ async def blocks(
     await blocks_screen(callback, core, cache, texts, clock, locale)
 
 
-@routes.callback_query(Block.filter(F.action == "day"))
-@routes.callback_query(Month.filter(F.purpose == "k"))
-async def pick_day(
-    callback: CallbackQuery,
-    callback_data: Block | Month,
-    cache: CatalogueCache,
-    texts: BotTexts,
-    clock: Clock,
-    locale: str,
-) -> None:
-    await callback.answer()
-    offset = callback_data.offset if isinstance(callback_data, Month) else 0
-    await admin_calendar(
-        callback,
-        purpose="k",
-        offset=offset,
-        cache=cache,
-        texts=texts,
-        clock=clock,
-        locale=locale,
-        title_key="adm_block_pick",
-        back="blocks",
-    )
+pick_day = owner_calendar(
+    routes,
+    Block.filter(F.action == "day"),
+    purpose="k",
+    title_key="adm_block_pick",
+    back="blocks",
+)
 
 
 @routes.callback_query(PickDay.filter(F.purpose == "k"))

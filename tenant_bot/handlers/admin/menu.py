@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from aiogram import F
 from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
@@ -17,7 +18,7 @@ from tenant_bot.callbacks import Admin, Menu, Month, OwnerBooking, PickDay, day_
 from tenant_bot.handlers.admin.common import back_to_menu, owner_menu
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
+from tenant_bot.routing import Handler, Routes
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import last_bookable_day, local_today, month_of, months_between
 
@@ -132,29 +133,46 @@ async def admin_calendar(
     await show(event, texts(locale, title_key), markup)
 
 
-@routes.callback_query(Admin.filter(F.section == "pick"))
-@routes.callback_query(Month.filter(F.purpose == "a"))
-async def pick_day(
-    callback: CallbackQuery,
-    callback_data: Admin | Month,
-    cache: CatalogueCache,
-    texts: BotTexts,
-    clock: Clock,
-    locale: str,
-) -> None:
-    await callback.answer()
-    offset = callback_data.offset if isinstance(callback_data, Month) else 0
-    await admin_calendar(
-        callback,
-        purpose="a",
-        offset=offset,
-        cache=cache,
-        texts=texts,
-        clock=clock,
-        locale=locale,
-        title_key="adm_pick_day_title",
-        back="menu",
-    )
+def owner_calendar(
+    feature: Routes, opened_by: CallbackQueryFilter, *, purpose: str, title_key: str, back: str
+) -> Handler:
+    """Register on ``feature`` the handler that opens the owner's calendar (a tap matching
+    ``opened_by``) and turns its months; a tapped day comes back as ``PickDay(purpose=...)``."""
+
+    async def open_or_turn(
+        callback: CallbackQuery,
+        callback_data: CallbackData,
+        cache: CatalogueCache,
+        texts: BotTexts,
+        clock: Clock,
+        locale: str,
+    ) -> None:
+        await callback.answer()
+        offset = callback_data.offset if isinstance(callback_data, Month) else 0
+        await admin_calendar(
+            callback,
+            purpose=purpose,
+            offset=offset,
+            cache=cache,
+            texts=texts,
+            clock=clock,
+            locale=locale,
+            title_key=title_key,
+            back=back,
+        )
+
+    feature.callback_query(Month.filter(F.purpose == purpose))(open_or_turn)
+    feature.callback_query(opened_by)(open_or_turn)
+    return open_or_turn
+
+
+pick_day = owner_calendar(
+    routes,
+    Admin.filter(F.section == "pick"),
+    purpose="a",
+    title_key="adm_pick_day_title",
+    back="menu",
+)
 
 
 @routes.callback_query(PickDay.filter(F.purpose == "a"))
@@ -187,4 +205,4 @@ async def awaiting(
     )
 
 
-__all__ = ["day_code", "routes", "show_day"]
+__all__ = ["day_code", "owner_calendar", "routes", "show_day"]
