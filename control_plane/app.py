@@ -22,7 +22,7 @@ from control_plane.idempotency import IdempotencyStore
 from control_plane.metrics import Metrics
 from control_plane.middleware import RequestContextMiddleware
 from control_plane.ratelimit import RateLimiter
-from control_plane.render import TokenMasker
+from control_plane.render import TenantReader, TokenMasker
 from control_plane.routes import (
     audit,
     billing,
@@ -111,6 +111,9 @@ def create_app(
             app.state.redis = client
             app.state.secrets = secrets
             app.state.tokens = TokenMasker(secrets)
+            app.state.tenant_reader = TenantReader(
+                tenants=services.tenants, tokens=app.state.tokens
+            )
             app.state.metrics = metrics
             app.state.services = services
             app.state.authenticator = Authenticator(

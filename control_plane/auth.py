@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import HTTPBearer
 
 from control_plane.problems import ApiProblem
 from control_plane.ratelimit import RateLimiter
@@ -84,25 +84,36 @@ class Authenticator:
         return key
 
 
-def require_scopes(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency admitting keys with ``admin`` or any of ``scopes``."""
-    accepted = ("admin", *scopes)
+class ScopedKey(HTTPBearer):
+    """The dependency admitting keys with ``admin`` or any of ``scopes``: reads the bearer key,
+    authenticates it (rate limit included) and checks the scope in one step. It is the ``ApiKey``
+    security scheme itself, so OpenAPI documents it as before, while FastAPI resolves one dependency
+    per request instead of two (each costs tens of microseconds)."""
 
-    async def dependency(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    ) -> ApiKey:
+    def __init__(self, *scopes: str) -> None:
+        super().__init__(
+            auto_error=False,
+            scheme_name=bearer.scheme_name,
+            description=bearer.model.description,
+        )
+        self.accepted = ("admin", *scopes)
+        self.__name__ = "require_" + "_or_".join(self.accepted)
+
+    async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
+        credentials = await super().__call__(request)
         authenticator: Authenticator = request.app.state.authenticator
         key = await authenticator.authenticate(
             request, credentials.credentials if credentials else None
         )
-        if not any(scope in key.scopes for scope in accepted):
+        if not any(scope in key.scopes for scope in self.accepted):
             raise ApiProblem(
                 403,
                 f"this API key has scope {', '.join(key.scopes)}; this operation needs "
-                f"{' or '.join(accepted)}",
+                f"{' or '.join(self.accepted)}",
             )
         return key
 
-    dependency.__name__ = "require_" + "_or_".join(accepted)
-    return dependency
+
+def require_scopes(*scopes: str) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency admitting keys with ``admin`` or any of ``scopes``."""
+    return ScopedKey(*scopes)

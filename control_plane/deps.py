@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 
 from control_plane.auth import require_scopes
 from control_plane.metrics import Metrics
-from control_plane.render import TokenMasker
+from control_plane.render import TenantReader, TokenMasker
 from control_plane.services import Services
 from control_plane.services.audit import AuditService
 from control_plane.services.deployments import DeploymentService
@@ -59,6 +59,10 @@ async def get_tokens(request: Request) -> TokenMasker:
     return request.app.state.tokens
 
 
+async def get_tenant_reader(request: Request) -> TenantReader:
+    return request.app.state.tenant_reader
+
+
 async def get_plans(request: Request) -> PlanService:
     return request.app.state.services.plans
 
@@ -92,6 +96,7 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
 Secrets = Annotated[SecretBox, Depends(get_secrets)]
 Tokens = Annotated[TokenMasker, Depends(get_tokens)]
+TenantReads = Annotated[TenantReader, Depends(get_tenant_reader)]
 Plans = Annotated[PlanService, Depends(get_plans)]
 Tenants = Annotated[TenantAdminService, Depends(get_tenants)]
 Jobs = Annotated[JobAdminService, Depends(get_jobs)]

@@ -18,6 +18,7 @@ from control_plane.deps import (
     ReadOrSalesKey,
     RequestId,
     SalesKey,
+    TenantReads,
     Tenants,
     Tokens,
 )
@@ -91,10 +92,8 @@ async def create_tenant(
 
 
 @router.get("/{slug}", summary="Show a tenant", responses=problem_responses(404))
-async def get_tenant(
-    _key: ReadOrSalesKey, slug: Slug, tenants: Tenants, tokens: Tokens
-) -> TenantPublic:
-    return render.tenant(await tenants.get(slug), tokens=tokens)
+async def get_tenant(_key: ReadOrSalesKey, slug: Slug, tenants: TenantReads) -> TenantPublic:
+    return await tenants.get(slug)
 
 
 @router.patch(
