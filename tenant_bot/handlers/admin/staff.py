@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import BookingError
@@ -37,6 +37,17 @@ def parse_intervals(text: str) -> list[WorkInterval]:
     return [WorkInterval.parse(part) for part in text.replace(";", ",").split(",") if part.strip()]
 
 
+def _weekday_hours(
+    texts: BotTexts, locale: str, weekday: str, intervals: list[WorkInterval]
+) -> str:
+    """``Mon: 09:00-13:00, 14:00-18:00`` (or the day-off word)."""
+    return f"{weekday}: " + (", ".join(str(i) for i in intervals) or texts(locale, "adm_day_off"))
+
+
+def _back_to_card(texts: BotTexts, locale: str, staff_id: int) -> list[InlineKeyboardButton]:
+    return [button(texts(locale, "btn_back"), StaffEdit(staff_id=staff_id).pack())]
+
+
 async def staff_screen(
     event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
@@ -58,7 +69,7 @@ async def staff_card(
     hours = await core.catalogue.get_working_hours(member.id)
     services = {s.id: s.name for s in await core.catalogue.list_services(active_only=False)}
     week = "\n".join(
-        f"{name}: " + (", ".join(str(i) for i in hours.get(wd, [])) or texts(locale, "adm_day_off"))
+        _weekday_hours(texts, locale, name, hours.get(wd, []))
         for wd, name in enumerate(texts.weekday_names(locale))
     )
     text = texts(
@@ -186,7 +197,7 @@ async def services(
         ]
         for s in await core.catalogue.list_services(active_only=False)
     ]
-    rows.append([button(texts(locale, "btn_back"), StaffEdit(staff_id=member.id).pack())])
+    rows.append(_back_to_card(texts, locale, member.id))
     await show(
         callback,
         texts(locale, "adm_staff_services_title", name=member.name),
@@ -208,14 +219,13 @@ async def hours(
     rows = [
         [
             button(
-                f"{name}: "
-                + (", ".join(str(i) for i in week.get(wd, [])) or texts(locale, "adm_day_off")),
+                _weekday_hours(texts, locale, name, week.get(wd, [])),
                 Hours(staff_id=member.id, weekday=wd).pack(),
             )
         ]
         for wd, name in enumerate(texts.weekday_names(locale))
     ]
-    rows.append([button(texts(locale, "btn_back"), StaffEdit(staff_id=member.id).pack())])
+    rows.append(_back_to_card(texts, locale, member.id))
     await show(
         callback,
         texts(locale, "adm_hours_title", name=member.name),
