@@ -44,9 +44,9 @@ from schemas.api import Problem
 
 log = logging.getLogger(__name__)
 
-# Every router of the API, in one place: a new resource is one more line here.
+# Every router of the API, in one place: a new resource is one more line here. Routers are tried in
+# this order on every request, so the API's own come first; health and billing (few calls) last.
 ROUTERS: list[APIRouter] = [
-    health.router,
     plans.router,
     tenants.router,
     deployments.router,
@@ -54,6 +54,7 @@ ROUTERS: list[APIRouter] = [
     jobs.router,
     audit.router,
     billing.router,
+    health.router,
 ]
 
 DESCRIPTION = """\

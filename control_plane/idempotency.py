@@ -218,6 +218,8 @@ class IdempotentRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if "POST" not in self.methods:
+            return handler  # only POST honours Idempotency-Key
 
         async def handle(request: Request) -> Response:
             try:

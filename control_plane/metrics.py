@@ -58,6 +58,7 @@ class Metrics:
         self.tenants = Gauge(
             "botfleet_tenants", "Tenants by status", ["status"], registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.scrape_errors = Counter(
             "botfleet_metrics_refresh_errors_total",
             "Scrapes whose job/tenant counts could not be refreshed (stale values served)",
@@ -65,9 +66,16 @@ class Metrics:
         )
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # The label sets are few (route templates x methods x statuses): keep their children
+            # instead of looking them up (under a lock) twice per request.
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
         """Read job and tenant counts; on failure keep the last values and count the error."""

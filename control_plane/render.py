@@ -111,7 +111,7 @@ class TenantReader:
         self._tokens = tokens
 
     async def get(self, slug: str) -> TenantPublic:
-        return tenant(await self._tenants.get(slug), tokens=self._tokens)
+        return tenant(await self._tenants.get_shown(slug), tokens=self._tokens)
 
 
 def job(row: Row) -> JobPublic:

@@ -90,6 +90,13 @@ class TenantAdminService:
     async def get(self, slug: str) -> asyncpg.Record:
         return await self._tenants.get(slug)
 
+    async def get_shown(self, slug: str) -> asyncpg.Record:
+        """Only the columns an answer shows (one round trip, no password ciphertexts)."""
+        tenant = await TenantRepository(self._pool).get_shown(slug)
+        if tenant is None:
+            raise NotFoundError(f"tenant {slug!r} does not exist")
+        return tenant
+
     async def create(
         self, data: TenantCreate, *, actor: str, request_id: str | None
     ) -> tuple[asyncpg.Record, Row | None]:

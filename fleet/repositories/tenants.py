@@ -9,6 +9,11 @@ import asyncpg
 from fleet.errors import ConflictError
 
 Executor = asyncpg.Connection | asyncpg.Pool
+# What an API answer about a tenant is made of (see control_plane.render.tenant).
+SHOWN_COLUMNS = (
+    "slug, display_name, owner_telegram_ids, status, status_reason, desired_state, plan_code,"
+    " locale, timezone, bot_id, bot_username, bot_token_enc, created_at, updated_at"
+)
 
 _CONFLICTS = {
     "tenants_slug_live": ("slug", "a tenant with this slug already exists; pick another slug"),
@@ -50,6 +55,14 @@ class TenantRepository:
     async def get(self, slug: str) -> asyncpg.Record | None:
         return await self._db.fetchrow(
             "SELECT * FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL", slug
+        )
+
+    async def get_shown(self, slug: str) -> asyncpg.Record | None:
+        """The columns an API answer shows (and the token ciphertext to mask), nothing else: the
+        tenant's encrypted DB and Redis passwords are not even fetched."""
+        return await self._db.fetchrow(
+            f"SELECT {SHOWN_COLUMNS} FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL",
+            slug,
         )
 
     async def get_by_id(self, tenant_id: int) -> asyncpg.Record | None:
