@@ -6,6 +6,7 @@ Each function returns ``(text, keyboard)``; routers decide whether to edit a mes
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -37,6 +38,24 @@ def months_between(first: date, last: date) -> int:
     return (last.year - first.year) * 12 + last.month - first.month
 
 
+class MonthPage(NamedTuple):
+    """The month a calendar shows, ``offset`` months after today's (0..``max_offset``)."""
+
+    year: int
+    month: int
+    offset: int
+    max_offset: int
+
+
+def month_page(today: date, last: date, offset: int) -> MonthPage:
+    """The month ``offset`` months ahead, the offset clamped to the months from today to ``last``
+    (an old button may ask for a month no longer in range)."""
+    max_offset = months_between(today, last)
+    offset = max(0, min(offset, max_offset))
+    year, month = month_of(today, offset)
+    return MonthPage(year, month, offset, max_offset)
+
+
 async def calendar_screen(
     *,
     core: BookingCore,
@@ -55,9 +74,7 @@ async def calendar_screen(
     settings = await cache.settings()
     today = local_today(settings, clock)
     last = last_bookable_day(settings, clock)
-    max_offset = months_between(today, last)
-    offset = max(0, min(offset, max_offset))
-    year, month = month_of(today, offset)
+    year, month, offset, max_offset = month_page(today, last, offset)
     first = max(today, date(year, month, 1))
     month_end = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
     end = min(month_end, last)

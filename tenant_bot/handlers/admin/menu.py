@@ -20,7 +20,7 @@ from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.routing import Handler, Routes
 from tenant_bot.texts import BotTexts
-from tenant_bot.views import last_bookable_day, local_today, month_of, months_between
+from tenant_bot.views import last_bookable_day, local_today, month_page
 
 routes = Routes("admin_menu")
 
@@ -112,9 +112,7 @@ async def admin_calendar(
     settings = await cache.settings()
     today = local_today(settings, clock)
     last = last_bookable_day(settings, clock) + timedelta(days=settings.horizon_days)
-    max_offset = months_between(today, last)
-    offset = max(0, min(offset, max_offset))
-    year, month = month_of(today, offset)
+    year, month, offset, max_offset = month_page(today, last, offset)
     days = {today + timedelta(days=i) for i in range((last - today).days + 1)}
     markup = keyboards.month_calendar(
         texts,
