@@ -13,11 +13,20 @@ from tenant_bot.booking import Actor, BookingCore
 from tenant_bot.booking.repositories import reminders as reminders_repo
 
 
+async def _reminders(pool: asyncpg.Pool, booking_id: int) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await reminders_repo.for_booking(conn, booking_id)
+
+
 async def _offsets(pool: asyncpg.Pool, booking_id: int) -> dict[int, str]:
-    rows = await pool.fetch(
-        "SELECT offset_minutes, status FROM reminders WHERE booking_id = $1", booking_id
-    )
-    return {r["offset_minutes"]: r["status"] for r in rows}
+    return {r["offset_minutes"]: r["status"] for r in await _reminders(pool, booking_id)}
+
+
+async def _due_at(pool: asyncpg.Pool, booking_id: int, offset: int) -> object:
+    [due] = [
+        r["due_at"] for r in await _reminders(pool, booking_id) if r["offset_minutes"] == offset
+    ]
+    return due
 
 
 async def test_created_moved_and_cancelled_with_the_booking(
@@ -35,16 +44,12 @@ async def test_created_moved_and_cancelled_with_the_booking(
         start=moscow(MONDAY + timedelta(days=2), 10),
     )
     assert await _offsets(tenant_pool, later.id) == {1440: "pending", 120: "pending"}
-    due = await tenant_pool.fetchval(
-        "SELECT due_at FROM reminders WHERE booking_id = $1 AND offset_minutes = 120", later.id
-    )
+    due = await _due_at(tenant_pool, later.id, 120)
     assert due == moscow(MONDAY + timedelta(days=2), 8)
     await core.bookings.reschedule(
         later.id, new_start=moscow(MONDAY + timedelta(days=3), 12), actor=Actor.owner()
     )
-    due = await tenant_pool.fetchval(
-        "SELECT due_at FROM reminders WHERE booking_id = $1 AND offset_minutes = 120", later.id
-    )
+    due = await _due_at(tenant_pool, later.id, 120)
     assert due == moscow(MONDAY + timedelta(days=3), 10)
     await core.bookings.cancel(later.id, actor=Actor.owner())
     assert await _offsets(tenant_pool, later.id) == {1440: "cancelled", 120: "cancelled"}
@@ -84,23 +89,25 @@ async def test_two_concurrent_claimers_send_each_once(
         )
     clock.now = moscow(wednesday, 8, 30)  # every 24 h reminder and the first 2 h ones are due
     due = {
-        r["id"]
-        for r in await tenant_pool.fetch(
-            "SELECT id FROM reminders WHERE status = 'pending' AND due_at <= $1", clock.now
-        )
+        (r["id"], offset)
+        for r in await tenant_pool.fetch("SELECT id FROM bookings")
+        for offset, due_at, status in await _reminders(tenant_pool, r["id"])
+        if status == "pending" and due_at <= clock.now
     }
     assert len(due) > 30
-    sent: Counter[int] = Counter()
+    sent: Counter[tuple[int, int]] = Counter()
+    ids: Counter[int] = Counter()
 
     async def claimer(name: str) -> None:
         while batch := await core.reminders.claim_due(worker=name, limit=3):
             for reminder in batch:
                 await asyncio.sleep(0)  # "sending" lets the other claimers run
                 assert await core.reminders.mark_sent(reminder.id, reminder.claim_token)
-                sent[reminder.id] += 1
+                sent[(reminder.details.booking.id, reminder.offset_minutes)] += 1
+                ids[reminder.id] += 1
 
     await asyncio.gather(claimer("a"), claimer("b"), claimer("c"))
-    assert set(sent) == due and set(sent.values()) == {1}
+    assert set(sent) == due and set(sent.values()) == {1} and set(ids.values()) == {1}
 
 
 async def test_a_claimer_that_dies_does_not_lose_the_reminder(

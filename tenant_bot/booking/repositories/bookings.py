@@ -215,17 +215,35 @@ async def move_booking(
     actor_id: int | None,
     reminder_offsets: Sequence[int],
 ) -> Booking:
-    """Move the booking (one row update, so the old time is freed as the new one is taken)."""
+    """Move the booking (one row update, so the old time is freed as the new one is taken).
+
+    Reminders follow it: the offsets still ahead of the new time are armed again (their claims, sent
+    or not, are forgotten, so each is sent for the new time) and other unsent claims are cancelled.
+    """
     row = await conn.fetchrow(
         """
-        WITH moved AS (
+        WITH armed AS (
+            SELECT array(SELECT o FROM unnest($12::int[]) AS o
+                         WHERE $3::timestamptz - make_interval(mins => o) > $8) AS offsets
+        ), moved AS (
             UPDATE bookings SET staff_id = $2, starts_at = $3, ends_at = $4,
-                occupied = tstzrange($5, $6), seat = $7, updated_at = $8
-            WHERE id = $1 RETURNING *
+                occupied = tstzrange($5, $6), seat = $7, updated_at = $8,
+                reminder_offsets = armed.offsets,
+                first_reminder_at = $3::timestamptz - make_interval(
+                    mins => (SELECT max(o) FROM unnest(armed.offsets) AS o))
+            FROM armed
+            WHERE id = $1 RETURNING bookings.*
         ), history AS (
             INSERT INTO booking_history (booking_id, at, actor, actor_id, from_status, to_status,
                                          from_starts_at, to_starts_at)
             SELECT id, $8, $9, $10, status, status, $11, starts_at FROM moved
+        ), rearmed AS (
+            DELETE FROM reminders WHERE booking_id = $1
+                AND offset_minutes = ANY ((SELECT offsets FROM armed)::int[])
+        ), dropped AS (
+            UPDATE reminders SET status = 'cancelled', claim_token = NULL, claimed_until = NULL
+            WHERE booking_id = $1 AND status = 'pending'
+                AND NOT offset_minutes = ANY ((SELECT offsets FROM armed)::int[])
         )
         SELECT * FROM moved
         """,
@@ -240,26 +258,7 @@ async def move_booking(
         actor.value,
         actor_id,
         booking.starts_at,
-    )
-    # Reminders follow the booking: unsent ones are dropped, every offset still ahead is (re-)armed.
-    await conn.execute(
-        "UPDATE reminders SET status = 'cancelled', claim_token = NULL, claimed_until = NULL"
-        " WHERE booking_id = $1 AND status = 'pending'",
-        booking.id,
-    )
-    await conn.execute(
-        """
-        INSERT INTO reminders (booking_id, offset_minutes, due_at)
-        SELECT $1, o, $2::timestamptz - make_interval(mins => o) FROM unnest($3::int[]) AS o
-        WHERE $2::timestamptz - make_interval(mins => o) > $4
-        ON CONFLICT (booking_id, offset_minutes) DO UPDATE SET
-            due_at = EXCLUDED.due_at, status = 'pending', claim_token = NULL,
-            claimed_until = NULL, sent_at = NULL, attempts = 0
-        """,
-        booking.id,
-        starts_at,
         list(reminder_offsets),
-        now,
     )
     return booking_from_row(row)
 

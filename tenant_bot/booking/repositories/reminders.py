@@ -15,23 +15,60 @@ async def claim_due(
 ) -> list[tuple[int, int, datetime, BookingDetails]]:
     """Claim up to ``limit`` due reminders of active, not yet started bookings.
 
-    SKIP LOCKED lets concurrent claimers pass each other's rows; the lease (``claimed_until``) makes a
-    reminder claimable again if its claimer dies before :func:`mark_sent`.
+    A due reminder is either still armed on its booking (``bookings.reminder_offsets``, migration
+    0003) — claiming it takes the offset off the booking and writes the reminder's row, in one
+    statement — or a row whose earlier claim was released or whose lease (``claimed_until``) ran out
+    because its claimer died before :func:`mark_sent`. SKIP LOCKED lets concurrent claimers pass each
+    other's bookings and rows; a claimer that waited for another's booking row sees the offsets that
+    are left on it. The unique (booking, offset) row is the one claim, so none is claimed twice.
     """
     rows = await conn.fetch(
         """
-        WITH picked AS (
-            SELECT r.id FROM reminders r JOIN bookings b ON b.id = r.booking_id
+        WITH armed AS (
+            SELECT b.id, b.starts_at, b.reminder_offsets FROM bookings b
+            WHERE b.first_reminder_at <= $1 AND b.status IN ('pending', 'confirmed')
+              AND b.starts_at > $1
+              AND EXISTS (SELECT 1 FROM unnest(b.reminder_offsets) AS o
+                          WHERE b.starts_at - make_interval(mins => o) <= $1)
+            ORDER BY b.first_reminder_at, b.id
+            LIMIT $4
+            FOR NO KEY UPDATE OF b SKIP LOCKED
+        ), due AS (
+            SELECT a.id AS booking_id, o AS offset_minutes,
+                   a.starts_at - make_interval(mins => o) AS due_at
+            FROM armed a CROSS JOIN LATERAL unnest(a.reminder_offsets) AS o
+            WHERE a.starts_at - make_interval(mins => o) <= $1
+            ORDER BY 3, 1, 2
+            LIMIT $4
+        ), disarmed AS (
+            UPDATE bookings b SET reminder_offsets = array(
+                SELECT o FROM unnest(b.reminder_offsets) AS o
+                WHERE NOT EXISTS (SELECT 1 FROM due d
+                                  WHERE d.booking_id = b.id AND d.offset_minutes = o))
+            FROM (SELECT DISTINCT booking_id FROM due) t
+            WHERE b.id = t.booking_id
+        ), fresh AS (
+            INSERT INTO reminders (booking_id, offset_minutes, due_at, claim_token, claimed_until,
+                                   attempts)
+            SELECT booking_id, offset_minutes, due_at, $3, $2, 1 FROM due
+            ON CONFLICT (booking_id, offset_minutes) DO NOTHING
+            RETURNING id AS reminder_id, booking_id, offset_minutes, due_at
+        ), picked AS (
+            SELECT r.id, r.due_at FROM reminders r JOIN bookings b ON b.id = r.booking_id
             WHERE r.status = 'pending' AND r.due_at <= $1
               AND (r.claimed_until IS NULL OR r.claimed_until < $1)
               AND b.status IN ('pending', 'confirmed') AND b.starts_at > $1
             ORDER BY r.due_at, r.id
             LIMIT $4
             FOR UPDATE OF r SKIP LOCKED
-        ), claimed AS (
+        ), reclaimed AS (
             UPDATE reminders r SET claim_token = $3, claimed_until = $2, attempts = attempts + 1
-            FROM picked WHERE r.id = picked.id
+            FROM (SELECT id FROM picked ORDER BY due_at, id
+                  LIMIT greatest($4 - (SELECT count(*) FROM fresh), 0)) p
+            WHERE r.id = p.id
             RETURNING r.id AS reminder_id, r.booking_id, r.offset_minutes, r.due_at
+        ), claimed AS (
+            SELECT * FROM fresh UNION ALL SELECT * FROM reclaimed
         )
         SELECT claimed.reminder_id, claimed.offset_minutes, claimed.due_at, d.*
         FROM claimed JOIN (
@@ -90,10 +127,20 @@ async def release(conn: asyncpg.Connection, *, reminder_id: int, token: str) -> 
     return status == "UPDATE 1"
 
 
-async def pending_for_booking(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg.Record]:
+async def for_booking(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg.Record]:
+    """The booking's reminders (offset_minutes, due_at, status), latest offset first: claimed ones
+    as recorded, armed ones not claimed yet as ``pending`` (``cancelled`` once the booking is not
+    active)."""
     return await conn.fetch(
-        "SELECT offset_minutes, due_at, status FROM reminders WHERE booking_id = $1"
-        " ORDER BY offset_minutes DESC",
+        """
+        SELECT r.offset_minutes, r.due_at, r.status FROM reminders r WHERE r.booking_id = $1
+        UNION ALL
+        SELECT o, b.starts_at - make_interval(mins => o),
+               CASE WHEN b.status IN ('pending', 'confirmed') THEN 'pending' ELSE 'cancelled' END
+        FROM bookings b CROSS JOIN LATERAL unnest(b.reminder_offsets) AS o
+        WHERE b.id = $1
+        ORDER BY 1 DESC
+        """,
         booking_id,
     )
 
