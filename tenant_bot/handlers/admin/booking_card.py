@@ -12,7 +12,7 @@ from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus
 from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, OwnerBooking
-from tenant_bot.handlers.admin.common import back_to_menu
+from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
 from tenant_bot.handlers.common import show
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier, owner_card
@@ -91,20 +91,21 @@ async def ask_reason(
     locale: str,
 ) -> None:
     details = await core.bookings.get(callback_data.booking_id)
-    await callback.answer()
     if not details.booking.status.active:
+        await callback.answer()
         await show(
             callback,
             texts(locale, "booking_gone"),
             InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale)]),
         )
         return
-    await state.set_state(OwnerInput.cancel_reason)
-    await state.set_data({"booking_id": details.booking.id})
-    await show(
+    await ask_for_input(
         callback,
-        texts(locale, "adm_ask_reason"),
-        InlineKeyboardMarkup(inline_keyboard=[back_to_menu(texts, locale)]),
+        state,
+        input_state=OwnerInput.cancel_reason,
+        prompt=texts(locale, "adm_ask_reason"),
+        back=back_to_menu(texts, locale),
+        data={"booking_id": details.booking.id},
     )
 
 
