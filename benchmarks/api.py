@@ -221,6 +221,15 @@ async def _teardown(database_url: str, redis_url: str, created: dict[str, Any]) 
         await redis.aclose()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _spawn(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--port", str(port)],
@@ -263,6 +272,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     headers = {"bare": {}, "api": {"Authorization": f"Bearer {created['key']}"}}
     totals = {kind: {"seconds": 0.0, "latencies": [], "errors": 0} for kind in kinds}
+    server_cpu = {kind: 0.0 for kind in kinds}
     try:
         for kind in kinds:
             processes[kind] = _spawn(kind, ports[kind], env)
@@ -280,6 +290,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for round_ in range(rounds):
             order = kinds if round_ % 2 == 0 else kinds[::-1]
             for kind in order:
+                cpu_before = _cpu_seconds(processes[kind].pid)
                 measured = await load(
                     ports[kind],
                     path,
@@ -288,6 +299,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     seconds=seconds / rounds,
                     keep_latencies=True,
                 )
+                server_cpu[kind] += _cpu_seconds(processes[kind].pid) - cpu_before
                 totals[kind]["seconds"] += measured["elapsed"]
                 totals[kind]["latencies"].extend(measured["latencies"])
                 totals[kind]["errors"] += measured["errors"]
@@ -306,6 +318,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_rps": round(bare["rps"], 1),
         "baseline_p99_ms": round(bare["p99_ms"], 2),
         "ratio": round(api["rps"] / bare["rps"], 3) if bare["rps"] else 0.0,
+        # Server CPU per request (the server process only; PostgreSQL and Redis not counted): a
+        # steadier figure than rps on a busy machine.
+        "server_cpu_us": round(server_cpu["api"] / api["requests"] * 1e6) if api["requests"] else 0,
+        "baseline_server_cpu_us": (
+            round(server_cpu["bare"] / bare["requests"] * 1e6) if bare["requests"] else 0
+        ),
         "concurrency": args.concurrency,
         "seconds": seconds,
         "rounds": rounds,

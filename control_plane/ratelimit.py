@@ -3,8 +3,11 @@
 Counters live under ``bf:ratelimit:`` and are shared by every API process. A request normally costs one
 Redis round trip. For high rates only, a process takes hits in small batches (``cost=n`` on the shared
 counter) and spends them locally for up to a second: a batch is at most 1% of a second's allowance, so
-the limit stays exact to within that, and an unused batch only ever makes the limit stricter. At
-ordinary admin rates (600/minute) the batch is 1: every request is counted in Redis.
+the limit stays exact to within that, and an unused batch only ever makes the limit stricter. One
+request per process and key refills while the others in flight wait for its batch (no stampede of
+batches), and once a batch is refused (the key is near its limit) every request of that key is counted
+in Redis one by one for a second, so the 429s come exactly at the limit. At ordinary admin rates
+(600/minute) the batch is 1: every request is counted in Redis, one round trip (one Lua script).
 
 When Redis cannot be reached
 the limiter lets requests through (and says so in the log): readiness already reports Redis, and an
@@ -13,6 +16,7 @@ admin API that refuses everything while Redis restarts helps nobody.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -55,6 +59,8 @@ class RateLimiter:
         self.batch = int(max(1, min(max_batch, per_second * batch_fraction)))
         self._batch_ttl_s = batch_ttl_s
         self._credits: dict[str, tuple[int, float]] = {}
+        self._refills: dict[str, asyncio.Lock] = {}
+        self._exact_until: dict[str, float] = {}
         # The storage shares the application's connection pool; the URI only picks the driver.
         storage = RedisStorage(
             "async+redis://",
@@ -72,23 +78,54 @@ class RateLimiter:
     async def hit(self, identity: str) -> RateDecision:
         """Count one request of ``identity``; say whether it may go on, and if not, for how long
         it should wait."""
-        now = time.monotonic()
         if self.batch > 1:
-            credit, expires = self._credits.get(identity, (0, 0.0))
-            if credit > 0 and expires > now:
-                self._credits[identity] = (credit - 1, expires)
+            if self._take_credit(identity):
                 return RateDecision(allowed=True)
+            if self._exact_until.get(identity, 0.0) <= time.monotonic():
+                # One request of this process refills; the others wait for it and spend its
+                # batch (without this, every request in flight would take a batch of its own).
+                lock = self._refills.get(identity)
+                if lock is None:
+                    if len(self._refills) >= self._MAX_IDENTITIES:
+                        self._refills.clear()
+                    lock = self._refills[identity] = asyncio.Lock()
+                async with lock:
+                    if self._take_credit(identity):
+                        return RateDecision(allowed=True)
+                    if self._exact_until.get(identity, 0.0) <= time.monotonic():
+                        try:
+                            refilled = await self._limiter.hit(
+                                self._item, identity, cost=self.batch
+                            )
+                        except (StorageError, RedisError, OSError) as exc:
+                            return self._unavailable(exc)
+                        now = time.monotonic()
+                        if refilled:
+                            if len(self._credits) >= self._MAX_IDENTITIES:
+                                self._credits.clear()
+                            self._credits[identity] = (self.batch - 1, now + self._batch_ttl_s)
+                            return RateDecision(allowed=True)
+                        # Near the limit: count every request in Redis for a while.
+                        if len(self._exact_until) >= self._MAX_IDENTITIES:
+                            self._exact_until.clear()
+                        self._exact_until[identity] = now + self._batch_ttl_s
         try:
-            if self.batch > 1 and await self._limiter.hit(self._item, identity, cost=self.batch):
-                if len(self._credits) >= self._MAX_IDENTITIES:
-                    self._credits.clear()
-                self._credits[identity] = (self.batch - 1, now + self._batch_ttl_s)
-                return RateDecision(allowed=True)
             if await self._limiter.hit(self._item, identity):
                 return RateDecision(allowed=True)
             stats = await self._limiter.get_window_stats(self._item, identity)
         except (StorageError, RedisError, OSError) as exc:
-            log.warning("rate limiter unavailable; request allowed", extra={"error": str(exc)})
-            return RateDecision(allowed=True)
+            return self._unavailable(exc)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         return RateDecision(allowed=False, retry_after_s=retry_after)
+
+    def _take_credit(self, identity: str) -> bool:
+        credit, expires = self._credits.get(identity, (0, 0.0))
+        if credit > 0 and expires > time.monotonic():
+            self._credits[identity] = (credit - 1, expires)
+            return True
+        return False
+
+    @staticmethod
+    def _unavailable(exc: Exception) -> RateDecision:
+        log.warning("rate limiter unavailable; request allowed", extra={"error": str(exc)})
+        return RateDecision(allowed=True)

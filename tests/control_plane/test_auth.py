@@ -145,3 +145,34 @@ async def test_high_rates_are_counted_in_redis_in_small_batches(redis) -> None:
     assert stats.remaining == 6000 - 120  # two batches of 60 taken from the shared counter
     async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
         await redis.delete(key)
+
+
+async def test_concurrent_requests_share_one_batch(redis) -> None:
+    """Requests in flight together wait for one refill instead of each taking a batch (which
+    would count far more than was used and throttle the key early)."""
+    import asyncio
+
+    from control_plane.ratelimit import RateLimiter
+
+    identity = "test-herd-" + secrets.token_hex(4)
+    fast = RateLimiter(redis=redis, rate="6000/second")
+    decisions = await asyncio.gather(*(fast.hit(identity) for _ in range(50)))
+    assert all(decision.allowed for decision in decisions)
+    stats = await fast._limiter.get_window_stats(fast._item, identity)
+    assert stats.remaining == 6000 - 60  # one batch for all 50
+    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+        await redis.delete(key)
+
+
+async def test_near_the_limit_requests_are_counted_one_by_one(redis) -> None:
+    from control_plane.ratelimit import RateLimiter
+
+    identity = "test-edge-" + secrets.token_hex(4)
+    limiter = RateLimiter(redis=redis, rate="200/second", batch_fraction=0.05)
+    assert limiter.batch == 10
+    await limiter._limiter.hit(limiter._item, identity, cost=195)  # another process's use
+    decisions = [await limiter.hit(identity) for _ in range(8)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+    assert all(d.retry_after_s >= 1 for d in decisions[5:])
+    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+        await redis.delete(key)
