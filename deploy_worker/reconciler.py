@@ -241,7 +241,13 @@ class Reconciler:
         if not decisions:
             return
         async with self._pool.acquire() as conn, conn.transaction():
+            repo = DeploymentRepository(conn)
             for row, decision in decisions:
+                # The pass read a snapshot; act only if the tenant is still as it was seen then.
+                if not await repo.still_idle_as_seen(
+                    row["id"], status=row["status"], desired_state=row["desired_state"]
+                ):
+                    continue
                 payload: dict[str, Any] = {"reason": decision.reason, "source": "reconciler"}
                 if decision.force:
                     payload["force"] = True

@@ -178,6 +178,12 @@ class Worker:
         permanent = is_permanent(exc)
         error = mask(str(exc) or type(exc).__name__)
         self.jobs_failed += 1
+        final = permanent or job["attempts"] >= job["max_attempts"]
+        # The tenant learns of a final failure while the job still runs: had the job been marked
+        # dead first, a reconcile pass in between would see a tenant still "provisioning" with no
+        # job, queue another and fail it again (a second tenant.failed for the owner).
+        if final and not await self._record_final_failure(job, error, permanent=permanent):
+            return
         try:
             status = await jobs.fail(
                 self._pool, job, error, retry=not permanent, worker_id=self.worker_id
@@ -185,7 +191,7 @@ class Worker:
         except (asyncpg.PostgresError, OSError):
             log.exception("cannot record the job failure; its lease will expire")
             return
-        final = status == "dead"
+        final = status == "dead"  # as predicted above, unless the job was lost meanwhile
         log.log(
             logging.ERROR if final else logging.WARNING,
             "job failed",
@@ -197,12 +203,27 @@ class Worker:
             },
             exc_info=not _expected(exc),
         )
-        if status == "lost":
+        if status == "lost" or final:  # a final failure was recorded on the tenant above
             return
         try:
-            await self._handler.failed(job, error, final=final, permanent=permanent)
+            await self._handler.failed(job, error, final=False, permanent=permanent)
         except Exception:
             log.exception("recording the failure on the tenant failed")
+
+    async def _record_final_failure(
+        self, job: asyncpg.Record, error: str, *, permanent: bool
+    ) -> bool:
+        """Put a job's final failure on its tenant; False if the job is no longer ours."""
+        if not await jobs.extend_lease(
+            self._pool, job["id"], worker_id=self.worker_id, seconds=self._lease_s
+        ):
+            log.warning("job lost its lease before its failure was recorded")
+            return False
+        try:
+            await self._handler.failed(job, error, final=True, permanent=permanent)
+        except Exception:
+            log.exception("recording the failure on the tenant failed")
+        return True
 
     async def _release(self, job: asyncpg.Record) -> None:
         with contextlib.suppress(Exception):

@@ -68,6 +68,21 @@ class DeploymentRepository:
             *columns.values(),
         )
 
+    async def still_idle_as_seen(self, tenant_id: int, *, status: str, desired_state: str) -> bool:
+        """Lock the tenant (inside the caller's transaction) and tell whether it is still in the
+        state a reconcile decision was based on, with no job queued or running."""
+        return bool(
+            await self._db.fetchval(
+                "SELECT NOT EXISTS (SELECT 1 FROM control.jobs j WHERE j.tenant_id = t.id"
+                "                   AND j.status IN ('queued', 'running'))"
+                " FROM control.tenants t WHERE t.id = $1 AND t.status = $2"
+                " AND t.desired_state = $3 AND t.deleted_at IS NULL FOR UPDATE OF t",
+                tenant_id,
+                status,
+                desired_state,
+            )
+        )
+
     async def fleet_view(self) -> list[asyncpg.Record]:
         """Every live tenant with its deployment and whether it has a queued or running job — what
         the reconciler and ``fleet status`` compare against the runtime, in one query."""
