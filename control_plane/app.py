@@ -93,6 +93,9 @@ def create_app(
                     config.require("database_url"),
                     max_size=config.db_pool_size,
                     reset=_keep_session,
+                    # No idle timer: asyncpg re-arms one on every release (a timer handle per
+                    # query); the API keeps its few connections open instead.
+                    max_inactive_connection_lifetime=0,
                 )
                 stack.push_async_callback(db.close)
             client = redis

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from control_plane.problems import ApiProblem
 from control_plane.ratelimit import RateLimiter
@@ -100,10 +101,11 @@ class ScopedKey(HTTPBearer):
         self.__name__ = "require_" + "_or_".join(self.accepted)
 
     async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
-        credentials = await super().__call__(request)
+        # HTTPBearer's own parsing, without building its credentials model.
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
         authenticator: Authenticator = request.app.state.authenticator
         key = await authenticator.authenticate(
-            request, credentials.credentials if credentials else None
+            request, credentials if scheme.lower() == "bearer" else None
         )
         if not any(scope in key.scopes for scope in self.accepted):
             raise ApiProblem(
