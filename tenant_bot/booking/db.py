@@ -36,7 +36,7 @@ BUSY_RETRIES = 8
 _CONSTRAINT_ERRORS: dict[str, type[BookingError]] = {
     "bookings_no_overlap": SlotTaken,
     "bookings_one_session": SlotTaken,
-    "idempotency_keys_pkey": Conflict,
+    "bookings_idempotency_key_idx": Conflict,
     "customers_telegram_user_id_key": Conflict,
     "waitlist_one_wish_idx": Conflict,
     "working_hours_no_overlap": Conflict,

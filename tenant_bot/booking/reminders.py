@@ -1,7 +1,8 @@
 """ReminderService: reminders created with bookings, sent at least once and normally exactly once.
 
-Reminder rows are written with the booking (one per configured offset still ahead), re-armed when it is
-rescheduled and cancelled with it. Senders — any number of bot processes — loop::
+Reminders are armed with the booking (the configured offsets still ahead, kept on the booking row;
+migration 0003), re-armed when it is rescheduled and dropped with it; a reminder's row is written when
+it falls due and is claimed. Senders — any number of bot processes — loop::
 
     for reminder in await core.reminders.claim_due(worker="bot-1"):
         await send(reminder)                       # the Telegram message

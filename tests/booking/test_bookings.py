@@ -387,3 +387,32 @@ async def test_catalogue_cache_never_books_against_stale_rules(
     await other.catalogue.update_service(shop.service.id, active=False)
     with pytest.raises(Inactive):
         await core.bookings.book(**args, start=moscow(MONDAY + timedelta(days=2), 12))
+
+
+async def test_purged_idempotency_key_books_anew(
+    core: BookingCore, shop: Shop, clock: FakeClock
+) -> None:
+    anna = await core.customers.register(101)
+    first = await core.bookings.book(
+        customer_id=anna.id,
+        service_id=shop.service.id,
+        start=moscow(MONDAY, 10),
+        idempotency_key="d1",
+    )
+    assert await core.bookings.purge_idempotency_keys(older_than=timedelta(days=7)) == 0
+    clock.advance(timedelta(hours=1))
+    assert await core.bookings.purge_idempotency_keys(older_than=timedelta(minutes=30)) == 1
+    again = await core.bookings.book(
+        customer_id=anna.id,
+        service_id=shop.service.id,
+        start=moscow(MONDAY, 11),
+        idempotency_key="d1",
+    )
+    assert again.id != first.id
+    repeat = await core.bookings.book(
+        customer_id=anna.id,
+        service_id=shop.service.id,
+        start=moscow(MONDAY, 12),
+        idempotency_key="d1",
+    )
+    assert repeat.id == again.id

@@ -134,16 +134,17 @@ async def find_by_idempotency_key(
     conn: asyncpg.Connection, customer_id: int, key: str
 ) -> Booking | None:
     row = await conn.fetchrow(
-        "SELECT b.* FROM idempotency_keys k JOIN bookings b ON b.id = k.booking_id"
-        " WHERE k.customer_id = $1 AND k.key = $2",
-        customer_id,
-        key,
+        "SELECT * FROM bookings WHERE customer_id = $1 AND idempotency_key = $2", customer_id, key
     )
     return booking_from_row(row) if row else None
 
 
 async def purge_idempotency_keys(conn: asyncpg.Connection, before: datetime) -> int:
-    status = await conn.execute("DELETE FROM idempotency_keys WHERE created_at < $1", before)
+    status = await conn.execute(
+        "UPDATE bookings SET idempotency_key = NULL"
+        " WHERE idempotency_key IS NOT NULL AND created_at < $1",
+        before,
+    )
     return int(status.split()[-1])
 
 
