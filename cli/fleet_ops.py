@@ -113,7 +113,7 @@ def logs(
         from deploy_worker.runtimes import create_runtime
 
         runtime = await asyncio.to_thread(
-            create_runtime, config, namespace=config.tenant_role_prefix
+            create_runtime, config, namespace=config.tenant_role_prefix, observer=True
         )
         try:
             text = await runtime.logs(slug, tail=tail)
@@ -142,7 +142,7 @@ def status(
         has_key = config.master_key is not None
         async with open_resources(config, secrets=has_key) as res:
             runtime = await asyncio.to_thread(
-                create_runtime, config, namespace=config.tenant_role_prefix
+                create_runtime, config, namespace=config.tenant_role_prefix, observer=True
             )
             try:
                 specs = tenants = None

@@ -6,6 +6,7 @@
 - :class:`RetryableJobError` — may pass (Telegram or a runtime unreachable): retried with backoff.
 - :class:`RuntimeBackendError` — the container runtime failed an operation.
 - :class:`HeartbeatTimeout` — the bot did not report ready in time.
+- :class:`StateDirLocked` — another worker already runs the process runtime on this state directory.
 """
 
 from __future__ import annotations
@@ -35,3 +36,7 @@ class RuntimeBackendError(RetryableJobError):
 
 class HeartbeatTimeout(RetryableJobError):
     """The tenant bot did not write its heartbeat in time."""
+
+
+class StateDirLocked(WorkerError):
+    """Another worker holds the process runtime's state directory (one worker per directory)."""

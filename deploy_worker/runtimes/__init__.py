@@ -51,8 +51,13 @@ def resolve_kind(settings: Settings) -> str:
     return "docker"
 
 
-def create_runtime(settings: Settings, *, namespace: str, kind: str | None = None) -> Runtime:
+def create_runtime(
+    settings: Settings, *, namespace: str, kind: str | None = None, observer: bool = False
+) -> Runtime:
     """Build the runtime ``kind`` (default: from settings) for ``namespace`` (the role prefix).
+
+    ``observer``: for read-only callers beside a running worker (``fleet status``, logs); the process
+    runtime then neither takes its state directory's lock nor supervises anything.
 
     Blocking (it may ping the Docker engine): call it at start-up, or in a thread."""
     kind = kind or resolve_kind(settings)
@@ -65,6 +70,7 @@ def create_runtime(settings: Settings, *, namespace: str, kind: str | None = Non
             state_dir=Path(settings.process_state_dir).absolute(),
             preload=preload,
             stop_timeout=settings.stop_timeout_s,
+            observer=observer,
         )
     if kind in ("docker", "swarm"):
         client = docker_client()

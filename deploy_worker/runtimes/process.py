@@ -11,12 +11,21 @@ count — never the environment, which holds secrets). A restarted worker reads 
 still running (checking the start time, so a recycled pid is never mistaken for a bot) and reports
 the rest as stopped for the reconciler to restart or remove. Memory and CPU limits are not enforced
 here; use the docker runtime where they matter.
+
+One worker per state directory: two would supervise (and restart, and kill as strays) each other's
+bots. The runtime takes an exclusive ``flock`` on ``<state dir>/worker.lock`` on first use (in a
+thread, never blocking the event loop) and holds it until :meth:`ProcessRuntime.close`; the kernel
+drops it when the worker dies, even by SIGKILL (the fork server and the bots never inherit it). A
+second worker fails at once with :class:`~deploy_worker.errors.StateDirLocked` naming the directory.
+Reading logs needs no lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -27,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deploy_worker.errors import StateDirLocked
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
 from deploy_worker.runtimes.forkclient import ForkServer
 from deploy_worker.spec import LABEL_NAMESPACE, RuntimeSpec, instance_name
@@ -34,6 +44,7 @@ from deploy_worker.spec import LABEL_NAMESPACE, RuntimeSpec, instance_name
 log = logging.getLogger(__name__)
 
 MAX_LOG_BYTES = 10 * 1024 * 1024
+LOCK_FILE = "worker.lock"
 
 
 @dataclass
@@ -72,7 +83,10 @@ class ProcessRuntime:
         backoff_cap: float = 60.0,
         stable_after: float = 60.0,
         fork_server: ForkServer | None = None,
+        observer: bool = False,
     ) -> None:
+        """``observer``: read-only (``botfleet fleet status``, logs) — no lock, no supervision, no
+        fork server; ``ensure``/``stop``/``remove`` raise. A worker's runtime is never an observer."""
         self.namespace = namespace
         self._dir = state_dir
         self._logs = state_dir / "logs"
@@ -90,14 +104,21 @@ class ProcessRuntime:
         self._loaded = False
         self._load_lock = asyncio.Lock()
         self._exit_codes: dict[int, int] = {}
+        self._lock_fd: int | None = None
+        self._observer = observer
 
     # -- the interface ---------------------------------------------------------------------------
 
     async def warm_up(self) -> None:
-        """Start the fork server now, so the first bot does not wait for aiogram's import."""
+        """Take the state directory's lock, then start the fork server now, so the first bot does not
+        wait for aiogram's import."""
+        if self._observer:
+            return
+        await self._acquire_dir_lock()
         await self._server.start()
 
     async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
+        self._check_owner()
         await self._load()
         async with self._lock(spec.slug):
             child = self._children.get(spec.slug)
@@ -128,6 +149,7 @@ class ProcessRuntime:
             return EnsureResult(self._status_of(child), changed=True)
 
     async def stop(self, slug: str) -> bool:
+        self._check_owner()
         await self._load()
         async with self._lock(slug):
             child = self._children.get(slug)
@@ -138,6 +160,7 @@ class ProcessRuntime:
             return was_alive
 
     async def remove(self, slug: str) -> bool:
+        self._check_owner()
         await self._load()
         async with self._lock(slug):
             child = self._children.pop(slug, None)
@@ -180,6 +203,9 @@ class ProcessRuntime:
                     await child.task
             _close_fd(child)
         await self._server.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     async def shutdown_all(self) -> None:
         """Stop every bot of this namespace (tests, ``botfleet up`` teardown)."""
@@ -306,6 +332,10 @@ class ProcessRuntime:
         async with self._load_lock:
             if self._loaded:
                 return
+            if self._observer:
+                await self._observe()
+                return
+            await self._acquire_dir_lock()
             records = await asyncio.to_thread(_read_states, self._dir, self.namespace)
             for record in records:
                 child = _Child(
@@ -341,6 +371,37 @@ class ProcessRuntime:
                     extra={"pid": pid},
                 )
             self._loaded = True
+
+    async def _observe(self) -> None:
+        """An observer's load: the bots as the state files say, alive or not; nothing adopted, no
+        lock taken, no stray killed (a worker may own this directory)."""
+        records = await asyncio.to_thread(_read_states, self._dir, self.namespace)
+        for record in records:
+            child = _Child(
+                slug=record["slug"],
+                spec_hash=record.get("spec_hash"),
+                image=record.get("image"),
+                pid=record.get("pid"),
+                proc_start=record.get("proc_start"),
+                restart_count=int(record.get("restart_count") or 0),
+                started_at=_parse_dt(record.get("started_at")),
+                exit_code=record.get("exit_code"),
+            )
+            if record.get("state") != InstanceState.STOPPED and _alive(child.pid, child.proc_start):
+                child.state = InstanceState.RUNNING
+            self._children[child.slug] = child
+        self._loaded = True
+
+    def _check_owner(self) -> None:
+        if self._observer:
+            raise StateDirLocked(
+                f"this process runtime only observes {self._dir}; changes are the worker's"
+            )
+
+    async def _acquire_dir_lock(self) -> None:
+        """Hold ``<state dir>/worker.lock`` for the runtime's life, or raise :class:`StateDirLocked`."""
+        if self._lock_fd is None:
+            self._lock_fd = await asyncio.to_thread(_lock_state_dir, self._dir)
 
     async def _persist(self, child: _Child) -> None:
         record = {
@@ -383,6 +444,31 @@ class ProcessRuntime:
 
 
 # -- helpers (blocking ones run in threads) ---------------------------------------------------------
+
+
+def _lock_state_dir(directory: Path) -> int:
+    """An fd holding an exclusive, non-blocking ``flock`` on ``directory/worker.lock`` (blocking I/O:
+    run it in a thread). The fd is not inherited by the fork server or the bots."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = f" (pid {int(path.read_text().split()[0])})"
+        raise StateDirLocked(
+            f"another botfleet worker{holder} already runs the process runtime on state directory "
+            f"{directory} (lock {path}); run one worker per state directory: stop the other "
+            "worker, or give this one its own BOTFLEET_PROCESS_STATE_DIR"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _label_of(status: InstanceStatus, key: str) -> str | None:
