@@ -49,7 +49,10 @@ def build_dispatcher(
     )
     dp = Dispatcher(storage=storage)
     limiter = RateLimitMiddleware(
-        redis_url=redis_url, rate=rate_limit, notice=lambda locale: texts(locale, "rate_limited")
+        redis=redis,
+        redis_url=redis_url,
+        rate=rate_limit,
+        notice=lambda locale: texts(locale, "rate_limited"),
     )
     for observer in (dp.message, dp.callback_query):
         observer.outer_middleware(LocaleMiddleware())

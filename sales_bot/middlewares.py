@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, TelegramObject, User
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from templates import LOCALES
 
@@ -35,21 +37,39 @@ class LocaleMiddleware(BaseMiddleware):
 
 class RateLimitMiddleware(BaseMiddleware):
     """A moving-window limit per user in Redis (``bf:sales:rl:...``), shared by every sales bot
-    process. Over the limit, messages are dropped and buttons answered with a short notice."""
+    process. Over the limit, buttons are answered with a short notice (a toast); of the messages,
+    the first one over the limit is answered with that notice and the rest are dropped in silence,
+    one notice per user and window."""
 
-    def __init__(self, *, redis_url: str, rate: str, notice: Callable[[str], str]) -> None:
+    def __init__(
+        self, *, redis: Redis, redis_url: str, rate: str, notice: Callable[[str], str]
+    ) -> None:
         self._limit: RateLimitItem = parse(rate)
+        self._notice_limit: RateLimitItem = parse(f"1/{self._limit.get_expiry()}seconds")
+        # On the caller's connection pool: its owner closes it (a pool of our own would be left
+        # open when the bot stops).
         storage = RedisStorage(
-            "async+" + redis_url, implementation="redispy", key_prefix="bf:sales:rl"
+            "async+" + redis_url,
+            implementation="redispy",
+            key_prefix="bf:sales:rl",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # documented option
         )
         self._limiter = MovingWindowRateLimiter(storage)
         self._notice = notice
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is not None and not await self._limiter.hit(self._limit, "user", str(user.id)):
-            log.info("sales bot rate limit hit", extra={"telegram_user": user.id})
-            if isinstance(event, CallbackQuery):
-                await event.answer(self._notice(data.get("locale", "ru")))
+        if user is None or await self._limiter.hit(self._limit, "user", str(user.id)):
+            return await handler(event, data)
+        log.info("sales bot rate limit hit", extra={"telegram_user": user.id})
+        if isinstance(event, Message):
+            # One notice per user and window; the rest of a burst is dropped in silence.
+            if not await self._limiter.hit(self._notice_limit, "notice", str(user.id)):
+                return None
+        elif not isinstance(event, CallbackQuery):
             return None
-        return await handler(event, data)
+        try:
+            await event.answer(self._notice(data.get("locale", "ru")))  # a callback: a toast
+        except TelegramAPIError:
+            log.warning("could not tell a user to slow down", extra={"telegram_user": user.id})
+        return None

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from billing_fixtures import (  # noqa: F401  (fixtures are found by name)
     billing,
@@ -41,6 +42,12 @@ from templates import Texts
 SUPPORT = "@botfleet_support"
 
 
+@pytest.fixture
+def sales_rate_limit() -> str:
+    """The per-user limit of the ``sales_bot`` fixture: none to speak of (a module overrides it)."""
+    return "1000/second"
+
+
 @pytest_asyncio.fixture
 async def sales_bot(
     billing: Billing,  # noqa: F811
@@ -50,6 +57,7 @@ async def sales_bot(
     redis_url: str,
     telegram_emulator: TelegramEmulator,  # noqa: F811
     telegram_sandbox: TelegramSandbox,  # noqa: F811
+    sales_rate_limit: str,
 ) -> AsyncIterator[RunningSalesBot]:
     token = new_bot_token()
     await telegram_sandbox.register_bot(token, username=f"sales{bot_id_of(token)}_bot")
@@ -63,7 +71,7 @@ async def sales_bot(
         redis_url=redis_url,
         texts=texts,
         support=SUPPORT,
-        rate_limit="1000/second",
+        rate_limit=sales_rate_limit,
     )
     bot = make_bot(token, api_base=telegram_emulator.base_url)
     outbox = OutboxDelivery(pool=pool, bot=bot, texts=texts, support=SUPPORT)
