@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,10 @@ def api(
             raise fail(str(exc), EXIT_BAD_INPUT) from None
     runtime = _log_source(config)
     app = create_app(config, log_source=runtime)
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # full passes (they cost ~35 ms each and made the p99 latency).
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(
             app,
