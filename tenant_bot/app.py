@@ -6,6 +6,8 @@ Entry points:
   ``botfleet tenant-bot``, ``python -m tenant_bot`` and the deploy worker's forking ``process`` runtime).
 - :func:`run` — async; the same for a :class:`~schemas.runtime.TenantRuntime` already read, stopping
   when ``stop`` is set (tests, benchmarks).
+- :func:`warm_up` — for a process that forks bots (the deploy worker's fork server): builds, once and
+  without any I/O, what each bot would otherwise build for itself at start-up.
 
 Start-up connects PostgreSQL (as the tenant's role) and Redis (as the tenant's ACL user), asks
 Telegram ``getMe``, registers the command menus, starts receiving updates and the background work, and
@@ -126,3 +128,65 @@ def run_from_env(environ: dict[str, str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def warm_up() -> None:
+    """Prepare what every bot builds at start-up, once, in a process that then forks bots.
+
+    Compiles the message templates (``templates/tenant_bot/*.j2``) into the shared jinja2 environment
+    and builds a throwaway Bot and dispatcher with every router (first-use imports and caches), so
+    forked bots share all of it copy-on-write instead of each building its own. No side effects: no
+    connection is opened and nothing is sent (Telegram, PostgreSQL and Redis are not touched); the
+    objects built are dropped. Call it before ``gc.freeze()``.
+    """
+    from typing import Any, cast
+
+    from aiogram.fsm.storage.base import DefaultKeyBuilder
+    from aiogram.fsm.storage.redis import RedisStorage
+    from redis.asyncio import Redis
+
+    from templates import LOCALES
+    from tenant_bot.booking import BookingCore
+    from tenant_bot.dispatcher import build_dispatcher
+    from tenant_bot.isolation import ChatEventIsolation
+    from tenant_bot.middlewares.locale import LocaleStore
+    from tenant_bot.notifications import Notifier
+    from tenant_bot.resources import make_bot
+    from tenant_bot.texts import BotTexts
+
+    for locale in LOCALES:
+        BotTexts(default_locale=locale).has(locale, "start")  # compiles <locale>.j2
+    runtime = TenantRuntime(
+        slug="warmup",
+        bot_token="123456789:" + "A" * 35,
+        database_url="postgresql://warmup@127.0.0.1:1/warmup",
+        redis_url="redis://127.0.0.1:1/0",
+        redis_prefix="t:warmup:",
+        owner_ids=[1],
+        telegram_api_base="http://127.0.0.1:1",
+    )
+    redis = Redis.from_url(runtime.redis_url.get_secret_value())  # connects on first command only
+    storage = RedisStorage(redis=redis, key_builder=DefaultKeyBuilder(prefix="t:warmup:fsm"))
+    texts = BotTexts(default_locale=runtime.locale)
+    core = BookingCore(cast(Any, None), clock=utc_now)  # no query runs
+    locales = LocaleStore(redis, prefix=runtime.redis_prefix)
+    notifier = Notifier(
+        make_bot(runtime),
+        redis=redis,
+        prefix=runtime.redis_prefix,
+        texts=texts,
+        locales=locales,
+        owner_ids=runtime.owner_ids,
+        waitlist=core.waitlist,
+    )
+    build_dispatcher(
+        runtime=runtime,
+        storage=storage,
+        isolation=ChatEventIsolation(),
+        redis=redis,
+        core=core,
+        texts=texts,
+        notifier=notifier,
+        locales=locales,
+        clock=utc_now,
+    )

@@ -15,7 +15,10 @@ serves requests on stdin and answers on stdout, one JSON object per line:
 On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}}``. It exits when stdin closes
 (the worker is gone); the bots keep running and a restarted worker adopts them.
 
-Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``.
+Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``; a ``mod:func`` argument is a
+warm-up, called (no arguments) after every module is imported and before the freeze, to build what
+each bot would otherwise build for itself on start-up (``tenant_bot.app:warm_up`` compiles the
+templates and builds a dispatcher once), so the children share it too.
 """
 
 from __future__ import annotations
@@ -100,12 +103,19 @@ def serve(preload: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we go, through stdin
     loaded: list[str] = []
     failed: dict[str, str] = {}
-    for name in _expand(preload, failed):
+    calls = [name for name in preload if ":" in name]
+    for name in _expand([name for name in preload if ":" not in name], failed):
         try:
             importlib.import_module(name)
             loaded.append(name)
         except Exception as exc:  # reported to the worker; children import what they need
             failed[name] = f"{type(exc).__name__}: {exc}"
+    for entry in calls:  # warm-ups: build once what each bot would build for itself
+        try:
+            _resolve(entry)()
+            loaded.append(entry)
+        except Exception as exc:  # reported; the bots then build it themselves
+            failed[entry] = f"{type(exc).__name__}: {exc}"
     gc.collect()
     gc.freeze()
     wake_r, wake_w = os.pipe()

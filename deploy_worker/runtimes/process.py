@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 MAX_LOG_BYTES = 10 * 1024 * 1024
 LOCK_FILE = "worker.lock"
+# Called in the fork server after the preloads, before gc.freeze(): what every bot would build for
+# itself (compiled templates, a dispatcher's first-use imports and caches) is then shared by all.
+TENANT_BOT_WARM_UP = "tenant_bot.app:warm_up"
 
 
 @dataclass
@@ -78,6 +81,7 @@ class ProcessRuntime:
         namespace: str,
         state_dir: Path,
         preload: Sequence[str] = ("aiogram", "tenant_bot.*"),
+        warm_up: Sequence[str] = (TENANT_BOT_WARM_UP,),
         stop_timeout: float = 10.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
@@ -97,7 +101,9 @@ class ProcessRuntime:
         self._backoff_cap = backoff_cap
         self._stable_after = stable_after
         self._server = fork_server or ForkServer(
-            preload=preload, log_path=state_dir / "forkserver.log", on_exit=self._on_exit
+            preload=[*preload, *warm_up],
+            log_path=state_dir / "forkserver.log",
+            on_exit=self._on_exit,
         )
         self._children: dict[str, _Child] = {}
         self._locks: dict[str, asyncio.Lock] = {}
