@@ -103,6 +103,16 @@ class UpgradeReport:
         return not self.failed and not self.stopped_early
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """One tenant being upgraded: its redeploy job's deadline and the image pin to restore."""
+
+    slug: str
+    tenant_id: int
+    previous_image: str | None
+    deadline: float
+
+
 class RollingUpgrade:
     """Moves every running tenant to ``image``, ``parallel`` at a time."""
 
@@ -131,14 +141,14 @@ class RollingUpgrade:
         started = time.monotonic()
         report = UpgradeReport(self._image)
         rows = await self._pool.fetch(
-            "SELECT t.id, t.slug, d.image FROM control.tenants t"
+            "SELECT t.id, t.slug, d.image, d.desired_image FROM control.tenants t"
             " JOIN control.deployments d ON d.tenant_id = t.id"
             " WHERE t.deleted_at IS NULL AND t.desired_state = 'running'"
             " AND t.status IN ('active', 'degraded') ORDER BY t.id"
         )
         report.already = [r["slug"] for r in rows if r["image"] == self._image]
         todo = [r for r in rows if r["image"] != self._image]
-        inflight: dict[int, tuple[str, float]] = {}  # job id -> (slug, deadline)
+        inflight: dict[int, _InFlight] = {}  # by job id
         queue = list(todo)
         while queue or inflight:
             while (
@@ -148,7 +158,9 @@ class RollingUpgrade:
             ):
                 row = queue.pop(0)
                 job_id = await self._start(row["id"])
-                inflight[job_id] = (row["slug"], time.monotonic() + self._timeout_s)
+                inflight[job_id] = _InFlight(
+                    row["slug"], row["id"], row["desired_image"], time.monotonic() + self._timeout_s
+                )
             if len(report.failed) > self._max_failures and queue:
                 report.stopped_early = True
                 report.not_started = [r["slug"] for r in queue]
@@ -177,7 +189,7 @@ class RollingUpgrade:
             )
         return int(job["id"])
 
-    async def _collect(self, inflight: dict[int, tuple[str, float]], report: UpgradeReport) -> None:
+    async def _collect(self, inflight: dict[int, _InFlight], report: UpgradeReport) -> None:
         if not inflight:
             return
         rows = await self._pool.fetch(
@@ -186,16 +198,23 @@ class RollingUpgrade:
         )
         now = time.monotonic()
         for row in rows:
-            slug, deadline = inflight[row["id"]]
+            item = inflight[row["id"]]
+            slug = item.slug
             if row["status"] == "done":
                 report.upgraded.append(slug)
             elif row["status"] in ("dead", "cancelled"):
                 report.failed[slug] = row["last_error"] or row["status"]
-            elif now > deadline:
+            elif now > item.deadline:
                 report.failed[slug] = (
                     f"not done within {self._timeout_s:g}s (job {row['id']} {row['status']})"
                 )
             else:
                 continue
+            if slug in report.failed:
+                # Pin the tenant back to the image it had, or the reconciler would keep retrying
+                # the image that just failed on it.
+                await DeploymentRepository(self._pool).update(
+                    item.tenant_id, desired_image=item.previous_image
+                )
             del inflight[row["id"]]
             self._on_progress(slug, "ok" if row["status"] == "done" else "failed")

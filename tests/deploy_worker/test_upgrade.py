@@ -116,8 +116,15 @@ async def test_upgrade_stops_after_max_failures(
     assert status.alive and status.image == old_image
     assert status.spec_hash == before[slugs[3]]["spec_hash"]
 
-    # The upgraded tenant runs the new image; the failed ones keep their old instance running.
+    # The upgraded tenant runs the new image; the failed ones keep their old instance running,
+    # pinned back to the image they had so the reconciler does not retry the failing one.
     assert (await runtime.status(slugs[0])).image == BAD_IMAGE
     for slug in slugs[1:3]:
         current = await runtime.status(slug)
         assert current.alive and current.image == old_image, (slug, current)
+        pin = await wpool.fetchval(
+            "SELECT d.desired_image FROM control.deployments d"
+            " JOIN control.tenants t ON t.id = d.tenant_id WHERE t.slug = $1",
+            slug,
+        )
+        assert pin == before[slug]["desired_image"], (slug, pin)
