@@ -142,7 +142,12 @@ class Settings(BaseSettings):
         default="host", description="Docker network of tenant containers (host, or a named one)."
     )
     tenant_memory_mb: int = Field(default=384, ge=32, le=65536)
-    tenant_cpus: float = Field(default=0.5, gt=0, le=64)
+    tenant_cpus: float = Field(
+        default=1.0,
+        gt=0,
+        le=64,
+        description="CPU cap per tenant bot; below 1 its start (importing aiogram) slows in proportion.",
+    )
     tenant_restart_policy: Literal["no", "on-failure", "unless-stopped", "always"] = (
         "unless-stopped"
     )
