@@ -329,7 +329,8 @@ class StaticRuntime:
         return next((i for i in self._instances if i.slug == slug), InstanceStatus.missing(slug))
 
     async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
-        raise NotImplementedError
+        # The reconcile pass only queues jobs for drift; it never starts bots itself.
+        raise AssertionError(f"reconcile benchmark: unexpected ensure({spec.slug})")
 
     async def stop(self, slug: str) -> bool:
         return False
