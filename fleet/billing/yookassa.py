@@ -178,7 +178,7 @@ class YooKassaClient:
             headers={"Accept": "application/json"},
         )
         self._max_attempts = max_attempts
-        self._wait = retry_wait or wait_exponential_jitter(initial=0.5, max=8.0)
+        self._wait = retry_wait or wait_exponential_jitter(multiplier=0.5, max=8.0)
 
     async def aclose(self) -> None:
         await self._http.aclose()
