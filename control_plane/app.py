@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -35,12 +36,13 @@ from control_plane.routes import (
 )
 from control_plane.services import build_services
 from control_plane.services.deployments import LogSource
+from control_plane.tenant_cache import TenantCache, TenantChangeListener
 from fleet.billing.wiring import open_billing
-from fleet.db import create_pool
+from fleet.db import connect, create_pool
 from fleet.migrations import load_migrations
 from fleet.secrets import SecretBox
 from fleet.settings import Settings, load_settings
-from schemas.api import Problem
+from schemas.api import Problem, TenantPublic
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ def create_app(
                 client = Redis.from_url(config.require("redis_url"), socket_connect_timeout=5)
                 stack.push_async_callback(client.aclose)
             secrets = SecretBox(config.require("master_key"))
+            tenant_cache = await _start_tenant_cache(app, config, stack)
             services = build_services(
                 pool=db,
                 redis=client,
@@ -110,13 +113,14 @@ def create_app(
                 role_prefix=config.tenant_role_prefix,
                 migrations=await asyncio.to_thread(load_migrations, "control"),
                 log_source=log_source,
+                tenant_cache=tenant_cache,
             )
             app.state.pool = db
             app.state.redis = client
             app.state.secrets = secrets
             app.state.tokens = TokenMasker(secrets)
             app.state.tenant_reader = TenantReader(
-                tenants=services.tenants, tokens=app.state.tokens
+                tenants=services.tenants, tokens=app.state.tokens, cache=tenant_cache
             )
             app.state.metrics = metrics
             app.state.services = services
@@ -167,6 +171,30 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.update(components["Problem"].pop("$defs", {}))
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+async def _start_tenant_cache(
+    app: FastAPI, config: Settings, stack: contextlib.AsyncExitStack
+) -> TenantCache[TenantPublic] | None:
+    """The cache of ``GET /tenants/{slug}`` and its LISTEN connection (its own, outside the pool:
+    a LISTEN session must stay on one connection); None when turned off or when no database URL is
+    configured (an injected pool alone gives no connection to LISTEN on)."""
+    app.state.tenant_cache = app.state.tenant_listener = None
+    if config.api_tenant_cache_size <= 0 or not config.database_url:
+        return None
+    cache: TenantCache[TenantPublic] = TenantCache(max_entries=config.api_tenant_cache_size)
+    listener = TenantChangeListener(
+        cache=cache,
+        connect=partial(
+            connect,
+            config.database_url,
+            server_settings={"application_name": "botfleet-api-tenant-cache"},
+        ),
+    )
+    await listener.start()
+    stack.push_async_callback(listener.stop)
+    app.state.tenant_cache, app.state.tenant_listener = cache, listener
+    return cache
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from control_plane.services.tenants import TenantAdminService
+from control_plane.tenant_cache import TenantCache
 from fleet.errors import SecretError
 from fleet.logs import mask
 from fleet.secrets import SecretBox, mask_token
@@ -104,14 +105,31 @@ def tenant(row: Row, *, tokens: TokenMasker) -> TenantPublic:
 
 class TenantReader:
     """One tenant read and rendered, for ``GET /tenants/{slug}`` (the API's busiest route): a single
-    dependency instead of two (the service and the masker), each one FastAPI resolves per request."""
+    dependency instead of two (the service and the masker), each one FastAPI resolves per request.
+    Rendered tenants are kept in ``cache`` (see :mod:`control_plane.tenant_cache` for when they are
+    served and forgotten); without one, every read goes to PostgreSQL."""
 
-    def __init__(self, *, tenants: TenantAdminService, tokens: TokenMasker) -> None:
+    def __init__(
+        self,
+        *,
+        tenants: TenantAdminService,
+        tokens: TokenMasker,
+        cache: TenantCache[TenantPublic] | None = None,
+    ) -> None:
         self._tenants = tenants
         self._tokens = tokens
+        self._cache = cache
 
     async def get(self, slug: str) -> TenantPublic:
-        return tenant(await self._tenants.get_shown(slug), tokens=self._tokens)
+        cache = self._cache
+        if cache is None:
+            return tenant(await self._tenants.get_shown(slug), tokens=self._tokens)
+        shown = cache.get(slug)
+        if shown is None:
+            generation = cache.generation
+            shown = tenant(await self._tenants.get_shown(slug), tokens=self._tokens)
+            cache.put(slug, shown, generation=generation)
+        return shown
 
 
 def job(row: Row) -> JobPublic:

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="How long a verified API key is trusted in memory."
     )
     api_idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+    api_tenant_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Tenants the API keeps in memory for GET (kept fresh by LISTEN/NOTIFY); 0: off.",
+    )
 
     # Deploy worker and tenant runtimes.
     runtime: Literal["auto", "docker", "process", "swarm"] = Field(

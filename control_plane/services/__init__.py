@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -14,6 +15,7 @@ from control_plane.services.health import HealthService
 from control_plane.services.jobs import JobAdminService
 from control_plane.services.payments import PaymentReadService
 from control_plane.services.tenants import TenantAdminService
+from control_plane.tenant_cache import TenantCache
 from fleet.apikeys import ApiKeyService
 from fleet.migrations import Migration
 from fleet.plans import PlanService
@@ -43,12 +45,13 @@ def build_services(
     role_prefix: str,
     migrations: list[Migration],
     log_source: LogSource | None = None,
+    tenant_cache: TenantCache[Any] | None = None,
 ) -> Services:
     tenants = TenantService(pool=pool, redis=redis, secrets=secrets, role_prefix=role_prefix)
     return Services(
         api_keys=ApiKeyService(pool=pool),
         plans=PlanService(pool=pool),
-        tenants=TenantAdminService(pool=pool, tenants=tenants, secrets=secrets),
+        tenants=TenantAdminService(pool=pool, tenants=tenants, secrets=secrets, cache=tenant_cache),
         jobs=JobAdminService(pool=pool),
         payments=PaymentReadService(pool=pool),
         deployments=DeploymentService(pool=pool, logs=log_source),

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from control_plane.tenant_cache import TenantCache
 from fleet import jobs
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
@@ -63,12 +64,25 @@ def _meant_to_run(tenant: asyncpg.Record) -> None:
 
 
 class TenantAdminService:
-    """What the admin API does to tenants."""
+    """What the admin API does to tenants. A change forgets the tenant in ``cache`` as soon as it is
+    committed, so the caller's next read shows it (other processes learn it by notification)."""
 
-    def __init__(self, *, pool: asyncpg.Pool, tenants: TenantService, secrets: SecretBox) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        tenants: TenantService,
+        secrets: SecretBox,
+        cache: TenantCache[Any] | None = None,
+    ) -> None:
         self._pool = pool
         self._tenants = tenants
         self._secrets = secrets
+        self._cache = cache
+
+    def _changed(self, slug: str) -> None:
+        if self._cache is not None:
+            self._cache.invalidate(slug)
 
     async def list(
         self,
@@ -155,6 +169,7 @@ class TenantAdminService:
                 details={"fields": changed, "redeploy": job is not None},
                 request_id=request_id,
             )
+        self._changed(slug)
         log.info("tenant updated", extra={"tenant": slug, "fields": changed, "actor": actor})
         return updated, _with_slug(job, slug)
 
@@ -267,5 +282,6 @@ class TenantAdminService:
                 details={"job_id": job["id"]},
                 request_id=request_id,
             )
+        self._changed(slug)
         log.info(action.replace(".", " "), extra={"tenant": slug, "job_id": job["id"]})
         return tenant, _with_slug(job, slug)

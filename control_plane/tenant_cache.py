@@ -1,0 +1,208 @@
+"""An in-process read cache of tenants as ``GET /api/v1/tenants/{slug}`` shows them, kept coherent with
+PostgreSQL by ``LISTEN botfleet_tenants`` (control migration 0400: every insert, update or delete of a
+tenant row notifies its slug, a ``TRUNCATE`` notifies ``*``).
+
+The guarantees:
+
+- The cache serves entries only while its listener is LISTENing. When the listener's connection is
+  lost (or a periodic ping on it fails) the cache is emptied and bypassed, every read goes to
+  PostgreSQL, until a new connection is LISTENing again; the cache is emptied once more at that
+  moment, since changes made in the gap were never notified.
+- A write made by this process forgets its tenant as soon as it commits (before the API answers), so a
+  client sees its own change at once. Writes of other processes (the deploy worker, billing, plain SQL)
+  are seen once their notification arrives: no read is stale beyond that delay.
+- A read from PostgreSQL that overlapped any invalidation is not stored (:attr:`TenantCache.generation`):
+  it may hold the row as it was before the write that caused the invalidation.
+- At most ``max_entries`` tenants are kept (the oldest entry goes first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+from fleet.errors import ServiceUnavailable
+from fleet.logs import mask
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "botfleet_tenants"
+EVERY_TENANT = "*"  # the payload of a TRUNCATE: forget every tenant (no slug contains '*')
+
+V = TypeVar("V")
+
+
+class TenantCache(Generic[V]):
+    """Values by tenant slug, served only while :meth:`listening` says notifications arrive.
+
+    Callers read with :meth:`get`; on a miss they take :attr:`generation`, read PostgreSQL, and hand
+    the value to :meth:`put` with that generation, which drops it if anything was invalidated since.
+    """
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        self._max_entries = max_entries
+        self._entries: dict[str, V] = {}
+        self._generation = 0
+        self._listening = False
+
+    @property
+    def generation(self) -> int:
+        """Changes on every invalidation and every change of :attr:`listening`."""
+        return self._generation
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, slug: str) -> V | None:
+        # Nothing is stored while not listening, so an empty dict answers for both cases.
+        return self._entries.get(slug)
+
+    def put(self, slug: str, value: V, *, generation: int) -> None:
+        """Keep ``value``, read from PostgreSQL after :attr:`generation` was ``generation``, unless
+        something was invalidated since (the value may predate that write) or nobody listens."""
+        if generation != self._generation or not self._listening or self._max_entries <= 0:
+            return
+        if slug not in self._entries and len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[slug] = value
+
+    def invalidate(self, slug: str) -> None:
+        """Forget ``slug`` (``*``: every tenant)."""
+        self._generation += 1
+        if slug == EVERY_TENANT:
+            self._entries.clear()
+        else:
+            self._entries.pop(slug, None)
+
+    def set_listening(self, listening: bool) -> None:
+        """Start or stop serving entries; either way, everything cached so far is forgotten."""
+        self._generation += 1
+        self._listening = listening
+        self._entries.clear()
+
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+class TenantChangeListener:
+    """Holds one PostgreSQL connection LISTENing on :data:`NOTIFY_CHANNEL` and invalidates ``cache``
+    from its notifications; reconnects (every ``retry_s``) when the connection is lost, and pings it
+    every ``ping_s`` so that a connection dead without a word is noticed too."""
+
+    def __init__(
+        self,
+        *,
+        cache: TenantCache[Any],
+        connect: Connect,
+        ping_s: float = 5.0,
+        ping_timeout_s: float = 2.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self._cache = cache
+        self._connect = connect
+        self._ping_s = ping_s
+        self._ping_timeout_s = ping_timeout_s
+        self._retry_s = retry_s
+        self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend of the LISTEN connection, while there is one."""
+        return self._conn.get_server_pid() if self._conn is not None else None
+
+    async def start(self) -> None:
+        """Try to LISTEN now (the cache serves from the first request on if it can), then keep
+        listening in the background."""
+        await self._listen()
+        self._task = asyncio.create_task(self._run(), name="tenant-cache-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._drop()
+
+    async def _run(self) -> None:
+        while True:
+            if self._conn is None:
+                await asyncio.sleep(self._retry_s)
+                await self._listen()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._ping_s)
+            if self._lost.is_set() or not await self._ping():
+                await self._drop()
+
+    async def _listen(self) -> None:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await self._connect()
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            OSError,
+            TimeoutError,
+            ServiceUnavailable,
+        ) as exc:
+            log.warning("tenant cache off: cannot LISTEN", extra={"error": mask(str(exc))[:300]})
+            if conn is not None:
+                conn.terminate()
+            return
+        self._lost.clear()
+        conn.add_termination_listener(self._terminated)
+        self._conn = conn
+        # Only now are changes certain to be notified; what was cached before may be stale.
+        self._cache.set_listening(True)
+        log.info("tenant cache on", extra={"channel": NOTIFY_CHANNEL})
+
+    async def _ping(self) -> bool:
+        assert self._conn is not None
+        try:
+            await self._conn.fetchval("SELECT 1", timeout=self._ping_timeout_s)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning(
+                "tenant cache LISTEN connection failed a ping",
+                extra={"error": mask(str(exc))[:300]},
+            )
+            return False
+        return True
+
+    async def _drop(self) -> None:
+        """Stop serving from the cache, then let the connection go."""
+        conn, self._conn = self._conn, None
+        if self._cache.listening:
+            self._cache.set_listening(False)
+        if conn is None:
+            return
+        conn.remove_termination_listener(self._terminated)
+        if conn.is_closed():
+            return
+        try:
+            await asyncio.wait_for(conn.close(), self._ping_timeout_s)
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            conn.terminate()
+
+    def _notified(self, conn: object, pid: int, channel: str, slug: str) -> None:
+        self._cache.invalidate(slug)
+        log.debug("tenant cache invalidated", extra={"tenant": slug})
+
+    def _terminated(self, conn: object) -> None:
+        # Called by asyncpg as the connection goes: stop serving at once, reconnect in _run.
+        log.warning("tenant cache off: LISTEN connection lost; reading PostgreSQL until it is back")
+        if self._cache.listening:
+            self._cache.set_listening(False)
+        self._lost.set()
