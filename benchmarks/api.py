@@ -68,7 +68,7 @@ def bare_app() -> Any:
 
 
 def serve(kind: str, port: int) -> None:
-    import uvicorn
+    from cli.api import serve as serve_like_botfleet_api
 
     if kind == "bare":
         app = bare_app()
@@ -78,7 +78,7 @@ def serve(kind: str, port: int) -> None:
 
         setup_logging("WARNING", "json")
         app = create_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    serve_like_botfleet_api(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 # --- load generation --------------------------------------------------------------------------

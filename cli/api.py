@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,6 +14,8 @@ from cli.common import EXIT_BAD_INPUT, fail, settings
 from fleet.errors import ConfigError
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from deploy_worker.runtimes import Runtime
     from fleet.settings import Settings
 
@@ -25,8 +27,6 @@ def api(
     port: int | None = typer.Option(None, help="Port to listen on (BOTFLEET_API_PORT)."),
 ) -> None:
     """Serve the admin API (docs at /docs, health at /healthz and /readyz, metrics at /metrics)."""
-    import uvicorn
-
     from control_plane.app import create_app
 
     config = settings(service=True)
@@ -37,23 +37,32 @@ def api(
             raise fail(str(exc), EXIT_BAD_INPUT) from None
     runtime = _log_source(config)
     app = create_app(config, log_source=runtime)
-    # Everything imported so far lives as long as the process: keep it out of the collector's
-    # full passes (they cost ~35 ms each and made the p99 latency).
-    gc.collect()
-    gc.freeze()
     try:
-        uvicorn.run(
-            app,
-            host=host or config.api_host,
-            port=port or config.api_port,
-            log_config=None,  # keep our JSON logging
-            access_log=False,  # the app logs each request with its request id
-            proxy_headers=True,
-        )
+        serve(app, host=host or config.api_host, port=port or config.api_port)
     finally:
         if runtime is not None:
             with contextlib.suppress(Exception):
                 asyncio.run(runtime.close())
+
+
+def serve(app: ASGIApp, *, host: str, port: int, **options: Any) -> None:
+    """Serve ``app`` with uvicorn as ``botfleet api`` does (the API benchmark serves both of its
+    sides through here too)."""
+    import uvicorn
+
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # full passes (they cost ~35 ms each and made the p99 latency).
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # the app logs each request with its request id
+        proxy_headers=True,
+        **options,
+    )
 
 
 def _log_source(config: Settings) -> Runtime | None:
