@@ -5,16 +5,23 @@ never share or clash).
   ``botfleet_api_request_duration_seconds{method,route,status}``: by route *template*
   (``/api/v1/tenants/{slug}``), so cardinality stays bounded; unmatched paths count as ``<unmatched>``.
 - ``botfleet_jobs{state}`` and ``botfleet_tenants{status}``: refreshed from PostgreSQL on each scrape.
+- ``botfleet_api_tenant_cache_*``: whether the tenant cache is serving (its LISTEN connection is up),
+  its entries, hits, misses and invalidations; read from the cache on each scrape.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from control_plane.tenant_cache import TenantCache
 from fleet.repositories.admin_views import AdminViews
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,9 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def watch_tenant_cache(self, cache: TenantCache[Any]) -> None:
+        self.registry.register(_TenantCacheCollector(cache))
+
     async def refresh(self, pool: asyncpg.Pool) -> None:
         """Read job and tenant counts; on failure keep the last values and count the error."""
         try:
@@ -94,3 +104,27 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _TenantCacheCollector(Collector):
+    """The tenant cache's state, read at scrape time (the request path only bumps plain ints)."""
+
+    def __init__(self, cache: TenantCache[Any]) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._cache
+        yield GaugeMetricFamily(
+            "botfleet_api_tenant_cache_listening",
+            "1 while the tenant cache serves (its LISTEN connection is up), 0 while bypassed",
+            value=int(cache.listening),
+        )
+        yield GaugeMetricFamily(
+            "botfleet_api_tenant_cache_entries", "Tenants held by the cache", value=len(cache)
+        )
+        for name, value, text in (
+            ("hits", cache.hits, "Tenant reads answered from the cache"),
+            ("misses", cache.misses, "Tenant reads that went to PostgreSQL"),
+            ("invalidations", cache.invalidations, "Tenants forgotten after a change"),
+        ):
+            yield CounterMetricFamily(f"botfleet_api_tenant_cache_{name}", text, value=value)

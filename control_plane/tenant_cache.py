@@ -49,6 +49,10 @@ class TenantCache(Generic[V]):
         self._entries: dict[str, V] = {}
         self._generation = 0
         self._listening = False
+        # Plain counters (read by the /metrics collector): no lock on the request path.
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
 
     @property
     def generation(self) -> int:
@@ -64,7 +68,12 @@ class TenantCache(Generic[V]):
 
     def get(self, slug: str) -> V | None:
         # Nothing is stored while not listening, so an empty dict answers for both cases.
-        return self._entries.get(slug)
+        value = self._entries.get(slug)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
 
     def put(self, slug: str, value: V, *, generation: int) -> None:
         """Keep ``value``, read from PostgreSQL after :attr:`generation` was ``generation``, unless
@@ -78,6 +87,7 @@ class TenantCache(Generic[V]):
     def invalidate(self, slug: str) -> None:
         """Forget ``slug`` (``*``: every tenant)."""
         self._generation += 1
+        self.invalidations += 1
         if slug == EVERY_TENANT:
             self._entries.clear()
         else:

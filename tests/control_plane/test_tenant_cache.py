@@ -230,6 +230,26 @@ async def test_the_apis_own_changes_are_visible_at_once(
     assert (await _shown(admin, slug))["desired_state"] == "running"
 
 
+async def test_metrics_show_the_cache_serving_hits_and_misses(
+    app: FastAPI, admin: httpx.AsyncClient, created
+) -> None:
+    slug = created.slug()
+    await _create(admin, slug)
+    await _cached(app, admin, slug)
+    await _shown(admin, slug)
+    text = (await admin.get("/metrics")).text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("botfleet_api_tenant_cache_")
+    }
+    assert samples["botfleet_api_tenant_cache_listening"] == 1
+    assert samples["botfleet_api_tenant_cache_entries"] >= 1
+    assert samples["botfleet_api_tenant_cache_hits_total"] >= 1
+    assert samples["botfleet_api_tenant_cache_misses_total"] >= 1
+    assert "botfleet_api_tenant_cache_invalidations_total" in samples
+
+
 async def test_a_change_through_the_service_forgets_the_tenant_when_it_commits(
     admin: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, master_key: str, created
 ) -> None:
