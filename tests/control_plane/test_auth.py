@@ -131,7 +131,22 @@ async def test_rate_limit_answers_429_with_retry_after(app_factory, make_key) ->
         assert (await client.get("/api/v1/plans")).status_code == 200
 
 
+async def _taken(limiter, identity: str) -> int:
+    """What ``identity`` has taken from the shared counter, once no batch is being fetched ahead
+    for it in the background."""
+    import asyncio
+
+    for _ in range(1000):
+        if identity not in limiter._fetching_ahead:
+            stats = await limiter._limiter.get_window_stats(limiter._item, identity)
+            return limiter._item.amount - stats.remaining
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"a batch of {identity} was still being fetched ahead after 5 s")
+
+
 async def test_high_rates_are_counted_in_redis_in_small_batches(redis) -> None:
+    import asyncio
+
     from control_plane.ratelimit import RateLimiter
 
     identity = "test-batch-" + secrets.token_hex(4)
@@ -141,8 +156,10 @@ async def test_high_rates_are_counted_in_redis_in_small_batches(redis) -> None:
     assert fast.batch == 60
     for _ in range(100):
         assert (await fast.hit(identity)).allowed
-    stats = await fast._limiter.get_window_stats(fast._item, identity)
-    assert stats.remaining == 6000 - 120  # two batches of 60 taken from the shared counter
+        await asyncio.sleep(0)  # like requests arriving one after another: fetches ahead can run
+    taken = await _taken(fast, identity)
+    # batches of 60 from the shared counter: the two used, and at most one more fetched ahead
+    assert taken in (120, 180)
     async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
         await redis.delete(key)
 
@@ -158,8 +175,28 @@ async def test_concurrent_requests_share_one_batch(redis) -> None:
     fast = RateLimiter(redis=redis, rate="6000/second")
     decisions = await asyncio.gather(*(fast.hit(identity) for _ in range(50)))
     assert all(decision.allowed for decision in decisions)
-    stats = await fast._limiter.get_window_stats(fast._item, identity)
-    assert stats.remaining == 6000 - 60  # one batch for all 50
+    # one batch for all 50, and at most one fetched ahead once half of it was spent
+    assert await _taken(fast, identity) in (60, 120)
+    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+        await redis.delete(key)
+
+
+async def test_the_next_batch_is_fetched_before_this_one_runs_out(redis) -> None:
+    """A busy key's requests do not wait for Redis at a batch boundary: once a batch starts to be
+    spent, the next one is fetched in the background and added to what is left."""
+
+    from control_plane.ratelimit import RateLimiter
+
+    identity = "test-ahead-" + secrets.token_hex(4)
+    fast = RateLimiter(redis=redis, rate="6000/second")
+    assert (await fast.hit(identity)).allowed  # takes the first batch (60), spends one
+    assert identity not in fast._fetching_ahead
+    for _ in range(10):  # 49 left
+        assert (await fast.hit(identity)).allowed
+    assert identity in fast._fetching_ahead
+    assert await _taken(fast, identity) == 120  # fetched ahead
+    credits, _ = fast._credits[identity]
+    assert credits == 49 + 60  # what was left, plus the new batch
     async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
         await redis.delete(key)
 
