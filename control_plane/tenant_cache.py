@@ -147,14 +147,23 @@ class TenantChangeListener:
 
     async def _run(self) -> None:
         while True:
-            if self._conn is None:
-                await asyncio.sleep(self._retry_s)
-                await self._listen()
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self._ping_s)
-            if self._lost.is_set() or not await self._ping():
+            try:
+                if self._conn is None:
+                    await asyncio.sleep(self._retry_s)
+                    await self._listen()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), self._ping_s)
+                if self._lost.is_set() or not await self._ping():
+                    await self._drop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Whatever went wrong, stop serving and start again rather than let the loop die
+                # (the cache would be safe, bypassed, but off for good).
+                log.exception("tenant cache listener failed; reconnecting")
                 await self._drop()
+                await asyncio.sleep(self._retry_s)
 
     async def _listen(self) -> None:
         conn: asyncpg.Connection | None = None
@@ -203,7 +212,7 @@ class TenantChangeListener:
             return
         try:
             await asyncio.wait_for(conn.close(), self._ping_timeout_s)
-        except (asyncpg.PostgresError, OSError, TimeoutError):
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             conn.terminate()
 
     def _notified(self, conn: object, pid: int, channel: str, slug: str) -> None:

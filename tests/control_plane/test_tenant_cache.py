@@ -153,6 +153,29 @@ async def test_a_lost_listen_connection_empties_and_bypasses_the_cache(
     assert cache.get("shop") is None
 
 
+async def test_a_failed_ping_turns_the_cache_off(database_url: str) -> None:
+    """A connection that died without a word (no termination seen) is caught by the ping; here
+    the ping fails by timing out at once."""
+    cache: TenantCache[str] = TenantCache()
+    listener = TenantChangeListener(
+        cache=cache,
+        connect=partial(connect, database_url),
+        ping_s=0.05,
+        ping_timeout_s=1e-6,
+        retry_s=60,
+    )
+    await listener.start()
+    try:
+        assert cache.listening
+
+        async def off() -> bool:
+            return not cache.listening and listener.backend_pid is None
+
+        await _until(off, "the cache stops serving after a failed ping")
+    finally:
+        await listener.stop()
+
+
 async def test_the_listener_comes_back_after_a_lost_connection(
     database_url: str, pool: asyncpg.Pool
 ) -> None:
