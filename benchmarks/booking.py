@@ -50,7 +50,7 @@ from fleet.data_plane import (  # noqa: E402
     install_platform,
 )
 from fleet.identifiers import quote_ident  # noqa: E402
-from tenant_bot.booking import BookingCore, WorkInterval  # noqa: E402
+from tenant_bot.booking import BookingCore, WorkInterval, init_connection  # noqa: E402
 from tenant_bot.booking.errors import SlotTaken  # noqa: E402
 from tenant_bot.booking.slots import to_utc  # noqa: E402
 
@@ -100,23 +100,26 @@ async def seed(pool: asyncpg.Pool, staff: int) -> tuple[int, list[int], list[int
 async def warm_up(
     pool: asyncpg.Pool, ids: tuple[int, list[int], list[int]], base_day: date
 ) -> None:
-    """One booking per connection, untimed: connections prepare their statements and load type
-    codecs, and the core its catalogue cache, once in their life, as in a long-running bot."""
+    """One booking on each connection of the pool, untimed: a connection plans the booking's
+    statements once in its life, and the core loads its catalogue cache once, as in a long-running
+    bot. The core writes on whichever connection is free, so all but one are held aside in turn."""
     core = BookingCore(pool)
     service_id, staff_ids, customers = ids
     warm_day = base_day + timedelta(days=200)
-    size = pool.get_max_size()
-    await asyncio.gather(
-        *(
-            core.bookings.book(
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        for k in range(len(held)):
+            await pool.release(held[k])  # the only free connection: the booking runs on it
+            await core.bookings.book(
                 customer_id=customers[k % len(customers)],
                 service_id=service_id,
                 staff_id=staff_ids[k % len(staff_ids)],
                 start=to_utc(warm_day, k * SLOT_MINUTES, _ZONE),
             )
-            for k in range(size)
-        )
-    )
+            held[k] = await pool.acquire()
+    finally:
+        for conn in held:
+            await pool.release(conn)
 
 
 async def run_tenant(
@@ -300,6 +303,7 @@ async def main(args: argparse.Namespace) -> dict:
                     password=passwords[n.slug],
                     min_size=args.clients_per_tenant,
                     max_size=args.clients_per_tenant,
+                    init=init_connection,  # as the tenant bot's pool
                 )
                 for n in wave
             ]

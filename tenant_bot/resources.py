@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from schemas.runtime import TenantRuntime
 from tenant_bot.background import BackgroundWorker
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, init_connection
 from tenant_bot.booking.models import Clock
 from tenant_bot.commands import register_commands
 from tenant_bot.dispatcher import build_dispatcher
@@ -98,6 +98,7 @@ async def _connect_database(runtime: TenantRuntime) -> asyncpg.Pool:
             max_size=DB_POOL_MAX,
             command_timeout=30,
             max_inactive_connection_lifetime=300,
+            init=init_connection,
         )
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 1")

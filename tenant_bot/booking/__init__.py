@@ -62,7 +62,10 @@ bot maps ``error.code`` to a text (``slot_taken``, ``too_late``, ``limit_reached
 Operational notes for the bot:
 
 - Build ONE ``BookingCore`` per process: it keeps a catalogue cache (safe across processes: a booking
-  validated against an outdated catalogue is refused by the database and re-validated).
+  validated against an outdated catalogue is refused by the database and re-validated) and batches
+  concurrent bookings into one transaction (group commit, :mod:`.batching`).
+- Create the pool with ``init=init_connection``: each new connection prepares the booking statement, so
+  the first booking on it is as fast as the rest.
 - Pass the Telegram ``update_id`` (or the callback query id) as ``idempotency_key``: a double tap or a
   redelivered update returns the same booking.
 - Background loops (one task each, any number of processes): ``reminders.claim_due`` every ~30 s,
@@ -80,7 +83,7 @@ from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
-from tenant_bot.booking.db import Database
+from tenant_bot.booking.db import Database, init_connection
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import (
     Actor,
@@ -147,6 +150,7 @@ __all__ = [
     "Staff",
     "WaitlistEntry",
     "WorkInterval",
+    "init_connection",
     "mask_phone",
     "normalize_phone",
     "utc_now",

@@ -1,8 +1,8 @@
 """The catalogue cache: settings, services, staff, hours, exceptions and blocks, kept in process.
 
 Booking a slot with a named staff member validates the rules against this cache and then takes the slot
-in one round trip (``book_slot``). Correctness does not depend on the cache being fresh: every change of
-the catalogue moves ``settings.catalogue_version`` (triggers, migration 0002), ``book_slot`` refuses a
+in one round trip (``book_slots``). Correctness does not depend on the cache being fresh: every change of
+the catalogue moves ``settings.catalogue_version`` (triggers, migration 0002), ``book_slots`` refuses a
 request validated against an older version (``stale``), and the caller reloads and validates again.
 Local edits through :class:`~.catalogue.CatalogueService` also invalidate it at once; the TTL only
 bounds how long a quiet process keeps its copy.
@@ -19,6 +19,7 @@ import asyncpg
 
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import assemble, rules_of
+from tenant_bot.booking.db import Database
 from tenant_bot.booking.models import Service, Settings, WorkInterval
 from tenant_bot.booking.repositories import cache as repo
 
@@ -60,8 +61,9 @@ class CatalogueCache:
         """Forget the copy (after a local catalogue edit, or a ``stale`` answer)."""
         self._view = None
 
-    async def view(self, conn: asyncpg.Connection, *, now: datetime) -> CatalogueView:
-        """The cached copy, reloaded when missing, expired, or not covering ``now``'s window."""
+    async def view(self, db: Database, *, now: datetime) -> CatalogueView:
+        """The cached copy, reloaded (on a connection of ``db``) when missing, expired, or not
+        covering ``now``'s window."""
         current = self._view
         if current is not None and self._fresh(current, now):
             return current
@@ -69,7 +71,8 @@ class CatalogueCache:
             current = self._view
             if current is not None and self._fresh(current, now):
                 return current
-            current = await self._load(conn, now)
+            async with db.connection() as conn:
+                current = await self._load(conn, now)
             self._view = current
             return current
 

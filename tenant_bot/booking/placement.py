@@ -1,29 +1,33 @@
-"""Taking a slot: validate the rules, then let ``book_slot`` take it in one round trip.
+"""Taking a slot: validate the rules, then let the :class:`~.batching.BookingWriter` take it.
 
 Two ways to validate, one way to write:
 
 - Fast path (a named staff member, a start within the cache window): the rules are checked against the
-  in-process :class:`~.catalogue_cache.CatalogueCache`; ``book_slot`` refuses the request if the
-  catalogue changed since (``stale``), and we reload and check again.
+  in-process :class:`~.catalogue_cache.CatalogueCache` (no database round trip while it is warm);
+  ``book_slots`` refuses the request if the catalogue changed since (``stale``), and we reload and check
+  again.
 - General path ("anyone", or an owner booking far from today): one snapshot read also returns the
   bookings around the slot and each staff member's load that day, so candidates are tried least-booked
-  first; each try is its own ``book_slot`` call.
+  first; each try is its own write.
 
-Either way the database decides overlaps (exclusion constraints) and the limit (customer row lock in
-``book_slot``), so concurrent requests cannot both win.
+Either way the database decides overlaps (exclusion constraint and seat index) and the limit (customer
+row lock in ``book_slots``), so concurrent requests cannot both win. No connection is held while a write
+waits for its batch.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import Context, load_context
+from tenant_bot.booking.batching import BookingWriter
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueView
+from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import (
     Conflict,
     Inactive,
@@ -32,10 +36,11 @@ from tenant_bot.booking.errors import (
     SlotTaken,
     SlotUnavailable,
     StaffCannotServe,
+    StorageError,
 )
 from tenant_bot.booking.models import Actor, Booking, BookingStatus, Service, Settings
-from tenant_bot.booking.repositories import bookings as repo
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
+from tenant_bot.booking.repositories.bookings import SlotRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +61,26 @@ class Request:
     now: datetime
 
 
-async def place(conn: asyncpg.Connection, cache: CatalogueCache, req: Request) -> Booking:
+async def place(
+    db: Database, cache: CatalogueCache, writer: BookingWriter, req: Request
+) -> Booking:
     """Book the request's slot or raise why not (a :class:`BookingError`)."""
     if req.staff_id is not None:
         for _ in range(STALE_RETRIES):
-            view = await cache.view(conn, now=req.now)
+            view = await cache.view(db, now=req.now)
             if not view.covers(req.start):
                 break
-            booking = await _place_fast(conn, view, req, req.staff_id)
+            booking = await _place_fast(writer, view, req, req.staff_id)
             if booking is not None:
                 return booking
             cache.invalidate()  # validated against an older catalogue: look again
         else:
             raise Conflict("the catalogue is changing right now; try again")
-    return await _place_general(conn, req)
+    return await _place_general(db, writer, req)
 
 
 async def _place_fast(
-    conn: asyncpg.Connection, view: CatalogueView, req: Request, staff_id: int
+    writer: BookingWriter, view: CatalogueView, req: Request, staff_id: int
 ) -> Booking | None:
     service = view.services.get(req.service_id)
     if service is None:
@@ -95,22 +102,23 @@ async def _place_fast(
         now=req.now,
         enforce_customer_rules=req.actor.is_customer,
     )
-    return await _write(conn, req, view.settings, service, staff_id, version=view.version)
+    return await _write(writer, req, view.settings, service, staff_id, version=view.version)
 
 
-async def _place_general(conn: asyncpg.Connection, req: Request) -> Booking:
+async def _place_general(db: Database, writer: BookingWriter, req: Request) -> Booking:
     utc_day = req.start.astimezone(UTC).date()  # +-1 day covers the local date in any zone
-    ctx = await load_context(
-        conn,
-        service_id=req.service_id,
-        staff_id=req.staff_id,
-        day_from=utc_day - timedelta(days=1),
-        day_to=utc_day + timedelta(days=1),
-        slot_start=req.start,
-    )
-    if not ctx.service.active:
-        raise Inactive("the service is switched off", entity="service", id=req.service_id)
-    await explain_no_staff(conn, ctx, req.staff_id)
+    async with db.connection() as conn:
+        ctx = await load_context(
+            conn,
+            service_id=req.service_id,
+            staff_id=req.staff_id,
+            day_from=utc_day - timedelta(days=1),
+            day_to=utc_day + timedelta(days=1),
+            slot_start=req.start,
+        )
+        if not ctx.service.active:
+            raise Inactive("the service is switched off", entity="service", id=req.service_id)
+        await explain_no_staff(conn, ctx, req.staff_id)
     day = req.start.astimezone(ctx.rules.zone).date()
     # stable sort: ties keep display order, so "anyone" is fair and predictable
     members = sorted(ctx.staff, key=lambda m: ctx.load.get((m.staff_id, day), 0))
@@ -126,7 +134,7 @@ async def _place_general(conn: asyncpg.Connection, req: Request) -> Booking:
                 now=req.now,
                 enforce_customer_rules=req.actor.is_customer,
             )
-            booking = await _write(conn, req, ctx.settings, ctx.service, member.staff_id, None)
+            booking = await _write(writer, req, ctx.settings, ctx.service, member.staff_id, None)
             assert booking is not None  # no version given, so never stale
             return booking
         except SlotUnavailable as exc:
@@ -161,36 +169,37 @@ def occupied_range(
 
 
 async def _write(
-    conn: asyncpg.Connection,
+    writer: BookingWriter,
     req: Request,
     settings: Settings,
     service: Service,
     staff_id: int,
     version: int | None,
 ) -> Booking | None:
-    """One ``book_slot`` call; None when the catalogue ``version`` is stale."""
+    """One write of the request for ``staff_id``; None when the catalogue ``version`` is stale."""
     by_customer = req.actor.is_customer
     pending = by_customer and settings.confirmation_required
-    local_day: date = req.start.astimezone(settings.zone).date()
-    outcome, booking = await repo.book_slot(
-        conn,
-        customer_id=req.customer_id,
-        service_id=service.id,
-        staff_id=staff_id,
-        starts_at=req.start,
-        ends_at=req.start + timedelta(minutes=service.duration_minutes),
-        occupied=occupied_range(settings, req.start, service.duration_minutes),
-        status=BookingStatus.PENDING if pending else BookingStatus.CONFIRMED,
-        comment=req.comment,
-        now=req.now,
-        limit=settings.max_active_per_customer if by_customer else None,
-        actor=req.actor.kind,
-        actor_id=req.actor.telegram_user_id,
-        reminder_offsets=settings.reminder_offsets_minutes,
-        idempotency_key=req.idempotency_key,
-        local_day=local_day,
-        catalogue_version=version,
-        capacity=service.capacity,
+    occupied_from, occupied_until = occupied_range(settings, req.start, service.duration_minutes)
+    outcome, booking = await writer.write(
+        SlotRequest(
+            customer_id=req.customer_id,
+            service_id=service.id,
+            staff_id=staff_id,
+            starts_at=req.start,
+            ends_at=req.start + timedelta(minutes=service.duration_minutes),
+            occupied_from=occupied_from,
+            occupied_until=occupied_until,
+            status=(BookingStatus.PENDING if pending else BookingStatus.CONFIRMED).value,
+            comment=req.comment,
+            active_limit=settings.max_active_per_customer if by_customer else None,
+            actor=req.actor.kind.value,
+            actor_id=req.actor.telegram_user_id,
+            reminder_offsets=list(settings.reminder_offsets_minutes),
+            idempotency_key=req.idempotency_key,
+            local_day=req.start.astimezone(settings.zone).date(),
+            catalogue_version=version,
+            capacity=service.capacity,
+        )
     )
     if outcome == "ok":
         assert booking is not None
@@ -201,6 +210,13 @@ async def _write(
         return booking
     if outcome == "stale":
         return None
+    if outcome == "taken":
+        raise SlotTaken("the slot overlaps an active booking", staff_id=staff_id)
+    if outcome == "duplicate":  # the caller finds the booking its key names
+        raise Conflict(
+            "the idempotency key names a booking already",
+            constraint="bookings_idempotency_key_idx",
+        )
     if outcome == "limit":
         raise LimitReached(
             "the customer has the maximum of active bookings",
@@ -210,4 +226,6 @@ async def _write(
         raise SlotTaken("every seat is taken", capacity=service.capacity)
     if outcome == "no_customer":
         raise NotFound("no such customer", entity="customer", id=req.customer_id)
-    raise NotFound("no such service", entity="service", id=service.id)
+    if outcome == "no_service":
+        raise NotFound("no such service", entity="service", id=service.id)
+    raise StorageError(f"book_slots answered an unknown outcome: {outcome!r}")

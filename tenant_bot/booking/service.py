@@ -2,13 +2,16 @@
 
 How the guarantees hold under concurrency (see also :mod:`.placement`):
 
-- Overlaps: the database refuses them (exclusion constraints on the staff member's occupied range, per
-  seat and per session); this service only translates the refusal into :class:`SlotTaken`.
+- Overlaps: the database refuses them (an exclusion constraint on the staff member's occupied range:
+  overlapping active bookings are seats of one session; a unique index: a seat of a session is sold
+  once); this service only translates the refusal into :class:`SlotTaken`.
 - Writers of one staff member's bookings are serialised by an advisory transaction lock (taken by
-  ``book_slot`` and by reschedule), so the exclusion check never waits on an uncommitted row (which
+  ``book_slots`` and by reschedule), so the exclusion check never waits on an uncommitted row (which
   would deadlock), and the lowest free seat of a session (capacity > 1) is read and taken atomically.
-- The per-customer limit: ``book_slot`` locks the customer's row before counting, so one customer's
+- The per-customer limit: ``book_slots`` locks the customer's row before counting, so one customer's
   bookings queue and the count is exact.
+- Group commit: concurrent bookings go to the database together (:mod:`.batching`), each in its own
+  subtransaction, so they share a round trip and a commit but never each other's failures.
 - Idempotency: the key is inserted with the booking; a repeat fails on the slot, the limit or the key
   and then finds the first booking by its key.
 - Reschedule is one row update in one transaction: the new time is taken and the old one freed together,
@@ -24,6 +27,7 @@ import asyncpg
 
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import Context, load_context
+from tenant_bot.booking.batching import BookingWriter
 from tenant_bot.booking.catalogue_cache import CatalogueCache
 from tenant_bot.booking.db import Database, retry_busy
 from tenant_bot.booking.errors import (
@@ -63,6 +67,7 @@ class BookingService(TransitionsMixin):
         self._db = db
         self._clock = clock
         self._cache = cache or CatalogueCache()
+        self._writer = BookingWriter(db, clock=clock)
 
     async def book(
         self,
@@ -98,12 +103,8 @@ class BookingService(TransitionsMixin):
             now=self._clock(),
         )
 
-        async def attempt() -> Booking:
-            async with self._db.connection() as conn:
-                return await place(conn, self._cache, request)
-
         try:
-            return await retry_busy(attempt)
+            return await retry_busy(lambda: place(self._db, self._cache, self._writer, request))
         except BookingError:
             if idempotency_key is not None:
                 async with self._db.connection() as conn:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 import asyncpg
 
+from tenant_bot.booking.errors import StorageError
 from tenant_bot.booking.models import (
     ActorKind,
     Booking,
@@ -60,56 +62,53 @@ def details_from_row(row: asyncpg.Record) -> BookingDetails:
     )
 
 
-async def book_slot(
-    conn: asyncpg.Connection,
-    *,
-    customer_id: int,
-    service_id: int,
-    staff_id: int,
-    starts_at: datetime,
-    ends_at: datetime,
-    occupied: tuple[datetime, datetime],
-    status: BookingStatus,
-    comment: str,
-    now: datetime,
-    limit: int | None,
-    actor: ActorKind,
-    actor_id: int | None,
-    reminder_offsets: Sequence[int],
-    idempotency_key: str | None,
-    local_day: date,
-    catalogue_version: int | None,
-    capacity: int,
-) -> tuple[str, Booking | None]:
-    """Take the slot in one round trip through the ``book_slot`` function (migration 0002).
+class SlotRequest(NamedTuple):
+    """One request of a ``book_slots`` batch: the fields of the ``booking_request`` type, in order."""
 
-    Returns (outcome, booking): ``ok`` with the booking, or ``no_customer`` / ``limit`` / ``stale`` /
-    ``full`` / ``no_service`` without one. An overlap raises asyncpg's exclusion violation.
+    customer_id: int
+    service_id: int
+    staff_id: int
+    starts_at: datetime
+    ends_at: datetime
+    occupied_from: datetime
+    occupied_until: datetime
+    status: str
+    comment: str
+    active_limit: int | None  # None: no customer lock and no limit (owner bookings)
+    actor: str
+    actor_id: int | None
+    reminder_offsets: list[int]
+    idempotency_key: str | None
+    local_day: date
+    catalogue_version: int | None  # None: no staleness check
+    capacity: int
+
+
+SlotOutcome = tuple[str, Booking | None]
+
+
+BOOK_SLOTS_SQL = "SELECT ordinal, outcome, booking FROM book_slots($1::booking_request[], $2)"
+
+
+async def book_slots(
+    conn: asyncpg.Connection, requests: Sequence[SlotRequest], *, now: datetime
+) -> list[SlotOutcome]:
+    """Take a batch of slots in one round trip and one transaction (``book_slots``, migration 0004).
+
+    One (outcome, booking) per request, in order: ``ok`` with the booking, or ``no_customer`` /
+    ``limit`` / ``stale`` / ``full`` / ``no_service`` / ``taken`` / ``duplicate`` without one.
     """
-    row = await conn.fetchrow(
-        "SELECT outcome, booking FROM book_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-        " $12, $13, $14, $15, $16, $17, $18)",
-        customer_id,
-        service_id,
-        staff_id,
-        starts_at,
-        ends_at,
-        occupied[0],
-        occupied[1],
-        status.value,
-        comment,
-        now,
-        limit,
-        actor.value,
-        actor_id,
-        list(reminder_offsets),
-        idempotency_key,
-        local_day,
-        catalogue_version,
-        capacity,
-    )
-    booking = row["booking"]
-    return row["outcome"], booking_from_row(booking) if booking is not None else None
+    rows = await conn.fetch(BOOK_SLOTS_SQL, requests, now)
+    if len(rows) != len(requests):
+        raise StorageError(f"book_slots answered {len(rows)} rows for {len(requests)} requests")
+    outcomes: list[SlotOutcome] = [("", None)] * len(requests)
+    for row in rows:  # in request order already; placed by ordinal all the same
+        booking = row["booking"]
+        outcomes[row["ordinal"] - 1] = (
+            row["outcome"],
+            booking_from_row(booking) if booking is not None else None,
+        )
+    return outcomes
 
 
 async def lock_staff_writes(conn: asyncpg.Connection, staff_id: int) -> None:
@@ -122,7 +121,7 @@ async def taken_seats(
 ) -> set[int]:
     rows = await conn.fetch(
         "SELECT seat FROM bookings WHERE staff_id = $1"
-        " AND session_key = booking_session_key($2, $3) AND status IN ('pending', 'confirmed')",
+        " AND service_id = $2 AND starts_at = $3 AND status IN ('pending', 'confirmed')",
         staff_id,
         service_id,
         starts_at,
