@@ -105,7 +105,9 @@ def create_app(
                 client = Redis.from_url(config.require("redis_url"), socket_connect_timeout=5)
                 stack.push_async_callback(client.aclose)
             secrets = SecretBox(config.require("master_key"))
-            tenant_cache = await _start_tenant_cache(app, config, stack, metrics)
+            tenant_cache = await _start_tenant_cache(
+                app, config=config, stack=stack, metrics=metrics
+            )
             services = build_services(
                 pool=db,
                 redis=client,
@@ -174,7 +176,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 async def _start_tenant_cache(
-    app: FastAPI, config: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics
+    app: FastAPI, *, config: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics
 ) -> TenantCache[TenantPublic] | None:
     """The cache of ``GET /tenants/{slug}`` and its LISTEN connection (its own, outside the pool:
     a LISTEN session must stay on one connection); None when turned off or when no database URL is
