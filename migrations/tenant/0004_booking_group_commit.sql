@@ -88,8 +88,8 @@ BEGIN
     SELECT coalesce(array_agg(c.id), '{}'), (SELECT s.catalogue_version FROM settings s)
     INTO v_locked, v_version
     FROM (SELECT id FROM customers
-          WHERE id IN (SELECT x.customer_id FROM unnest(p_requests) AS x
-                       WHERE x.active_limit IS NOT NULL)
+          WHERE id = ANY (ARRAY(SELECT x.customer_id FROM unnest(p_requests) AS x
+                                WHERE x.active_limit IS NOT NULL))
           ORDER BY id FOR NO KEY UPDATE) AS c;
 
     FOR i IN 1 .. coalesce(cardinality(p_requests), 0) LOOP
