@@ -7,8 +7,9 @@ Every 10th attempt of each client aims at a per-tenant "hot" slot that all the t
 once (only one may win). After the run an audit query counts overlapping active bookings (must be 0).
 
 The baseline, on the same database with the same driver and the same concurrency, is the plain
-single-row INSERT rate into an unconstrained table, measured in bursts right before each wave (the
-wave's concurrency and number of attempts) and after the last one, so both see the same load.
+single-row INSERT rate into an unconstrained table, measured in bursts right before and right after
+each wave's timed run (the wave's concurrency; as many rows as the wave's attempts in all), on one pool
+kept for the whole run, so both see the same load and neither pays for connections coming or going.
 pgbench's rate for the same INSERT is added when pgbench is installed. Everything created is dropped
 at the end.
 
@@ -181,34 +182,47 @@ async def audit(conn: asyncpg.Connection, schemas: list[str]) -> int:
     return total
 
 
-async def insert_baseline(
-    url: str, schema: str, *, clients: int, rows: int, table: str = "baseline"
-) -> tuple[int, float]:
-    """Plain single-row INSERTs with the same driver and concurrency: (rows, seconds)."""
-    q = quote_ident(schema)
-    pool = await asyncpg.create_pool(url, min_size=clients, max_size=clients)
-    try:
+class InsertBaseline:
+    """Plain single-row INSERTs with the same driver and concurrency, timed in bursts.
+
+    One pool for the whole run (warmed like the tenants' pools), so no burst pays for connections
+    coming or going, and no backend exits while bookings are timed."""
+
+    def __init__(self, pool: asyncpg.Pool, sql: str) -> None:
+        self._pool = pool
+        self._sql = sql
+
+    @classmethod
+    async def open(cls, url: str, schema: str, *, clients: int) -> InsertBaseline:
+        table = f"{quote_ident(schema)}.baseline"
+        pool = await asyncpg.create_pool(url, min_size=clients, max_size=clients)
         await pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {q}.{quote_ident(table)} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-            " staff_id bigint NOT NULL, customer_id bigint NOT NULL,"
+            f"CREATE TABLE IF NOT EXISTS {table} (id bigint GENERATED ALWAYS AS IDENTITY"
+            " PRIMARY KEY, staff_id bigint NOT NULL, customer_id bigint NOT NULL,"
             " starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL)"
         )
-        sql = f"INSERT INTO {q}.{quote_ident(table)} (staff_id, customer_id, starts_at, ends_at) VALUES ($1, $2, $3, $4)"
+        sql = f"INSERT INTO {table} (staff_id, customer_id, starts_at, ends_at) VALUES ($1, $2, $3, $4)"
+        now = datetime.now(UTC)
+        # the same untimed warm-up as the tenants': one statement per connection
+        await asyncio.gather(*(pool.execute(sql, 0, 0, now, now) for _ in range(clients)))
+        return cls(pool, sql)
+
+    async def burst(self, *, clients: int, rows: int) -> tuple[int, float]:
+        """``rows`` INSERTs by ``clients`` concurrent clients: (rows, seconds)."""
         now = datetime.now(UTC)
         per_client = rows // clients
 
         async def client(worker: int) -> None:
             for i in range(per_client):
                 start = now + timedelta(minutes=i)
-                await pool.execute(sql, worker, i, start, start + timedelta(minutes=30))
+                await self._pool.execute(self._sql, worker, i, start, start + timedelta(minutes=30))
 
-        # the same untimed warm-up as the tenants': one statement per connection
-        await asyncio.gather(*(pool.execute(sql, 0, 0, now, now) for _ in range(clients)))
         began = time.perf_counter()
         await asyncio.gather(*(client(w) for w in range(clients)))
         return per_client * clients, time.perf_counter() - began
-    finally:
-        await pool.close()
+
+    async def close(self) -> None:
+        await self._pool.close()
 
 
 def pgbench_tps(url: str, *, clients: int, seconds: int) -> float | None:
@@ -280,68 +294,62 @@ async def main(args: argparse.Namespace) -> dict:
         for n in names:
             await ensure_database_plane(owner, n, password=passwords[n.slug])
         # The machine's load drifts (other work shares it), so the baseline is measured in bursts
-        # under the same conditions as the bookings: one right before each wave, with the wave's
-        # concurrency and number of attempts, and one after the last wave.
+        # under the same conditions as the bookings: right before and right after each wave's timed
+        # run (after its set-up, with every connection of both sides open), with the wave's
+        # concurrency and number of attempts.
+        baseline = await InsertBaseline.open(
+            url, names[0].schema, clients=per_wave * args.clients_per_tenant
+        )
         bursts: list[tuple[int, float]] = []
         base_day = datetime.now(_ZONE).date() + timedelta(days=2)
         booking_seconds = 0.0
-        for w in range(0, len(names), per_wave):
-            wave = names[w : w + per_wave]
-            log(f"wave {w // per_wave + 1}: baseline burst (plain INSERT)")
-            bursts.append(
-                await insert_baseline(
-                    url,
-                    names[0].schema,
-                    clients=len(wave) * args.clients_per_tenant,
-                    rows=len(wave) * args.clients_per_tenant * args.per_client,
-                )
-            )
-            pools = [
-                await asyncpg.create_pool(
-                    url,
-                    user=n.role,
-                    password=passwords[n.slug],
-                    min_size=args.clients_per_tenant,
-                    max_size=args.clients_per_tenant,
-                    init=init_connection,  # as the tenant bot's pool
-                )
-                for n in wave
-            ]
-            try:
-                seeded = [await seed(p, args.staff) for p in pools]
-                for p, ids in zip(pools, seeded, strict=True):
-                    await warm_up(p, ids, base_day)
-                began = time.perf_counter()
-                await asyncio.gather(
-                    *(
-                        run_tenant(
-                            p,
-                            ids,
-                            clients=args.clients_per_tenant,
-                            per_client=args.per_client,
-                            base_day=base_day,
-                            tally=tally,
-                        )
-                        for p, ids in zip(pools, seeded, strict=True)
+        try:
+            for w in range(0, len(names), per_wave):
+                wave = names[w : w + per_wave]
+                clients = len(wave) * args.clients_per_tenant
+                pools = [
+                    await asyncpg.create_pool(
+                        url,
+                        user=n.role,
+                        password=passwords[n.slug],
+                        min_size=args.clients_per_tenant,
+                        max_size=args.clients_per_tenant,
+                        init=init_connection,  # as the tenant bot's pool
                     )
-                )
-                booking_seconds += time.perf_counter() - began
-            finally:
-                for p in pools:
-                    await p.close()
-            log(f"wave {w // per_wave + 1}: {tally.booked} booked so far")
+                    for n in wave
+                ]
+                try:
+                    seeded = [await seed(p, args.staff) for p in pools]
+                    for p, ids in zip(pools, seeded, strict=True):
+                        await warm_up(p, ids, base_day)
+                    log(f"wave {w // per_wave + 1}: baseline, bookings, baseline")
+                    rows = clients * args.per_client // 2
+                    bursts.append(await baseline.burst(clients=clients, rows=rows))
+                    began = time.perf_counter()
+                    await asyncio.gather(
+                        *(
+                            run_tenant(
+                                p,
+                                ids,
+                                clients=args.clients_per_tenant,
+                                per_client=args.per_client,
+                                base_day=base_day,
+                                tally=tally,
+                            )
+                            for p, ids in zip(pools, seeded, strict=True)
+                        )
+                    )
+                    booking_seconds += time.perf_counter() - began
+                    bursts.append(await baseline.burst(clients=clients, rows=rows))
+                finally:
+                    for p in pools:
+                        await p.close()
+                log(f"wave {w // per_wave + 1}: {tally.booked} booked so far")
+        finally:
+            await baseline.close()
         double = await audit(owner, [n.schema for n in names])
         attempts = len(tally.latencies_ms)
-        log("baseline burst after the bookings (plain INSERT)")
-        bursts.append(
-            await insert_baseline(
-                url,
-                names[0].schema,
-                clients=per_wave * args.clients_per_tenant,
-                rows=per_wave * args.clients_per_tenant * args.per_client,
-            )
-        )
-        baseline = sum(rows for rows, _ in bursts) / sum(seconds for _, seconds in bursts)
+        insert_rate = sum(rows for rows, _ in bursts) / sum(seconds for _, seconds in bursts)
         pgbench = pgbench_tps(
             url, clients=per_wave * args.clients_per_tenant, seconds=3 if args.quick else 10
         )
@@ -360,9 +368,9 @@ async def main(args: argparse.Namespace) -> dict:
         "hot_slot_losers": tally.hot_lost,
         "bookings_per_s": round(bookings_per_s, 1),
         "attempts_per_s": round(attempts / booking_seconds, 1),
-        "insert_baseline_per_s": round(baseline, 1),
+        "insert_baseline_per_s": round(insert_rate, 1),
         "insert_baseline_bursts_per_s": [round(rows / seconds, 1) for rows, seconds in bursts],
-        "ratio": round(bookings_per_s / baseline, 3),
+        "ratio": round(bookings_per_s / insert_rate, 3),
         "double_bookings": double,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
@@ -378,12 +386,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=32, help="total concurrent clients")
     parser.add_argument("--clients-per-tenant", type=int, default=4)
     parser.add_argument("--staff", type=int, default=4, help="staff members per tenant")
-    parser.add_argument("--per-client", type=int, default=30, help="booking attempts per client")
+    parser.add_argument("--per-client", type=int, default=100, help="booking attempts per client")
     parser.add_argument("--quick", action="store_true", help="5 tenants, fewer attempts (< 30 s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tenants = min(args.tenants, 5)
-        args.per_client = min(args.per_client, 30)
+        args.per_client = min(args.per_client, 60)
     return args
 
 

@@ -71,7 +71,6 @@ DECLARE
     r booking_request;
     v_outcome text;
     v_seat integer;
-    v_armed integer[];
     v_row bookings;
     v_constraint text;
 BEGIN
@@ -107,6 +106,12 @@ BEGIN
                 v_outcome := 'limit';
             ELSIF r.catalogue_version IS NOT NULL AND r.catalogue_version <> v_version THEN
                 v_outcome := 'stale';
+            ELSIF r.capacity = 1 AND EXISTS (
+                    SELECT 1 FROM bookings b
+                    WHERE b.staff_id = r.staff_id AND b.status IN ('pending', 'confirmed')
+                      AND b.occupied && tstzrange(r.occupied_from, r.occupied_until)) THEN
+                -- what the constraints would refuse, found without raising (cheaper for a loser)
+                v_outcome := 'taken';
             ELSE
                 v_seat := 1;
                 IF r.capacity > 1 THEN
@@ -119,30 +124,36 @@ BEGIN
                 IF v_seat IS NULL THEN
                     v_outcome := 'full';
                 ELSE
-                    v_armed := array(SELECT o FROM unnest(r.reminder_offsets) AS o
-                                     WHERE r.starts_at - make_interval(mins => o) > p_now);
-                    INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at,
-                                          occupied, seat, status, price, currency, comment,
-                                          created_at, updated_at, reminder_offsets,
-                                          first_reminder_at, idempotency_key)
-                    SELECT r.customer_id, r.service_id, r.staff_id, r.starts_at, r.ends_at,
-                           tstzrange(r.occupied_from, r.occupied_until), v_seat, r.status, sv.price,
-                           sv.currency, r.comment, p_now, p_now, v_armed,
-                           r.starts_at - make_interval(mins => (SELECT max(o) FROM unnest(v_armed) AS o)),
-                           r.idempotency_key
-                    FROM services sv WHERE sv.id = r.service_id
-                    RETURNING * INTO v_row;
-                    IF v_row.id IS NULL THEN
-                        v_outcome := 'no_service';
-                    ELSE
+                    -- the booking (with the reminders still ahead armed on it), its history entry
+                    -- and the customer's fulfilled wish on the waitlist, in one statement
+                    WITH booked AS (
+                        INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at,
+                                              occupied, seat, status, price, currency, comment,
+                                              created_at, updated_at, reminder_offsets,
+                                              first_reminder_at, idempotency_key)
+                        SELECT r.customer_id, r.service_id, r.staff_id, r.starts_at, r.ends_at,
+                               tstzrange(r.occupied_from, r.occupied_until), v_seat, r.status,
+                               sv.price, sv.currency, r.comment, p_now, p_now,
+                               array(SELECT o FROM unnest(r.reminder_offsets) AS o
+                                     WHERE r.starts_at - make_interval(mins => o) > p_now),
+                               r.starts_at - make_interval(mins => (
+                                   SELECT max(o) FROM unnest(r.reminder_offsets) AS o
+                                   WHERE r.starts_at - make_interval(mins => o) > p_now)),
+                               r.idempotency_key
+                        FROM services sv WHERE sv.id = r.service_id
+                        RETURNING *
+                    ), history AS (
                         INSERT INTO booking_history (booking_id, at, actor, actor_id, to_status,
                                                      to_starts_at)
-                        VALUES (v_row.id, p_now, r.actor, r.actor_id, r.status, r.starts_at);
+                        SELECT b.id, p_now, r.actor, r.actor_id, b.status, b.starts_at FROM booked b
+                    ), waitlisted AS (
                         UPDATE waitlist SET status = 'booked', updated_at = p_now
                         WHERE customer_id = r.customer_id AND service_id = r.service_id
-                          AND day = r.local_day AND status = 'waiting';
-                        v_outcome := 'ok';
-                    END IF;
+                          AND day = r.local_day AND status = 'waiting'
+                          AND EXISTS (SELECT 1 FROM booked)
+                    )
+                    SELECT * INTO v_row FROM booked;
+                    v_outcome := CASE WHEN v_row.id IS NULL THEN 'no_service' ELSE 'ok' END;
                 END IF;
             END IF;
         EXCEPTION WHEN exclusion_violation OR unique_violation THEN

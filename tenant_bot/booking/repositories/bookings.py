@@ -87,7 +87,15 @@ class SlotRequest(NamedTuple):
 SlotOutcome = tuple[str, Booking | None]
 
 
-BOOK_SLOTS_SQL = "SELECT ordinal, outcome, booking FROM book_slots($1::booking_request[], $2)"
+# the fields a Booking has, taken out of the row here so that no other column is sent or decoded
+BOOK_SLOTS_SQL = """
+    SELECT r.ordinal, r.outcome, (r.booking).id, (r.booking).customer_id, (r.booking).service_id,
+           (r.booking).staff_id, (r.booking).starts_at, (r.booking).ends_at, (r.booking).seat,
+           (r.booking).status, (r.booking).price, (r.booking).currency, (r.booking).comment,
+           (r.booking).cancel_reason, (r.booking).cancelled_by, (r.booking).created_at,
+           (r.booking).updated_at
+    FROM book_slots($1::booking_request[], $2) AS r
+"""
 
 
 async def book_slots(
@@ -103,10 +111,9 @@ async def book_slots(
         raise StorageError(f"book_slots answered {len(rows)} rows for {len(requests)} requests")
     outcomes: list[SlotOutcome] = [("", None)] * len(requests)
     for row in rows:  # in request order already; placed by ordinal all the same
-        booking = row["booking"]
         outcomes[row["ordinal"] - 1] = (
             row["outcome"],
-            booking_from_row(booking) if booking is not None else None,
+            booking_from_row(row) if row["id"] is not None else None,
         )
     return outcomes
 
