@@ -12,7 +12,8 @@ reached, ...) is its own outcome and never touches the others. An error that fai
 a foreign key that vanished under a request) makes the writer send each request of that batch alone, so
 it reaches only the request that caused it; errors that are everyone's (the database is down, a
 deadlock to retry) go to every request of the batch. A request whose caller is cancelled before its
-batch is sent is dropped.
+batch is sent is dropped; one cancelled while its batch is in flight may still be booked, like any
+request cut off mid-way (a repeat with the same idempotency key finds it).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Rules, in the tenant's time zone (``zoneinfo``, so DST days are right):
 - The appointment must not overlap a blocked period (the staff member's or the whole business's).
 - Its occupied range ``[start - buffer_before, end + buffer_after)`` must not overlap the occupied range
   of another session of that staff member; seats of the same session (same service and start) are
-  counted against the service's capacity. The database enforces the same with exclusion constraints.
+  counted against the service's capacity. The database enforces the same (an exclusion constraint and a
+  unique index).
 - Customers need ``start >= now + min_notice`` and a local start date before ``today + horizon_days``.
 """
 

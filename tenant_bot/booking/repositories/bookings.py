@@ -119,7 +119,8 @@ async def book_slots(
 
 
 async def lock_staff_writes(conn: asyncpg.Connection, staff_id: int) -> None:
-    """Serialise writers of one staff member's bookings until commit (see ``book_slot``)."""
+    """Serialise writers of one staff member's bookings until commit (``book_slots`` takes the same
+    lock)."""
     await conn.execute("SELECT pg_advisory_xact_lock(staff_lock_key($1))", staff_id)
 
 
