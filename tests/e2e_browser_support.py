@@ -103,13 +103,25 @@ class Person:
         texts = self.bot_texts()
         return texts[-1] if texts else ""
 
-    def wait_last(self, fragment: str, *, before: list[str] | None = None) -> str:
+    def wait_last(
+        self,
+        fragment: str,
+        *,
+        before: list[str] | None = None,
+        buttons_before: list[str] | None = None,
+    ) -> str:
         """The newest bot message once it contains ``fragment`` (and the chat changed since
-        ``before``)."""
+        ``before``: its texts, or the newest message's buttons when ``buttons_before`` is given,
+        since an edited keyboard leaves the texts as they were)."""
+
+        def changed(texts: list[str]) -> bool:
+            if before is None or texts != before:
+                return True
+            return buttons_before is not None and self.last_buttons() != buttons_before
 
         def ready(_: WebDriver) -> str | None:
             texts = self.bot_texts()
-            if texts and fragment in texts[-1] and (before is None or texts != before):
+            if texts and fragment in texts[-1] and changed(texts):
                 return texts[-1]
             return None
 
@@ -190,6 +202,7 @@ class Person:
         bot's answer containing ``expect``."""
         self._pace()
         before = self.bot_texts()
+        buttons_before = self.last_buttons()
 
         def find(_: WebDriver) -> WebElement | None:
             for button in self._last_buttons():
@@ -199,7 +212,7 @@ class Person:
             return None
 
         self.wait(find, f"a button {text or 'matching'!r}").click()
-        return self.wait_last(expect, before=before)
+        return self.wait_last(expect, before=before, buttons_before=buttons_before)
 
     def last_buttons(self) -> list[str]:
         """Labels of the newest bot message's buttons."""
