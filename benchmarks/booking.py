@@ -363,6 +363,7 @@ async def main(args: argparse.Namespace) -> dict:
     result = {
         "tenants": len(names),
         "clients": per_wave * args.clients_per_tenant,
+        "clients_per_tenant": args.clients_per_tenant,
         "attempts": attempts,
         "bookings": tally.booked,
         "hot_slot_losers": tally.hot_lost,
