@@ -83,7 +83,7 @@ from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
-from tenant_bot.booking.db import Database, init_connection
+from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import (
     Actor,
@@ -109,6 +109,7 @@ from tenant_bot.booking.models import (
 from tenant_bot.booking.phones import mask_phone, normalize_phone
 from tenant_bot.booking.reminders import ReminderService
 from tenant_bot.booking.reports import ReportService
+from tenant_bot.booking.repositories.bookings import init_connection
 from tenant_bot.booking.service import BookingService
 from tenant_bot.booking.waitlist import WaitlistService
 

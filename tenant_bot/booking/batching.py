@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import asyncpg
+
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError, StorageBusy, StorageUnavailable
 from tenant_bot.booking.models import Clock
@@ -77,12 +79,7 @@ class BookingWriter:
                     batch = self._next_batch()
                     if not batch:
                         return
-                    outcomes = await repo.book_slots(
-                        conn, [request for request, _ in batch], now=self._clock()
-                    )
-                    for (_, future), outcome in zip(batch, outcomes, strict=True):
-                        if not future.done():
-                            future.set_result(outcome)
+                    await self._send(conn, batch)
                     batch = []
         except (StorageBusy, StorageUnavailable) as exc:  # everyone's: each caller decides
             _fail(batch or self._next_batch(), exc)  # (no batch yet: the connection failed)
@@ -108,15 +105,18 @@ class BookingWriter:
         return []
 
     async def _write_alone(self, waiter: _Waiter) -> None:
-        request, future = waiter
-        if future.done():
+        if waiter[1].done():
             return
         try:
             async with self._db.connection() as conn:
-                (outcome,) = await repo.book_slots(conn, [request], now=self._clock())
+                await self._send(conn, [waiter])
         except BookingError as exc:
             _fail([waiter], exc)
-        else:
+
+    async def _send(self, conn: asyncpg.Connection, batch: Sequence[_Waiter]) -> None:
+        """Write ``batch`` in one ``book_slots`` call and answer each caller still waiting."""
+        outcomes = await repo.book_slots(conn, [request for request, _ in batch], now=self._clock())
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 

@@ -12,7 +12,6 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -27,7 +26,6 @@ from tenant_bot.booking.errors import (
     StorageError,
     StorageUnavailable,
 )
-from tenant_bot.booking.repositories.bookings import book_slots
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +118,6 @@ class Database:
                 yield conn
         except _MAPPED as exc:
             raise map_error(exc) from exc
-
-
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """The pool's ``init`` for a tenant bot: prepare the booking statement on each new connection
-    (an empty batch), so no customer's booking waits while it is parsed and the ``booking_request``
-    type's codec is loaded."""
-    await book_slots(conn, [], now=datetime.now(UTC))
 
 
 async def retry_busy(operation: Callable[[], Awaitable[T]], *, attempts: int = BUSY_RETRIES) -> T:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import asyncpg
@@ -116,6 +116,13 @@ async def book_slots(
             booking_from_row(row) if row["id"] is not None else None,
         )
     return outcomes
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """The pool's ``init`` for a tenant bot: prepare the booking statement on each new connection
+    (an empty batch), so no customer's booking waits while it is parsed and the ``booking_request``
+    type's codec is loaded."""
+    await book_slots(conn, [], now=datetime.now(UTC))
 
 
 async def lock_staff_writes(conn: asyncpg.Connection, staff_id: int) -> None:
