@@ -77,3 +77,23 @@ async def list_for_tenant(db: Executor, tenant_id: int) -> list[asyncpg.Record]:
     return await db.fetch(
         "SELECT * FROM control.events WHERE tenant_id = $1 ORDER BY id", tenant_id
     )
+
+
+async def outbox_stats(db: Executor, *, kinds: Sequence[str]) -> dict[str, float]:
+    """The outbox at a glance, for metrics: events of ``kinds`` waiting to be delivered, the age in
+    seconds of the oldest of them (0 when none), and events set aside as failed."""
+    row = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL) AS pending,"
+        " coalesce(extract(epoch FROM now() - min(created_at)"
+        "   FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL)), 0) AS oldest_age_s,"
+        " count(*) FILTER (WHERE failed_at IS NOT NULL) AS failed"
+        " FROM control.events WHERE kind = ANY($1::text[])"
+        " AND (delivered_at IS NULL OR failed_at IS NOT NULL)",
+        list(kinds),
+    )
+    assert row is not None
+    return {
+        "pending": float(row["pending"]),
+        "oldest_pending_age_seconds": float(row["oldest_age_s"]),
+        "failed": float(row["failed"]),
+    }
