@@ -28,10 +28,12 @@ from deploy_worker.heartbeat import wait_for_heartbeat
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.spec import SpecBuilder
 from deploy_worker.telegram import BotTokenChecker
+from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
 from fleet.repositories.tenants import TenantRepository
 from fleet.tenants import TenantService
+from schemas.events import TenantDeleted, TenantFailed, TenantLive, TenantRecovered, TenantSuspended
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +157,13 @@ class Converger:
             )
             if locked["status"] != "active":
                 await TenantRepository(conn).update(tenant_id, status="active", status_reason=None)
-                kind = "tenant.recovered" if locked["status"] == "degraded" else "tenant.live"
+                event_type = TenantRecovered if locked["status"] == "degraded" else TenantLive
                 await insert_event(
                     conn,
                     tenant_id=tenant_id,
-                    kind=kind,
-                    payload={
-                        "bot_username": locked["bot_username"],
-                        "previous_status": locked["status"],
-                    },
+                    event=event_type(
+                        bot_username=locked["bot_username"], previous_status=locked["status"]
+                    ),
                 )
         log.info(
             "tenant running",
@@ -183,12 +183,10 @@ class Converger:
             )
             if locked["status"] != "suspended":
                 await TenantRepository(conn).update(tenant_id, status="suspended")
-                await insert_event(
-                    conn,
-                    tenant_id=tenant_id,
-                    kind="tenant.suspended",
-                    payload={"previous_status": locked["status"]},
-                )
+                if await _owner_not_told(conn, locked, lifecycle_status="expired"):
+                    await insert_event(
+                        conn, tenant_id=tenant_id, event=TenantSuspended(reason="operator")
+                    )
         log.info("tenant suspended", extra={"tenant": tenant["slug"]})
 
     async def deprovision(self, tenant: asyncpg.Record) -> None:
@@ -208,7 +206,8 @@ class Converger:
             )
             if locked["deleted_at"] is None:
                 await TenantRepository(conn).mark_deleted(tenant_id)
-                await insert_event(conn, tenant_id=tenant_id, kind="tenant.deleted", payload={})
+                if await _owner_not_told(conn, locked, lifecycle_status="cancelled"):
+                    await insert_event(conn, tenant_id=tenant_id, event=TenantDeleted())
         log.info("tenant deprovisioned", extra={"tenant": slug})
 
     async def record_failure(
@@ -235,14 +234,24 @@ class Converger:
                 await insert_event(
                     conn,
                     tenant_id=tenant_id,
-                    kind="tenant.failed",
-                    payload={"reason": error[:500], "bot_username": locked["bot_username"]},
+                    event=TenantFailed(reason=error[:500], bot_username=locked["bot_username"]),
                 )
 
     async def _step(self, slug: str, step: str) -> None:
         log.debug("provisioning step done", extra={"tenant": slug, "step": step})
         if self._step_hook is not None:
             await self._step_hook(slug, step)
+
+
+async def _owner_not_told(
+    conn: asyncpg.Connection, tenant: asyncpg.Record, *, lifecycle_status: str
+) -> bool:
+    """Whether the owner should hear of this suspension or deletion from the worker: not when the
+    subscription lifecycle decided it (subscription ``expired``: suspended for non-payment;
+    ``cancelled``: deleted after retention) — it told the owner itself, in the transaction that
+    decided. Otherwise an operator did it (by the API, the CLI, or by hand)."""
+    subscription = await subscription_repo.get_for_tenant(conn, tenant["id"])
+    return subscription is None or subscription["status"] != lifecycle_status
 
 
 def is_permanent(exc: BaseException) -> bool:

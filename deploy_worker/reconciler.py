@@ -35,6 +35,7 @@ from fleet import jobs
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
 from fleet.tenants import TenantService
+from schemas.events import TenantDegraded, TenantRecovered
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def decide(
     if desired == "stopped":
         if alive:
             return Decision("suspend", "instance runs but the tenant should be stopped")
-        if status in ("new", "provisioning", "active", "degraded"):
+        # An unpaid purchase (``new``, nothing ever ran) waits for its payment: it is not drift.
+        if status in ("provisioning", "active", "degraded"):
             return Decision("suspend", f"tenant is {status} but should be stopped")
         return None
     # desired running
@@ -286,8 +288,7 @@ class Reconciler:
                         await insert_event(
                             conn,
                             tenant_id=row["id"],
-                            kind="tenant.degraded",
-                            payload={"reason": reason, "restarts": restarts},
+                            event=TenantDegraded(reason=reason, restarts=restarts),
                         )
                         report.degraded.append(row["slug"])
             elif current < observed:  # a new instance counts from zero
@@ -304,7 +305,7 @@ class Reconciler:
                     crash_window_started_at=None,
                     crash_window_restarts=0,
                 )
-                await insert_event(conn, tenant_id=row["id"], kind="tenant.recovered", payload={})
+                await insert_event(conn, tenant_id=row["id"], event=TenantRecovered())
                 report.recovered.append(row["slug"])
 
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -31,6 +31,12 @@ from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.plans import PlanRepository
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox
+from schemas.events import (
+    PaymentCanceled,
+    PaymentRefundNeeded,
+    PaymentSucceeded,
+    SubscriptionRenewalFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +196,6 @@ class PaymentService:
         """Inside the payment's transaction: subscription, tenant state, job and owner event."""
         tenants = TenantRepository(conn)
         tenant = await tenants.lock(row["tenant_id"]) if row["tenant_id"] else None
-        payload: dict[str, Any] = {
-            "payment_id": str(row["id"]),
-            "amount": money(row["amount"]),
-            "currency": row["currency"],
-            "purpose": row["purpose"],
-        }
         if (
             tenant is None
             or tenant["deleted_at"] is not None
@@ -203,9 +203,13 @@ class PaymentService:
         ):
             # The money arrived but the bot is gone (deleted meanwhile): an operator must refund.
             if tenant is not None:
-                await event_repo.insert_event(
-                    conn, tenant_id=tenant["id"], kind="payment.refund_needed", payload=payload
+                refund = PaymentRefundNeeded(
+                    payment_id=str(row["id"]),
+                    amount=money(row["amount"]),
+                    currency=row["currency"],
+                    purpose=row["purpose"],
                 )
+                await event_repo.insert_event(conn, tenant_id=tenant["id"], event=refund)
             return {"action": "refund_needed", "slug": tenant["slug"] if tenant else None}
         plan = await PlanRepository(conn).get(row["plan_code"])
         assert plan is not None  # payments.plan_code references plans
@@ -245,18 +249,20 @@ class PaymentService:
                 title=method.title,
             )
         action = await self._converge(conn, tenant, plan_code=plan["code"], request_id=request_id)
-        payload.update(
+        paid = PaymentSucceeded(
+            payment_id=str(row["id"]),
+            amount=money(row["amount"]),
+            currency=row["currency"],
+            purpose=row["purpose"],
             action=action,
-            paid_until=subscription["current_period_end"].isoformat(),
+            paid_until=subscription["current_period_end"],
             plan_name=plan["name"],
         )
-        await event_repo.insert_event(
-            conn, tenant_id=tenant["id"], kind="payment.succeeded", payload=payload
-        )
+        await event_repo.insert_event(conn, tenant_id=tenant["id"], event=paid)
         return {
             "action": action,
             "slug": tenant["slug"],
-            "paid_until": payload["paid_until"],
+            "paid_until": subscription["current_period_end"].isoformat(),
         }
 
     async def _converge(
@@ -266,7 +272,7 @@ class PaymentService:
         *,
         plan_code: str,
         request_id: str | None,
-    ) -> str:
+    ) -> Literal["provision", "resume", "extend"]:
         """Set the tenant to run and queue what gets it there: provision, resume, or nothing."""
         tenants = TenantRepository(conn)
         if tenant["status"] == "new":
@@ -315,24 +321,18 @@ class PaymentService:
                 provider_payment_id=remote.id if remote is not None else None,
             ):
                 return Result(Outcome.DUPLICATE, f"already {row['status']}", payment_id)
-            kind = (
-                "subscription.renewal_failed"
-                if row["purpose"] == "auto_renewal"
-                else "payment.canceled"
+            event_type = (
+                SubscriptionRenewalFailed if row["purpose"] == "auto_renewal" else PaymentCanceled
             )
-            await event_repo.insert_event(
-                conn,
-                tenant_id=row["tenant_id"],
-                kind=kind,
-                payload={
-                    "payment_id": str(payment_id),
-                    "reason": reason,
-                    "party": party,
-                    "purpose": row["purpose"],
-                    "amount": money(row["amount"]),
-                    "currency": row["currency"],
-                },
+            canceled = event_type(
+                payment_id=str(payment_id),
+                reason=reason,
+                party=party,
+                purpose=row["purpose"],
+                amount=money(row["amount"]),
+                currency=row["currency"],
             )
+            await event_repo.insert_event(conn, tenant_id=row["tenant_id"], event=canceled)
             await audit.record(
                 conn,
                 actor=ACTOR,

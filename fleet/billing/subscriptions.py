@@ -36,6 +36,13 @@ from fleet.repositories import events as event_repo
 from fleet.repositories import payment_writes as payment_repo
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.tenants import TenantRepository
+from schemas.events import (
+    SubscriptionExpired,
+    SubscriptionReminder,
+    TenantDeleted,
+    TenantDeletionWarning,
+    TenantSuspended,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +145,11 @@ class SubscriptionLifecycle:
             await event_repo.insert_event(
                 conn,
                 tenant_id=row["tenant_id"],
-                kind="subscription.reminder",
-                payload={
-                    "days_left": reached[-1],
-                    "paid_until": row["current_period_end"].isoformat(),
-                    "auto_renew": bool(row["auto_renew"] and row["payment_method_id_enc"]),
-                },
+                event=SubscriptionReminder(
+                    days_left=reached[-1],
+                    paid_until=row["current_period_end"],
+                    auto_renew=bool(row["auto_renew"] and row["payment_method_id_enc"]),
+                ),
             )
             await subscription_repo.add_marks(conn, row["id"], marks)
         return len(rows)
@@ -159,11 +165,10 @@ class SubscriptionLifecycle:
             await event_repo.insert_event(
                 conn,
                 tenant_id=row["tenant_id"],
-                kind="subscription.expired",
-                payload={
-                    "paid_until": row["current_period_end"].isoformat(),
-                    "suspend_at": (row["current_period_end"] + self._config.grace).isoformat(),
-                },
+                event=SubscriptionExpired(
+                    paid_until=row["current_period_end"],
+                    suspend_at=row["current_period_end"] + self._config.grace,
+                ),
             )
         return len(rows)
 
@@ -180,8 +185,7 @@ class SubscriptionLifecycle:
             await event_repo.insert_event(
                 conn,
                 tenant_id=row["tenant_id"],
-                kind="tenant.suspended",
-                payload={"delete_at": (now + self._config.retention).isoformat()},
+                event=TenantSuspended(reason="unpaid", delete_at=now + self._config.retention),
             )
             await audit.record(
                 conn,
@@ -207,8 +211,7 @@ class SubscriptionLifecycle:
             await event_repo.insert_event(
                 conn,
                 tenant_id=row["tenant_id"],
-                kind="tenant.deletion_warning",
-                payload={"delete_at": delete_at.isoformat()},
+                event=TenantDeletionWarning(delete_at=delete_at),
             )
         return len(rows)
 
@@ -232,7 +235,7 @@ class SubscriptionLifecycle:
                 payload={"export": True, "reason": "retention"},
             )
             await event_repo.insert_event(
-                conn, tenant_id=row["tenant_id"], kind="tenant.deleted", payload={"export": True}
+                conn, tenant_id=row["tenant_id"], event=TenantDeleted(export=True)
             )
             await audit.record(
                 conn,

@@ -11,10 +11,12 @@ from typing import Any
 import asyncpg
 from sales_bot_support import RunningSalesBot
 
+from fleet.repositories.events import insert_event
 from fleet.repositories.plans import PlanRepository
 from sandbox.telegram import TelegramSandbox
 from sandbox.testing import bot_id_of, new_bot_token
 from sandbox.yookassa import YooKassaStandIn
+from schemas.events import TenantLive
 from templates import Texts
 
 TEXTS = Texts("sales_bot")
@@ -120,9 +122,10 @@ async def test_the_whole_purchase(
     assert f"@{username} is being set up" in received["text"]
 
     # The deploy worker reports the bot live (inserted as the worker does).
-    await pool.execute(
-        "INSERT INTO control.events (tenant_id, kind, payload) VALUES ($1, 'tenant.live', '{}')",
-        tenant["id"],
+    await insert_event(
+        pool,
+        tenant_id=tenant["id"],
+        event=TenantLive(bot_username=username, previous_status="provisioning"),
     )
     assert await sales_bot.outbox.deliver_once(tenant_ids=[tenant["id"]]) == 1
     await _reply(user, f"Your bot @{username} is live")

@@ -26,11 +26,13 @@ import sales_bot.app as sales_app
 from fleet.data_plane import install_platform
 from fleet.db import create_pool
 from fleet.migrations import migrate_control
+from fleet.repositories.events import insert_event
 from fleet.secrets import SecretBox, generate_master_key
 from fleet.settings import Settings
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from sandbox.testing import bot_id_of, new_bot_token
 from sandbox.yookassa import DEFAULT_SECRET_KEY, DEFAULT_SHOP_ID, YooKassaStandIn
+from schemas.events import TenantLive
 
 STOP_WITHIN_S = 5.0
 
@@ -189,9 +191,10 @@ async def test_run_polls_delivers_events_and_stops_cleanly(
 
         # The deploy worker reports the owner's bot live; the outbox loop tells the owner.
         tenant_id, username = await _insert_tenant(own_pool, owner=user.id)
-        await own_pool.execute(
-            "INSERT INTO control.events (tenant_id, kind, payload) VALUES ($1, 'tenant.live', '{}')",
-            tenant_id,
+        await insert_event(
+            own_pool,
+            tenant_id=tenant_id,
+            event=TenantLive(bot_username=username, previous_status="provisioning"),
         )
         await _bot_message(user, f"Your bot @{username} is live")
         event = await own_pool.fetchrow(
