@@ -128,7 +128,9 @@ class TenantSuspended(Event):
     @model_validator(mode="after")
     def _unpaid_says_until_when(self) -> TenantSuspended:
         if self.reason == "unpaid" and self.delete_at is None:
-            raise ValueError("a suspension for non-payment must say when the data is deleted")
+            raise ValueError(
+                "delete_at: a suspension for non-payment must say when the data is deleted"
+            )
         return self
 
 
