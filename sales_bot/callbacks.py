@@ -11,6 +11,7 @@ class MenuAction(StrEnum):
     BUY = "buy"
     BOTS = "bots"
     CANCEL = "cancel"
+    LANGUAGE = "lang"
 
 
 class BotAction(StrEnum):
@@ -41,6 +42,12 @@ class TimezoneCb(CallbackData, prefix="tz"):
 
 class LanguageCb(CallbackData, prefix="lg"):
     """The tenant bot's language."""
+
+    locale: str
+
+
+class MyLanguageCb(CallbackData, prefix="ml"):
+    """The language the owner speaks with the sales bot (and hears about their bots in)."""
 
     locale: str
 

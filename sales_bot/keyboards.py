@@ -15,6 +15,7 @@ from sales_bot.callbacks import (
     LanguageCb,
     MenuAction,
     MenuCb,
+    MyLanguageCb,
     PlanCb,
     SaveCardCb,
     TimezoneCb,
@@ -43,6 +44,9 @@ def main_menu(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=texts(locale, "button_buy"), callback_data=MenuCb(action=MenuAction.BUY))
     kb.button(text=texts(locale, "button_my_bots"), callback_data=MenuCb(action=MenuAction.BOTS))
+    kb.button(
+        text=texts(locale, "button_language"), callback_data=MenuCb(action=MenuAction.LANGUAGE)
+    )
     return kb.adjust(1).as_markup()
 
 
@@ -83,6 +87,13 @@ def languages() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for code, label in LANGUAGES.items():
         kb.button(text=label, callback_data=LanguageCb(locale=code))
+    return kb.adjust(2).as_markup()
+
+
+def my_language() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for code, label in LANGUAGES.items():
+        kb.button(text=label, callback_data=MyLanguageCb(locale=code))
     return kb.adjust(2).as_markup()
 
 

@@ -14,24 +14,26 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from templates import LOCALES
+from sales_bot.owner_locales import OwnerLocales, locale_of
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-def locale_of(user: User | None, default: str = "ru") -> str:
-    """The interface language for a Telegram user: theirs if we speak it, else ``default``."""
-    code = (user.language_code or "")[:2].lower() if user else ""
-    return code if code in LOCALES else default
-
-
 class LocaleMiddleware(BaseMiddleware):
-    """Puts ``locale`` into the handler data."""
+    """Puts ``locale`` into the handler data: the language the user chose (``owners``), else their
+    Telegram app's."""
+
+    def __init__(self, owners: OwnerLocales | None = None) -> None:
+        self._owners = owners
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        data["locale"] = locale_of(data.get("event_from_user"))
+        user: User | None = data.get("event_from_user")
+        if self._owners is not None and user is not None:
+            data["locale"] = await self._owners.of(user)
+        else:
+            data["locale"] = locale_of(user)
         return await handler(event, data)
 
 

@@ -11,7 +11,7 @@ Executor = asyncpg.Connection | asyncpg.Pool
 
 
 async def locales_of(db: Executor, telegram_ids: Iterable[int]) -> dict[int, str]:
-    """The chosen language of each of ``telegram_ids`` that has one."""
+    """The language of each of ``telegram_ids`` that has one."""
     rows = await db.fetch(
         "SELECT telegram_id, locale FROM control.owners WHERE telegram_id = ANY($1::bigint[])",
         list(telegram_ids),
@@ -19,12 +19,28 @@ async def locales_of(db: Executor, telegram_ids: Iterable[int]) -> dict[int, str
     return {row["telegram_id"]: row["locale"] for row in rows}
 
 
-async def set_locale(db: Executor, telegram_id: int, locale: str) -> None:
-    """Remember the language ``telegram_id`` speaks with the sales bot."""
-    await db.execute(
+async def seen(db: Executor, telegram_id: int, app_locale: str) -> str:
+    """``telegram_id``'s app speaks ``app_locale``: remember it unless they chose a language
+    themselves. Returns the language to speak with them."""
+    locale = await db.fetchval(
         "INSERT INTO control.owners (telegram_id, locale) VALUES ($1, $2)"
-        " ON CONFLICT (telegram_id) DO UPDATE SET locale = EXCLUDED.locale, updated_at = now()"
-        " WHERE owners.locale IS DISTINCT FROM EXCLUDED.locale",
+        " ON CONFLICT (telegram_id) DO UPDATE SET"
+        "   locale = CASE WHEN owners.chosen THEN owners.locale ELSE EXCLUDED.locale END,"
+        "   updated_at = CASE WHEN owners.chosen OR owners.locale = EXCLUDED.locale"
+        "     THEN owners.updated_at ELSE now() END"
+        " RETURNING locale",
+        telegram_id,
+        app_locale,
+    )
+    return str(locale)
+
+
+async def choose(db: Executor, telegram_id: int, locale: str) -> None:
+    """``telegram_id`` chose ``locale`` in the sales bot: kept whatever their app says later."""
+    await db.execute(
+        "INSERT INTO control.owners (telegram_id, locale, chosen) VALUES ($1, $2, true)"
+        " ON CONFLICT (telegram_id) DO UPDATE SET locale = EXCLUDED.locale, chosen = true,"
+        " updated_at = now()",
         telegram_id,
         locale,
     )

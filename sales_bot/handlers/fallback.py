@@ -7,7 +7,7 @@ import logging
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 
-from sales_bot.middlewares import locale_of
+from sales_bot.owner_locales import locale_of
 from sales_bot.routing import RouteTable
 from templates import Texts
 

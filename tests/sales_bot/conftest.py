@@ -30,6 +30,7 @@ from fleet.billing.wiring import Billing
 from fleet.secrets import SecretBox
 from sales_bot.app import build_dispatcher, make_bot
 from sales_bot.outbox import OutboxDelivery
+from sales_bot.owner_locales import OwnerLocales
 from sandbox.telegram import TelegramEmulator, TelegramSandbox
 from sandbox.testing import (  # noqa: F401
     bot_id_of,
@@ -72,6 +73,7 @@ async def sales_bot(
         texts=texts,
         support=SUPPORT,
         rate_limit=sales_rate_limit,
+        owner_locales=OwnerLocales(pool),
     )
     bot = make_bot(token, api_base=telegram_emulator.base_url)
     outbox = OutboxDelivery(pool=pool, bot=bot, texts=texts, support=SUPPORT)

@@ -145,7 +145,7 @@ async def test_each_owner_reads_their_own_language(
     ivan = await _owner(telegram_sandbox, sales_bot, first_name="Ivan", language_code="en")
     olga = await _owner(telegram_sandbox, sales_bot, first_name="Olga", language_code="en")
     # Olga chose Russian in the sales bot; the bot's customers speak English (the tenant's locale).
-    await owner_repo.set_locale(pool, olga.id, "ru")
+    await owner_repo.choose(pool, olga.id, "ru")
     tenant_id, username = await _tenant(pool, [ivan.id, olga.id], locale="en")
     await insert_event(pool, tenant_id=tenant_id, event=_live(username))
 

@@ -197,10 +197,16 @@ async def test_run_polls_delivers_events_and_stops_cleanly(
             event=TenantLive(bot_username=username, previous_status="provisioning"),
         )
         await _bot_message(user, f"Your bot @{username} is live")
-        event = await own_pool.fetchrow(
-            "SELECT delivered_at, last_error, attempts FROM control.events WHERE tenant_id = $1",
-            tenant_id,
-        )
+        # Recorded right after the send: the owner may read it a moment before the record lands.
+        for _ in range(100):
+            event = await own_pool.fetchrow(
+                "SELECT delivered_at, last_error, attempts FROM control.events"
+                " WHERE tenant_id = $1",
+                tenant_id,
+            )
+            if event["delivered_at"] is not None:
+                break
+            await asyncio.sleep(0.05)
         assert event["delivered_at"] is not None and event["last_error"] is None
         assert event["attempts"] == 1
         assert not running.done()
