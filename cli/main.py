@@ -8,6 +8,7 @@ from cli import (
     api,
     apikeys,
     billing,
+    events,
     fleet_ops,
     jobs,
     migrate,
@@ -48,6 +49,7 @@ app.command("sales-bot", help="Run the sales bot (purchases, renewals, owner not
 app.command("worker", help="Run the deploy worker (jobs + reconciler).")(worker.worker)
 app.add_typer(fleet_ops.fleet_app, name="fleet")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(events.app, name="events")
 
 
 def main() -> None:

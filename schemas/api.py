@@ -416,3 +416,50 @@ class AuditEntryPublic(BaseModel):
     details: dict[str, Any]
     request_id: str | None
     created_at: datetime
+
+
+# --- events (the owner-notice outbox) -----------------------------------------------------------
+
+EventState = Literal["pending", "failed", "delivered"]
+EVENT_KIND_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+
+
+class EventPublic(BaseModel):
+    """One event of the outbox the sales bot delivers to tenant owners. ``state`` is ``failed``
+    when it was set aside (``last_error`` says why; retry it once the cause is fixed), ``pending``
+    while waiting for delivery, ``delivered`` when done. Who the owners are is not shown: only how
+    many of them were already told (a retry does not tell them again)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 314,
+                    "kind": "tenant.suspended",
+                    "tenant": "barber_ivan",
+                    "state": "failed",
+                    "payload": {"previous_status": "active"},
+                    "attempts": 1,
+                    "last_error": "template event_tenant_suspended: 'delete_at' is undefined",
+                    "recipients_told": 0,
+                    "created_at": "2025-01-15T10:00:00Z",
+                    "next_attempt_at": "2025-01-15T10:00:00Z",
+                    "delivered_at": None,
+                    "failed_at": "2025-01-15T10:00:01Z",
+                }
+            ]
+        }
+    )
+
+    id: int
+    kind: str
+    tenant: str | None = Field(description="Slug of the tenant the event is about")
+    state: EventState
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    recipients_told: int = Field(description="Owners already sent this event's message")
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    failed_at: datetime | None

@@ -555,3 +555,38 @@ async def poll(check: Callable[[], Awaitable[Any]], what: str, *, timeout: float
 
 
 StartPlatform = Callable[..., Awaitable[UpProcess]]
+
+
+# -- slow payers: the checkout page's Cancel, counting notices, waiting out reconciler passes --------
+
+
+async def press_cancel(confirmation_url: str) -> None:
+    """Press **Cancel** on the YooKassa checkout page (the payer gives up; the page answers 303)."""
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(confirmation_url.rstrip("/") + "/cancel")
+    assert response.status_code == 303, response.text
+
+
+async def count_messages(user: TelegramUser, fragment: str) -> int:
+    """How many of the bot's messages in the user's chat contain ``fragment``."""
+    return sum(1 for m in await user.messages() if m["from"] == "bot" and fragment in text_of(m))
+
+
+async def notices_settle(
+    user: TelegramUser, fragments: list[str], *, quiet_s: float = 4.0
+) -> dict[str, int]:
+    """How often each of ``fragments`` appears in the user's chat with the bot, once the counts
+    have not changed for ``quiet_s`` seconds (a duplicate delivered late is counted too)."""
+
+    async def counts() -> dict[str, int]:
+        return {fragment: await count_messages(user, fragment) for fragment in fragments}
+
+    seen = await counts()
+    loop = asyncio.get_running_loop()
+    stable_since = loop.time()
+    while loop.time() - stable_since < quiet_s:
+        await asyncio.sleep(0.5)
+        now = await counts()
+        if now != seen:
+            seen, stable_since = now, loop.time()
+    return seen
