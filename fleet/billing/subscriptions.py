@@ -5,7 +5,10 @@ Time is passed in (``run_once(now)``), never read inside the steps, so tests mov
 sleeping. Each step claims due rows with ``FOR UPDATE SKIP LOCKED`` in its own short transaction and
 writes its state change, its job and the owner's event in that same transaction; runners on several
 hosts share the work, and a crash in the middle leaves each subscription either before or after a
-step, never half-way.
+step, never half-way. Each subscription's share of a step runs in a savepoint: one that fails for a
+reason of its own (not the database's or the network's) is undone, set aside with its error
+(``lifecycle_failed_at``; skipped by later runs until ``botfleet billing retry``) and logged once,
+and the step goes on with the others.
 
 ::
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
@@ -47,6 +50,17 @@ from schemas.events import (
 log = logging.getLogger(__name__)
 
 ACTOR = "billing.lifecycle"
+# Errors that say nothing about the subscription (the database or the network is unwell): the run
+# stops and the next one tries again. Anything else a step raises on a row is that row's problem.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    OSError,
+    TimeoutError,
+)
 _Step = Callable[[asyncpg.Connection, datetime, Sequence[int] | None], Awaitable[int]]
 BATCH = 100
 
@@ -63,6 +77,7 @@ class LifecycleReport:
     deleted: int = 0
     released: int = 0
     errors: int = 0
+    set_aside: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -88,6 +103,7 @@ class SubscriptionLifecycle:
         self._checkout = checkout
         self._config = config
         self._clock = clock
+        self._set_aside = 0
 
     async def run_once(
         self, now: datetime | None = None, *, tenant_ids: Sequence[int] | None = None
@@ -95,6 +111,7 @@ class SubscriptionLifecycle:
         """One pass of every step at ``now`` (default: the clock), optionally for some tenants."""
         now = now or self._clock()
         report = LifecycleReport()
+        self._set_aside = 0
         report.charged, report.errors = await self._auto_renew(now, tenant_ids)
         report.reminded = await self._drain(self._remind, now, tenant_ids)
         report.expired = await self._drain(self._expire, now, tenant_ids)
@@ -102,6 +119,7 @@ class SubscriptionLifecycle:
         report.warned = await self._drain(self._warn_deletion, now, tenant_ids)
         report.deleted = await self._drain(self._delete, now, tenant_ids)
         report.released = await self._drain(self._release_abandoned, now, tenant_ids)
+        report.set_aside = self._set_aside
         if any(report.as_dict().values()):
             log.info("billing lifecycle run", extra=report.as_dict())
         return report
@@ -126,6 +144,38 @@ class SubscriptionLifecycle:
             if done < BATCH:
                 return total
 
+    @contextlib.asynccontextmanager
+    async def _isolated(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, *, step: str
+    ) -> AsyncIterator[None]:
+        """One subscription's share of a step, in a savepoint: if it fails for a reason of its own
+        (not the database's or the network's), its writes are undone, it is set aside with the
+        error for an operator, and the step goes on with the next row."""
+        try:
+            async with conn.transaction():
+                yield
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            await self._set_aside_row(conn, row, step=step, exc=exc)
+
+    async def _set_aside_row(
+        self,
+        db: asyncpg.Connection | asyncpg.Pool,
+        row: asyncpg.Record,
+        *,
+        step: str,
+        exc: Exception,
+    ) -> None:
+        error = f"{step}: {type(exc).__name__}: {exc}"
+        await subscription_repo.set_aside(db, row["id"], error=error)
+        self._set_aside += 1
+        log.error(
+            "subscription set aside by the lifecycle",
+            exc_info=exc,
+            extra={"subscription_id": row["id"], "tenant": row["slug"], "step": step},
+        )
+
     # -- steps: each takes a connection in a transaction and returns how many rows it handled --
 
     async def _remind(
@@ -138,20 +188,21 @@ class SubscriptionLifecycle:
             conn, now=now, reminder_days=days, tenant_ids=tenant_ids, limit=BATCH
         )
         for row in rows:
-            reached = reminder_marks(days, left=row["current_period_end"] - now)
-            marks = [f"{d}d" for d in reached]
-            # Only the nearest reminder is sent; earlier ones missed (a runner was down) are
-            # marked so the owner does not get "3 days left" after "1 day left".
-            await event_repo.insert_event(
-                conn,
-                tenant_id=row["tenant_id"],
-                event=SubscriptionReminder(
-                    days_left=reached[-1],
-                    paid_until=row["current_period_end"],
-                    auto_renew=bool(row["auto_renew"] and row["payment_method_id_enc"]),
-                ),
-            )
-            await subscription_repo.add_marks(conn, row["id"], marks)
+            async with self._isolated(conn, row, step="remind"):
+                reached = reminder_marks(days, left=row["current_period_end"] - now)
+                marks = [f"{d}d" for d in reached]
+                # Only the nearest reminder is sent; earlier ones missed (a runner was down) are
+                # marked so the owner does not get "3 days left" after "1 day left".
+                await event_repo.insert_event(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    event=SubscriptionReminder(
+                        days_left=reached[-1],
+                        paid_until=row["current_period_end"],
+                        auto_renew=bool(row["auto_renew"] and row["payment_method_id_enc"]),
+                    ),
+                )
+                await subscription_repo.add_marks(conn, row["id"], marks)
         return len(rows)
 
     async def _expire(
@@ -161,15 +212,16 @@ class SubscriptionLifecycle:
             conn, now=now, tenant_ids=tenant_ids, limit=BATCH
         )
         for row in rows:
-            await subscription_repo.set_status(conn, row["id"], status="grace")
-            await event_repo.insert_event(
-                conn,
-                tenant_id=row["tenant_id"],
-                event=SubscriptionExpired(
-                    paid_until=row["current_period_end"],
-                    suspend_at=row["current_period_end"] + self._config.grace,
-                ),
-            )
+            async with self._isolated(conn, row, step="expire"):
+                await subscription_repo.set_status(conn, row["id"], status="grace")
+                await event_repo.insert_event(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    event=SubscriptionExpired(
+                        paid_until=row["current_period_end"],
+                        suspend_at=row["current_period_end"] + self._config.grace,
+                    ),
+                )
         return len(rows)
 
     async def _suspend(
@@ -179,21 +231,27 @@ class SubscriptionLifecycle:
             conn, ended_before=now - self._config.grace, tenant_ids=tenant_ids, limit=BATCH
         )
         for row in rows:
-            await subscription_repo.set_status(conn, row["id"], status="expired", suspended_at=now)
-            await TenantRepository(conn).update(row["tenant_id"], desired_state="stopped")
-            await jobs.enqueue(conn, kind="suspend", tenant_id=row["tenant_id"])
-            await event_repo.insert_event(
-                conn,
-                tenant_id=row["tenant_id"],
-                event=TenantSuspended(reason="unpaid", delete_at=now + self._config.retention),
-            )
-            await audit.record(
-                conn,
-                actor=ACTOR,
-                action="tenant.suspend",
-                target=row["slug"],
-                details={"reason": "unpaid", "paid_until": row["current_period_end"].isoformat()},
-            )
+            async with self._isolated(conn, row, step="suspend"):
+                await subscription_repo.set_status(
+                    conn, row["id"], status="expired", suspended_at=now
+                )
+                await TenantRepository(conn).update(row["tenant_id"], desired_state="stopped")
+                await jobs.enqueue(conn, kind="suspend", tenant_id=row["tenant_id"])
+                await event_repo.insert_event(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    event=TenantSuspended(reason="unpaid", delete_at=now + self._config.retention),
+                )
+                await audit.record(
+                    conn,
+                    actor=ACTOR,
+                    action="tenant.suspend",
+                    target=row["slug"],
+                    details={
+                        "reason": "unpaid",
+                        "paid_until": row["current_period_end"].isoformat(),
+                    },
+                )
         return len(rows)
 
     async def _warn_deletion(
@@ -204,15 +262,17 @@ class SubscriptionLifecycle:
             conn, suspended_before=now - lead, tenant_ids=tenant_ids, limit=BATCH
         )
         for row in rows:
-            delete_at = max(
-                row["suspended_at"] + self._config.retention, now + self._config.deletion_warning
-            )
-            await subscription_repo.mark_deletion_warned(conn, row["id"], now=now)
-            await event_repo.insert_event(
-                conn,
-                tenant_id=row["tenant_id"],
-                event=TenantDeletionWarning(delete_at=delete_at),
-            )
+            async with self._isolated(conn, row, step="warn_deletion"):
+                delete_at = max(
+                    row["suspended_at"] + self._config.retention,
+                    now + self._config.deletion_warning,
+                )
+                await subscription_repo.mark_deletion_warned(conn, row["id"], now=now)
+                await event_repo.insert_event(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    event=TenantDeletionWarning(delete_at=delete_at),
+                )
         return len(rows)
 
     async def _delete(
@@ -226,24 +286,28 @@ class SubscriptionLifecycle:
             limit=BATCH,
         )
         for row in rows:
-            await subscription_repo.set_status(conn, row["id"], status="cancelled")
-            await TenantRepository(conn).update(row["tenant_id"], desired_state="deleted")
-            await jobs.enqueue(
-                conn,
-                kind="deprovision",
-                tenant_id=row["tenant_id"],
-                payload={"export": True, "reason": "retention"},
-            )
-            await event_repo.insert_event(
-                conn, tenant_id=row["tenant_id"], event=TenantDeleted(export=True)
-            )
-            await audit.record(
-                conn,
-                actor=ACTOR,
-                action="tenant.delete",
-                target=row["slug"],
-                details={"reason": "retention", "suspended_at": row["suspended_at"].isoformat()},
-            )
+            async with self._isolated(conn, row, step="delete"):
+                await subscription_repo.set_status(conn, row["id"], status="cancelled")
+                await TenantRepository(conn).update(row["tenant_id"], desired_state="deleted")
+                await jobs.enqueue(
+                    conn,
+                    kind="deprovision",
+                    tenant_id=row["tenant_id"],
+                    payload={"export": True, "reason": "retention"},
+                )
+                await event_repo.insert_event(
+                    conn, tenant_id=row["tenant_id"], event=TenantDeleted(export=True)
+                )
+                await audit.record(
+                    conn,
+                    actor=ACTOR,
+                    action="tenant.delete",
+                    target=row["slug"],
+                    details={
+                        "reason": "retention",
+                        "suspended_at": row["suspended_at"].isoformat(),
+                    },
+                )
         return len(rows)
 
     async def _release_abandoned(
@@ -285,6 +349,12 @@ class SubscriptionLifecycle:
                     "auto-renewal charge failed; retried next run",
                     extra={"tenant": row["slug"], "error": str(exc)},
                 )
+                continue
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # a bug or a reply no retry changes: not every run again
+                errors += 1
+                await self._set_aside_row(self._pool, row, step="auto_renew", exc=exc)
                 continue
             if result is not None:
                 charged += 1

@@ -17,7 +17,8 @@ Executor = asyncpg.Connection | asyncpg.Pool
 _DUE_SELECT = (
     "SELECT s.*, t.slug, t.status AS tenant_status, t.desired_state, t.owner_telegram_ids"
     " FROM control.subscriptions s JOIN control.tenants t ON t.id = s.tenant_id"
-    " WHERE t.deleted_at IS NULL AND ($1::bigint[] IS NULL OR s.tenant_id = ANY($1::bigint[]))"
+    " WHERE t.deleted_at IS NULL AND s.lifecycle_failed_at IS NULL"
+    " AND ($1::bigint[] IS NULL OR s.tenant_id = ANY($1::bigint[]))"
 )
 _DUE_LOCK = " ORDER BY s.current_period_end, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED"
 
@@ -246,6 +247,37 @@ async def mark_deletion_warned(conn: Executor, subscription_id: int, *, now: dat
         subscription_id,
         now,
     )
+
+
+async def set_aside(conn: Executor, subscription_id: int, *, error: str) -> None:
+    """A lifecycle step failed on this subscription for a reason no retry fixes: later runs skip
+    it until an operator retries it (:func:`retry_lifecycle`)."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET lifecycle_failed_at = now(), lifecycle_error = $2,"
+        " updated_at = now() WHERE id = $1",
+        subscription_id,
+        error[:2000],
+    )
+
+
+async def list_set_aside(db: Executor) -> list[asyncpg.Record]:
+    """Subscriptions the lifecycle set aside, oldest first, with their tenant's slug."""
+    return await db.fetch(
+        "SELECT s.id, s.tenant_id, t.slug, s.status, s.current_period_end,"
+        " s.lifecycle_failed_at, s.lifecycle_error"
+        " FROM control.subscriptions s JOIN control.tenants t ON t.id = s.tenant_id"
+        " WHERE s.lifecycle_failed_at IS NOT NULL ORDER BY s.lifecycle_failed_at, s.id"
+    )
+
+
+async def retry_lifecycle(db: Executor, subscription_id: int) -> bool:
+    """Put a set-aside subscription back in the lifecycle's hands; False if it was not set aside."""
+    status = await db.execute(
+        "UPDATE control.subscriptions SET lifecycle_failed_at = NULL, updated_at = now()"
+        " WHERE id = $1 AND lifecycle_failed_at IS NOT NULL",
+        subscription_id,
+    )
+    return status.endswith(" 1")
 
 
 async def claim_abandoned_purchases(

@@ -10,6 +10,7 @@ from billing_fixtures import FakeClock
 
 from fleet.billing.payments import Outcome
 from fleet.billing.wiring import Billing
+from fleet.repositories import subscriptions as subscription_repo
 from sandbox.yookassa import YooKassaStandIn
 
 
@@ -181,3 +182,50 @@ async def test_abandoned_purchase_releases_the_token(
     assert status == "canceled"
     # The token can be bought again.
     assert (await billing.checkout.purchase(order)).tenant_id != checkout.tenant_id
+
+
+async def test_a_subscription_that_breaks_a_step_is_set_aside_and_the_rest_go_on(
+    billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order
+) -> None:
+    good = await billing.checkout.purchase(make_order())
+    bad = await billing.checkout.purchase(make_order())
+    for checkout in (good, bad):
+        await _pay(billing, yookassa_standin, pool, checkout)
+    tids = [good.tenant_id, bad.tenant_id]
+    end = max([(await _sub(pool, tid))["current_period_end"] for tid in tids])
+    # The database refuses every new event of one tenant (as a broken row would): a fault of that
+    # subscription alone, not of the database.
+    fn = f"refuse_events_{bad.tenant_id}"
+    await pool.execute(
+        f"CREATE FUNCTION control.{fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.tenant_id = {bad.tenant_id} THEN RAISE EXCEPTION 'poisoned row'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    await pool.execute(
+        f"CREATE TRIGGER {fn} BEFORE INSERT ON control.events"
+        f" FOR EACH ROW EXECUTE FUNCTION control.{fn}()"
+    )
+    try:
+        report = await billing.lifecycle.run_once(end - timedelta(days=3), tenant_ids=tids)
+        assert report.reminded == 2 and report.set_aside == 1
+        assert (await _events(pool, good.tenant_id))[-1] == "subscription.reminder"
+        assert (await _events(pool, bad.tenant_id))[-1] == "payment.succeeded"
+        poisoned = await _sub(pool, bad.tenant_id)
+        assert poisoned["lifecycle_failed_at"] is not None
+        assert "remind: RaiseError: poisoned row" in poisoned["lifecycle_error"]
+        assert poisoned["reminders_sent"] == []  # its share of the step was undone
+
+        # Set aside: later runs leave it alone, even when more steps fall due.
+        later = await billing.lifecycle.run_once(end + timedelta(minutes=1), tenant_ids=tids)
+        assert later.expired == 1 and later.set_aside == 0
+        assert (await _sub(pool, bad.tenant_id))["status"] == "active"
+    finally:
+        await pool.execute(f"DROP TRIGGER {fn} ON control.events")
+        await pool.execute(f"DROP FUNCTION control.{fn}()")
+
+    # An operator fixed the cause and retries it: the lifecycle catches up.
+    assert await subscription_repo.retry_lifecycle(pool, poisoned["id"])
+    assert not await subscription_repo.retry_lifecycle(pool, poisoned["id"])
+    caught_up = await billing.lifecycle.run_once(end + timedelta(minutes=2), tenant_ids=tids)
+    assert caught_up.expired == 1
+    assert (await _events(pool, bad.tenant_id))[-1] == "subscription.expired"
