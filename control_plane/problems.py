@@ -16,6 +16,8 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleet.errors import (
@@ -169,6 +171,17 @@ def validation_errors(exc: RequestValidationError) -> list[tuple[str, str]]:
     return result
 
 
+# Raised when PostgreSQL or Redis cannot be reached or drops the connection mid-request.
+BACKEND_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
 def response_for(request: Request, exc: BaseException) -> ProblemResponse | None:
     """The problem answer for an expected error, or None for an unexpected one."""
     if isinstance(exc, ApiProblem):
@@ -202,6 +215,18 @@ def response_for(request: Request, exc: BaseException) -> ProblemResponse | None
             status=422,
             detail="a value cannot be stored: it is out of range or contains characters "
             "PostgreSQL does not accept (such as NUL)",
+        )
+    if isinstance(exc, BACKEND_DOWN):
+        # PostgreSQL or Redis went away mid-request (a restart, a network cut): the client should
+        # come back shortly, not read about an internal error.
+        log.warning("backing service unavailable", extra={"error": type(exc).__name__})
+        return problem_response(
+            request,
+            status=503,
+            kind="unavailable",
+            title="Service unavailable",
+            detail="a backing service is unavailable; retry shortly",
+            headers={"Retry-After": "5"},
         )
     return None
 
@@ -259,6 +284,7 @@ def install(app: FastAPI) -> None:
         StarletteHTTPException,
         BotfleetError,
         asyncpg.DataError,
+        *BACKEND_DOWN,
     ):
         app.add_exception_handler(exc_class, _handle)
 

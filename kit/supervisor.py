@@ -48,7 +48,15 @@ class LoopStatus:
     running: bool = False
     finished: bool = False
     failing: bool = False
+    # A failing loop that has since run this long without crashing counts as recovered, even if
+    # it never beats (e.g. long polling, whose progress is not observable from outside).
+    recovered_after: float = 60.0
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def is_failing(self, now: float) -> bool:
+        if not self.failing:
+            return False
+        return not (self.running and now - self.started_at > self.recovered_after)
 
     def stale(self, now: float) -> bool:
         if self.stale_after is None or not self.running:
@@ -60,8 +68,8 @@ class LoopStatus:
         since = self.last_beat if self.last_beat is not None else self.started_at
         return {
             "running": self.running,
-            "healthy": not (self.failing or self.stale(now)),
-            "failing": self.failing,
+            "healthy": not (self.is_failing(now) or self.stale(now)),
+            "failing": self.is_failing(now),
             "stale": self.stale(now),
             "restarts": self.restarts,
             "consecutive_failures": self.consecutive_failures,
@@ -89,15 +97,21 @@ class Supervisor:
         self._clock = clock
         self._loops: dict[str, tuple[Loop, LoopStatus]] = {}
         self._on_crash: list[Callable[[str, BaseException], None]] = []
+        self._started = False
 
     # -- set-up --
 
     def add(self, name: str, loop: Loop, *, stale_after: float | None = None) -> None:
-        """Register a loop (before :meth:`start`). ``stale_after``: seconds without a
-        :meth:`beat` after which the loop counts as stuck."""
+        """Register a loop. ``stale_after``: seconds without a :meth:`beat` after which the loop
+        counts as stuck. A loop added while the supervisor runs starts at once (a component that
+        comes up later, e.g. the sales bot after the API in ``botfleet up``, joins the same
+        health)."""
         if name in self._loops:
             raise ValueError(f"loop {name!r} is already supervised")
-        self._loops[name] = (loop, LoopStatus(name=name, stale_after=stale_after))
+        status = LoopStatus(name=name, stale_after=stale_after, recovered_after=self.backoff_max)
+        self._loops[name] = (loop, status)
+        if self._started:
+            self.start()
 
     def on_crash(self, callback: Callable[[str, BaseException], None]) -> None:
         """Call ``callback(loop_name, exc)`` on every crash (e.g. to count it in metrics)."""
@@ -107,13 +121,19 @@ class Supervisor:
 
     def start(self) -> None:
         """Start every registered loop that is not running yet."""
+        self._started = True
         for name, (loop, status) in self._loops.items():
             if status._task is None:
                 status._task = asyncio.create_task(self._supervise(loop, status), name=name)
 
-    async def stop(self) -> None:
-        """Cancel every loop and wait for them to end."""
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Cancel every loop and wait for them to end. With ``grace``, loops that end on their own
+        once their owner asked them to (a stop event) get that long to do so before being
+        cancelled, so they are never cut in the middle of a step."""
+        self._started = False
         tasks = [s._task for _, s in self._loops.values() if s._task is not None]
+        if grace > 0 and tasks:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -173,7 +193,7 @@ class Supervisor:
                     "background loop crashed; restarting",
                     exc_info=exc,
                     extra={
-                        "process": self.process,
+                        "supervisor": self.process,  # not "process": a LogRecord attribute (the pid)
                         "loop": status.name,
                         "restarts": status.restarts,
                         "consecutive_failures": status.consecutive_failures,
@@ -201,7 +221,7 @@ class Supervisor:
     def healthy(self) -> bool:
         """False while any loop is failing or stale."""
         now = self._clock()
-        return not any(s.failing or s.stale(now) for _, s in self._loops.values())
+        return not any(s.is_failing(now) or s.stale(now) for _, s in self._loops.values())
 
     def report(self) -> dict[str, dict[str, object]]:
         """Every loop's status, for health endpoints and logs."""
@@ -213,7 +233,7 @@ class Supervisor:
         now = self._clock()
         out = []
         for name, (_, status) in self._loops.items():
-            if status.failing:
+            if status.is_failing(now):
                 out.append(f"{name}: failing ({status.last_error})")
             elif status.stale(now):
                 out.append(f"{name}: no progress for {status.stale_after:.0f}s")

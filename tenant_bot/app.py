@@ -13,6 +13,12 @@ Start-up connects PostgreSQL (as the tenant's role) and Redis (as the tenant's A
 Telegram ``getMe``, registers the command menus, starts receiving updates and the background work, and
 only then writes the heartbeat the deploy worker waits for. Shutdown stops receiving, cancels and awaits
 every task, and closes the bot session, Redis and the pool.
+
+The background work and the heartbeat run as supervised loops (:class:`kit.supervisor.Supervisor`,
+``resources.supervisor``): a loop that crashes is logged with its traceback, counted and restarted with
+backoff; one that keeps crashing, or stops making progress, makes the bot unhealthy, and the heartbeat
+(:mod:`tenant_bot.heartbeat`) then stops being refreshed so the deploy worker's reconciler redeploys
+the bot.
 """
 
 from __future__ import annotations
@@ -27,12 +33,19 @@ from collections.abc import Callable
 
 from schemas.runtime import HEARTBEAT_TTL_SECONDS, RuntimeContractError, TenantRuntime
 from tenant_bot.booking.models import Clock, utc_now
-from tenant_bot.heartbeat import Heartbeat
+from tenant_bot.health import snapshot
+from tenant_bot.heartbeat import HEARTBEAT_INTERVAL_SECONDS, Heartbeat
 from tenant_bot.profile import seed_profile
 from tenant_bot.resources import DEFAULT_RATE_LIMIT, Resources, StartupError, open_resources
 from tenant_bot.serving import IdleReceiver, Receiver, make_receiver
 
 log = logging.getLogger(__name__)
+
+# A pass of the background loop normally takes well under a second; one that has not finished in
+# five minutes is stuck (the reminder lease is five minutes too). The heartbeat loop passes every
+# few seconds.
+BACKGROUND_STALE_AFTER_SECONDS = 300.0
+HEARTBEAT_STALE_AFTER_SECONDS = HEARTBEAT_TTL_SECONDS * 2
 
 
 async def run(
@@ -44,37 +57,50 @@ async def run(
     receive: bool = True,
     rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT,
     on_ready: Callable[[Resources], None] | None = None,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS,
 ) -> None:
     """Run the tenant bot until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
 
     ``clock`` replaces the wall clock (tests); ``background=False`` leaves reminders and the other
     periodic work to another process, ``receive=False`` leaves updates to another process (a second
     worker of the same tenant); ``rate_limit`` is (updates, seconds) per user; ``on_ready`` is
-    called once the bot is ready.
+    called once the bot is ready; ``heartbeat_interval`` is how often the heartbeat is written
+    (tests shorten it).
     """
     clock = clock or utc_now
     if stop is None:
         stop = asyncio.Event()
         _install_signal_handlers(stop)
     resources = await open_resources(runtime, clock=clock, rate_limit=rate_limit)
-    tasks: list[asyncio.Task[None]] = []
     receiver: Receiver | None = None
+    supervisor = resources.supervisor
     heartbeat = Heartbeat(
         resources.redis,
         key=runtime.heartbeat_key,
         ttl_seconds=HEARTBEAT_TTL_SECONDS,
         clock=clock,
+        interval=heartbeat_interval,
         details={"bot": resources.me.username},
+        health=lambda: snapshot(supervisor, resources.notifier.tally),
+    )
+    if background:
+        supervisor.add(
+            "background",
+            lambda: resources.background.run(beat=supervisor.beater("background")),
+            stale_after=BACKGROUND_STALE_AFTER_SECONDS,
+        )
+    supervisor.add(
+        "heartbeat",
+        lambda: heartbeat.run(beat=supervisor.beater("heartbeat")),
+        stale_after=HEARTBEAT_STALE_AFTER_SECONDS,
     )
     try:
         await seed_profile(resources.core, runtime)
         await resources.register_commands()
         receiver = make_receiver(resources) if receive else IdleReceiver()
         await receiver.start()
-        if background:
-            tasks.append(asyncio.create_task(resources.background.run(), name="background"))
+        supervisor.start()  # the background work, then the heartbeat loop
         await heartbeat.beat()
-        tasks.append(asyncio.create_task(heartbeat.run(), name="heartbeat"))
         log.info("tenant bot ready", extra={"bot": resources.me.username, "mode": runtime.mode})
         if on_ready is not None:
             on_ready(resources)
@@ -89,11 +115,7 @@ async def run(
         log.info("tenant bot stopping")
         if receiver is not None:
             await receiver.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await supervisor.stop()
         await heartbeat.clear()
         await resources.close()
         log.info("tenant bot stopped")

@@ -4,6 +4,20 @@ Exactly-once comes from the booking core's claims (``FOR UPDATE SKIP LOCKED`` wi
 number of bot processes may run this loop, each reminder is claimed by one of them, marked sent after
 delivery, and given back if delivery failed for a reason worth retrying. A process killed mid-send
 leaves its claim to expire, so nothing is lost. Time comes from the injected clock.
+
+Poison isolation: each item is settled on its own. One that failed for a passing reason (timeout,
+Telegram 5xx or 429) is given back with the time of its next attempt (30 s, doubling up to 15 min, or
+Telegram's flood wait); one that can never be delivered (a text that cannot render, a chat Telegram
+refuses, a customer who blocked the bot) is marked failed with its error, counted and logged once, and
+the items behind it go on.
+
+Loop health: the loop runs under the process's :class:`~kit.supervisor.Supervisor` and reports
+every finished pass with ``beat``. A tick that fails because PostgreSQL is unreachable
+(:class:`~tenant_bot.booking.errors.StorageUnavailable`) is an outage, not a fault of the bot: it is
+logged and retried with a growing pause, and the loop keeps beating, so the deploy worker does not
+restart a bot that a restart cannot help. Anything else escapes to the supervisor, which logs it
+with its traceback, counts it and restarts the loop with backoff; a loop that keeps crashing turns the
+bot's health red.
 """
 
 from __future__ import annotations
@@ -13,16 +27,19 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.errors import BookingError
-from tenant_bot.booking.models import Clock
-from tenant_bot.notifications import Notifier
+from tenant_bot.booking.errors import StorageUnavailable
+from tenant_bot.booking.models import ClaimedReminder, Clock, CompletionPrompt, Settings
+from tenant_bot.delivery import Delivery, Outcome
+from tenant_bot.notifications import COMPLETION_CARD, REMINDER, Notifier
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
+OUTAGE_PAUSE_MAX_SECONDS = 15.0  # a reminder due during an outage goes out soon after it
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 
 
@@ -40,40 +57,82 @@ class BackgroundWorker:
         self._last_housekeeping: datetime | None = None
         self.wake = asyncio.Event()
 
-    async def run(self) -> None:
-        """Loop forever; one failed tick is logged and the next one tries again."""
+    async def run(self, *, beat: Callable[[], None] | None = None) -> None:
+        """Loop forever, calling ``beat`` after every pass (one cut short by an outage included)."""
+        outages = 0
         while True:
             try:
                 await self.tick()
-            except BookingError as exc:
-                log.warning("background tick failed", extra={"code": exc.code})
-            except Exception:
-                log.exception("background tick crashed")
+                outages = 0
+            except StorageUnavailable as exc:
+                outages += 1
+                log.warning("background tick failed", extra={"code": exc.code, "failures": outages})
+            if beat is not None:
+                beat()
+            pause = min(self.interval * 2 ** min(outages, 8), OUTAGE_PAUSE_MAX_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(self.wake.wait(), timeout=max(pause, self.interval))
             self.wake.clear()
 
     async def tick(self) -> dict[str, int]:
         """One pass: send due reminders, put ended bookings to the owners, tidy up hourly."""
         settings = await self.core.catalogue.get_settings()
-        sent = 0
+        counts = {"reminders": 0, "completion_cards": 0, "retried": 0, "failed": 0}
         for reminder in await self.core.reminders.claim_due(worker=self.worker_id):
-            outcome = await self.notifier.remind(reminder, settings=settings)
-            if outcome == "failed":
-                await self.core.reminders.release(reminder.id, reminder.claim_token)
-            elif await self.core.reminders.mark_sent(reminder.id, reminder.claim_token):
-                sent += outcome == "sent"
-        prompted = 0
-        for details in await self.core.completion.claim_prompts():
-            await self.notifier.completion_card(details, settings=settings)
-            prompted += 1
+            outcome = await self._remind(reminder, settings)
+            counts[_COUNTER[outcome]] += 1
+        for prompt in await self.core.completion.claim_cards():
+            outcome = await self._ask_owners(prompt, settings)
+            counts[_COUNTER[outcome] if outcome is not Outcome.SENT else "completion_cards"] += 1
         now = self.clock()
         if self._last_housekeeping is None or now - self._last_housekeeping >= HOUSEKEEPING_EVERY:
             self._last_housekeeping = now
             await self.core.reminders.expire_stale()
             await self.core.bookings.purge_idempotency_keys()
-        if sent or prompted:
-            log.info(
-                "background work done", extra={"reminders": sent, "completion_cards": prompted}
+        if any(counts.values()):
+            log.info("background work done", extra=counts)
+        return counts
+
+    async def _remind(self, reminder: ClaimedReminder, settings: Settings) -> Outcome:
+        result = await self.notifier.remind(reminder, settings=settings)
+        reminders = self.core.reminders
+        if result.outcome is Outcome.SENT:
+            # False: the lease ran out and another sender took over (it settles the reminder)
+            sent = await reminders.mark_sent(reminder.id, reminder.claim_token)
+            return Outcome.SENT if sent else Outcome.RETRY
+        if result.outcome is Outcome.FAILED:
+            await reminders.mark_failed(
+                reminder.id, reminder.claim_token, error=result.error or "failed"
             )
-        return {"reminders": sent, "completion_cards": prompted}
+            return Outcome.FAILED
+        delay = self._defer(REMINDER, reminder.id, result, reminder.attempts)
+        await reminders.release(
+            reminder.id, reminder.claim_token, retry_at=self.clock() + delay, error=result.error
+        )
+        return Outcome.RETRY
+
+    async def _ask_owners(self, prompt: CompletionPrompt, settings: Settings) -> Outcome:
+        result = await self.notifier.completion_card(prompt.details, settings=settings)
+        booking_id = prompt.details.booking.id
+        completion = self.core.completion
+        if result.outcome is Outcome.FAILED:
+            await completion.mark_failed(
+                booking_id, attempts=prompt.attempts, error=result.error or "failed"
+            )
+        elif result.outcome is Outcome.RETRY:
+            delay = self._defer(COMPLETION_CARD, booking_id, result, prompt.attempts)
+            await completion.retry_later(
+                booking_id,
+                attempts=prompt.attempts,
+                retry_at=self.clock() + delay,
+                error=result.error or "retry",
+            )
+        return result.outcome
+
+    def _defer(self, kind: str, item_id: int, result: Delivery, attempts: int) -> timedelta:
+        delay = result.next_attempt_in(attempts)
+        self.notifier.tally.deferred(kind, item_id, result.error, delay)
+        return delay
+
+
+_COUNTER = {Outcome.SENT: "reminders", Outcome.RETRY: "retried", Outcome.FAILED: "failed"}

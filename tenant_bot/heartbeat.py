@@ -1,9 +1,17 @@
-"""The heartbeat: a Redis key with a TTL that says "this tenant bot is alive and ready".
+"""The heartbeat: a Redis key with a TTL that says "this tenant bot is alive, ready and healthy".
 
 The deploy worker waits for ``t:<slug>:heartbeat`` after starting a bot, and the reconciler treats a
-missing key as a dead bot. The key is written only once the bot is ready (database and Redis reachable,
-``getMe`` answered, updates flowing), refreshed every ``interval`` seconds well within its TTL, and
-deleted on a clean shutdown so a stopped bot stops looking alive at once.
+key missing two passes in a row as a dead bot and redeploys it. The key is written only once the bot
+is ready (database and Redis reachable, ``getMe`` answered, updates flowing), refreshed every
+``interval`` seconds well within its TTL, and deleted on a clean shutdown so a stopped bot stops
+looking alive at once.
+
+Its value is a small JSON document: when and by which process it was written, plus the bot's health
+(:func:`tenant_bot.health.snapshot`: healthy or not, which loops are failing or stuck, loop restarts,
+messages set aside). While the bot is unhealthy the key is no longer refreshed: its value is updated
+to say why but keeps its TTL (``SET ... XX KEEPTTL``), so it expires and the reconciler heals the
+bot by redeploying it; ``python -m tenant_bot --check-health`` (a container health check) reads the
+same value. Once healthy again, the key is refreshed as before.
 """
 
 from __future__ import annotations
@@ -12,8 +20,9 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,9 +31,11 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_SECONDS = 10.0
 
+HealthProbe = Callable[[], Mapping[str, Any]]
+
 
 class Heartbeat:
-    """Writes the heartbeat key while the bot runs."""
+    """Writes the heartbeat key while the bot runs, and lets it lapse while the bot is unhealthy."""
 
     def __init__(
         self,
@@ -35,6 +46,7 @@ class Heartbeat:
         clock: Callable[[], datetime],
         interval: float = HEARTBEAT_INTERVAL_SECONDS,
         details: dict[str, object] | None = None,
+        health: HealthProbe | None = None,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -42,17 +54,46 @@ class Heartbeat:
         self.clock = clock
         self.interval = min(interval, ttl_seconds / 3)
         self.details = details or {}
+        self.health = health
         self.beats = 0
+        self.healthy = True
 
-    async def beat(self) -> None:
-        """Write the key once (raises ``RedisError`` if Redis refuses)."""
-        value = json.dumps({"at": self.clock().isoformat(), "pid": os.getpid(), **self.details})
-        await self.redis.set(self.key, value, ex=self.ttl_seconds)
-        self.beats += 1
+    async def beat(self) -> bool:
+        """Write the key once: refreshed while healthy, left to expire otherwise. Returns whether
+        the bot is healthy (raises ``RedisError`` if Redis refuses)."""
+        health = dict(self.health()) if self.health is not None else {"healthy": True}
+        healthy = bool(health.get("healthy", True))
+        value = json.dumps(
+            {"at": self.clock().isoformat(), "pid": os.getpid(), **self.details, **health},
+            default=str,
+        )
+        if healthy:
+            await self.redis.set(self.key, value, ex=self.ttl_seconds)
+            self.beats += 1
+        else:
+            await self.redis.set(self.key, value, xx=True, keepttl=True)
+        self._note(healthy, health)
+        return healthy
 
-    async def run(self) -> None:
-        """Beat every ``interval`` seconds until cancelled; a failed beat is logged and retried."""
+    def _note(self, healthy: bool, health: Mapping[str, Any]) -> None:
+        """Log each change of health once (not every beat)."""
+        if healthy == self.healthy:
+            return
+        self.healthy = healthy
+        if healthy:
+            log.info("tenant bot healthy again; heartbeat refreshed")
+        else:
+            log.error(
+                "tenant bot unhealthy; heartbeat left to expire",
+                extra={"unhealthy": health.get("unhealthy")},
+            )
+
+    async def run(self, *, beat: Callable[[], None] | None = None) -> None:
+        """Beat every ``interval`` seconds until cancelled; a failed write is logged and retried.
+        ``beat`` tells the supervisor this loop itself is alive."""
         while True:
+            if beat is not None:
+                beat()
             try:
                 await self.beat()
             except RedisError as exc:

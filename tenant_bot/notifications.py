@@ -12,39 +12,59 @@
 | time freed            | system   | waitlisted: a time is free| —                         |
 | reminder due          | system   | reminder                  | —                         |
 
-Every notification is sent at most once: a Redis ``SET NX`` key per (event, booking, version) guards
-against double taps and retried updates. A customer who blocked the bot is skipped quietly.
+Every notice sent while handling an update is sent at most once: a Redis ``SET NX`` key per (event,
+booking, version) guards against double taps and retried updates. Customers hear their own language
+(the one stored with them); owners hear theirs: the language they chose in the bot, else the one
+their Telegram app last reported (:class:`~tenant_bot.middlewares.locale.LocaleStore`), else the
+tenant's default.
+
+Nothing here raises for one message's faults (a text that cannot render, a chat Telegram refuses, a
+timeout): each recipient's outcome is a :class:`~tenant_bot.delivery.Delivery`, and one failed
+recipient never keeps the message from the others. Notices sent from handlers are not retried; their
+failures are counted and logged once (:class:`~tenant_bot.delivery.DeliveryTally`). Reminders and
+"did they come?" cards return their outcome to the background loop, which retries passing faults
+with a backoff and sets the others aside in the database.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tenant_bot.booking.errors import StorageUnavailable
 from tenant_bot.booking.models import (
     Booking,
     BookingDetails,
     BookingStatus,
     ClaimedReminder,
     Settings,
+    WaitlistEntry,
 )
 from tenant_bot.booking.waitlist import WaitlistService
 from tenant_bot.callbacks import Menu, OwnerBooking
+from tenant_bot.courier import Courier, Message
+from tenant_bot.delivery import Delivery, DeliveryTally, Outcome
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.locale import LocaleStore
-from tenant_bot.texts import BotTexts
+from tenant_bot.texts import BotTexts, pick_locale
 from tenant_bot.views import booking_facts
 
 log = logging.getLogger(__name__)
 
 ONCE_TTL_SECONDS = 14 * 24 * 3600
+
+OWNER_NOTICE = "owner_notice"
+CUSTOMER_NOTICE = "customer_notice"
+WAITLIST_NOTICE = "waitlist_notice"
+REMINDER = "reminder"
+COMPLETION_CARD = "completion_card"
 
 
 class Notifier:
@@ -60,14 +80,20 @@ class Notifier:
         locales: LocaleStore,
         owner_ids: list[int],
         waitlist: WaitlistService,
+        tally: DeliveryTally | None = None,
     ) -> None:
-        self.bot = bot
+        self.courier = Courier(bot, redis=redis, prefix=prefix, tally=tally)
         self.redis = redis
         self.prefix = prefix
         self.texts = texts
         self.locales = locales
         self.owner_ids = list(owner_ids)
         self.waitlist = waitlist
+
+    @property
+    def tally(self) -> DeliveryTally:
+        """Items set aside and passing failures, per kind, since the process started."""
+        return self.courier.tally
 
     async def once(self, key: str) -> bool:
         """True the first time ``key`` is seen (Redis down: True — better twice than never)."""
@@ -78,73 +104,72 @@ class Notifier:
         except RedisError:
             return True
 
-    async def deliver(
-        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
-    ) -> str:
-        """Send one message: ``sent``, ``blocked`` (the user blocked the bot: never retry) or
-        ``failed`` (a Telegram error worth retrying later)."""
-        for attempt in (1, 2):
-            try:
-                await self.bot.send_message(chat_id, text, reply_markup=markup)
-                return "sent"
-            except TelegramRetryAfter as exc:
-                if attempt == 2:
-                    break
-                await asyncio.sleep(min(exc.retry_after, 30))
-            except TelegramForbiddenError:
-                log.info("recipient blocked the bot", extra={"chat_id": chat_id})
-                return "blocked"
-            except TelegramAPIError as exc:
-                log.warning(
-                    "notification failed", extra={"chat_id": chat_id, "error": type(exc).__name__}
-                )
-                return "failed"
-        return "failed"
-
     async def send(
         self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> bool:
         """Send one message; False if it could not be delivered."""
-        return await self.deliver(chat_id, text, markup) == "sent"
+        return (await self.courier.deliver(chat_id, text, markup)).ok
 
-    async def _owner_locale(self, owner_id: int) -> str:
+    async def owner_locale(self, owner_id: int) -> str:
+        """The owner's language: chosen in the bot, else their Telegram app's, else the default."""
+        default = self.texts.default_locale
         try:
-            return await self.locales.get(owner_id) or self.texts.default_locale
+            chosen, seen = await self.locales.preferences(owner_id)
         except RedisError:
-            return self.texts.default_locale
+            return default
+        if chosen in self.texts.locales:
+            return chosen
+        return pick_locale(seen, default)
 
-    def _customer_locale(self, details: BookingDetails) -> str:
-        locale = details.customer_locale
+    def _customer_locale(self, locale: str | None) -> str:
         return locale if locale in self.texts.locales else self.texts.default_locale
 
     async def _to_owners(
+        self,
+        details: BookingDetails,
+        *,
+        actor_id: int | None,
+        render: Callable[[str], Message],
+    ) -> None:
+        """One notice per owner (but the actor), each in the owner's language and on its own."""
+        for owner in self.owner_ids:
+            if owner == actor_id:
+                continue
+            locale = await self.owner_locale(owner)
+            await self.courier.one_shot(
+                OWNER_NOTICE, details.booking.id, owner, functools.partial(render, locale)
+            )
+
+    def _owner_text(
         self,
         key: str,
         details: BookingDetails,
         settings: Settings,
         *,
-        actor_id: int | None,
-        markup_for: str | None = None,
+        card: bool = False,
         **extra: str,
-    ) -> None:
-        for owner in self.owner_ids:
-            if owner == actor_id:
-                continue
-            locale = await self._owner_locale(owner)
+    ) -> Callable[[str], Message]:
+        def render(locale: str) -> Message:
             facts = booking_facts(self.texts, locale, details, settings)
-            markup = owner_card(self.texts, locale, details) if markup_for else None
-            await self.send(owner, self.texts(locale, key, **facts, **extra), markup)
+            markup = owner_card(self.texts, locale, details) if card else None
+            return self.texts(locale, key, **facts, **extra), markup
+
+        return render
 
     async def _to_customer(
         self, key: str, details: BookingDetails, settings: Settings, **extra: str
     ) -> None:
-        locale = self._customer_locale(details)
-        facts = booking_facts(self.texts, locale, details, settings)
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
-        )
-        await self.send(
-            details.customer_telegram_id, self.texts(locale, key, **facts, **extra), markup
+        locale = self._customer_locale(details.customer_locale)
+
+        def render() -> Message:
+            facts = booking_facts(self.texts, locale, details, settings)
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
+            )
+            return self.texts(locale, key, **facts, **extra), markup
+
+        await self.courier.one_shot(
+            CUSTOMER_NOTICE, details.booking.id, details.customer_telegram_id, render
         )
 
     async def booking_created(
@@ -152,11 +177,9 @@ class Notifier:
     ) -> None:
         if await self.once(f"new:{details.booking.id}"):
             await self._to_owners(
-                "owner_new_booking",
                 details,
-                settings,
                 actor_id=actor_id or details.customer_telegram_id,
-                markup_for="card",
+                render=self._owner_text("owner_new_booking", details, settings, card=True),
             )
 
     async def booking_confirmed(self, details: BookingDetails, *, settings: Settings) -> None:
@@ -169,19 +192,12 @@ class Notifier:
         if not await self.once(f"cancelled:{details.booking.id}"):
             return
         reason = details.booking.cancel_reason or ""
+        render = self._owner_text("owner_cancelled", details, settings, reason=reason)
         if by == "customer":
-            await self._to_owners(
-                "owner_cancelled",
-                details,
-                settings,
-                actor_id=details.customer_telegram_id,
-                reason=reason,
-            )
+            await self._to_owners(details, actor_id=details.customer_telegram_id, render=render)
             return
         await self._to_customer("customer_cancelled", details, settings, reason=reason)
-        await self._to_owners(
-            "owner_cancelled", details, settings, actor_id=actor_id, reason=reason
-        )
+        await self._to_owners(details, actor_id=actor_id, render=render)
 
     async def booking_rescheduled(
         self,
@@ -195,62 +211,117 @@ class Notifier:
         key = f"moved:{details.booking.id}:{int(details.booking.starts_at.timestamp())}:{int(old_start.timestamp())}"
         if not await self.once(key):
             return
-        for_customer = by != "customer"
-        locale_c = self._customer_locale(details)
-        if for_customer:
+        if by != "customer":
+            locale_c = self._customer_locale(details.customer_locale)
             await self._to_customer(
                 "customer_moved",
                 details,
                 settings,
                 old_when=self.texts.when(locale_c, old_start, settings.zone),
             )
-        for owner in self.owner_ids:
-            if owner == (details.customer_telegram_id if by == "customer" else actor_id):
-                continue
-            locale = await self._owner_locale(owner)
+
+        def render(locale: str) -> Message:
             facts = booking_facts(self.texts, locale, details, settings)
-            text = self.texts(
-                locale,
-                "owner_moved",
-                **facts,
-                old_when=self.texts.when(locale, old_start, settings.zone),
-            )
-            await self.send(owner, text, owner_card(self.texts, locale, details))
+            old_when = self.texts.when(locale, old_start, settings.zone)
+            text = self.texts(locale, "owner_moved", **facts, old_when=old_when)
+            return text, owner_card(self.texts, locale, details)
+
+        actor = details.customer_telegram_id if by == "customer" else actor_id
+        await self._to_owners(details, actor_id=actor, render=render)
 
     async def offer_freed_time(self, freed: Booking, *, settings: Settings) -> int:
-        """Tell waitlisted customers that ``freed``'s time is available; returns how many were told."""
-        candidates = await self.waitlist.candidates_for(freed)
+        """Tell waitlisted customers that ``freed``'s time is available; returns how many were told.
+
+        Each wish is told on its own: a customer who cannot be told (blocked the bot, chat gone, a
+        text that cannot render) has the wish marked ``failed`` and is never offered times again,
+        while the others are still told. A database outage while picking who to tell is logged and
+        tells nobody (the cancellation that freed the time has already succeeded).
+        """
+        try:
+            candidates = await self.waitlist.candidates_for(freed)
+        except StorageUnavailable as exc:
+            self.tally.deferred(WAITLIST_NOTICE, freed.id, f"{type(exc).__name__}: {exc}")
+            return 0
         told = 0
         for entry in candidates:
-            locale = (
-                entry.customer_locale
-                if entry.customer_locale in self.texts.locales
-                else self.texts.default_locale
+            render = self._waitlist_render(entry, self._customer_locale(entry.customer_locale))
+            result = await self.courier.one_shot(
+                WAITLIST_NOTICE, entry.id, entry.customer_telegram_id, render
             )
+            if result.outcome is Outcome.FAILED:
+                try:
+                    await self.waitlist.mark_failed(entry.id, error=result.error or "failed")
+                except StorageUnavailable:
+                    log.warning("cannot mark a waitlist wish failed", extra={"item_id": entry.id})
+            told += result.ok
+        return told
+
+    def _waitlist_render(self, entry: WaitlistEntry, locale: str) -> Callable[[], Message]:
+        def render() -> Message:
             text = self.texts(locale, "waitlist_free", day=self.texts.day(locale, entry.day))
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[
                     [button(self.texts(locale, "btn_book"), Menu(action="book").pack())]
                 ]
             )
-            told += await self.send(entry.customer_telegram_id, text, markup)
-        return told
+            return text, markup
 
-    async def remind(self, reminder: ClaimedReminder, *, settings: Settings) -> str:
-        """Send a reminder; the :meth:`deliver` outcome."""
+        return render
+
+    async def remind(self, reminder: ClaimedReminder, *, settings: Settings) -> Delivery:
+        """Send a reminder; a failure for good is counted and logged here (the caller records it)."""
         details = reminder.details
-        locale = self._customer_locale(details)
-        facts = booking_facts(self.texts, locale, details, settings)
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
-        )
-        text = self.texts(locale, "reminder", **facts)
-        return await self.deliver(details.customer_telegram_id, text, markup)
+        locale = self._customer_locale(details.customer_locale)
 
-    async def completion_card(self, details: BookingDetails, *, settings: Settings) -> None:
-        """Ask the owners whether the customer came (their answer marks done / no-show)."""
+        def render() -> Message:
+            facts = booking_facts(self.texts, locale, details, settings)
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
+            )
+            return self.texts(locale, "reminder", **facts), markup
+
+        result = await self.courier.attempt(details.customer_telegram_id, render)
+        if result.outcome is Outcome.FAILED:
+            self.tally.set_aside(REMINDER, reminder.id, result.error)
+        return result
+
+    async def completion_card(self, details: BookingDetails, *, settings: Settings) -> Delivery:
+        """Ask the owners whether the customer came (their answer marks done / no-show).
+
+        ``sent`` once every owner is settled and at least one has the card; ``retry`` while some owner
+        failed for a passing reason (a retry reaches only the owners still without it); ``failed``
+        when no owner can ever get it. An owner who can never get it is counted and logged once.
+        """
+        booking_id = details.booking.id
+        item = f"card:{booking_id}"
+        settled = await self.courier.settled(item, self.owner_ids)
+        sent = any(value == Outcome.SENT.value for value in settled.values())
+        retry: Delivery | None = None
+        failed: Delivery | None = None
         for owner in self.owner_ids:
-            locale = await self._owner_locale(owner)
+            if owner in settled:
+                continue
+            locale = await self.owner_locale(owner)
+            render = self._completion_render(details, settings, locale)
+            result = await self.courier.attempt(owner, render)
+            if result.outcome is Outcome.RETRY:
+                retry = retry or result
+                continue
+            await self.courier.settle(item, owner, result.outcome)
+            if result.outcome is Outcome.FAILED:
+                self.tally.set_aside(COMPLETION_CARD, booking_id, result.error)
+                failed = result
+            sent = sent or result.ok
+        if retry is not None:
+            return retry
+        if sent or failed is None:
+            return Delivery.sent()
+        return failed
+
+    def _completion_render(
+        self, details: BookingDetails, settings: Settings, locale: str
+    ) -> Callable[[], Message]:
+        def render() -> Message:
             facts = booking_facts(self.texts, locale, details, settings)
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[
@@ -266,7 +337,9 @@ class Notifier:
                     ]
                 ]
             )
-            await self.send(owner, self.texts(locale, "owner_did_they_come", **facts), markup)
+            return self.texts(locale, "owner_did_they_come", **facts), markup
+
+        return render
 
 
 def owner_card(texts: BotTexts, locale: str, details: BookingDetails) -> InlineKeyboardMarkup:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiogram import Bot, Dispatcher
@@ -19,6 +19,7 @@ from aiogram.types import User
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from kit.supervisor import Supervisor
 from schemas.runtime import TenantRuntime
 from tenant_bot.background import BackgroundWorker
 from tenant_bot.booking import BookingCore, init_connection
@@ -59,6 +60,8 @@ class Resources:
     notifier: Notifier
     background: BackgroundWorker
     texts: BotTexts
+    # the bot's loops (background work, heartbeat) run under it; its health is the bot's health
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor("tenant_bot"))
 
     async def register_commands(self) -> None:
         """Publish the command menus (customers and owners, per language)."""

@@ -1,4 +1,5 @@
-"""How updates reach the dispatcher: long polling or a webhook server, plus an optional health port.
+"""How updates reach the dispatcher: long polling or a webhook server, plus an optional health port
+(``/healthz``: 200 while the bot's supervised loops are healthy, 503 with the reasons otherwise).
 
 Both receivers share one small interface (``start`` returns once updates flow, ``finished`` completes
 if receiving dies, ``stop`` ends it), so :mod:`tenant_bot.app` does not care which mode runs.
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+
+from tenant_bot.health import snapshot
 
 if TYPE_CHECKING:
     from tenant_bot.resources import Resources
@@ -35,9 +38,15 @@ class Receiver(Protocol):
     async def stop(self) -> None: ...
 
 
-def _health_routes(app: web.Application) -> None:
+def _health_routes(app: web.Application, resources: Resources) -> None:
+    """``/healthz``: 200 while the bot's supervised loops are healthy, 503 (with why) otherwise."""
+
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        health = snapshot(resources.supervisor, resources.notifier.tally)
+        status = "ok" if health["healthy"] else "unhealthy"
+        return web.json_response(
+            {"status": status, **health}, status=200 if health["healthy"] else 503
+        )
 
     app.router.add_get("/healthz", healthz)
 
@@ -110,7 +119,7 @@ class PollingReceiver:
             self._task.result()
         if self.resources.runtime.health_port:
             app = web.Application()
-            _health_routes(app)
+            _health_routes(app, self.resources)
             self._health = _Site(app, self.resources.runtime.health_port)
             await self._health.start()
 
@@ -160,11 +169,11 @@ class WebhookReceiver:
         )
         setup_application(app, dp, bot=bot)
         if runtime.health_port in (None, runtime.webhook_port):
-            _health_routes(app)
+            _health_routes(app, self.resources)
         self._sites.append(_Site(app, runtime.webhook_port))
         if runtime.health_port and runtime.health_port != runtime.webhook_port:
             health = web.Application()
-            _health_routes(health)
+            _health_routes(health, self.resources)
             self._sites.append(_Site(health, runtime.health_port))
         for site in self._sites:
             await site.start()

@@ -47,11 +47,12 @@ Services (attributes of :class:`BookingCore`):
 - ``bookings`` :class:`~.service.BookingService` — ``book``, ``cancel``, ``reschedule``,
   ``transition``/``confirm``/``mark_done``/``mark_no_show``, ``get``, ``for_customer``, ``for_day``,
   ``upcoming``, ``history``, ``purge_idempotency_keys``.
-- ``reminders`` :class:`~.reminders.ReminderService` — ``claim_due``, ``mark_sent``, ``release``,
-  ``expire_stale``.
-- ``completion`` :class:`~.completion.CompletionService` — ``awaiting``, ``claim_prompts``.
+- ``reminders`` :class:`~.reminders.ReminderService` — ``claim_due``, ``mark_sent``, ``release``
+  (with a retry time), ``mark_failed``, ``expire_stale``.
+- ``completion`` :class:`~.completion.CompletionService` — ``awaiting``, ``claim_prompts``,
+  ``claim_cards``, ``retry_later``, ``mark_failed``.
 - ``waitlist`` :class:`~.waitlist.WaitlistService` — ``join``, ``leave``, ``for_customer``,
-  ``candidates_for``.
+  ``candidates_for``, ``mark_failed``.
 - ``reports`` :class:`~.reports.ReportService` — ``bookings``, ``summary``, ``export_csv``,
   ``export_xlsx``.
 

@@ -285,6 +285,15 @@ class ClaimedReminder:
     due_at: datetime
     claim_token: str
     details: BookingDetails
+    attempts: int = 1  # this claim's attempt number (a passing failure releases it for a retry)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionPrompt:
+    """An ended booking claimed for its "did they come?" card; ``attempts`` counts from 1."""
+
+    details: BookingDetails
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,16 @@ it falls due and is claimed. Senders — any number of bot processes — loop::
         await core.reminders.mark_sent(reminder.id, reminder.claim_token)
 
 A claim is a lease: a sender that dies after claiming leaves the reminder to be claimed again once the
-lease expires, so none is lost. A sender that outlives its lease (a very slow send) may race a second
+lease expires, so none is lost. A send that fails for a passing reason is released with the time of
+its next attempt (a backoff, never every tick); one that can never succeed (Telegram refuses the chat,
+the text cannot be rendered) is marked ``failed`` with its error and is not claimed again. A sender that outlives its lease (a very slow send) may race a second
 sender; :meth:`mark_sent` then returns False for the late one. Keep the lease well above send time.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput
@@ -24,6 +26,7 @@ from tenant_bot.booking.models import ClaimedReminder, Clock, utc_now
 from tenant_bot.booking.repositories import reminders as repo
 
 DEFAULT_LEASE = timedelta(minutes=5)
+ERROR_MAX_CHARS = 500
 
 
 class ReminderService:
@@ -50,9 +53,14 @@ class ReminderService:
             )
         return [
             ClaimedReminder(
-                id=rid, offset_minutes=offset, due_at=due, claim_token=token, details=details
+                id=rid,
+                offset_minutes=offset,
+                due_at=due,
+                claim_token=token,
+                details=details,
+                attempts=attempts,
             )
-            for rid, offset, due, details in claimed
+            for rid, offset, due, attempts, details in claimed
         ]
 
     async def mark_sent(self, reminder_id: int, claim_token: str) -> bool:
@@ -62,10 +70,35 @@ class ReminderService:
                 conn, reminder_id=reminder_id, token=claim_token, now=self._clock()
             )
 
-    async def release(self, reminder_id: int, claim_token: str) -> bool:
-        """Give a claimed reminder back at once (sending failed; another attempt may retry it)."""
+    async def release(
+        self,
+        reminder_id: int,
+        claim_token: str,
+        *,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Give a claimed reminder back (sending failed for a passing reason); no sender claims it
+        again before ``retry_at`` (None: at once). ``error`` is kept as its ``last_error``."""
         async with self._db.connection() as conn:
-            return await repo.release(conn, reminder_id=reminder_id, token=claim_token)
+            return await repo.release(
+                conn,
+                reminder_id=reminder_id,
+                token=claim_token,
+                retry_at=retry_at,
+                error=None if error is None else error[:ERROR_MAX_CHARS],
+            )
+
+    async def mark_failed(self, reminder_id: int, claim_token: str, *, error: str) -> bool:
+        """Set the reminder aside for good: it can never be delivered (``error`` says why)."""
+        async with self._db.connection() as conn:
+            return await repo.mark_failed(
+                conn,
+                reminder_id=reminder_id,
+                token=claim_token,
+                error=error[:ERROR_MAX_CHARS],
+                now=self._clock(),
+            )
 
     async def expire_stale(self) -> int:
         """Cancel reminders that can no longer be useful (booking started or not active)."""

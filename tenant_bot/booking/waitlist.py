@@ -3,7 +3,9 @@
 Flow: a customer finds no slot and joins (service, local day, optionally a staff member). When a booking
 is cancelled, the bot calls :meth:`WaitlistService.candidates_for` with it and notifies the returned
 customers in order; whoever books first wins (the database lets only one take the time), and their
-wish is marked ``booked`` in the booking's own transaction.
+wish is marked ``booked`` in the booking's own transaction. A wish whose customer can never be told
+(blocked the bot, chat gone) is marked ``failed`` with the error (:meth:`WaitlistService.mark_failed`)
+and is not offered times again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from tenant_bot.booking.errors import NotFound
 from tenant_bot.booking.models import Booking, Clock, WaitlistEntry, utc_now
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
 from tenant_bot.booking.repositories import waitlist as repo
+
+ERROR_MAX_CHARS = 500
 
 
 class WaitlistService:
@@ -73,4 +77,11 @@ class WaitlistService:
                 day=freed.starts_at.astimezone(zone).date(),
                 exclude_customer_id=freed.customer_id,
                 now=now,
+            )
+
+    async def mark_failed(self, entry_id: int, *, error: str) -> bool:
+        """Stop offering times to this wish: its customer cannot be told (``error`` says why)."""
+        async with self._db.connection() as conn:
+            return await repo.mark_failed(
+                conn, entry_id=entry_id, error=error[:ERROR_MAX_CHARS], now=self._clock()
             )

@@ -21,6 +21,7 @@ from tenant_bot.booking.errors import (
     LimitReached,
     SlotTaken,
     SlotUnavailable,
+    StorageUnavailable,
 )
 from tenant_bot.booking.models import BookingStatus
 from tenant_bot.cache import CatalogueCache
@@ -183,6 +184,12 @@ async def confirm(
         await show_times(callback, state, core, cache, texts, locale)
         assert callback.message is not None
         await callback.message.answer(error_text(texts, locale, exc))
+        return
+    except StorageUnavailable as exc:  # the database is away (or busy)
+        # Nothing is wrong with the draft: keep the summary and its Confirm button, so the customer
+        # taps Confirm again once the database is back (the draft's idempotency key makes a repeat
+        # of a booking that did go through return that booking, never a second one).
+        await callback.answer(error_text(texts, locale, exc), show_alert=True)
         return
     except (LimitReached, BookingError) as exc:
         await callback.answer()

@@ -2,7 +2,7 @@
 user is told, in their language, that something went wrong — never shown a stack trace.
 
 Domain errors that reach here (a handler did not expect them) still get their specific text; a lost
-database gets "try again in a minute"; Telegram's "message is not modified" (a double tap re-rendering
+database or Redis gets "try again in a minute"; Telegram's "message is not modified" (a double tap re-rendering
 the same screen) is not an error at all.
 """
 
@@ -12,6 +12,8 @@ import logging
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import ErrorEvent
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tenant_bot.booking.errors import BookingError, StorageError, StorageUnavailable
 from tenant_bot.texts import BotTexts, pick_locale
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def error_text(texts: BotTexts, locale: str, exc: BaseException) -> str:
     """The message for an error a user ran into."""
-    if isinstance(exc, StorageUnavailable):
+    if isinstance(exc, StorageUnavailable | RedisConnectionError | RedisTimeoutError):
+        # PostgreSQL or Redis (conversations, locks) is away: it is temporary, say so
         return texts(locale, "error_unavailable")
     if isinstance(exc, BookingError) and not isinstance(exc, StorageError):
         key = f"error_{exc.code}"

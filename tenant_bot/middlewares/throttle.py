@@ -2,10 +2,15 @@
 
 Over the limit, the user is told once per window to slow down and every further update of that window
 is dropped without a word (so a flood never turns into a flood of replies). The counter lives in Redis,
-so it holds across restarts and is cheap: one pipelined round trip per update, which also fetches the
-user's chosen locale for :class:`~tenant_bot.middlewares.locale.LocaleMiddleware` (``data["chosen_locale"]``).
+so it holds across restarts and is cheap: one round trip per update, which also fetches the user's
+chosen locale for :class:`~tenant_bot.middlewares.locale.LocaleMiddleware` (``data["chosen_locale"]``).
 Hand-written rather than ``limits`` because the "told once" rule needs the exact count, which INCR
 returns for free, and ``limits`` cannot share the round trip.
+
+The window is opened with ``SET key 0 EX window NX`` and counted with ``INCR`` inside one MULTI/EXEC,
+so a counter never outlives its window and the commands exist on Redis 6.2 (the embedded server of
+``botfleet up``) as well as 7 (``EXPIRE ... NX`` is 7.0+). A counter left without a TTL by an older
+version is given one on sight.
 """
 
 from __future__ import annotations
@@ -49,16 +54,21 @@ class ThrottleMiddleware(BaseMiddleware):
 
     async def _count(self, user_id: int, data: dict[str, Any]) -> int:
         key = f"{self.prefix}rl:{user_id}"
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=self.window, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)
+            pipe.ttl(key)
             if self.locales is not None:
                 pipe.hget(self.locales.key, str(user_id))
             results = await pipe.execute()
         if self.locales is not None:
-            chosen = results[2]
+            chosen = results[3]
             data["chosen_locale"] = chosen.decode() if isinstance(chosen, bytes) else chosen
-        return int(results[0])
+        count = int(results[1])
+        if int(results[2]) == -1:  # a counter without TTL (written by an older version): restart it
+            await self.redis.set(key, 1, ex=self.window)
+            count = 1
+        return count
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")

