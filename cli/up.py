@@ -10,6 +10,8 @@ What is not configured is provided locally, so a newcomer sees the product work 
 
 Then: migrations, the control plane API, the deploy worker (``process`` runtime unless configured), the
 subscription lifecycle and the sales bot, until Ctrl-C or SIGTERM stops everything in reverse order.
+Their background loops run supervised (restarted with backoff when they crash), and the API's
+``/readyz`` and ``/metrics`` cover every one of them: it is the one health endpoint of the process.
 Configured services are used as they are: with real URLs, tokens and YooKassa credentials, the same
 command runs the platform against them.
 """
@@ -25,15 +27,19 @@ import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from cli.billing import STOP_GRACE_S as LIFECYCLE_STOP_GRACE_S
+from cli.billing import supervise_lifecycle
 from cli.common import open_resources, run, settings
 from cli.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from fleet.settings import Settings
+from kit.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +213,14 @@ async def _demo_plans(pool: Any) -> None:
         )
 
 
-async def _serve_api(config: Settings, *, host: str, port: int, log_source: Any) -> Any:
+async def _serve_api(
+    config: Settings, *, host: str, port: int, log_source: Any, supervisors: list[Supervisor]
+) -> Any:
     import uvicorn
 
     from control_plane.app import create_app
 
-    app = create_app(config, log_source=log_source)
+    app = create_app(config, log_source=log_source, supervisors=supervisors)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
     )
@@ -253,6 +261,7 @@ async def up_main(
         res = await exits.enter_async_context(
             open_resources(config, pool_size=config.db_pool_size + config.worker_concurrency)
         )
+        assert res.secrets is not None  # open_resources opens it unless told not to
         async with res.pool.acquire() as conn:
             await install_platform(conn)
         await migrate_control(res.pool)
@@ -266,10 +275,24 @@ async def up_main(
             await _demo_plans(res.pool)
         admin_key = await _first_admin_key(res.pool, data)
 
+        # One supervisor per component, all watched by the API's /readyz and /metrics.
+        lifecycle_loops, sales_loops = Supervisor("lifecycle"), Supervisor("sales-bot")
         parts = await exits.enter_async_context(
-            open_worker(config, pool=res.pool, redis=res.redis, secrets=res.secrets)
+            open_worker(
+                config,
+                pool=res.pool,
+                redis=res.redis,
+                secrets=res.secrets,
+                supervisor=Supervisor("worker"),
+            )
         )
-        server = await _serve_api(config, host=host, port=port, log_source=parts.runtime)
+        server = await _serve_api(
+            config,
+            host=host,
+            port=port,
+            log_source=parts.runtime,
+            supervisors=[parts.worker.supervisor, lifecycle_loops, sales_loops],
+        )
         tasks = {
             "api": asyncio.create_task(server.serve(), name="api"),
             "worker": asyncio.create_task(parts.worker.run(), name="worker"),
@@ -278,13 +301,24 @@ async def up_main(
         billing = await exits.enter_async_context(
             open_billing(settings=config, pool=res.pool, secrets=res.secrets)
         )
-        tasks["lifecycle"] = asyncio.create_task(
-            billing.lifecycle.run_forever(interval=config.billing_lifecycle_interval_s, stop=stop),
-            name="lifecycle",
+        supervise_lifecycle(
+            lifecycle_loops,
+            billing.lifecycle,
+            interval=config.billing_lifecycle_interval_s,
+            stop=stop,
         )
+        lifecycle_loops.start()
+        exits.push_async_callback(partial(lifecycle_loops.stop, grace=LIFECYCLE_STOP_GRACE_S))
         if config.sales_bot_token is not None:
             tasks["sales_bot"] = asyncio.create_task(
-                run_sales_bot(config, pool=res.pool, redis=res.redis, box=res.secrets, stop=stop),
+                run_sales_bot(
+                    config,
+                    pool=res.pool,
+                    redis=res.redis,
+                    box=res.secrets,
+                    stop=stop,
+                    supervisor=sales_loops,
+                ),
                 name="sales_bot",
             )
         stack.lines[:0] = [

@@ -16,7 +16,8 @@ def worker(
     ),
     runtime: str = typer.Option("", help="docker, process or swarm (default: BOTFLEET_RUNTIME)."),
 ) -> None:
-    """Claim and run deploy jobs and reconcile the fleet until SIGTERM/SIGINT (then finish running jobs)."""
+    """Claim and run deploy jobs and reconcile the fleet until SIGTERM/SIGINT (then finish running
+    jobs). With BOTFLEET_HEALTH_PORT set, serves /healthz, /readyz and /metrics on it."""
     config = settings(service=True)
     overrides: dict[str, object] = {}
     if concurrency:
@@ -27,12 +28,20 @@ def worker(
 
     async def go() -> None:
         from deploy_worker.service import open_worker
+        from deploy_worker.worker import WorkerCollector
+        from kit.checks import postgres_probe, redis_probe
+        from kit.health_server import HealthServer, serve_health
 
         async with open_resources(config, pool_size=config.worker_concurrency + 4) as res:
             assert res.secrets is not None
             async with open_worker(
                 config, pool=res.pool, redis=res.redis, secrets=res.secrets
             ) as parts:
+                health = HealthServer(
+                    supervisors=[parts.worker.supervisor],
+                    probes={"postgres": postgres_probe(res.pool), "redis": redis_probe(res.redis)},
+                )
+                health.registry.register(WorkerCollector(parts.worker))
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, parts.worker.stop)
@@ -41,6 +50,7 @@ def worker(
                     f"namespace {parts.runtime.namespace}",
                     err=True,
                 )
-                await parts.worker.run()
+                async with serve_health(health, host=config.health_host, port=config.health_port):
+                    await parts.worker.run()
 
     run(go)

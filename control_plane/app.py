@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -28,6 +28,7 @@ from control_plane.routes import (
     audit,
     billing,
     deployments,
+    events,
     health,
     jobs,
     payments,
@@ -42,6 +43,8 @@ from fleet.db import connect, create_pool
 from fleet.migrations import load_migrations
 from fleet.secrets import SecretBox
 from fleet.settings import Settings, load_settings
+from kit.loops import every
+from kit.supervisor import Supervisor
 from schemas.api import Problem, TenantPublic
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ ROUTERS: list[APIRouter] = [
     deployments.router,
     payments.router,
     jobs.router,
+    events.router,
     audit.router,
     billing.router,
     health.router,
@@ -80,11 +84,19 @@ def create_app(
     pool: asyncpg.Pool | None = None,
     redis: Redis | None = None,
     log_source: LogSource | None = None,
+    supervisors: Sequence[Supervisor] = (),
 ) -> FastAPI:
     """Build the API. The lifespan opens the PostgreSQL pool and Redis client from ``settings``
-    unless they are injected (injected clients are left open for their owner to close)."""
+    unless they are injected (injected clients are left open for their owner to close).
+
+    The API's own background loops (tenant cache listener, idempotency purge) run under a
+    supervisor of the app (``app.state.supervisor``, process ``api``); ``supervisors`` are other
+    components of the same process (``botfleet up``: worker, lifecycle, sales bot) whose loops
+    ``/readyz`` and ``/metrics`` report as well."""
     config = settings or load_settings()
     metrics = Metrics()
+    for other in supervisors:
+        metrics.watch_supervisor(other)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,9 +117,12 @@ def create_app(
                 client = Redis.from_url(config.require("redis_url"), socket_connect_timeout=5)
                 stack.push_async_callback(client.aclose)
             secrets = SecretBox(config.require("master_key"))
+            supervisor = app.state.supervisor = Supervisor("api")
+            stack.callback(metrics.watch_supervisor(supervisor))
             tenant_cache = await _start_tenant_cache(
-                app, config=config, stack=stack, metrics=metrics
+                app, config=config, stack=stack, metrics=metrics, supervisor=supervisor
             )
+            stack.push_async_callback(supervisor.stop)  # before the listener's connection goes
             services = build_services(
                 pool=db,
                 redis=client,
@@ -138,8 +153,18 @@ def create_app(
                 app.state.billing = await stack.enter_async_context(
                     open_billing(settings=config, pool=db, secrets=secrets)
                 )
-            purger = asyncio.create_task(_purge_idempotency_keys(app.state.idempotency))
-            stack.callback(purger.cancel)
+            supervisor.add(
+                "idempotency_purge",
+                partial(
+                    every,
+                    IDEMPOTENCY_PURGE_INTERVAL_S,
+                    partial(_purge_idempotency_keys, app.state.idempotency),
+                    on_tick=supervisor.beater("idempotency_purge"),
+                ),
+                stale_after=3 * IDEMPOTENCY_PURGE_INTERVAL_S,
+            )
+            services.health.watch(supervisor, *supervisors)
+            supervisor.start()
             log.info("control plane API started", extra={"rate_limit": config.api_rate_limit})
             yield
 
@@ -176,7 +201,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 async def _start_tenant_cache(
-    app: FastAPI, *, config: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics
+    app: FastAPI,
+    *,
+    config: Settings,
+    stack: contextlib.AsyncExitStack,
+    metrics: Metrics,
+    supervisor: Supervisor,
 ) -> TenantCache[TenantPublic] | None:
     """The cache of ``GET /tenants/{slug}`` and its LISTEN connection (its own, outside the pool:
     a LISTEN session must stay on one connection); None when turned off or when no database URL is
@@ -193,7 +223,7 @@ async def _start_tenant_cache(
             server_settings={"application_name": "botfleet-api-tenant-cache"},
         ),
     )
-    await listener.start()
+    await listener.start(supervisor)
     stack.push_async_callback(listener.stop)
     metrics.watch_tenant_cache(cache)
     app.state.tenant_cache, app.state.tenant_listener = cache, listener
@@ -207,12 +237,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def _purge_idempotency_keys(store: IdempotencyStore) -> None:
-    """Delete expired idempotency keys now and then; failures wait for the next round."""
-    while True:
-        try:
-            purged = await store.purge()
-            if purged:
-                log.info("expired idempotency keys purged", extra={"count": purged})
-        except (asyncpg.PostgresError, OSError) as exc:
-            log.warning("idempotency purge failed", extra={"error": str(exc)})
-        await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_S)
+    """Delete expired idempotency keys (one pass; failures are the supervisor's to log and retry)."""
+    purged = await store.purge()
+    if purged:
+        log.info("expired idempotency keys purged", extra={"count": purged})

@@ -7,12 +7,19 @@ never share or clash).
 - ``botfleet_jobs{state}`` and ``botfleet_tenants{status}``: refreshed from PostgreSQL on each scrape.
 - ``botfleet_api_tenant_cache_*``: whether the tenant cache is serving (its LISTEN connection is up),
   its entries, hits, misses and invalidations; read from the cache on each scrape.
+- ``botfleet_events_pending``, ``botfleet_events_oldest_pending_age_seconds`` and
+  ``botfleet_events_failed``: the owner-notice outbox (events the sales bot delivers), refreshed on
+  each scrape: a backlog that ages means owners are not being told.
+- ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
+  key is missing in Redis (dead or wedged bots), refreshed on each scrape.
+- ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
+  (``{process,loop}``): the supervised background loops of this process (:mod:`kit.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -20,9 +27,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from control_plane.tenant_cache import TenantCache
+from fleet.identifiers import redis_prefix
 from fleet.repositories.admin_views import AdminViews
+from fleet.repositories.events import outbox_stats
+from kit.metrics import SupervisorCollector
+from kit.supervisor import Supervisor
+from schemas.events import OWNER_EVENT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +79,26 @@ class Metrics:
         self.tenants = Gauge(
             "botfleet_tenants", "Tenants by status", ["status"], registry=self.registry
         )
+        self.events_pending = Gauge(
+            "botfleet_events_pending",
+            "Owner notices waiting to be delivered by the sales bot",
+            registry=self.registry,
+        )
+        self.events_oldest_age = Gauge(
+            "botfleet_events_oldest_pending_age_seconds",
+            "Age of the oldest owner notice still waiting to be delivered (0 when none)",
+            registry=self.registry,
+        )
+        self.events_failed = Gauge(
+            "botfleet_events_failed",
+            "Owner notices set aside as failed (botfleet events list --failed)",
+            registry=self.registry,
+        )
+        self.without_heartbeat = Gauge(
+            "botfleet_tenants_without_heartbeat",
+            "Active tenants that should run but whose bot has no heartbeat in Redis",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.scrape_errors = Counter(
             "botfleet_metrics_refresh_errors_total",
@@ -87,13 +121,21 @@ class Metrics:
     def watch_tenant_cache(self, cache: TenantCache[Any]) -> None:
         self.registry.register(_TenantCacheCollector(cache))
 
-    async def refresh(self, pool: asyncpg.Pool) -> None:
-        """Read job and tenant counts; on failure keep the last values and count the error."""
+    def watch_supervisor(self, supervisor: Supervisor) -> Callable[[], None]:
+        """Export ``supervisor``'s loops; returns what stops exporting them."""
+        collector = SupervisorCollector(supervisor)
+        self.registry.register(collector)
+        return lambda: self.registry.unregister(collector)
+
+    async def refresh(self, pool: asyncpg.Pool, *, redis: Redis | None = None) -> None:
+        """Read job, tenant and outbox counts (and, given ``redis``, missing heartbeats); on
+        failure keep the last values and count the error."""
         try:
             views = AdminViews(pool)
             jobs = await views.job_counts()
             tenants = await views.tenant_counts()
-        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            outbox = await outbox_stats(pool, kinds=OWNER_EVENT_KINDS)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             self.scrape_errors.inc()
             log.warning("metrics refresh failed", extra={"error": str(exc)})
             return
@@ -101,9 +143,40 @@ class Metrics:
             self.jobs.labels(state).set(jobs.get(state, 0))
         for status in (*TENANT_STATUSES, *tenants.keys() - set(TENANT_STATUSES)):
             self.tenants.labels(status).set(tenants.get(status, 0))
+        self.events_pending.set(outbox["pending"])
+        self.events_oldest_age.set(outbox["oldest_pending_age_seconds"])
+        self.events_failed.set(outbox["failed"])
+        if redis is None:
+            return
+        try:
+            self.without_heartbeat.set(await _without_heartbeat(pool, redis))
+        except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.scrape_errors.inc()
+            log.warning("heartbeat count failed", extra={"error": str(exc)})
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_HEARTBEAT_BATCH = 1000
+
+
+async def _without_heartbeat(pool: asyncpg.Pool, redis: Redis) -> int:
+    """Active tenants meant to run whose heartbeat key (``t:<slug>:heartbeat``, written by the
+    tenant bot with a TTL) is missing; one MGET per thousand tenants."""
+    slugs = [
+        row["slug"]
+        for row in await pool.fetch(
+            "SELECT slug FROM control.tenants WHERE status = 'active'"
+            " AND desired_state = 'running' AND deleted_at IS NULL"
+        )
+    ]
+    missing = 0
+    for start in range(0, len(slugs), _HEARTBEAT_BATCH):
+        batch = slugs[start : start + _HEARTBEAT_BATCH]
+        values = await redis.mget([redis_prefix(slug) + "heartbeat" for slug in batch])
+        missing += sum(1 for value in values if value is None)
+    return missing
 
 
 class _TenantCacheCollector(Collector):

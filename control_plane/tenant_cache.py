@@ -22,17 +22,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from fleet.errors import ServiceUnavailable
 from fleet.logs import mask
+from kit.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "botfleet_tenants"
 EVERY_TENANT = "*"  # the payload of a TRUNCATE: forget every tenant (no slug contains '*')
+LOOP_NAME = "tenant_cache_listener"
 
 V = TypeVar("V")
 
@@ -106,7 +109,9 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 class TenantChangeListener:
     """Holds one PostgreSQL connection LISTENing on :data:`NOTIFY_CHANNEL` and invalidates ``cache``
     from its notifications; reconnects (every ``retry_s``) when the connection is lost, and pings it
-    every ``ping_s`` so that a connection dead without a word is noticed too."""
+    every ``ping_s`` so that a connection dead without a word is noticed too. Its loop runs
+    supervised (:meth:`start`), so even an unexpected error only turns the cache off until the
+    loop is restarted, and shows in the API's ``/readyz`` and ``/metrics``."""
 
     def __init__(
         self,
@@ -124,46 +129,54 @@ class TenantChangeListener:
         self._retry_s = retry_s
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._own_supervisor: Supervisor | None = None
 
     @property
     def backend_pid(self) -> int | None:
         """The PostgreSQL backend of the LISTEN connection, while there is one."""
         return self._conn.get_server_pid() if self._conn is not None else None
 
-    async def start(self) -> None:
+    async def start(self, supervisor: Supervisor | None = None, *, name: str = LOOP_NAME) -> None:
         """Try to LISTEN now (the cache serves from the first request on if it can), then keep
-        listening in the background."""
+        listening in the background as loop ``name`` of ``supervisor`` (which then owns starting and
+        stopping it), or of a supervisor of its own."""
         await self._listen()
-        self._task = asyncio.create_task(self._run(), name="tenant-cache-listener")
+        if supervisor is None:
+            supervisor = self._own_supervisor = Supervisor("tenant-cache")
+        supervisor.add(
+            name,
+            partial(self.run, on_tick=supervisor.beater(name)),
+            stale_after=max(60.0, 6 * (self._ping_s + self._ping_timeout_s)),
+        )
+        if self._own_supervisor is not None:
+            self._own_supervisor.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._own_supervisor is not None:
+            await self._own_supervisor.stop()
+            self._own_supervisor = None
         await self._drop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
+    async def run(self, *, on_tick: Callable[[], None] | None = None) -> None:
+        """Keep LISTENing until cancelled: reconnect every ``retry_s`` while down, ping every
+        ``ping_s`` while up; ``on_tick`` after each round. An unexpected error stops serving from
+        the cache and propagates, for the supervisor to log, count and restart the loop."""
+        try:
+            while True:
                 if self._conn is None:
                     await asyncio.sleep(self._retry_s)
                     await self._listen()
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), self._ping_s)
-                if self._lost.is_set() or not await self._ping():
-                    await self._drop()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Whatever went wrong, stop serving and start again rather than let the loop die
-                # (the cache would be safe, bypassed, but off for good).
-                log.exception("tenant cache listener failed; reconnecting")
-                await self._drop()
-                await asyncio.sleep(self._retry_s)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), self._ping_s)
+                    if self._lost.is_set() or not await self._ping():
+                        await self._drop()
+                if on_tick is not None:
+                    on_tick()
+        except BaseException:
+            # Stop serving rather than risk stale reads; a restarted loop connects anew.
+            await self._drop()
+            raise
 
     async def _listen(self) -> None:
         conn: asyncpg.Connection | None = None

@@ -25,6 +25,7 @@ from deploy_worker.worker import Worker
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from fleet.tenants import TenantService
+from kit.supervisor import Supervisor
 
 
 @dataclass
@@ -50,8 +51,10 @@ async def open_worker(
     http: httpx.AsyncClient | None = None,
     step_hook: StepHook | None = None,
     worker_id: str | None = None,
+    supervisor: Supervisor | None = None,
 ) -> AsyncIterator[WorkerParts]:
-    """Build a worker; closes what it created (the runtime only if it created it; bots keep running)."""
+    """Build a worker; closes what it created (the runtime only if it created it; bots keep running).
+    ``supervisor`` runs the worker's background loops (default: one of its own, ``worker``)."""
     namespace = settings.tenant_role_prefix
     own_runtime = runtime is None
     if runtime is None:
@@ -95,6 +98,7 @@ async def open_worker(
             poll_s=settings.worker_poll_s,
             reconcile_interval_s=settings.reconcile_interval_s,
             shutdown_s=settings.worker_shutdown_s,
+            supervisor=supervisor,
         )
         yield WorkerParts(worker, runtime, converger, reconciler, specs, tenants)
     finally:

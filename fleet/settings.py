@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # Health endpoint of the processes without HTTP of their own (worker, sales bot, lifecycle).
+    health_host: str = Field(
+        default="127.0.0.1", description="Address of /healthz, /readyz and /metrics."
+    )
+    health_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics; 0: off."
+    )
     # control plane API
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 
 import asyncpg
 from aiogram import Bot, Dispatcher
@@ -22,15 +23,19 @@ from redis.asyncio import Redis
 from fleet.billing.wiring import Billing, open_billing
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
+from kit.supervisor import Supervisor
 from sales_bot.flood import RetryAfterMiddleware
 from sales_bot.handlers import routers
 from sales_bot.middlewares import LocaleMiddleware, RateLimitMiddleware
 from sales_bot.outbox import OutboxDelivery
+from sales_bot.owner_locales import OwnerLocales
 from templates import Texts
 
 log = logging.getLogger(__name__)
 
 FSM_PREFIX = "bf:sales:fsm"
+# On stop, the outbox may finish the batch it is sending (each message is recorded as sent).
+STOP_GRACE_S = 10.0
 
 
 def build_dispatcher(
@@ -42,6 +47,7 @@ def build_dispatcher(
     texts: Texts,
     support: str,
     rate_limit: str,
+    owner_locales: OwnerLocales,
 ) -> Dispatcher:
     """The dispatcher with its storage, middlewares, routers and workflow data."""
     storage = RedisStorage(
@@ -55,14 +61,15 @@ def build_dispatcher(
         notice=lambda locale: texts(locale, "rate_limited"),
     )
     for observer in (dp.message, dp.callback_query):
-        observer.outer_middleware(LocaleMiddleware())
+        observer.outer_middleware(LocaleMiddleware(owner_locales))
         observer.outer_middleware(limiter)
-    dp.errors.outer_middleware(LocaleMiddleware())
+    dp.errors.outer_middleware(LocaleMiddleware(owner_locales))
     dp.include_routers(*routers())
     dp["billing"] = billing
     dp["box"] = box
     dp["texts"] = texts
     dp["support"] = support
+    dp["owner_locales"] = owner_locales
     return dp
 
 
@@ -81,28 +88,50 @@ async def serve(
     outbox: OutboxDelivery,
     outbox_interval: float,
     stop: asyncio.Event,
+    supervisor: Supervisor | None = None,
 ) -> None:
-    """Poll and deliver events until ``stop`` is set (or polling ends)."""
-    delivery = asyncio.create_task(outbox.run(interval=outbox_interval, stop=stop))
-    polling = asyncio.create_task(
-        dispatcher.start_polling(
-            bot, handle_signals=False, allowed_updates=["message", "callback_query"]
-        )
+    """Poll and deliver events until ``stop`` is set, both as loops of ``supervisor`` (default: one
+    of its own, ``sales-bot``): a loop that crashes is logged, counted and restarted with backoff,
+    and one that keeps failing (or, for the outbox, stops passing) turns the process's health red."""
+    supervisor = supervisor or Supervisor("sales-bot")
+    beat = supervisor.beater("outbox")
+    supervisor.add(
+        "outbox",
+        partial(outbox.run, interval=outbox_interval, stop=stop, on_tick=beat),
+        stale_after=max(120.0, 20 * outbox_interval),
     )
-    waiter = asyncio.create_task(stop.wait())
+    supervisor.add("polling", partial(_poll, dispatcher, bot, stop=stop))
+    supervisor.start()
     try:
-        await asyncio.wait({polling, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await stop.wait()
     finally:
         stop.set()
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError):  # not polling at this moment
             await dispatcher.stop_polling()
-        await asyncio.gather(polling, delivery, waiter, return_exceptions=True)
+        await supervisor.stop(grace=STOP_GRACE_S)
+
+
+async def _poll(dispatcher: Dispatcher, bot: Bot, *, stop: asyncio.Event) -> None:
+    """Long polling; aiogram retries network errors itself. Polling that ends while the bot should
+    still run is a crash (the supervisor restarts it), never a silent end of updates."""
+    await dispatcher.start_polling(
+        bot, handle_signals=False, allowed_updates=["message", "callback_query"]
+    )
+    if not stop.is_set():
+        raise RuntimeError("long polling ended while the sales bot should run")
 
 
 async def run(
-    settings: Settings, *, pool: asyncpg.Pool, redis: Redis, box: SecretBox, stop: asyncio.Event
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    box: SecretBox,
+    stop: asyncio.Event,
+    supervisor: Supervisor | None = None,
 ) -> None:
-    """Run the sales bot with connections the caller opened."""
+    """Run the sales bot with connections the caller opened; its loops run under ``supervisor``
+    (pass one to watch their health, as ``botfleet sales-bot`` and ``botfleet up`` do)."""
     texts = Texts("sales_bot")
     bot = make_bot(settings.require("sales_bot_token"), api_base=settings.telegram_api_base)
     try:
@@ -115,6 +144,7 @@ async def run(
                 texts=texts,
                 support=settings.sales_support_contact,
                 rate_limit=settings.sales_rate_limit,
+                owner_locales=OwnerLocales(pool),
             )
             outbox = OutboxDelivery(
                 pool=pool, bot=bot, texts=texts, support=settings.sales_support_contact
@@ -127,6 +157,7 @@ async def run(
                 outbox=outbox,
                 outbox_interval=settings.sales_outbox_interval_s,
                 stop=stop,
+                supervisor=supervisor,
             )
     finally:
         await bot.session.close()

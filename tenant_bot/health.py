@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from kit.supervisor import Supervisor
 from schemas.runtime import RuntimeContractError, TenantRuntime
-from tenant_bot.delivery import DeliveryTally
+
+if TYPE_CHECKING:  # the health check runs every few seconds: it must not import aiogram (~6 s)
+    from tenant_bot.delivery import DeliveryTally
 
 CHECK_TIMEOUT_SECONDS = 5.0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from control_plane.deps import AppMetrics, Health, Pool
@@ -20,7 +20,7 @@ async def healthz() -> HealthBody:
 
 @router.get(
     "/readyz",
-    summary="Readiness: PostgreSQL and Redis answer and migrations are current",
+    summary="Readiness: PostgreSQL and Redis answer, migrations are current, background loops healthy",
     responses={503: {"model": Readiness, "description": "Not ready; `checks` says why"}},
 )
 async def readyz(health: Health, response: Response) -> Readiness:
@@ -36,6 +36,6 @@ async def readyz(health: Health, response: Response) -> Readiness:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics(metrics: AppMetrics, pool: Pool) -> Response:
-    await metrics.refresh(pool)
+async def metrics(metrics: AppMetrics, pool: Pool, request: Request) -> Response:
+    await metrics.refresh(pool, redis=getattr(request.app.state, "redis", None))
     return Response(metrics.render(), media_type=CONTENT_TYPE)

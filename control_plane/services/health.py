@@ -1,5 +1,7 @@
-"""Liveness and readiness: PostgreSQL and Redis answer, and the control schema has every migration
-this code ships (an API process running ahead of its migrations must not take traffic)."""
+"""Liveness and readiness: PostgreSQL and Redis answer, the control schema has every migration this
+code ships (an API process running ahead of its migrations must not take traffic), and the process's
+supervised background loops are healthy (a tenant cache listener or purge that keeps crashing, or,
+under ``botfleet up``, a worker/lifecycle/sales-bot loop, must not go unnoticed)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from fleet.migrations import Migration
+from kit.checks import loops_check
+from kit.supervisor import Supervisor
 from schemas.api import CheckResult, Readiness
 
 _VERSIONS_SQL = "SELECT version, checksum FROM control.schema_migrations"
@@ -31,6 +35,11 @@ class HealthService:
         self._redis = redis
         self._migrations = migrations
         self._timeout_s = timeout_s
+        self._supervisors: list[Supervisor] = []
+
+    def watch(self, *supervisors: Supervisor) -> None:
+        """Include these supervisors' loops in readiness (check ``loops``)."""
+        self._supervisors.extend(s for s in supervisors if s not in self._supervisors)
 
     async def readiness(self) -> Readiness:
         postgres, redis = await asyncio.gather(self._check_postgres(), self._check_redis())
@@ -40,6 +49,9 @@ class HealthService:
             else CheckResult(ok=False, detail="not checked: PostgreSQL is unreachable")
         )
         checks = {"postgres": postgres, "redis": redis, "migrations": migrations}
+        if self._supervisors:
+            loops = loops_check(self._supervisors)
+            checks["loops"] = CheckResult(ok=loops.ok, detail=loops.detail)
         ready = all(check.ok for check in checks.values())
         return Readiness(status="ready" if ready else "not_ready", checks=checks)
 

@@ -26,6 +26,7 @@ from deploy_worker.spec import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LABEL_STOP_TIMEOUT = "botfleet.stop-timeout"  # seconds between SIGTERM and SIGKILL on stop
+_NS = 1_000_000_000  # Docker counts health-check durations in nanoseconds
 
 _STATES = {
     "running": InstanceState.RUNNING,
@@ -166,6 +167,16 @@ class DockerRuntime:
             "read_only": True,
             "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 - a private tmpfs
             "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+            # `docker ps` shows a bot whose loops are failing or stuck as unhealthy (its heartbeat
+            # lapses too, and the reconciler redeploys it). Not part of the spec: changing the
+            # check never recreates running bots.
+            "healthcheck": {
+                "test": ["CMD", "python", "-m", "tenant_bot", "--check-health"],
+                "interval": 15 * _NS,
+                "timeout": 10 * _NS,
+                "retries": 3,
+                "start_period": 60 * _NS,
+            },
         }
         if spec.network == "host":
             args["network_mode"] = "host"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,9 +13,12 @@ from api_support import client_for, tenant_body
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from control_plane.app import create_app
 from control_plane.services.health import HealthService
 from fleet.logs import JsonFormatter
 from fleet.migrations import Migration, load_migrations
+from fleet.settings import Settings
+from kit.supervisor import Supervisor
 
 
 async def test_healthz_and_readyz(app: FastAPI) -> None:
@@ -24,7 +28,7 @@ async def test_healthz_and_readyz(app: FastAPI) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"postgres", "redis", "migrations"}
+    assert set(body["checks"]) == {"postgres", "redis", "migrations", "loops"}
     assert all(check["ok"] for check in body["checks"].values())
 
 
@@ -147,3 +151,72 @@ async def test_docs_and_openapi_are_served(app: FastAPI) -> None:
     assert schema["components"]["schemas"]["TenantCreate"]["examples"]
     problem = create["responses"]["409"]["content"]["application/problem+json"]
     assert problem["schema"]["$ref"] == "#/components/schemas/Problem"
+
+
+async def test_readyz_and_metrics_cover_the_supervised_loops(
+    api_settings: Settings, pool: asyncpg.Pool, redis: Redis
+) -> None:
+    """The API's own loops and, as under ``botfleet up``, other components' loops of the process:
+    one that keeps failing turns ``/readyz`` 503 naming it, and ``/metrics`` shows it."""
+    worker_loops = Supervisor("worker", backoff_initial=0.01, backoff_max=0.05, failing_after=2)
+    failing = asyncio.Event()
+    crashes = 0
+
+    async def reconciler() -> None:
+        nonlocal crashes
+        crashes += 1
+        if crashes >= 2:
+            failing.set()
+        raise RuntimeError("reconcile bug")
+
+    worker_loops.add("reconciler", reconciler)
+    app = create_app(api_settings, pool=pool, redis=redis, supervisors=[worker_loops])
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        healthy = await client.get("/readyz")
+        async with worker_loops:
+            await asyncio.wait_for(failing.wait(), 10)
+            unhealthy = await client.get("/readyz")
+            metrics = (await client.get("/metrics")).text
+    assert healthy.status_code == 200, healthy.text
+    assert healthy.json()["checks"]["loops"]["ok"]
+    assert unhealthy.status_code == 503
+    loops = unhealthy.json()["checks"]["loops"]
+    assert not loops["ok"]
+    assert "worker/reconciler: failing (RuntimeError: reconcile bug)" in loops["detail"]
+    assert unhealthy.json()["checks"]["postgres"]["ok"]
+    assert 'botfleet_loop_healthy{loop="reconciler",process="worker"} 0.0' in metrics
+    assert 'botfleet_loop_healthy{loop="tenant_cache_listener",process="api"} 1.0' in metrics
+    assert 'botfleet_loop_healthy{loop="idempotency_purge",process="api"} 1.0' in metrics
+    assert 'botfleet_loop_restarts_total{loop="reconciler",process="worker"}' in metrics
+    for name in (
+        "botfleet_events_pending",
+        "botfleet_events_oldest_pending_age_seconds",
+        "botfleet_events_failed",
+        "botfleet_tenants_without_heartbeat",
+    ):
+        assert f"\n{name} " in metrics, name
+
+
+async def test_outbox_metrics_count_owner_notices(
+    admin: httpx.AsyncClient, pool: asyncpg.Pool, created
+) -> None:
+    slug = created.slug()
+    await admin.post("/api/v1/tenants", json=tenant_body(slug))
+    tenant_id = await pool.fetchval("SELECT id FROM control.tenants WHERE slug = $1", slug)
+    before = _gauges((await admin.get("/metrics")).text)
+    await pool.execute(
+        "INSERT INTO control.events (tenant_id, kind, payload, created_at)"
+        " VALUES ($1, 'tenant.live', '{}', now() - interval '10 minutes')",
+        tenant_id,
+    )
+    after = _gauges((await admin.get("/metrics")).text)
+    assert after["botfleet_events_pending"] == before["botfleet_events_pending"] + 1
+    assert after["botfleet_events_oldest_pending_age_seconds"] >= 600
+
+
+def _gauges(text: str) -> dict[str, float]:
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("botfleet_events_")
+    }

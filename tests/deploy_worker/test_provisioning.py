@@ -4,6 +4,7 @@ Telegram emulator; an unknown token fails the tenant at once without building an
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -19,8 +20,6 @@ from sandbox.telegram import TelegramSandbox
 
 
 async def _container_attrs(runtime: Runtime, slug: str) -> dict[str, Any]:
-    import asyncio
-
     status = await runtime.status(slug)
     client = runtime._client  # type: ignore[attr-defined]
     container = await asyncio.to_thread(client.containers.get, status.instance_id)
@@ -72,6 +71,15 @@ async def test_provision_runs_the_bot_and_it_answers_start(
         assert attrs["HostConfig"]["NanoCpus"] == int(settings.tenant_cpus * 1e9)
         assert attrs["HostConfig"]["RestartPolicy"]["Name"] == settings.tenant_restart_policy
         assert attrs["HostConfig"]["NetworkMode"] == "host"
+        check = attrs["Config"]["Healthcheck"]["Test"]
+        assert check == ["CMD", "python", "-m", "tenant_bot", "--check-health"]
+        # Docker runs the check in the container, with the bot's own credentials: it passes.
+        for _ in range(60):
+            health = (await _container_attrs(runtime, unique_slug))["State"].get("Health") or {}
+            if health.get("Status") == "healthy":
+                break
+            await asyncio.sleep(0.5)
+        assert health.get("Status") == "healthy", health
     assert env["BOTFLEET_TENANT_SLUG"] == unique_slug
     assert env["BOTFLEET_TENANT_REDIS_PREFIX"] == f"t:{unique_slug}:"
     assert env["BOTFLEET_TENANT_TELEGRAM_API_BASE"] == settings.telegram_api_base

@@ -58,7 +58,7 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     assert set(services) == SERVICES
     for name in LONG_RUNNING:
         assert services[name]["restart"] in {"unless-stopped", "always"}, name
-    for name in ("postgres", "redis", "api"):
+    for name in LONG_RUNNING:
         assert services[name]["healthcheck"]["test"], name
     assert services["migrate"]["restart"] == "no"
     # The worker drives the Docker engine and starts tenant bots on the compose network.
@@ -95,3 +95,35 @@ def test_env_example_documents_every_setting() -> None:
     compose = COMPOSE_FILE.read_text(encoding="utf-8")
     stale = [name for name in documented - settings if "${" + name not in compose]
     assert stale == [], "variables in .env.example that nothing reads"
+
+
+def test_every_long_running_service_has_a_health_check_the_image_can_run() -> None:
+    """Read without Compose (PyYAML resolves the file's anchors and merge keys): every long-running
+    service is health-checked with what its image has (pg_isready, redis-cli, python3; no curl), and
+    the worker, sales bot and lifecycle probe the /readyz their BOTFLEET_HEALTH_PORT serves."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    assert set(services) == SERVICES
+    assert "healthcheck" not in services["migrate"]  # one-shot
+    for name in LONG_RUNNING:
+        check = services[name]["healthcheck"]
+        test = " ".join(check["test"])
+        assert "curl" not in test and "wget" not in test, name
+        assert check["interval"] and check["retries"] >= 3, name
+    for name in ("postgres", "redis"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD-SHELL", name
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
+    assert "PONG" in services["redis"]["healthcheck"]["test"][1]
+    api = services["api"]["healthcheck"]["test"]
+    assert api[:3] == ["CMD", "python3", "-c"] and "127.0.0.1:8000/readyz" in api[3]
+    for name in ("worker", "sales-bot", "lifecycle"):
+        env = services[name]["environment"]
+        port = env["BOTFLEET_HEALTH_PORT"]
+        # Prometheus scrapes over the compose network.
+        assert env["BOTFLEET_HEALTH_HOST"] == "0.0.0.0", name  # noqa: S104
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python3", "-c"], name
+        assert f"http://127.0.0.1:{port}/readyz" in test[3], name
+        assert services[name]["healthcheck"]["start_period"], name
+        # The check is a valid Python one-liner that fails (raises) on a 503.
+        compile(test[3], f"<{name} healthcheck>", "exec")
+        assert "urlopen" in test[3]
