@@ -101,3 +101,67 @@ def lifecycle(
                         await supervisor.stop(grace=STOP_GRACE_S)
 
     run(go)
+
+
+@app.command("failures")
+def failures(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Subscriptions the lifecycle set aside (a step failed on them for a reason of their own):
+    oldest first, with the error. Fix the cause, then `botfleet billing retry SUBSCRIPTION_ID`."""
+    config = settings()
+
+    async def go() -> None:
+        from fleet.repositories import subscriptions as subscription_repo
+
+        async with open_resources(config, redis=False, secrets=False) as res:
+            rows = await subscription_repo.list_set_aside(res.pool)
+        items = [
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in dict(r).items()}
+            for r in rows
+        ]
+        if as_json:
+            typer.echo(json.dumps(items, indent=2, default=str))
+            return
+        if not items:
+            typer.echo("(no subscription set aside)")
+            return
+        for item in items:
+            typer.echo(
+                f"{item['id']}  {item['slug']}  {item['status']}  set aside"
+                f" {item['lifecycle_failed_at']}  {item['lifecycle_error']}"
+            )
+
+    run(go)
+
+
+@app.command("retry")
+def retry(
+    subscription_id: int = typer.Argument(..., help="A set-aside subscription's id."),
+) -> None:
+    """Hand a set-aside subscription back to the lifecycle (its next run picks it up)."""
+    config = settings()
+
+    async def go() -> None:
+        from fleet.repositories import audit
+        from fleet.repositories import subscriptions as subscription_repo
+
+        async with (
+            open_resources(config, redis=False, secrets=False) as res,
+            res.pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            if not await subscription_repo.retry_lifecycle(conn, subscription_id):
+                raise fail(
+                    f"subscription {subscription_id} is not set aside; list them with "
+                    "`botfleet billing failures`"
+                )
+            await audit.record(
+                conn,
+                actor="cli",
+                action="subscription.lifecycle_retry",
+                target=f"subscription:{subscription_id}",
+            )
+        typer.echo(f"subscription {subscription_id} handed back to the lifecycle")
+
+    run(go)

@@ -10,6 +10,8 @@ never share or clash).
 - ``botfleet_events_pending``, ``botfleet_events_oldest_pending_age_seconds`` and
   ``botfleet_events_failed``: the owner-notice outbox (events the sales bot delivers), refreshed on
   each scrape: a backlog that ages means owners are not being told.
+- ``botfleet_subscriptions_set_aside``: subscriptions the lifecycle set aside (``botfleet billing
+  failures``), refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
 - ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
@@ -32,6 +34,7 @@ from redis.exceptions import RedisError
 
 from control_plane.tenant_cache import TenantCache
 from fleet.identifiers import redis_prefix
+from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.admin_views import AdminViews
 from fleet.repositories.events import outbox_stats
 from kit.metrics import SupervisorCollector
@@ -94,6 +97,11 @@ class Metrics:
             "Owner notices set aside as failed (botfleet events list --failed)",
             registry=self.registry,
         )
+        self.subscriptions_set_aside = Gauge(
+            "botfleet_subscriptions_set_aside",
+            "Subscriptions the lifecycle set aside (a step failed on them); see botfleet billing failures",
+            registry=self.registry,
+        )
         self.without_heartbeat = Gauge(
             "botfleet_tenants_without_heartbeat",
             "Active tenants that should run but whose bot has no heartbeat in Redis",
@@ -135,6 +143,7 @@ class Metrics:
             jobs = await views.job_counts()
             tenants = await views.tenant_counts()
             outbox = await outbox_stats(pool, kinds=OWNER_EVENT_KINDS)
+            set_aside = await subscription_repo.count_set_aside(pool)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             self.scrape_errors.inc()
             log.warning("metrics refresh failed", extra={"error": str(exc)})
@@ -146,6 +155,7 @@ class Metrics:
         self.events_pending.set(outbox["pending"])
         self.events_oldest_age.set(outbox["oldest_pending_age_seconds"])
         self.events_failed.set(outbox["failed"])
+        self.subscriptions_set_aside.set(set_aside)
         if redis is None:
             return
         try:

@@ -270,6 +270,15 @@ async def list_set_aside(db: Executor) -> list[asyncpg.Record]:
     )
 
 
+async def count_set_aside(db: Executor) -> int:
+    """How many subscriptions the lifecycle set aside (for metrics)."""
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM control.subscriptions WHERE lifecycle_failed_at IS NOT NULL"
+        )
+    )
+
+
 async def retry_lifecycle(db: Executor, subscription_id: int) -> bool:
     """Put a set-aside subscription back in the lifecycle's hands; False if it was not set aside."""
     status = await db.execute(

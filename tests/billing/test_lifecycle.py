@@ -3,14 +3,20 @@ resumption by payment, renewal from the current end, auto-renewal, deletion afte
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
 import asyncpg
 from billing_fixtures import FakeClock
+from click.testing import Result
+from typer.testing import CliRunner
 
+from cli.main import app
 from fleet.billing.payments import Outcome
 from fleet.billing.wiring import Billing
 from fleet.repositories import subscriptions as subscription_repo
+from fleet.secrets import generate_master_key
 from sandbox.yookassa import YooKassaStandIn
 
 
@@ -184,8 +190,14 @@ async def test_abandoned_purchase_releases_the_token(
     assert (await billing.checkout.purchase(order)).tenant_id != checkout.tenant_id
 
 
+async def botfleet(database_url: str, *args: str) -> Result:
+    """The ``botfleet`` CLI as an operator runs it (in a thread: it runs its own event loop)."""
+    env = {"BOTFLEET_DATABASE_URL": database_url, "BOTFLEET_MASTER_KEY": generate_master_key()}
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+
+
 async def test_a_subscription_that_breaks_a_step_is_set_aside_and_the_rest_go_on(
-    billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order
+    billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order, database_url: str
 ) -> None:
     good = await billing.checkout.purchase(make_order())
     bad = await billing.checkout.purchase(make_order())
@@ -223,8 +235,15 @@ async def test_a_subscription_that_breaks_a_step_is_set_aside_and_the_rest_go_on
         await pool.execute(f"DROP TRIGGER {fn} ON control.events")
         await pool.execute(f"DROP FUNCTION control.{fn}()")
 
-    # An operator fixed the cause and retries it: the lifecycle catches up.
-    assert await subscription_repo.retry_lifecycle(pool, poisoned["id"])
+    # The operator finds it, fixes the cause and hands it back: the lifecycle catches up.
+    listed = await botfleet(database_url, "billing", "failures", "--json")
+    assert listed.exit_code == 0, listed.output
+    [entry] = [e for e in json.loads(listed.output) if e["id"] == poisoned["id"]]
+    assert entry["slug"] and "poisoned row" in entry["lifecycle_error"]
+    retried = await botfleet(database_url, "billing", "retry", str(poisoned["id"]))
+    assert retried.exit_code == 0 and "handed back" in retried.output
+    again = await botfleet(database_url, "billing", "retry", str(poisoned["id"]))
+    assert again.exit_code == 1 and "is not set aside" in again.output
     assert not await subscription_repo.retry_lifecycle(pool, poisoned["id"])
     caught_up = await billing.lifecycle.run_once(end + timedelta(minutes=2), tenant_ids=tids)
     assert caught_up.expired == 1
