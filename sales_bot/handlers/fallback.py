@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ErrorEvent, Message
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from fleet.errors import ServiceUnavailable
 from sales_bot.owner_locales import locale_of
 from sales_bot.routing import RouteTable
 from templates import Texts
 
 log = logging.getLogger(__name__)
 router = RouteTable("fallback")
+# PostgreSQL or Redis went away (a restart, a network cut): the buyer should simply try again.
+BACKEND_DOWN: tuple[type[Exception], ...] = (
+    ServiceUnavailable,
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    OSError,
+)
 
 
 @router.callback_query()
@@ -27,17 +41,27 @@ async def unknown_message(message: Message, texts: Texts, locale: str) -> None:
 
 
 @router.errors()
-async def on_error(event: ErrorEvent, texts: Texts, support: str) -> bool:
-    """Log the error (with the update id, never the text: it may hold a token) and apologise."""
-    log.error(
-        "sales bot handler failed",
-        exc_info=event.exception,
-        extra={"update_id": event.update.update_id},
-    )
+async def on_error(
+    event: ErrorEvent, texts: Texts, support: str, locale: str | None = None
+) -> bool:
+    """Log the error (with the update id, never the text: it may hold a token) and apologise: "try
+    again in a minute" while PostgreSQL or Redis is away, "something went wrong" otherwise."""
     target = event.update.message or event.update.callback_query
     user = target.from_user if target is not None else None
-    locale = locale_of(user)
-    text = texts(locale, "error_generic", support=support)
+    locale = locale or locale_of(user)
+    if isinstance(event.exception, BACKEND_DOWN):
+        log.warning(
+            "sales bot handler failed: a backing service is unavailable",
+            extra={"update_id": event.update.update_id, "error": type(event.exception).__name__},
+        )
+        text = texts(locale, "error_unavailable")
+    else:
+        log.error(
+            "sales bot handler failed",
+            exc_info=event.exception,
+            extra={"update_id": event.update.update_id},
+        )
+        text = texts(locale, "error_generic", support=support)
     try:
         if event.update.callback_query is not None:
             await event.update.callback_query.answer(text, show_alert=True)

@@ -307,6 +307,8 @@ async def _outage_scenario(
             # show an internal error (`_polite` fails on silence)
             for word in TRACEBACK_WORDS:
                 assert word not in told[3], f"the sales bot showed an internal error: {told[3]!r}"
+            # ... and when it cannot answer, it says "try again in a minute", not "we broke"
+            assert "went wrong" not in told[3], f"the sales bot blamed itself: {told[3]!r}"
             # the admin API refuses work it cannot do with 503 (and Retry-After), never a 500
             figures["api_code_during"] = (
                 await api.http.get(f"/tenants/{platform.slug}/deployment")
