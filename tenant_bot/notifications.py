@@ -18,6 +18,11 @@ booking, version) guards against double taps and retried updates. Customers hear
 their Telegram app last reported (:class:`~tenant_bot.middlewares.locale.LocaleStore`), else the
 tenant's default.
 
+Every notice is a model of :mod:`schemas.notices` (one per kind), built here from the booking's
+:func:`~tenant_bot.views.facts` in the recipient's locale and rendered by :meth:`Notifier.render`
+with its kind's template and the model's values only (``tests/tenant_bot/test_notice_contract.py``).
+A model that cannot be built (a value missing) is a render fault like any other.
+
 Nothing here raises for one message's faults (a text that cannot render, a chat Telegram refuses, a
 timeout): each recipient's outcome is a :class:`~tenant_bot.delivery.Delivery`, and one failed
 recipient never keeps the message from the others. Notices sent from handlers are not retried; their
@@ -32,12 +37,26 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from schemas.notices import (
+    BookingNotice,
+    CompletionCard,
+    CustomerCancelled,
+    CustomerConfirmed,
+    CustomerMoved,
+    Notice,
+    OwnerCancelled,
+    OwnerMoved,
+    OwnerNewBooking,
+    Reminder,
+    WaitlistFree,
+)
 from tenant_bot.booking.errors import StorageUnavailable
 from tenant_bot.booking.models import (
     Booking,
@@ -54,7 +73,7 @@ from tenant_bot.delivery import Delivery, DeliveryTally, Outcome
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.texts import BotTexts, pick_locale
-from tenant_bot.views import booking_facts
+from tenant_bot.views import facts
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +84,8 @@ CUSTOMER_NOTICE = "customer_notice"
 WAITLIST_NOTICE = "waitlist_notice"
 REMINDER = "reminder"
 COMPLETION_CARD = "completion_card"
+
+BookingNoticeT = TypeVar("BookingNoticeT", bound=BookingNotice)
 
 
 class Notifier:
@@ -124,14 +145,34 @@ class Notifier:
     def _customer_locale(self, locale: str | None) -> str:
         return locale if locale in self.texts.locales else self.texts.default_locale
 
+    def render(self, locale: str, notice: Notice) -> str:
+        """A notice's text: its kind's template filled with the model's values, nothing else."""
+        return self.texts(locale, notice.template(), **notice.values())
+
+    def _booking_notice(
+        self,
+        model: type[BookingNoticeT],
+        details: BookingDetails,
+        settings: Settings,
+        locale: str,
+        **extra: str,
+    ) -> BookingNoticeT:
+        return model.of(facts(self.texts, locale, details, settings), **extra)
+
     async def _to_owners(
         self,
         details: BookingDetails,
         *,
         actor_id: int | None,
-        render: Callable[[str], Message],
+        notice: Callable[[str], Notice],
+        card: bool = False,
     ) -> None:
         """One notice per owner (but the actor), each in the owner's language and on its own."""
+
+        def render(locale: str) -> Message:
+            markup = owner_card(self.texts, locale, details) if card else None
+            return self.render(locale, notice(locale)), markup
+
         for owner in self.owner_ids:
             if owner == actor_id:
                 continue
@@ -140,33 +181,14 @@ class Notifier:
                 OWNER_NOTICE, details.booking.id, owner, functools.partial(render, locale)
             )
 
-    def _owner_text(
-        self,
-        key: str,
-        details: BookingDetails,
-        settings: Settings,
-        *,
-        card: bool = False,
-        **extra: str,
-    ) -> Callable[[str], Message]:
-        def render(locale: str) -> Message:
-            facts = booking_facts(self.texts, locale, details, settings)
-            markup = owner_card(self.texts, locale, details) if card else None
-            return self.texts(locale, key, **facts, **extra), markup
-
-        return render
-
-    async def _to_customer(
-        self, key: str, details: BookingDetails, settings: Settings, **extra: str
-    ) -> None:
+    async def _to_customer(self, notice: Callable[[str], Notice], details: BookingDetails) -> None:
         locale = self._customer_locale(details.customer_locale)
 
         def render() -> Message:
-            facts = booking_facts(self.texts, locale, details, settings)
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
             )
-            return self.texts(locale, key, **facts, **extra), markup
+            return self.render(locale, notice(locale)), markup
 
         await self.courier.one_shot(
             CUSTOMER_NOTICE, details.booking.id, details.customer_telegram_id, render
@@ -179,12 +201,16 @@ class Notifier:
             await self._to_owners(
                 details,
                 actor_id=actor_id or details.customer_telegram_id,
-                render=self._owner_text("owner_new_booking", details, settings, card=True),
+                notice=functools.partial(self._booking_notice, OwnerNewBooking, details, settings),
+                card=True,
             )
 
     async def booking_confirmed(self, details: BookingDetails, *, settings: Settings) -> None:
         if await self.once(f"confirmed:{details.booking.id}"):
-            await self._to_customer("customer_confirmed", details, settings)
+            await self._to_customer(
+                functools.partial(self._booking_notice, CustomerConfirmed, details, settings),
+                details,
+            )
 
     async def booking_cancelled(
         self, details: BookingDetails, *, by: str, settings: Settings, actor_id: int | None = None
@@ -192,12 +218,19 @@ class Notifier:
         if not await self.once(f"cancelled:{details.booking.id}"):
             return
         reason = details.booking.cancel_reason or ""
-        render = self._owner_text("owner_cancelled", details, settings, reason=reason)
+        to_owners = functools.partial(
+            self._booking_notice, OwnerCancelled, details, settings, reason=reason
+        )
         if by == "customer":
-            await self._to_owners(details, actor_id=details.customer_telegram_id, render=render)
+            await self._to_owners(details, actor_id=details.customer_telegram_id, notice=to_owners)
             return
-        await self._to_customer("customer_cancelled", details, settings, reason=reason)
-        await self._to_owners(details, actor_id=actor_id, render=render)
+        await self._to_customer(
+            functools.partial(
+                self._booking_notice, CustomerCancelled, details, settings, reason=reason
+            ),
+            details,
+        )
+        await self._to_owners(details, actor_id=actor_id, notice=to_owners)
 
     async def booking_rescheduled(
         self,
@@ -211,23 +244,17 @@ class Notifier:
         key = f"moved:{details.booking.id}:{int(details.booking.starts_at.timestamp())}:{int(old_start.timestamp())}"
         if not await self.once(key):
             return
-        if by != "customer":
-            locale_c = self._customer_locale(details.customer_locale)
-            await self._to_customer(
-                "customer_moved",
-                details,
-                settings,
-                old_when=self.texts.when(locale_c, old_start, settings.zone),
-            )
 
-        def render(locale: str) -> Message:
-            facts = booking_facts(self.texts, locale, details, settings)
+        def moved(model: type[BookingNoticeT], locale: str) -> BookingNoticeT:
             old_when = self.texts.when(locale, old_start, settings.zone)
-            text = self.texts(locale, "owner_moved", **facts, old_when=old_when)
-            return text, owner_card(self.texts, locale, details)
+            return self._booking_notice(model, details, settings, locale, old_when=old_when)
 
+        if by != "customer":
+            await self._to_customer(functools.partial(moved, CustomerMoved), details)
         actor = details.customer_telegram_id if by == "customer" else actor_id
-        await self._to_owners(details, actor_id=actor, render=render)
+        await self._to_owners(
+            details, actor_id=actor, notice=functools.partial(moved, OwnerMoved), card=True
+        )
 
     async def offer_freed_time(self, freed: Booking, *, settings: Settings) -> int:
         """Tell waitlisted customers that ``freed``'s time is available; returns how many were told.
@@ -258,7 +285,7 @@ class Notifier:
 
     def _waitlist_render(self, entry: WaitlistEntry, locale: str) -> Callable[[], Message]:
         def render() -> Message:
-            text = self.texts(locale, "waitlist_free", day=self.texts.day(locale, entry.day))
+            text = self.render(locale, WaitlistFree(day=self.texts.day(locale, entry.day)))
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[
                     [button(self.texts(locale, "btn_book"), Menu(action="book").pack())]
@@ -274,11 +301,11 @@ class Notifier:
         locale = self._customer_locale(details.customer_locale)
 
         def render() -> Message:
-            facts = booking_facts(self.texts, locale, details, settings)
+            notice = self._booking_notice(Reminder, details, settings, locale)
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
             )
-            return self.texts(locale, "reminder", **facts), markup
+            return self.render(locale, notice), markup
 
         result = await self.courier.attempt(details.customer_telegram_id, render)
         if result.outcome is Outcome.FAILED:
@@ -322,7 +349,7 @@ class Notifier:
         self, details: BookingDetails, settings: Settings, locale: str
     ) -> Callable[[], Message]:
         def render() -> Message:
-            facts = booking_facts(self.texts, locale, details, settings)
+            notice = self._booking_notice(CompletionCard, details, settings, locale)
             markup = InlineKeyboardMarkup(
                 inline_keyboard=[
                     [
@@ -337,7 +364,7 @@ class Notifier:
                     ]
                 ]
             )
-            return self.texts(locale, "owner_did_they_come", **facts), markup
+            return self.render(locale, notice), markup
 
         return render
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from schemas.notices import BookingFacts
 from tenant_bot import keyboards
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import BookingDetails, Clock, Settings, Slot
@@ -128,24 +129,31 @@ async def times_screen(
     return (note + texts(locale, "pick_time", day=day_text), markup), True
 
 
+def facts(
+    texts: BotTexts, locale: str, details: BookingDetails, settings: Settings
+) -> BookingFacts:
+    """The values every booking text shows, formatted for ``locale`` (notices build on them)."""
+    booking = details.booking
+    return BookingFacts(
+        service=details.service_name,
+        staff=details.staff_name,
+        when=texts.when(locale, booking.starts_at, settings.zone),
+        price=texts.money(booking.price, booking.currency),
+        customer=details.customer_name,
+        phone=details.customer_phone or "",
+        status=texts(locale, f"status_{booking.status.value}"),
+        business=settings.business_name,
+        address=settings.address,
+        map_url=settings.map_url,
+        business_phone=settings.phone,
+    )
+
+
 def booking_facts(
     texts: BotTexts, locale: str, details: BookingDetails, settings: Settings
 ) -> dict[str, str]:
-    """The values every booking text shows, formatted for ``locale``."""
-    booking = details.booking
-    return {
-        "service": details.service_name,
-        "staff": details.staff_name,
-        "when": texts.when(locale, booking.starts_at, settings.zone),
-        "price": texts.money(booking.price, booking.currency),
-        "customer": details.customer_name,
-        "phone": details.customer_phone or "",
-        "status": texts(locale, f"status_{booking.status.value}"),
-        "business": settings.business_name,
-        "address": settings.address,
-        "map_url": settings.map_url,
-        "business_phone": settings.phone,
-    }
+    """:func:`facts` as template keyword arguments, for the screens that show a booking."""
+    return facts(texts, locale, details, settings).model_dump()
 
 
 def booking_label(texts: BotTexts, locale: str, details: BookingDetails, settings: Settings) -> str:
