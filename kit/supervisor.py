@@ -50,7 +50,7 @@ class LoopStatus:
     failing: bool = False
     # A failing loop that has since run this long without crashing counts as recovered, even if
     # it never beats (e.g. long polling, whose progress is not observable from outside).
-    recovered_after: float = 60.0
+    recovered_after: float = 15.0
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def is_failing(self, now: float) -> bool:
@@ -86,7 +86,7 @@ class Supervisor:
         process: str,
         *,
         backoff_initial: float = 1.0,
-        backoff_max: float = 60.0,
+        backoff_max: float = 15.0,
         failing_after: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
