@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -28,6 +29,7 @@ def api(
 ) -> None:
     """Serve the admin API (docs at /docs, health at /healthz and /readyz, metrics at /metrics)."""
     from control_plane.app import create_app
+    from control_plane.middleware import install_edge
 
     config = settings(service=True)
     for name in ("database_url", "redis_url", "master_key"):
@@ -35,8 +37,13 @@ def api(
             config.require(name)
         except ConfigError as exc:
             raise fail(str(exc), EXIT_BAD_INPUT) from None
+    problem = fake_money_problem(config)
+    if problem is not None:
+        raise fail(problem, EXIT_BAD_INPUT)
     runtime = _log_source(config)
-    app = create_app(config, log_source=runtime)
+    app = install_edge(create_app(config, log_source=runtime), config)
+    if config.sandbox:
+        log.warning("sandbox installation: payments may be fake; not for production")
     try:
         serve(app, host=host or config.api_host, port=port or config.api_port)
     finally:
@@ -60,8 +67,31 @@ def serve(app: ASGIApp, *, host: str, port: int, **options: Any) -> None:
         port=port,
         log_config=None,  # keep our JSON logging
         access_log=False,  # the app logs each request with its request id
-        proxy_headers=True,
+        # Forwarded headers are read by the app alone (control_plane.middleware.EdgeGuard), and
+        # only from BOTFLEET_YOOKASSA_TRUSTED_PROXIES: uvicorn's own handling trusts 127.0.0.1
+        # (or FORWARDED_ALLOW_IPS), which let any local process claim to be YooKassa.
+        proxy_headers=False,
         **options,
+    )
+
+
+YOOKASSA_API_HOST = "api.yookassa.ru"
+
+
+def fake_money_problem(config: Settings) -> str | None:
+    """Why this configuration would take fake payments without being a sandbox, or None.
+
+    Detectable: YooKassa credentials with ``BOTFLEET_YOOKASSA_API_URL`` on a host other than
+    YooKassa's (the stand-in of ``botfleet sandbox``, say), unless ``BOTFLEET_SANDBOX=true``."""
+    if config.sandbox or config.yookassa_shop_id is None:
+        return None
+    host = urlsplit(config.yookassa_api_url).hostname or ""
+    if host == YOOKASSA_API_HOST:
+        return None
+    return (
+        f"BOTFLEET_YOOKASSA_API_URL points at {host}, not YooKassa ({YOOKASSA_API_HOST}): its "
+        "payments are fake; unset it to take real payments, or set BOTFLEET_SANDBOX=true for a "
+        "sandbox installation"
     )
 
 

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError as PydanticValidationError
 
 from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
+from fleet.data_plane import TenantRoleLimits
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import mask_token
 from fleet.tenants import TenantService
@@ -90,6 +91,7 @@ def create(
                 redis=res.redis,
                 secrets=res.secrets,
                 role_prefix=config.tenant_role_prefix,
+                role_limits=TenantRoleLimits.from_settings(config),
             )
             tenant = await service.create(data, actor="cli", provision_now=True)
             typer.echo(

@@ -8,6 +8,12 @@ What is not configured is provided locally, so a newcomer sees the product work 
   sandbox sales bot;
 - no YooKassa shop: the YooKassa stand-in, notifying our webhook from 127.0.0.77.
 
+Stand-ins take fake payments, so they run only when nothing real is configured (no Telegram API base,
+no sales bot token, no YooKassa credentials) or with an explicit ``--sandbox``
+(``BOTFLEET_SANDBOX=true``); a mix of real and stand-in (a real sales bot selling against the fake
+YooKassa) is refused before anything starts, with exit code 2 and what to configure. A sandbox says
+so in its banner and in ``/readyz`` (``"sandbox": true``).
+
 Then: migrations, the control plane API, the deploy worker (``process`` runtime unless configured), the
 subscription lifecycle and the sales bot, until Ctrl-C or SIGTERM stops everything in reverse order.
 Their background loops run supervised (restarted with backoff when they crash), and the API's
@@ -34,9 +40,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from cli.api import fake_money_problem
 from cli.billing import STOP_GRACE_S as LIFECYCLE_STOP_GRACE_S
 from cli.billing import supervise_lifecycle
-from cli.common import open_resources, run, settings
+from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
 from cli.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
@@ -46,6 +53,70 @@ log = logging.getLogger(__name__)
 SANDBOX_NOTIFY_FROM = "127.0.0.77"
 SALES_BOT_USERNAME = "botfleet_sales_bot"
 DEMO_BOTS = 3
+
+
+SANDBOX_BANNER = (
+    "!! SANDBOX: {what}. Not for production.\n"
+    "!! To go live, configure real Telegram and YooKassa (README, 'Going live')."
+)
+
+
+@dataclass(frozen=True)
+class StandIns:
+    """Which stand-ins ``up`` runs, and whether the installation is a sandbox."""
+
+    telegram: bool
+    yookassa: bool
+    sandbox: bool
+
+    def describe(self) -> str:
+        """What is fake, for the banner."""
+        parts = [
+            name for name, on in (("Telegram", self.telegram), ("YooKassa", self.yookassa)) if on
+        ]
+        if not parts:
+            return "declared with --sandbox (BOTFLEET_SANDBOX)"
+        fake = " and ".join(parts) + (" are stand-ins" if len(parts) > 1 else " is a stand-in")
+        return fake + ("; payments are FAKE" if self.yookassa else "")
+
+
+def plan_stand_ins(config: Settings, *, sandbox: bool) -> StandIns:
+    """Decide the stand-ins before anything starts; ConfigError saying what to configure when real
+    and stand-in would be mixed (fake payments taken for a real sales bot, or the reverse) or when
+    YooKassa is configured on a stand-in's address, unless this is declared a sandbox."""
+    from fleet.errors import ConfigError
+
+    sandbox = sandbox or config.sandbox
+    telegram = config.telegram_api_base is None and config.sales_bot_token is None
+    yookassa = config.yookassa_shop_id is None and config.yookassa_secret_key is None
+    if (config.yookassa_shop_id is None) != (config.yookassa_secret_key is None):
+        missing = "SECRET_KEY" if config.yookassa_secret_key is None else "SHOP_ID"
+        raise ConfigError(
+            f"BOTFLEET_YOOKASSA_{missing} is not set: YooKassa needs both the shop id and the "
+            "secret key (from the YooKassa dashboard)"
+        )
+    if not sandbox:
+        if yookassa and not telegram:
+            configured = (
+                "BOTFLEET_SALES_BOT_TOKEN"
+                if config.sales_bot_token is not None
+                else "BOTFLEET_TELEGRAM_API_BASE"
+            )
+            raise ConfigError(
+                f"{configured} is set but YooKassa is not: set BOTFLEET_YOOKASSA_SHOP_ID and "
+                "BOTFLEET_YOOKASSA_SECRET_KEY to take real payments, or run `botfleet up "
+                "--sandbox` to take fake ones from the YooKassa stand-in"
+            )
+        if telegram and not yookassa:
+            raise ConfigError(
+                "YooKassa is configured but Telegram is not: set BOTFLEET_SALES_BOT_TOKEN (the "
+                "sales bot's token from @BotFather), or run `botfleet up --sandbox` to use the "
+                "Telegram emulator"
+            )
+        problem = fake_money_problem(config)
+        if problem is not None:
+            raise ConfigError(problem)
+    return StandIns(telegram=telegram, yookassa=yookassa, sandbox=sandbox or telegram or yookassa)
 
 
 @dataclass
@@ -117,11 +188,18 @@ async def _ensure_database(url: str, name: str) -> None:
 
 
 async def _sandbox(
-    config: Settings, data: Path, *, host: str, api_port: int, exits: AsyncExitStack, stack: Stack
+    config: Settings,
+    data: Path,
+    *,
+    plan: StandIns,
+    host: str,
+    api_port: int,
+    exits: AsyncExitStack,
+    stack: Stack,
 ) -> Settings:
-    """The Telegram emulator and the YooKassa stand-in for what has no real counterpart configured."""
-    updates: dict[str, Any] = {}
-    if config.telegram_api_base is None and config.sales_bot_token is None:
+    """The Telegram emulator and the YooKassa stand-in, as ``plan`` (:func:`plan_stand_ins`) says."""
+    updates: dict[str, Any] = {"sandbox": plan.sandbox}
+    if plan.telegram:
         from sandbox.telegram import TelegramEmulator
 
         tg = await exits.enter_async_context(
@@ -142,7 +220,7 @@ async def _sandbox(
             tg.register_bot(demo_token, username=f"demo_booking_{i}_bot", first_name=f"Demo {i}")
         stack.lines.append("Bot tokens to sell (made 'with @BotFather' for you):")
         stack.lines.extend(f"  {t}" for t in demo)
-    if config.yookassa_shop_id is None:
+    if plan.yookassa:
         from sandbox.yookassa import YooKassaStandIn
 
         webhook = f"http://{host}:{api_port}/webhooks/yookassa"
@@ -219,10 +297,20 @@ async def _serve_api(
     import uvicorn
 
     from control_plane.app import create_app
+    from control_plane.middleware import install_edge
 
-    app = create_app(config, log_source=log_source, supervisors=supervisors)
+    app = install_edge(create_app(config, log_source=log_source, supervisors=supervisors), config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            # forwarded headers: only the app's EdgeGuard reads them, from trusted proxies
+            proxy_headers=False,
+        )
     )
     # `up` owns the signals: uvicorn must not install its own handlers.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
@@ -244,7 +332,13 @@ async def _wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 async def up_main(
-    config: Settings, *, host: str, port: int, data: Path, stop: asyncio.Event
+    config: Settings,
+    *,
+    host: str,
+    port: int,
+    data: Path,
+    stop: asyncio.Event,
+    plan: StandIns | None = None,
 ) -> None:
     """Start everything, print where it is, wait for ``stop``, stop everything."""
     from control_plane.app import create_app  # noqa: F401  (fail early if the API cannot load)
@@ -254,10 +348,13 @@ async def up_main(
     from fleet.migrations import migrate_control, migrate_tenants
     from sales_bot.app import run as run_sales_bot
 
+    plan = plan or plan_stand_ins(config, sandbox=False)
     stack = Stack()
     async with AsyncExitStack() as exits:
         config = await _embedded(config, data, exits, stack)
-        config = await _sandbox(config, data, host=host, api_port=port, exits=exits, stack=stack)
+        config = await _sandbox(
+            config, data, plan=plan, host=host, api_port=port, exits=exits, stack=stack
+        )
         res = await exits.enter_async_context(
             open_resources(config, pool_size=config.db_pool_size + config.worker_concurrency)
         )
@@ -326,6 +423,10 @@ async def up_main(
             f"Admin API key:          {admin_key}",
             f"Deploy worker:          runtime {parts.runtime.kind}",
         ]
+        if plan.sandbox:
+            warning = SANDBOX_BANNER.format(what=plan.describe())
+            stack.lines[:0] = [warning, ""]
+            log.warning("sandbox installation: payments are fake; not for production")
         typer.echo("\nbotfleet is up.\n" + "\n".join(stack.lines) + "\n\nPress Ctrl-C to stop.")
 
         stopper = asyncio.create_task(stop.wait())
@@ -356,10 +457,22 @@ def up(
     data_dir: Path = typer.Option(
         Path(".botfleet"), help="Where embedded PostgreSQL/Redis, keys and bot state are kept."
     ),
+    sandbox: bool = typer.Option(
+        False,
+        "--sandbox",
+        help="Allow stand-ins next to real services (e.g. a real sales bot with the fake "
+        "YooKassa); without it they run only when nothing real is configured.",
+    ),
 ) -> None:
     """Run the whole platform: embedded PostgreSQL and Redis, the sandbox Telegram and YooKassa,
     the API, the deploy worker and the sales bot, for whatever is not configured."""
+    from fleet.errors import ConfigError
+
     config = settings(service=True)
+    try:
+        plan = plan_stand_ins(config, sandbox=sandbox)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
     data = data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
 
@@ -368,7 +481,7 @@ def up(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await up_main(config, host=host, port=port, data=data, stop=stop)
+        await up_main(config, host=host, port=port, data=data, stop=stop, plan=plan)
 
     run(go)
     typer.echo("botfleet stopped.", err=True)

@@ -4,10 +4,21 @@ Requests carry ``Authorization: Bearer <key>``. A missing or unknown key is 401,
 the operation accepts is 403, a key over its rate is 429 with ``Retry-After``. ``admin`` passes every
 scope check. Verified keys are trusted in memory for ``api_key_cache_s`` seconds (by hash, never the key
 itself), so a revoked key stops working within that time in every API process.
+
+Failed attempts are throttled per client address (IPv6: per /64): after ``BOTFLEET_API_AUTH_FAILURE_LIMIT``
+unknown keys (default 20/minute), every request from that address is 429 with ``Retry-After`` before
+its key is looked at, so guessing keys costs the guesser time and us nothing. The count is shared by
+every API process in Redis (``bf:ratelimit/authfail:<address>``); a process that saw an address
+refused also refuses it from memory until ``Retry-After`` passes. A key this process already verified
+skips the Redis look-up (legitimate traffic pays nothing), so other addresses are never affected.
+The client address is the one :class:`control_plane.middleware.EdgeGuard` decided (trusted proxies
+only). The throttle is on where :func:`control_plane.middleware.install_edge` set its rate (``botfleet
+api``, ``botfleet up``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 
@@ -34,12 +45,53 @@ class Authenticator:
     _MAX_CACHED = 10_000
 
     def __init__(
-        self, *, api_keys: ApiKeyService, limiter: RateLimiter | None, cache_s: float = 5.0
+        self,
+        *,
+        api_keys: ApiKeyService,
+        limiter: RateLimiter | None,
+        cache_s: float = 5.0,
+        failures: RateLimiter | None = None,
     ) -> None:
         self._api_keys = api_keys
         self._limiter = limiter
         self._cache_s = cache_s
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+        self._failures = failures
+        self._failures_resolved = failures is not None
+        self._blocked: dict[str, float] = {}  # address -> monotonic time its 429s end
+
+    def _failure_limiter(self, request: Request) -> RateLimiter | None:
+        """The limiter of failed attempts: given, or built once from the app's Redis client and
+        the rate :func:`control_plane.middleware.install_edge` set; None when off."""
+        if not self._failures_resolved:
+            state = request.app.state
+            rate: str | None = getattr(state, "auth_failure_limit", None)
+            redis = getattr(state, "redis", None)
+            if rate and redis is not None:
+                self._failures = RateLimiter(redis=redis, rate=rate)
+            self._failures_resolved = True
+        return self._failures
+
+    def _still_blocked(self, address: str) -> int:
+        """Seconds this process still refuses ``address`` (0: not refused)."""
+        until = self._blocked.get(address)
+        if until is None:
+            return 0
+        left = until - time.monotonic()
+        if left <= 0:
+            self._blocked.pop(address, None)
+            return 0
+        return max(1, int(left + 0.999))
+
+    def _block(self, address: str, seconds: int) -> ApiProblem:
+        if len(self._blocked) >= self._MAX_CACHED:
+            self._blocked.clear()
+        self._blocked[address] = time.monotonic() + seconds
+        return _too_many_failures(seconds)
+
+    def _known_good(self, key: str) -> bool:
+        cached = self._cache.get(hash_key(key))
+        return cached is not None and cached[0] is not None and cached[1] > time.monotonic()
 
     async def verify(self, key: str) -> ApiKey | None:
         """The active API key ``key`` is, or None."""
@@ -57,6 +109,12 @@ class Authenticator:
 
     async def authenticate(self, request: Request, credentials: str | None) -> ApiKey:
         """The caller's key, rate limit applied; :class:`ApiProblem` 401/429 otherwise."""
+        failures = self._failure_limiter(request)
+        address = client_address(request) if failures is not None else ""
+        if failures is not None:
+            wait = self._still_blocked(address)
+            if wait:
+                raise _too_many_failures(wait)
         if not credentials:
             raise ApiProblem(
                 401,
@@ -64,8 +122,16 @@ class Authenticator:
                 "`botfleet apikeys create --scope admin`",
                 headers=_UNAUTHORIZED_HEADERS,
             )
+        if failures is not None and not self._known_good(credentials):
+            refused = await failures.peek(f"{FAILURE_PREFIX}{address}")
+            if not refused.allowed:
+                raise self._block(address, refused.retry_after_s)
         key = await self.verify(credentials)
         if key is None:
+            if failures is not None:
+                counted = await failures.hit(f"{FAILURE_PREFIX}{address}")
+                if not counted.allowed:
+                    raise self._block(address, counted.retry_after_s)
             raise ApiProblem(
                 401,
                 "the API key is unknown or revoked; check it or create a new one with "
@@ -83,6 +149,32 @@ class Authenticator:
                     headers={"Retry-After": str(decision.retry_after_s)},
                 )
         return key
+
+
+FAILURE_PREFIX = "authfail:"
+
+
+def client_address(request: Request) -> str:
+    """Whom failed attempts are counted against: the client's address, an IPv6 one as its /64
+    (one host usually holds the whole /64)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _too_many_failures(retry_after_s: int) -> ApiProblem:
+    return ApiProblem(
+        429,
+        f"too many failed API-key attempts from this address; retry after {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
 
 
 class ScopedKey(HTTPBearer):

@@ -121,6 +121,18 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         return RateDecision(allowed=False, retry_after_s=retry_after)
 
+    async def peek(self, identity: str) -> RateDecision:
+        """Whether one more hit of ``identity`` would be allowed, without counting it."""
+        try:
+            if await self._limiter.test(self._item, identity):
+                return RateDecision(allowed=True)
+            stats = await self._limiter.get_window_stats(self._item, identity)
+        except (StorageError, RedisError, OSError) as exc:
+            return self._unavailable(exc)
+        return RateDecision(
+            allowed=False, retry_after_s=max(1, math.ceil(stats.reset_time - time.time()))
+        )
+
     def _refill_lock(self, identity: str) -> asyncio.Lock:
         lock = self._refills.get(identity)
         if lock is None:

@@ -14,6 +14,13 @@ The guarantees:
 - A read from PostgreSQL that overlapped any invalidation is not stored (:attr:`TenantCache.generation`):
   it may hold the row as it was before the write that caused the invalidation.
 - At most ``max_entries`` tenants are kept (the oldest entry goes first).
+- Only the platform is heard. Any role that can connect may ``NOTIFY botfleet_tenants`` (PostgreSQL
+  has no privilege for it), so a notification counts only when its sender's backend is a platform
+  role's (:class:`fleet.data_plane.PlatformSenders`: a role that can use ``control``; tenant roles
+  cannot). A sender that is already gone when looked up (a CLI that exits right after its commit)
+  is heard: forgetting a tenant only costs a read, serving a stale one would be wrong. So a tenant
+  that wants to flush an entry must open a new connection per notification and lose the race with
+  the look-up; one that stays connected is ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from fleet.data_plane import PlatformSenders
 from fleet.errors import ServiceUnavailable
 from fleet.logs import mask
 from kit.supervisor import Supervisor
@@ -130,6 +138,9 @@ class TenantChangeListener:
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._own_supervisor: Supervisor | None = None
+        self._senders = PlatformSenders()
+        self._checks: set[asyncio.Task[None]] = set()
+        self.ignored = 0  # notifications from senders that are not the platform
 
     @property
     def backend_pid(self) -> int | None:
@@ -204,7 +215,8 @@ class TenantChangeListener:
     async def _ping(self) -> bool:
         assert self._conn is not None
         try:
-            await self._conn.fetchval("SELECT 1", timeout=self._ping_timeout_s)
+            async with self._senders.lock:  # sender look-ups share the connection
+                await self._conn.fetchval("SELECT 1", timeout=self._ping_timeout_s)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             log.warning(
                 "tenant cache LISTEN connection failed a ping",
@@ -218,6 +230,8 @@ class TenantChangeListener:
         conn, self._conn = self._conn, None
         if self._cache.listening:
             self._cache.set_listening(False)
+        for task in list(self._checks):
+            task.cancel()
         if conn is None:
             return
         conn.remove_termination_listener(self._terminated)
@@ -229,6 +243,37 @@ class TenantChangeListener:
             conn.terminate()
 
     def _notified(self, conn: object, pid: int, channel: str, slug: str) -> None:
+        verdict = self._senders.known(pid)
+        if verdict is None:  # look the sender up first (on the LISTEN connection)
+            task = asyncio.get_running_loop().create_task(self._check_sender(pid, slug))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+        else:
+            self._heard(pid, slug, verdict)
+
+    async def _check_sender(self, pid: int, slug: str) -> None:
+        conn = self._conn
+        if conn is None:
+            return  # the cache was emptied with the connection
+        try:
+            verdict = await self._senders.check(conn, pid, timeout=self._ping_timeout_s)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            # Cannot tell: forget the tenant (a read) rather than risk serving it stale.
+            log.warning(
+                "tenant cache: sender look-up failed", extra={"error": mask(str(exc))[:300]}
+            )
+            verdict = None
+        self._heard(pid, slug, verdict)
+
+    def _heard(self, pid: int, slug: str, platform: bool | None) -> None:
+        if platform is False:
+            self.ignored += 1
+            if self.ignored & (self.ignored - 1) == 0:  # 1st, 2nd, 4th, 8th...: no log flood
+                log.warning(
+                    "tenant cache: ignored notifications not sent by the platform",
+                    extra={"pid": pid, "ignored": self.ignored},
+                )
+            return
         self._cache.invalidate(slug)
         log.debug("tenant cache invalidated", extra={"tenant": slug})
 

@@ -10,7 +10,9 @@ PostgreSQL advisory lock elects it for the pass):
    for a bot that should run but is missing, stopped, on an old spec or silent (no heartbeat twice in
    a row); ``suspend`` for one that runs but should not; ``provision`` / ``resume`` / ``deprovision``
    for a lost job. Jobs keep "one job per tenant at a time", so the reconciler never races a handler;
-4. marks a crash-looping tenant ``degraded`` (``crash_loop_restarts`` restarts within
+4. ends tenant database backends that outlive the tenant role's statement or idle-in-transaction
+   timeout (a tenant can ``SET`` those away in its own session);
+5. marks a crash-looping tenant ``degraded`` (``crash_loop_restarts`` restarts within
    ``crash_loop_window_s``) with a ``tenant.degraded`` event, and back ``active`` with
    ``tenant.recovered`` once a window passes quietly.
 """
@@ -32,6 +34,7 @@ from redis.asyncio import Redis
 from deploy_worker.runtimes.base import InstanceState, InstanceStatus, Runtime
 from deploy_worker.spec import SpecBuilder
 from fleet import jobs
+from fleet.data_plane import DEFAULT_ROLE_LIMITS, TenantRoleLimits, terminate_runaway_backends
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
 from fleet.tenants import TenantService
@@ -61,6 +64,7 @@ class ReconcileReport:
     degraded: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    runaway_backends_terminated: int = 0
     duration_s: float = 0.0
 
 
@@ -116,6 +120,7 @@ class Reconciler:
         crash_loop_window_s: float = 600.0,
         heartbeat_grace_s: float = 60.0,
         concurrency: int = 8,
+        role_limits: TenantRoleLimits = DEFAULT_ROLE_LIMITS,
     ) -> None:
         self._pool = pool
         self._redis = redis
@@ -126,6 +131,7 @@ class Reconciler:
         self._crash_window = timedelta(seconds=crash_loop_window_s)
         self._heartbeat_grace = timedelta(seconds=heartbeat_grace_s)
         self._concurrency = concurrency
+        self._role_limits = role_limits
         self._suspects: set[str] = set()  # silent once; redeployed if silent again next pass
         digest = hashlib.sha256(f"botfleet:reconciler:{runtime.namespace}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
@@ -147,6 +153,7 @@ class Reconciler:
             or report.degraded
             or report.recovered
             or report.errors
+            or report.runaway_backends_terminated
         ):
             log.info(
                 "reconciled",
@@ -157,6 +164,7 @@ class Reconciler:
                     "degraded": report.degraded,
                     "recovered": report.recovered,
                     "errors": report.errors,
+                    "runaway_backends_terminated": report.runaway_backends_terminated,
                     "duration_s": report.duration_s,
                 },
             )
@@ -168,6 +176,7 @@ class Reconciler:
         report = ReconcileReport(tenants=len(rows), instances=len(instances))
         live = {row["slug"] for row in rows}
         await self._remove_orphans([slug for slug in instances if slug not in live], report)
+        await self._stop_runaway_backends(report)
         silent = await self._silent_bots(rows, instances)
         decisions: list[tuple[asyncpg.Record, Decision]] = []
         now = datetime.now(UTC)
@@ -189,6 +198,20 @@ class Reconciler:
                 await self._watch_restarts(row, instance, now, report)
         await self._enqueue(decisions, report)
         return report
+
+    async def _stop_runaway_backends(self, report: ReconcileReport) -> None:
+        """A tenant may ``SET`` its statement and idle-in-transaction timeouts away (they are only
+        its role's defaults): end its backends that outlive them, so no tenant holds locks, a
+        connection slot or vacuum back for longer than the limits allow."""
+        try:
+            async with self._pool.acquire() as conn:
+                killed = await terminate_runaway_backends(
+                    conn, self._runtime.namespace, self._role_limits
+                )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            report.errors["*runaway-backends*"] = f"{type(exc).__name__}: {exc}"[:300]
+            return
+        report.runaway_backends_terminated = len(killed)
 
     def _expected_hash(self, row: asyncpg.Record) -> str:
         secrets = self._tenants.secrets_of(row)

@@ -22,6 +22,7 @@ from deploy_worker.runtimes import Runtime, create_runtime
 from deploy_worker.spec import SpecBuilder
 from deploy_worker.telegram import BotTokenChecker
 from deploy_worker.worker import Worker
+from fleet.data_plane import TenantRoleLimits
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from fleet.tenants import TenantService
@@ -65,7 +66,13 @@ async def open_worker(
         warm_up = getattr(runtime, "warm_up", None)
         if warm_up is not None:
             await warm_up()
-        tenants = TenantService(pool=pool, redis=redis, secrets=secrets, role_prefix=namespace)
+        tenants = TenantService(
+            pool=pool,
+            redis=redis,
+            secrets=secrets,
+            role_prefix=namespace,
+            role_limits=TenantRoleLimits.from_settings(settings),
+        )
         specs = SpecBuilder(settings=settings, namespace=namespace)
         converger = Converger(
             pool=pool,
@@ -87,6 +94,7 @@ async def open_worker(
             crash_loop_window_s=settings.crash_loop_window_s,
             heartbeat_grace_s=settings.heartbeat_timeout_s,
             concurrency=settings.worker_concurrency,
+            role_limits=TenantRoleLimits.from_settings(settings),
         )
         worker = Worker(
             pool=pool,

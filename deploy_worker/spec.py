@@ -2,8 +2,15 @@
 
 The spec hash covers everything that shapes the running instance, so a changed image, limit or
 secret yields a new hash, and the reconciler recreates instances whose ``botfleet.spec-hash`` label
-differs. The environment holds secrets (bot token, passwords): it is excluded from ``repr`` and must
-never be logged; only its hash leaves the worker, as a label.
+differs. Secrets enter the hash only as a SHA-256 digest of their own, so a rotated password or token
+still redeploys the bot while the label (visible to anyone who can ``docker inspect``) is computed from
+no secret directly.
+
+The environment holds secrets (bot token, passwords): it is excluded from ``repr`` and must never be
+logged. ``env`` is the whole contract, for runtimes that hand a process its environment (process);
+container runtimes put only :attr:`RuntimeSpec.public_env` in the container's environment and deliver
+:attr:`RuntimeSpec.secret_env` as files (``BOTFLEET_TENANT_<NAME>_FILE``), so ``docker inspect``,
+``ps`` and the engine's logs never carry them.
 """
 
 from __future__ import annotations
@@ -20,13 +27,26 @@ from urllib.parse import quote, urlsplit
 from fleet.data_plane import TenantNames
 from fleet.settings import Settings
 from fleet.tenants import TenantSecrets
-from schemas.runtime import TenantRuntime
+from schemas.runtime import FILE_SUFFIX, TenantRuntime, secret_env_names
 
 LABEL_TENANT = "botfleet.tenant"
 LABEL_SPEC_HASH = "botfleet.spec-hash"
 LABEL_NAMESPACE = "botfleet.namespace"
 LABEL_MANAGED = "botfleet.managed-by"
 MANAGED_BY = "botfleet-deploy-worker"
+DEFAULT_TENANT_NETWORK = "botfleet-tenants"
+# Where container runtimes mount a tenant's secret files (read by ``BOTFLEET_TENANT_<NAME>_FILE``).
+SECRETS_DIR = "/run/botfleet/secrets"
+
+
+def secret_file_name(env_name: str) -> str:
+    """The file a secret variable is delivered as (``BOTFLEET_TENANT_BOT_TOKEN`` -> ``bot_token``)."""
+    return env_name.removeprefix("BOTFLEET_TENANT_").lower()
+
+
+def file_env(spec_env: Mapping[str, str], directory: str = SECRETS_DIR) -> dict[str, str]:
+    """``<NAME>_FILE`` variables pointing at the files that hold ``spec_env``'s secrets."""
+    return {name + FILE_SUFFIX: f"{directory}/{secret_file_name(name)}" for name in spec_env}
 
 
 def instance_name(namespace: str, slug: str) -> str:
@@ -47,7 +67,7 @@ class RuntimeSpec:
     memory_mb: int = 384
     cpus: float = 0.5
     restart_policy: str = "unless-stopped"
-    network: str = "host"
+    network: str = DEFAULT_TENANT_NETWORK
     stop_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -58,15 +78,35 @@ class RuntimeSpec:
         return instance_name(self.namespace, self.slug)
 
     @property
+    def public_env(self) -> dict[str, str]:
+        """The environment without its secrets (what a container's environment may show)."""
+        secret = secret_env_names()
+        return {name: value for name, value in self.env.items() if name not in secret}
+
+    @property
+    def secret_env(self) -> dict[str, str]:
+        """The secret variables only (name -> value), to be delivered as files."""
+        secret = secret_env_names()
+        return {name: value for name, value in self.env.items() if name in secret}
+
+    @property
+    def secrets_digest(self) -> str:
+        """SHA-256 of the secrets: changes when any of them does, reveals none."""
+        raw = json.dumps(self.secret_env, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(b"botfleet-tenant-secrets\0" + raw).hexdigest()
+
+    @property
     def spec_hash(self) -> str:
-        """A short, stable digest of the whole spec (secrets included, so they can change it)."""
+        """A short, stable digest of the whole spec (secrets only through :attr:`secrets_digest`,
+        so rotating one changes the hash)."""
         canonical: dict[str, Any] = {
             "slug": self.slug,
             "namespace": self.namespace,
             "image": self.image,
             "command": list(self.command),
             "entrypoint": self.entrypoint,
-            "env": dict(sorted(self.env.items())),
+            "env": dict(sorted(self.public_env.items())),
+            "secrets": self.secrets_digest,
             "memory_mb": self.memory_mb,
             "cpus": self.cpus,
             "restart_policy": self.restart_policy,

@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 from deploy_worker.errors import PermanentJobError
 from deploy_worker.provisioning import is_permanent
 from fleet import jobs
+from fleet.data_plane import PlatformSenders
 from fleet.logs import log_context, mask
 from kit.loops import every
 from kit.supervisor import Supervisor
@@ -96,6 +97,9 @@ class Worker:
         self._listener: asyncpg.Connection | None = None
         self._lost_listener: asyncpg.Connection | None = None
         self._listener_changed = asyncio.Event()
+        # Tenant roles can NOTIFY botfleet_jobs too: only the platform's notifications wake us.
+        self._senders = PlatformSenders()
+        self._sender_checks: set[asyncio.Task[None]] = set()
         self.jobs_done = 0
         self.jobs_failed = 0
         # (kind, outcome) -> count; outcome: done, retry, dead, lost, error (see WorkerCollector)
@@ -364,8 +368,25 @@ class Worker:
         self._listener = conn
         self._wake.set()  # jobs queued while nobody listened: claim them now
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+    def _notified(self, conn: asyncpg.Connection, pid: int, *_: object) -> None:
+        verdict = self._senders.known(pid)
+        if verdict:
+            self._wake.set()
+        elif verdict is None:
+            task = asyncio.get_running_loop().create_task(self._wake_if_platform(conn, pid))
+            self._sender_checks.add(task)
+            task.add_done_callback(self._sender_checks.discard)
+
+    async def _wake_if_platform(self, conn: asyncpg.Connection, pid: int) -> None:
+        """Wake only for a sender of the platform's; one already gone cannot be told from a tenant
+        and is ignored (the claim loop polls every ``poll_s`` anyway)."""
+        if conn is not self._listener:
+            return
+        with contextlib.suppress(
+            asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError
+        ):
+            if await self._senders.check(conn, pid):
+                self._wake.set()
 
     def _listener_lost(self, conn: asyncpg.Connection) -> None:
         log.warning("LISTEN connection lost; polling until it is back")
@@ -385,6 +406,8 @@ class Worker:
         if conn is None:
             return
         conn.remove_termination_listener(self._listener_lost)  # closing it now is expected
+        for task in list(self._sender_checks):
+            task.cancel()
         with contextlib.suppress(Exception):
             await conn.remove_listener(jobs.NOTIFY_CHANNEL, self._notified)
         with contextlib.suppress(Exception):

@@ -137,6 +137,26 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Tenants the API keeps in memory for GET (kept fresh by LISTEN/NOTIFY); 0: off.",
     )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body the API reads (413 beyond; chunked bodies counted too).",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest body POST /webhooks/yookassa reads (413 beyond).",
+    )
+    api_auth_failure_limit: str = Field(
+        default="20/minute",
+        description="Failed API-key attempts per client address, `limits` syntax; then 429.",
+    )
+    sandbox: bool = Field(
+        default=False,
+        description="A sandbox installation: stand-ins (fake Telegram, fake payments) allowed.",
+    )
 
     # Deploy worker and tenant runtimes.
     runtime: Literal["auto", "docker", "process", "swarm"] = Field(
@@ -152,7 +172,9 @@ class Settings(BaseSettings):
         description="module:function a forked tenant bot runs (process runtime).",
     )
     tenant_network: str = Field(
-        default="host", description="Docker network of tenant containers (host, or a named one)."
+        default="botfleet-tenants",
+        description="Docker network of tenant containers: a named network (created as a bridge "
+        "without inter-container traffic when missing; an overlay for swarm), never host.",
     )
     tenant_memory_mb: int = Field(default=384, ge=32, le=65536)
     tenant_cpus: float = Field(
@@ -174,6 +196,25 @@ class Settings(BaseSettings):
     tenant_redis_port: int | None = Field(default=None, ge=1, le=65535)
     tenant_telegram_api_base: str | None = Field(
         default=None, description="Bot API base as tenant bots see it (default: telegram_api_base)."
+    )
+    # What one tenant's PostgreSQL role may take (re-applied on every provision and redeploy).
+    tenant_statement_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600, description="statement_timeout of tenant roles."
+    )
+    tenant_idle_in_transaction_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="idle_in_transaction_session_timeout of tenant roles.",
+    )
+    tenant_temp_file_limit_mb: int = Field(
+        default=256,
+        ge=-1,
+        le=1_048_576,
+        description="temp_file_limit of tenant roles (-1: none; needs a superuser or SET privilege).",
+    )
+    tenant_connection_limit: int = Field(
+        default=12, ge=2, le=1000, description="CONNECTION LIMIT of tenant roles (bot pool: 5)."
     )
     worker_concurrency: int = Field(default=8, ge=1, le=256, description="Jobs run at once.")
     worker_lease_s: float = Field(default=60.0, ge=1, le=3600)
@@ -337,6 +378,17 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError("must be a rate like 600/minute or 10/second") from None
+        return value
+
+    @field_validator("api_auth_failure_limit")
+    @classmethod
+    def _check_auth_failure_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must be a rate like 20/minute") from None
         return value
 
     def require(self, name: str) -> Any:

@@ -10,7 +10,9 @@ from redis.asyncio import Redis
 
 from fleet import jobs
 from fleet.data_plane import (
+    DEFAULT_ROLE_LIMITS,
     TenantNames,
+    TenantRoleLimits,
     drop_database_plane,
     drop_redis_user,
     ensure_database_plane,
@@ -38,12 +40,19 @@ class TenantService:
     """Creates, converges and removes tenants: the control row and the data plane."""
 
     def __init__(
-        self, *, pool: asyncpg.Pool, redis: Redis, secrets: SecretBox, role_prefix: str = "tenant_"
+        self,
+        *,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        secrets: SecretBox,
+        role_prefix: str = "tenant_",
+        role_limits: TenantRoleLimits = DEFAULT_ROLE_LIMITS,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._secrets = secrets
         self._prefix = role_prefix
+        self._limits = role_limits
 
     def names(self, slug: str) -> TenantNames:
         return TenantNames.of(slug, self._prefix)
@@ -104,7 +113,9 @@ class TenantService:
                         desired_state="running",
                     )
                     if provision_now:
-                        await ensure_database_plane(conn, names, password=db_password)
+                        await ensure_database_plane(
+                            conn, names, password=db_password, limits=self._limits
+                        )
                     if enqueue_provision:
                         await jobs.enqueue(
                             conn, kind="provision", tenant_id=tenant["id"], request_id=request_id
@@ -132,7 +143,9 @@ class TenantService:
         names = self.names(tenant["slug"])
         secrets = self.secrets_of(tenant)
         async with self._pool.acquire() as conn:
-            applied = await ensure_database_plane(conn, names, password=secrets.db_password)
+            applied = await ensure_database_plane(
+                conn, names, password=secrets.db_password, limits=self._limits
+            )
         await ensure_redis_user(self._redis, names, password=secrets.redis_password)
         return applied
 

@@ -3,6 +3,10 @@
 The deploy worker builds it (:meth:`TenantRuntime.to_env`) and the tenant bot reads it
 (:meth:`TenantRuntime.from_env`); the bot knows nothing else of the platform. A missing or invalid
 variable stops start-up with a message naming it.
+
+Secrets (:data:`SECRET_FIELDS`: the bot token, the database and Redis URLs with their passwords, the
+webhook secret) may instead be given as files: ``BOTFLEET_TENANT_<NAME>_FILE`` names a file holding
+the value. Container runtimes use only that form, so ``docker inspect`` and ``ps`` never show them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,20 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from schemas.tenants import SLUG_PATTERN, check_bot_token, check_timezone
 
 ENV_PREFIX = "BOTFLEET_TENANT_"
+FILE_SUFFIX = "_FILE"
 HEARTBEAT_TTL_SECONDS = 30
+# Fields whose values are secrets: delivered as files by the container runtimes.
+SECRET_FIELDS: tuple[str, ...] = ("bot_token", "database_url", "redis_url", "webhook_secret")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a contract field (``bot_token`` -> ``BOTFLEET_TENANT_BOT_TOKEN``)."""
+    return ENV_PREFIX + field.upper()
+
+
+def secret_env_names() -> frozenset[str]:
+    """The variables that hold secrets (each also readable from ``<name>_FILE``)."""
+    return frozenset(env_name(field) for field in SECRET_FIELDS)
 
 
 class RuntimeContractError(ValueError):
@@ -102,17 +119,38 @@ class TenantRuntime(BaseModel):
         :class:`RuntimeContractError` naming every missing or invalid variable."""
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        problems: list[str] = []
         for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
+            var = env_name(name)
+            raw = environ.get(var)
+            if (raw is None or raw == "") and name in SECRET_FIELDS:
+                raw = _read_secret_file(var + FILE_SUFFIX, environ.get(var + FILE_SUFFIX), problems)
             if raw is None or raw == "":
                 continue
             values[name] = [v for v in raw.split(",") if v.strip()] if name == "owner_ids" else raw
+        if problems:
+            raise RuntimeContractError("; ".join(problems))
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = []
             for error in exc.errors():
                 var = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else "?"
                 reason = "is required" if error["type"] == "missing" else error["msg"]
                 problems.append(f"{var} {str(reason).removeprefix('Value error, ')}")
             raise RuntimeContractError("; ".join(problems)) from None
+
+
+def _read_secret_file(var: str, path: str | None, problems: list[str]) -> str | None:
+    """The content of the secret file ``path`` names (one trailing newline dropped); a problem, never
+    the content, is recorded when it cannot be read."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read()
+    except OSError as exc:
+        problems.append(
+            f"{var} names a file that cannot be read ({exc.strerror or type(exc).__name__})"
+        )
+        return None
+    return value[:-1] if value.endswith("\n") else value

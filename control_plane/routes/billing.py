@@ -8,6 +8,12 @@ API could not be asked, so YooKassa tries again later.
 
 The services come from ``app.state.billing`` (:func:`fleet.billing.wiring.open_billing`, in the
 application's lifespan).
+
+Who the sender is was decided before the route runs: :class:`control_plane.middleware.EdgeGuard`
+replaces the peer by the address a trusted proxy (``BOTFLEET_YOOKASSA_TRUSTED_PROXIES``) names, and
+ignores ``X-Forwarded-For`` from anyone else; so the route checks the request's client alone. The
+guard also caps the body (``BOTFLEET_WEBHOOK_MAX_BODY_BYTES``); the route counts it again so the cap
+holds where the app is served without the guard.
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from control_plane.middleware import DEFAULT_MAX_WEBHOOK_BODY
 from control_plane.problems import ApiProblem
 from fleet.billing.errors import NotificationRejected, PaymentProviderError
 from fleet.billing.notifications import Notification
 from fleet.billing.wiring import Billing
 
 router = APIRouter(tags=["billing"])
-
-MAX_BODY = 256 * 1024
 
 
 def get_billing(request: Request) -> Billing:
@@ -52,11 +57,8 @@ class NotificationAck(BaseModel):
 async def yookassa_notification(request: Request, billing: BillingDep) -> NotificationAck:
     peer = request.client.host if request.client else None
     try:
-        billing.senders.check(peer=peer, forwarded_for=request.headers.get("x-forwarded-for"))
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise NotificationRejected(413, "the notification is too large")
-        notification = Notification.parse(body)
+        billing.senders.check(peer=peer)
+        notification = Notification.parse(await _read_body(request))
     except NotificationRejected as exc:
         raise ApiProblem(exc.status, exc.message) from None
     try:
@@ -66,3 +68,16 @@ async def yookassa_notification(request: Request, billing: BillingDep) -> Notifi
     except PaymentProviderError as exc:
         raise ApiProblem(503, "YooKassa could not be asked about the payment; retry later") from exc
     return NotificationAck(outcome=result.outcome.value)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, read no further than the webhook's cap (NotificationRejected(413) beyond)."""
+    limit: int = getattr(request.app.state, "webhook_max_body_bytes", DEFAULT_MAX_WEBHOOK_BODY)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise NotificationRejected(413, f"the notification is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,4 +1,7 @@
-"""``/healthz`` (the process is alive), ``/readyz`` (it can serve) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (the process is alive), ``/readyz`` (it can serve) and ``/metrics`` (Prometheus).
+
+A sandbox installation (stand-ins for Telegram and YooKassa: fake payments) says so in every
+``/readyz`` answer: ``"sandbox": true`` and a ``sandbox`` line among the checks."""
 
 from __future__ import annotations
 
@@ -7,8 +10,20 @@ from fastapi.responses import Response
 
 from control_plane.deps import AppMetrics, Health, Pool
 from control_plane.metrics import CONTENT_TYPE
+from schemas.api import CheckResult, Readiness
 from schemas.api import Health as HealthBody
-from schemas.api import Readiness
+
+SANDBOX_NOTICE = (
+    "SANDBOX: Telegram and/or YooKassa are stand-ins; payments are fake. Not a production "
+    "installation."
+)
+
+
+class ReadinessWithMode(Readiness):
+    """Readiness, plus whether this is a sandbox installation (fake payments)."""
+
+    sandbox: bool = False
+
 
 router = APIRouter(tags=["health"])
 
@@ -21,13 +36,17 @@ async def healthz() -> HealthBody:
 @router.get(
     "/readyz",
     summary="Readiness: PostgreSQL and Redis answer, migrations are current, background loops healthy",
-    responses={503: {"model": Readiness, "description": "Not ready; `checks` says why"}},
+    responses={503: {"model": ReadinessWithMode, "description": "Not ready; `checks` says why"}},
 )
-async def readyz(health: Health, response: Response) -> Readiness:
+async def readyz(health: Health, response: Response, request: Request) -> ReadinessWithMode:
     readiness = await health.readiness()
     if readiness.status != "ready":
         response.status_code = 503
-    return readiness
+    sandbox = bool(getattr(request.app.state, "sandbox", False))
+    checks = dict(readiness.checks)
+    if sandbox:
+        checks["sandbox"] = CheckResult(ok=True, detail=SANDBOX_NOTICE)
+    return ReadinessWithMode(status=readiness.status, checks=checks, sandbox=sandbox)
 
 
 @router.get(

@@ -3,29 +3,72 @@
 The SDK is blocking, so every call runs in a worker thread (``asyncio.to_thread``). Containers carry
 the labels ``botfleet.tenant``, ``botfleet.namespace`` and ``botfleet.spec-hash``, memory and CPU
 limits, a restart policy, a capped json-file log, no capabilities and a read-only root file system.
+
+Secrets never enter a container's environment or command line: the container gets
+``BOTFLEET_TENANT_<NAME>_FILE`` variables, and the files are written into a private anonymous volume
+at :data:`~deploy_worker.spec.SECRETS_DIR` (``put_archive`` into the created container, before it
+starts), owned by the image's user with mode 0400, in a root-owned folder. A volume rather than a
+tmpfs: a tmpfs is empty at every start and the engine cannot copy into one, while the volume keeps the
+files across restarts of the container (its restart policy) and is deleted with it. At rest they sit in
+``/var/lib/docker/volumes`` (root only), i.e. with the engine, which can read any container anyway.
+
+Network: tenants run on a named bridge network (default ``botfleet-tenants``), never the host's. A
+network the runtime creates has inter-container traffic off (``enable_icc=false``): a tenant reaches
+no other container on it, only the outside world (Telegram) and the host through the bridge's
+gateway. PostgreSQL, Redis or a Bot API server the tenant would reach on a loopback address
+(``127.0.0.1`` - a host-run PostgreSQL, the embedded servers of ``botfleet up``, the sandbox) are
+unreachable from a container, so the runtime relays exactly those ports: it listens on the network's
+gateway address at the same port numbers (:class:`LoopbackRelay`, in the worker's process) and the
+container's URLs name ``host.docker.internal``, mapped to that gateway. Anything else listening on
+the host's wildcard or gateway addresses is reachable by tenants too: run PostgreSQL and Redis in
+compose (the ``tenants`` network), or firewall the host (``iptables -I INPUT -i <bridge> ...``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import io
+import ipaddress
+import json
 import logging
-from collections.abc import Callable
+import tarfile
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
 from deploy_worker.spec import (
+    LABEL_MANAGED,
     LABEL_NAMESPACE,
     LABEL_SPEC_HASH,
     LABEL_TENANT,
+    MANAGED_BY,
+    SECRETS_DIR,
     RuntimeSpec,
+    file_env,
     instance_name,
+    secret_file_name,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LABEL_STOP_TIMEOUT = "botfleet.stop-timeout"  # seconds between SIGTERM and SIGKILL on stop
+LABEL_RELAY = "botfleet.relay"  # the loopback ports relayed for the container (JSON)
+HOST_ALIAS = "host.docker.internal"  # the host, as tenant containers on a bridge see it
+# Variables whose URL may name a loopback host the container cannot reach as such.
+ROUTED_VARS = (
+    "BOTFLEET_TENANT_DATABASE_URL",
+    "BOTFLEET_TENANT_REDIS_URL",
+    "BOTFLEET_TENANT_TELEGRAM_API_BASE",
+)
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
+_DEFAULT_PORTS |= {"http": 80, "https": 443}
 _NS = 1_000_000_000  # Docker counts health-check durations in nanoseconds
 
 _STATES = {
@@ -64,6 +107,7 @@ class DockerRuntime:
         """``client`` is a ``docker.DockerClient`` (e.g. ``docker.from_env()``)."""
         self._client = client
         self.namespace = namespace
+        self._relay = LoopbackRelay()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         import docker.errors
@@ -76,7 +120,19 @@ class DockerRuntime:
     # -- the interface ---------------------------------------------------------------------------
 
     async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
-        return await self._call(self._ensure_sync, spec, recreate)
+        route = None
+        if spec.network not in ("host", "none"):
+            gateway = await self._call(self._ensure_network, spec.network)
+            env, targets = route_loopback(spec.env)
+            if targets:
+                if gateway is None:
+                    raise RuntimeBackendError(
+                        f"docker: network {spec.network} has no gateway to relay "
+                        f"{', '.join(f'{h}:{p}' for h, p in sorted(targets))} through"
+                    )
+                await self._relay.serve(gateway, targets)
+            route = _Route(env=env, gateway=gateway, targets=sorted(targets))
+        return await self._call(self._ensure_sync, spec, recreate, route)
 
     async def stop(self, slug: str) -> bool:
         return await self._call(self._stop_sync, slug)
@@ -86,7 +142,10 @@ class DockerRuntime:
 
     async def status(self, slug: str) -> InstanceStatus:
         container = await self._call(self._get, slug)
-        return InstanceStatus.missing(slug) if container is None else self._status_of(container)
+        if container is None:
+            return InstanceStatus.missing(slug)
+        await self._restore_relays([container])
+        return self._status_of(container)
 
     async def logs(self, slug: str, *, tail: int = 200) -> str:
         container = await self._call(self._get, slug)
@@ -99,10 +158,26 @@ class DockerRuntime:
         wanted = {LABEL_NAMESPACE: self.namespace, **(labels or {})}
         filters = {"label": [f"{key}={value}" for key, value in wanted.items()]}
         containers = await self._call(self._client.containers.list, all=True, filters=filters)
-        return [self._status_of(c) for c in containers if c.labels.get(LABEL_TENANT)]
+        mine = [c for c in containers if c.labels.get(LABEL_TENANT)]
+        await self._restore_relays(mine)
+        return [self._status_of(c) for c in mine]
 
     async def close(self) -> None:
+        await self._relay.close()
         await asyncio.to_thread(self._client.close)
+
+    async def _restore_relays(self, containers: Iterable[Any]) -> None:
+        """Relay the loopback ports bots started by an earlier worker still use (their label)."""
+        for container in containers:
+            raw = container.labels.get(LABEL_RELAY)
+            if not raw:
+                continue
+            try:
+                relay = json.loads(raw)
+                targets = {(str(host), int(port)) for host, port in relay["targets"]}
+                await self._relay.serve(str(relay["gateway"]), targets)
+            except (ValueError, KeyError, TypeError):
+                log.warning("bad relay label", extra={"tenant": container.labels[LABEL_TENANT]})
 
     # -- blocking helpers (run in threads) -------------------------------------------------------
 
@@ -117,7 +192,7 @@ class DockerRuntime:
             return None
         return container
 
-    def _ensure_sync(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
+    def _ensure_sync(self, spec: RuntimeSpec, recreate: bool, route: _Route | None) -> EnsureResult:
         import docker.errors
 
         for _ in range(3):
@@ -132,13 +207,17 @@ class DockerRuntime:
             if container is not None:
                 log.info("recreating container", extra={"tenant": spec.slug})
                 container.remove(force=True, v=True)
-            self._ensure_network(spec.network)
             try:
-                container = self._client.containers.create(**self._create_args(spec))
+                container = self._client.containers.create(**self._create_args(spec, route))
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:  # a concurrent create of the same name: look again
                     recreate = False
                     continue
+                raise
+            try:
+                self._put_secrets(container, spec, route)
+            except Exception:
+                container.remove(force=True, v=True)  # never leave a bot without its secrets
                 raise
             container.start()
             container.reload()
@@ -146,12 +225,20 @@ class DockerRuntime:
             return EnsureResult(self._status_of(container), changed=True)
         raise RuntimeBackendError(f"docker: container {spec.name} keeps changing under us")
 
-    def _create_args(self, spec: RuntimeSpec) -> dict[str, Any]:
+    def _create_args(self, spec: RuntimeSpec, route: _Route | None = None) -> dict[str, Any]:
+        from docker.types import Mount
+
+        env = route.env if route is not None else dict(spec.env)
+        public = {k: v for k, v in env.items() if k in spec.public_env}
+        secret = {k: v for k, v in env.items() if k in spec.secret_env}
+
         args: dict[str, Any] = {
             "image": spec.image,
             "command": list(spec.command),
             "name": spec.name,
-            "environment": dict(spec.env),
+            # No secret here: only their *_FILE paths (see the module docstring).
+            "environment": {**public, **file_env(secret)},
+            "mounts": [Mount(target=SECRETS_DIR, source=None, type="volume")],
             "labels": {**spec.labels, LABEL_STOP_TIMEOUT: str(int(spec.stop_timeout))},
             "detach": True,
             "mem_limit": spec.memory_bytes,
@@ -178,28 +265,73 @@ class DockerRuntime:
                 "start_period": 60 * _NS,
             },
         }
-        if spec.network == "host":
-            args["network_mode"] = "host"
+        if spec.network in ("host", "none"):
+            args["network_mode"] = spec.network
         else:
             args["network"] = spec.network
             args["hostname"] = spec.name
+            if route is not None and route.gateway:
+                args["extra_hosts"] = {HOST_ALIAS: route.gateway}
+            if route is not None and route.targets:
+                args["labels"][LABEL_RELAY] = json.dumps(
+                    {"gateway": route.gateway, "targets": route.targets}, separators=(",", ":")
+                )
         return args
 
-    def _ensure_network(self, name: str) -> None:
+    def _put_secrets(self, container: Any, spec: RuntimeSpec, route: _Route | None) -> None:
+        """Write the spec's secrets into the created (not yet started) container's secrets volume:
+        one 0400 file each, owned by the user the image runs as."""
+        uid, gid = self._image_user(spec.image)
+        env = route.env if route is not None else dict(spec.env)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name in sorted(spec.secret_env):
+                value = env[name]
+                data = value.encode()
+                info = tarfile.TarInfo(secret_file_name(name))
+                info.size = len(data)
+                # Owned by the bot's user: 0400. An image whose user is not numeric: readable by
+                # all of its users (the bot is the container's only process).
+                info.mode = 0o400 if uid is not None else 0o444
+                info.uid, info.gid = uid or 0, gid or 0
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        if not container.put_archive(SECRETS_DIR, buffer.getvalue()):
+            raise RuntimeBackendError(f"docker: cannot write the secrets of {spec.name}")
+
+    def _image_user(self, image: str) -> tuple[int | None, int | None]:
+        """The numeric uid/gid the image runs as (``USER 10001:10001``); root when it sets none."""
+        user = str(self._client.images.get(image).attrs.get("Config", {}).get("User") or "0")
+        name, _, group = user.partition(":")
+        if not name.isdigit() or (group and not group.isdigit()):
+            return None, None
+        return int(name), int(group or name)
+
+    def _ensure_network(self, name: str) -> str | None:
+        """The tenants' network (created when missing: a bridge where containers cannot reach one
+        another) and its gateway address, the host as tenants see it."""
         import docker.errors
 
-        if name in ("host", "bridge", "none"):
-            return
         try:
-            self._client.networks.get(name)
+            network = self._client.networks.get(name)
         except docker.errors.NotFound:
             try:
                 self._client.networks.create(
-                    name, driver="bridge", labels={LABEL_NAMESPACE: self.namespace}
+                    name,
+                    check_duplicate=True,  # two workers creating it at once: one network
+                    driver="bridge",
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                    labels={LABEL_MANAGED: MANAGED_BY, "botfleet.role": "tenants"},
                 )
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
+            network = self._client.networks.get(name)
+        for config in network.attrs.get("IPAM", {}).get("Config") or []:
+            gateway = config.get("Gateway")
+            if gateway and ipaddress.ip_address(gateway).version == 4:
+                return str(gateway)
+        return None
 
     def _stop_sync(self, slug: str) -> bool:
         container = self._get(slug)
@@ -243,3 +375,126 @@ def _explain(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip() or type(exc).__name__
     return text.splitlines()[0][:500]
+
+
+class _Route:
+    """How one container reaches the host: its environment with loopback hosts replaced by
+    :data:`HOST_ALIAS`, the network's gateway, and the (host, port) pairs relayed there."""
+
+    __slots__ = ("env", "gateway", "targets")
+
+    def __init__(self, *, env: dict[str, str], gateway: str | None, targets: list[tuple[str, int]]):
+        self.env = env
+        self.gateway = gateway
+        self.targets = targets
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def route_loopback(env: Mapping[str, str]) -> tuple[dict[str, str], set[tuple[str, int]]]:
+    """``env`` with the loopback hosts of :data:`ROUTED_VARS` replaced by :data:`HOST_ALIAS`, and
+    the (host, port) pairs the container will then reach through the relay."""
+    routed = dict(env)
+    targets: set[tuple[str, int]] = set()
+    for name in ROUTED_VARS:
+        value = env.get(name)
+        if not value:
+            continue
+        parts = urlsplit(value)
+        if not _is_loopback(parts.hostname):
+            continue
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        if port is None:
+            continue
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        routed[name] = urlunsplit(parts._replace(netloc=f"{userinfo}{at}{HOST_ALIAS}:{port}"))
+        host = "127.0.0.1" if parts.hostname == "localhost" else str(parts.hostname)
+        targets.add((host, port))
+    return routed, targets
+
+
+class LoopbackRelay:
+    """TCP relays from the tenants' gateway address to loopback-only services of the host.
+
+    One listener per port, on the gateway address at the target's own port number, forwarding to
+    exactly that loopback target and nothing else (``SO_REUSEPORT``: runtimes of several processes
+    can relay the same port). It runs in the worker's process: while no worker runs, bots on a bridge
+    lose a host-run PostgreSQL/Redis until the next worker restores the relays (from each
+    container's ``botfleet.relay`` label, on its first status or list)."""
+
+    def __init__(self) -> None:
+        self._servers: dict[tuple[str, int], asyncio.Server] = {}
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._lock = asyncio.Lock()
+
+    async def serve(self, bind_host: str, targets: Iterable[tuple[str, int]]) -> None:
+        async with self._lock:  # concurrent ensures: one listener per port
+            await self._serve(bind_host, targets)
+
+    async def _serve(self, bind_host: str, targets: Iterable[tuple[str, int]]) -> None:
+        for host, port in sorted(targets):
+            if (bind_host, port) in self._servers:
+                continue
+            try:
+                server = await asyncio.start_server(
+                    partial(self._pipe, host, port), bind_host, port, reuse_port=True
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise RuntimeBackendError(
+                        f"docker: cannot relay {bind_host}:{port} to {host}:{port}: {exc.strerror}"
+                    ) from exc
+                # Something else listens there (not sharing the port): it is reachable already.
+                log.warning("relay port taken", extra={"address": f"{bind_host}:{port}"})
+                continue
+            self._servers[(bind_host, port)] = server
+            log.info("relaying", extra={"address": f"{bind_host}:{port}", "to": f"{host}:{port}"})
+
+    async def _pipe(
+        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._connections.add(writer)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            up_reader, upstream = await asyncio.open_connection(host, port)
+            self._connections.add(upstream)
+            await asyncio.gather(_copy(reader, upstream), _copy(up_reader, writer))
+        except OSError:
+            pass
+        finally:
+            for stream in (writer, upstream):
+                if stream is not None:
+                    self._connections.discard(stream)
+                    stream.close()
+
+    async def close(self) -> None:
+        for server in self._servers.values():
+            server.close()
+        for writer in list(self._connections):
+            writer.close()
+        for server in self._servers.values():
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            if writer.can_write_eof():
+                writer.write_eof()

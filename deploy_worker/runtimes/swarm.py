@@ -5,12 +5,20 @@ its update policy; this is how an operator grows past one host. Stopping a tenan
 to zero replicas (kept, like a stopped container); removing it deletes the service. The node the
 worker talks to must be a swarm manager (``docker swarm init``), and tenant images must exist on the
 nodes or in a registry they can reach.
+
+Secrets are Docker secrets (one per value, named after the tenant and the digest of the secrets,
+labelled like the service), mounted by swarm as files under ``/run/secrets`` (a tmpfs) and named by
+``BOTFLEET_TENANT_<NAME>_FILE``: the service spec, ``docker inspect`` and ``ps`` never show them.
+Swarm secrets cannot change, so a rotation creates new ones, points the service at them, and removes
+the old ones once no task uses them (on the next ensure, or with the service).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,17 +26,22 @@ from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
 from deploy_worker.runtimes.docker import parse_time
 from deploy_worker.spec import (
+    LABEL_MANAGED,
     LABEL_NAMESPACE,
     LABEL_SPEC_HASH,
     LABEL_TENANT,
+    MANAGED_BY,
     RuntimeSpec,
+    file_env,
     instance_name,
+    secret_file_name,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SECOND_NS = 1_000_000_000
 _FAILED_TASK_STATES = {"failed", "rejected", "complete", "shutdown", "orphaned"}
+SWARM_SECRETS_DIR = "/run/secrets"
 
 
 class SwarmRuntime:
@@ -62,8 +75,11 @@ class SwarmRuntime:
     async def remove(self, slug: str) -> bool:
         service = await self._call(self._get, slug)
         if service is None:
+            await self._call(self._prune_secrets, slug, set())
             return False
         await self._call(service.remove)
+        # Its tasks take a moment to stop; their secrets can go only then.
+        await self._call(self._prune_secrets, slug, set(), 30.0)
         log.info("service removed", extra={"tenant": slug})
         return True
 
@@ -107,8 +123,15 @@ class SwarmRuntime:
         return service if _labels(service).get(LABEL_NAMESPACE) == self.namespace else None
 
     def _ensure_sync(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
+        result = self._converge(spec, recreate)
+        # Secrets of an earlier spec (a rotation): removed once no task uses them any more.
+        self._prune_secrets(spec.slug, {self._secret_name(spec, name) for name in spec.secret_env})
+        return result
+
+    def _converge(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
         import docker.errors
 
+        self._ensure_network(spec.network)
         service = self._get(spec.slug)
         if service is None:
             try:
@@ -143,11 +166,14 @@ class SwarmRuntime:
     def _service_args(self, spec: RuntimeSpec) -> dict[str, Any]:
         from docker.types import Resources, RestartPolicy, ServiceMode, UpdateConfig
 
+        env = {**spec.public_env, **file_env(spec.secret_env, SWARM_SECRETS_DIR)}
         return {
             "image": spec.image,
             "command": list(spec.command),
             "name": spec.name,
-            "env": [f"{key}={value}" for key, value in spec.env.items()],
+            # No secret here: only their *_FILE paths; the values are Docker secrets.
+            "env": [f"{key}={value}" for key, value in env.items()],
+            "secrets": self._secret_refs(spec),
             "labels": spec.labels,
             "container_labels": spec.labels,
             "mode": ServiceMode("replicated", replicas=1),
@@ -165,6 +191,115 @@ class SwarmRuntime:
             "read_only": True,
             "cap_drop": ["ALL"],
         }
+
+    def _ensure_network(self, name: str) -> None:
+        """The tenants' overlay network (attachable, created when missing). A network of that name
+        that swarm services cannot join (a local bridge) is refused with what to do."""
+        import docker.errors
+
+        if name in ("host", "none"):
+            return
+        try:
+            network = self._client.networks.get(name)
+        except docker.errors.NotFound:
+            try:
+                self._client.networks.create(
+                    name,
+                    driver="overlay",
+                    attachable=True,
+                    scope="swarm",
+                    labels={LABEL_MANAGED: MANAGED_BY, "botfleet.role": "tenants"},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+            return
+        if network.attrs.get("Scope") != "swarm":
+            raise RuntimeBackendError(
+                f"swarm: network {name} is a local {network.attrs.get('Driver')} network; set "
+                "BOTFLEET_TENANT_NETWORK to an overlay network (created when missing)"
+            )
+
+    def _secret_name(self, spec: RuntimeSpec, env_name: str) -> str:
+        """A name unique to the tenant, the variable and the secrets' digest, within Docker's 64
+        characters (the tenant and namespace are in its labels)."""
+        key = f"{self.namespace}\0{spec.slug}\0{env_name}\0{spec.secrets_digest}".encode()
+        return f"bf-secret-{hashlib.sha256(key).hexdigest()[:40]}"
+
+    def _secret_refs(self, spec: RuntimeSpec) -> list[Any]:
+        """The spec's Docker secrets (created when missing) as the service's references: files
+        under /run/secrets owned by the image's user, mode 0400."""
+        import docker.errors
+        from docker.types import SecretReference
+
+        uid, gid = self._image_user(spec.image)
+        labels = {LABEL_TENANT: spec.slug, LABEL_NAMESPACE: self.namespace}
+        refs = []
+        for env_name, value in sorted(spec.secret_env.items()):
+            name = self._secret_name(spec, env_name)
+            found = self._client.secrets.list(filters={"name": name})
+            secret = next((s for s in found if s.name == name), None)
+            if secret is None:
+                try:
+                    secret = self._client.secrets.create(
+                        name=name, data=value.encode(), labels=labels
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    secret = next(
+                        s
+                        for s in self._client.secrets.list(filters={"name": name})
+                        if s.name == name
+                    )
+            refs.append(
+                SecretReference(
+                    secret.id,
+                    name,
+                    filename=secret_file_name(env_name),
+                    uid=str(uid if uid is not None else 0),
+                    gid=str(gid if gid is not None else 0),
+                    mode=0o400 if uid is not None else 0o444,
+                )
+            )
+        return refs
+
+    def _image_user(self, image: str) -> tuple[int | None, int | None]:
+        """The numeric uid/gid the image runs as, if this node has the image; else unknown."""
+        import docker.errors
+
+        try:
+            user = str(self._client.images.get(image).attrs.get("Config", {}).get("User") or "0")
+        except docker.errors.ImageNotFound:
+            return None, None
+        name, _, group = user.partition(":")
+        if not name.isdigit() or (group and not group.isdigit()):
+            return None, None
+        return int(name), int(group or name)
+
+    def _prune_secrets(self, slug: str, keep: set[str], wait_s: float = 0.0) -> None:
+        """Remove the tenant's Docker secrets not in ``keep``; one still used by a task stays
+        (retried for up to ``wait_s`` seconds, else left for the next ensure or remove)."""
+        import docker.errors
+
+        labels = [f"{LABEL_NAMESPACE}={self.namespace}", f"{LABEL_TENANT}={slug}"]
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = []
+            for secret in self._client.secrets.list(filters={"label": labels}):
+                if secret.name in keep:
+                    continue
+                try:
+                    secret.remove()
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError as exc:  # in use by a task still stopping
+                    left.append(_short(exc))
+            if not left or time.monotonic() >= deadline:
+                if left:
+                    log.debug("secrets kept for now", extra={"tenant": slug, "reason": left[0]})
+                return
+            time.sleep(0.5)
 
     def _stop_sync(self, slug: str) -> bool:
         service = self._get(slug)
@@ -215,3 +350,7 @@ def _labels(service: Any) -> dict[str, str]:
 def _replicas(service: Any) -> int:
     mode = service.attrs.get("Spec", {}).get("Mode", {})
     return int(mode.get("Replicated", {}).get("Replicas", 1))
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0][:200]

@@ -36,6 +36,8 @@ class Notification:
             data: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise NotificationRejected(400, "the body is not JSON") from None
+        except RecursionError:  # e.g. 100000 '[': the parser gives up; a client error, not a 500
+            raise NotificationRejected(400, "the body is nested too deeply") from None
         if not isinstance(data, dict) or data.get("type") != "notification":
             raise NotificationRejected(400, "expected an object with type=notification")
         event, obj = data.get("event"), data.get("object")
@@ -50,50 +52,76 @@ def _networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v, strict=False) for v in values)
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_address(raw: str | None) -> Address | None:
+    """An IP address (IPv4-mapped IPv6 as IPv4), or None if ``raw`` is not one."""
+    if not raw:
+        return None
+    try:
+        address = ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+class TrustedProxies:
+    """Who the client is, when reverse proxies stand in front of us.
+
+    Only when the peer (the TCP connection's other end) is one of the trusted proxies is
+    ``X-Forwarded-For`` read, right to left, skipping further trusted proxies; the first address
+    that is not a trusted proxy is the client. Anyone else's ``X-Forwarded-For`` is ignored, so a
+    client cannot claim an address by sending the header itself. This is the one place that reads
+    the header: the API's edge middleware (:mod:`control_plane.middleware`) rewrites the request's
+    client with it, and everything after (the webhook's sender check, rate limits, logs) uses that.
+    """
+
+    def __init__(self, networks: Iterable[str] = ()) -> None:
+        self._networks = _networks(networks)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def __contains__(self, address: Address) -> bool:
+        return any(address in net for net in self._networks)
+
+    def client(self, *, peer: str | None, forwarded_for: str | None = None) -> str | None:
+        """The client's address, or None if it cannot be told (no peer, a malformed hop)."""
+        address = parse_address(peer)
+        if address is None:
+            return None
+        if forwarded_for and address in self:
+            for hop in reversed(forwarded_for.split(",")):
+                hop_address = parse_address(hop)
+                if hop_address is None:
+                    return None
+                address = hop_address
+                if address not in self:
+                    break
+        return str(address)
+
+
 class SenderPolicy:
     """Decides whether a request comes from YooKassa.
 
-    Behind a reverse proxy the peer is the proxy; only when the peer is one of ``trusted_proxies``
-    is ``X-Forwarded-For`` read, right to left, skipping further trusted proxies, so a client cannot
-    forge its address by sending the header itself.
+    The API's edge middleware has already replaced the peer by the client a trusted proxy names
+    (:class:`TrustedProxies`), so the webhook passes only the peer. ``forwarded_for`` stays for
+    callers without that middleware: it is read the same way, and only from ``trusted_proxies``.
     """
 
     def __init__(self, *, allowed: Iterable[str], trusted_proxies: Iterable[str] = ()) -> None:
         self._allowed = _networks(allowed)
-        self._proxies = _networks(trusted_proxies)
-
-    @staticmethod
-    def _address(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        if not raw:
-            return None
-        try:
-            address = ipaddress.ip_address(raw.strip())
-        except ValueError:
-            return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            return address.ipv4_mapped
-        return address
-
-    def _is_proxy(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(address in net for net in self._proxies)
+        self._proxies = TrustedProxies(trusted_proxies)
 
     def sender(self, *, peer: str | None, forwarded_for: str | None = None) -> str | None:
         """The address that sent the request, or None if it cannot be told."""
-        address = self._address(peer)
-        if address is None:
-            return None
-        if forwarded_for and self._is_proxy(address):
-            for hop in reversed(forwarded_for.split(",")):
-                hop_address = self._address(hop)
-                if hop_address is None:
-                    return None
-                address = hop_address
-                if not self._is_proxy(address):
-                    break
-        return str(address)
+        return self._proxies.client(peer=peer, forwarded_for=forwarded_for)
 
     def is_allowed(self, address: str | None) -> bool:
-        parsed = self._address(address)
+        parsed = parse_address(address)
         return parsed is not None and any(parsed in net for net in self._allowed)
 
     def check(self, *, peer: str | None, forwarded_for: str | None = None) -> str:

@@ -63,6 +63,9 @@ async def test_provision_runs_the_bot_and_it_answers_start(
     else:
         attrs = await _container_attrs(runtime, unique_slug)
         env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
+        # Secrets are files, not environment (issue 14; test_security_secrets.py proves it).
+        assert not set(expected.secret_env) & set(env)
+        env.update(expected.secret_env)
         labels = attrs["Config"]["Labels"]
         assert labels[LABEL_TENANT] == unique_slug
         assert labels[LABEL_NAMESPACE] == settings.tenant_role_prefix

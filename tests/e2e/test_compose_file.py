@@ -127,3 +127,38 @@ def test_every_long_running_service_has_a_health_check_the_image_can_run() -> No
         # The check is a valid Python one-liner that fails (raises) on a 503.
         compile(test[3], f"<{name} healthcheck>", "exec")
         assert "urlopen" in test[3]
+
+
+def test_tenants_have_a_network_of_their_own() -> None:
+    """Issue 14, item 3: tenant bots run on the `tenants` network, where only PostgreSQL and Redis
+    are; no platform service (API, worker, sales bot, lifecycle) is on it, and the worker starts
+    bots there, never on the host's or the platform's network."""
+    # Read without Compose (PyYAML resolves anchors and merge keys), so it runs everywhere;
+    # test_compose_file_validates checks the file with Compose where it is installed.
+    config = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    services = config["services"]
+
+    def networks_of(name: str) -> set[str]:
+        networks = services[name].get("networks") or {}
+        return set(networks)
+
+    assert {"botfleet", "tenants"} <= set(config["networks"])
+    tenants_name = config["networks"]["tenants"].get("name", "tenants")
+    assert tenants_name != config["networks"]["botfleet"].get("name", "botfleet")
+    assert not config["networks"]["tenants"].get("internal")  # bots reach Telegram
+    on_tenants = {name for name in services if "tenants" in networks_of(name)}
+    assert on_tenants == {"postgres", "redis"}
+    for name in SERVICES:
+        assert services[name].get("network_mode") != "host", name
+        assert "botfleet" in networks_of(name), name
+    worker_env = services["worker"]["environment"]
+    assert worker_env["BOTFLEET_TENANT_NETWORK"] == tenants_name
+    assert worker_env["BOTFLEET_TENANT_DATABASE_HOST"] == "postgres"
+    assert worker_env["BOTFLEET_TENANT_REDIS_HOST"] == "redis"
+    # Only the worker has the Docker socket.
+    for name in SERVICES - {"worker"}:
+        volumes = [
+            str(v.get("source", v) if isinstance(v, dict) else v)
+            for v in services[name].get("volumes", [])
+        ]
+        assert not any("docker.sock" in v for v in volumes), name
