@@ -12,6 +12,8 @@ never share or clash).
   each scrape: a backlog that ages means owners are not being told.
 - ``botfleet_subscriptions_set_aside``: subscriptions the lifecycle set aside (``botfleet billing
   failures``), refreshed on each scrape.
+- ``botfleet_tenant_bots_unhealthy`` and ``botfleet_tenant_items_set_aside{kind}``: what the live
+  tenant bots' heartbeats say (loops failing or stuck; messages set aside), refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
 - ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
@@ -20,8 +22,11 @@ never share or clash).
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -102,6 +107,18 @@ class Metrics:
             "Subscriptions the lifecycle set aside (a step failed on them); see botfleet billing failures",
             registry=self.registry,
         )
+        self.bots_unhealthy = Gauge(
+            "botfleet_tenant_bots_unhealthy",
+            "Live tenant bots whose heartbeat says a background loop is failing or stuck",
+            registry=self.registry,
+        )
+        self.items_set_aside = Gauge(
+            "botfleet_tenant_items_set_aside",
+            "Messages the live tenant bots set aside since they started (reminders, completion cards,"
+            " waitlist and owner notices), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
         self.without_heartbeat = Gauge(
             "botfleet_tenants_without_heartbeat",
             "Active tenants that should run but whose bot has no heartbeat in Redis",
@@ -159,7 +176,12 @@ class Metrics:
         if redis is None:
             return
         try:
-            self.without_heartbeat.set(await _without_heartbeat(pool, redis))
+            beats = await _heartbeats(pool, redis)
+            self.without_heartbeat.set(beats.missing)
+            self.bots_unhealthy.set(beats.unhealthy)
+            self.items_set_aside.clear()
+            for kind, count in beats.set_aside.items():
+                self.items_set_aside.labels(kind).set(count)
         except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             self.scrape_errors.inc()
             log.warning("heartbeat count failed", extra={"error": str(exc)})
@@ -171,9 +193,17 @@ class Metrics:
 _HEARTBEAT_BATCH = 1000
 
 
-async def _without_heartbeat(pool: asyncpg.Pool, redis: Redis) -> int:
-    """Active tenants meant to run whose heartbeat key (``t:<slug>:heartbeat``, written by the
-    tenant bot with a TTL) is missing; one MGET per thousand tenants."""
+@dataclass
+class _Heartbeats:
+    missing: int = 0
+    unhealthy: int = 0
+    set_aside: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+async def _heartbeats(pool: asyncpg.Pool, redis: Redis) -> _Heartbeats:
+    """What the live tenant bots say in their heartbeats (``t:<slug>:heartbeat``, written with a
+    TTL): how many are missing, how many report themselves unhealthy, and how many messages the bots
+    set aside, by kind; one MGET per thousand tenants."""
     slugs = [
         row["slug"]
         for row in await pool.fetch(
@@ -181,12 +211,25 @@ async def _without_heartbeat(pool: asyncpg.Pool, redis: Redis) -> int:
             " AND desired_state = 'running' AND deleted_at IS NULL"
         )
     ]
-    missing = 0
+    found = _Heartbeats()
     for start in range(0, len(slugs), _HEARTBEAT_BATCH):
         batch = slugs[start : start + _HEARTBEAT_BATCH]
-        values = await redis.mget([redis_prefix(slug) + "heartbeat" for slug in batch])
-        missing += sum(1 for value in values if value is None)
-    return missing
+        for value in await redis.mget([redis_prefix(slug) + "heartbeat" for slug in batch]):
+            if value is None:
+                found.missing += 1
+                continue
+            try:
+                beat = json.loads(value)
+            except ValueError:
+                continue  # a bot of an older version: its heartbeat carries no health
+            if not isinstance(beat, dict):
+                continue
+            if beat.get("healthy") is False:
+                found.unhealthy += 1
+            for kind, count in (beat.get("set_aside") or {}).items():
+                if isinstance(count, int):
+                    found.set_aside[str(kind)] += count
+    return found
 
 
 class _TenantCacheCollector(Collector):

@@ -220,3 +220,51 @@ def _gauges(text: str) -> dict[str, float]:
         for line in text.splitlines()
         if line.startswith("botfleet_events_")
     }
+
+
+async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
+    admin: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, created
+) -> None:
+    """What a live bot's heartbeat says (loops failing; messages set aside) reaches /metrics."""
+    from datetime import UTC, datetime
+
+    from fleet.identifiers import redis_prefix
+    from tenant_bot.delivery import DeliveryTally
+    from tenant_bot.health import snapshot
+    from tenant_bot.heartbeat import Heartbeat
+
+    slug = created.slug()
+    await admin.post("/api/v1/tenants", json=tenant_body(slug))
+    await pool.execute(
+        "UPDATE control.tenants SET status = 'active', desired_state = 'running' WHERE slug = $1",
+        slug,
+    )
+    # The bot's own heartbeat: two reminders set aside, one loop failing.
+    supervisor, tally = Supervisor("tenant_bot", failing_after=1), DeliveryTally()
+    tally.set_aside("reminder", 1, "TelegramBadRequest: chat not found")
+    tally.set_aside("reminder", 2, "TelegramForbiddenError: bot was blocked")
+
+    async def broken() -> None:
+        raise RuntimeError("background bug")
+
+    supervisor.add("background", broken)
+    supervisor.start()
+    await asyncio.sleep(0.05)
+    key = redis_prefix(slug) + "heartbeat"
+    try:
+        beat = Heartbeat(
+            redis,
+            key=key,
+            ttl_seconds=60,
+            clock=lambda: datetime.now(UTC),
+            health=lambda: snapshot(supervisor, tally),
+        )
+        await redis.set(key, "{}", ex=60)  # it was healthy a moment ago
+        assert await beat.beat() is False
+        metrics = (await admin.get("/metrics")).text
+    finally:
+        await supervisor.stop()
+        await redis.delete(key)
+    assert 'botfleet_tenant_items_set_aside{kind="reminder"} 2.0' in metrics
+    unhealthy = [line for line in metrics.splitlines() if line.startswith("botfleet_tenant_bots_")]
+    assert unhealthy and float(unhealthy[-1].split()[1]) >= 1, unhealthy
