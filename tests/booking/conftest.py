@@ -13,7 +13,12 @@ import asyncpg
 import pytest
 
 from booking.helpers import FakeClock, Shop
-from fleet.data_plane import TenantNames, drop_database_plane, ensure_database_plane
+from fleet.data_plane import (
+    TenantNames,
+    TenantRoleLimits,
+    drop_database_plane,
+    ensure_database_plane,
+)
 from tenant_bot.booking import BookingCore, WorkInterval
 
 
@@ -23,7 +28,11 @@ async def tenant_names(
 ) -> AsyncIterator[TenantNames]:
     names = TenantNames.of(unique_slug, role_prefix)
     async with pool.acquire() as conn:
-        await ensure_database_plane(conn, names, password=secrets.token_hex(8))
+        # These tests drive more concurrency through one role (16 connections) than one tenant
+        # bot ever opens (its pool of 5), so they raise the role's connection limit for it.
+        await ensure_database_plane(
+            conn, names, password=secrets.token_hex(8), limits=TenantRoleLimits(connection_limit=24)
+        )
     try:
         yield names
     finally:
@@ -33,7 +42,7 @@ async def tenant_names(
 
 @pytest.fixture
 async def tenant_pool(database_url: str, tenant_names: TenantNames) -> AsyncIterator[asyncpg.Pool]:
-    """A pool connected as the tenant role (its CONNECTION LIMIT is 20)."""
+    """A pool connected as the tenant role (its CONNECTION LIMIT is 24 here)."""
     tenant = await asyncpg.create_pool(
         database_url, user=tenant_names.role, password="unused", min_size=1, max_size=16
     )
