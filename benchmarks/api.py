@@ -74,10 +74,13 @@ def serve(kind: str, port: int) -> None:
         app = bare_app()
     else:
         from control_plane.app import create_app
+        from control_plane.middleware import install_edge
         from fleet.logs import setup_logging
+        from fleet.settings import load_settings
 
         setup_logging("WARNING", "json")
-        app = create_app()
+        config = load_settings()
+        app = install_edge(create_app(config), config)  # as `botfleet api` serves it
     serve_like_botfleet_api(app, host="127.0.0.1", port=port, log_level="warning")
 
 
