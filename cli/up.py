@@ -14,7 +14,9 @@ no sales bot token, no YooKassa credentials) or with an explicit ``--sandbox``
 YooKassa) is refused before anything starts, with exit code 2 and what to configure. A sandbox says
 so in its banner and in ``/readyz`` (``"sandbox": true``).
 
-Then: migrations, the control plane API, the deploy worker (``process`` runtime unless configured), the
+Then: migrations, the control plane API, the deploy worker (on embedded defaults the ``process``
+runtime unless ``BOTFLEET_RUNTIME`` says otherwise; on configured services ``auto`` is docker, refused
+when no engine answers), the
 subscription lifecycle and the sales bot, until Ctrl-C or SIGTERM stops everything in reverse order.
 Their background loops run supervised (restarted with backoff when they crash), and the API's
 ``/readyz`` and ``/metrics`` cover every one of them: it is the one health endpoint of the process.
@@ -170,8 +172,6 @@ async def _embedded(config: Settings, data: Path, exits: AsyncExitStack, stack: 
         from fleet.secrets import generate_master_key
 
         updates["master_key"] = _read_or_create(data / "master.key", generate_master_key)
-    if config.runtime == "auto":
-        updates["runtime"] = "process"
     updates.setdefault("process_state_dir", str(data / "processes"))
     return config.model_copy(update=updates)
 
@@ -421,7 +421,8 @@ async def up_main(
         stack.lines[:0] = [
             f"Control plane API:      http://{host}:{port}   (docs: http://{host}:{port}/docs)",
             f"Admin API key:          {admin_key}",
-            f"Deploy worker:          runtime {parts.runtime.kind}",
+            f"Deploy worker:          runtime {parts.runtime.kind}"
+            + (f" ({PROCESS_NOTE})" if parts.runtime.kind == "process" else ""),
         ]
         if plan.sandbox:
             warning = SANDBOX_BANNER.format(what=plan.describe())
@@ -451,6 +452,22 @@ async def up_main(
         raise RuntimeError(f"{crashed[0].get_name()} stopped unexpectedly; see the log above")
 
 
+PROCESS_NOTE = "weak isolation: bots run as this user, can read its environment, no limits"
+
+
+def _choose_runtime(config: Settings, plan: StandIns) -> Settings:
+    """``auto`` is the process runtime on embedded defaults (the sandbox); otherwise it is resolved
+    as the worker does (docker, or a ConfigError when no engine answers: no silent fall back)."""
+    from deploy_worker.runtimes import PROCESS_ISOLATION_GAPS, resolve_kind
+
+    embedded = plan.sandbox or config.database_url is None or config.redis_url is None
+    kind = resolve_kind(config, sandbox=embedded)
+    if kind == "process":
+        why = "the sandbox's default" if config.runtime == "auto" else "BOTFLEET_RUNTIME=process"
+        log.warning(f"process runtime ({why}): {PROCESS_ISOLATION_GAPS}")
+    return config.model_copy(update={"runtime": kind})
+
+
 def up(
     port: int = typer.Option(8000, help="Port of the control plane API."),
     host: str = typer.Option("127.0.0.1", help="Address every server listens on."),
@@ -471,6 +488,7 @@ def up(
     config = settings(service=True)
     try:
         plan = plan_stand_ins(config, sandbox=sandbox)
+        config = _choose_runtime(config, plan)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     data = data_dir.resolve()

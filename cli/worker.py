@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import typer
 
-from cli.common import open_resources, run, settings
+from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
+from fleet.errors import ConfigError
+from fleet.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def worker(
@@ -25,6 +30,7 @@ def worker(
     if runtime:
         overrides["runtime"] = runtime
     config = config.model_copy(update=overrides)
+    config = config.model_copy(update={"runtime": _choose_runtime(config)})
 
     async def go() -> None:
         from deploy_worker.service import open_worker
@@ -54,3 +60,19 @@ def worker(
                     await parts.worker.run()
 
     run(go)
+
+
+def _choose_runtime(config: Settings) -> str:
+    """The runtime kind, before anything is opened or created: ``auto`` without an answering Docker
+    engine exits 2 (no silent fall back); the process runtime logs what it does not isolate."""
+    from deploy_worker.runtimes import PROCESS_ISOLATION_GAPS, resolve_kind
+
+    try:
+        kind = resolve_kind(config)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    if kind == "process":
+        log.warning(
+            f"process runtime: {PROCESS_ISOLATION_GAPS}; use BOTFLEET_RUNTIME=docker to isolate them"
+        )
+    return kind

@@ -8,11 +8,12 @@ since it may hold a password.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -103,7 +104,15 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = None
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="Password merged into database_url (any character; the URL's own is ignored).",
+    )
     redis_url: str | None = None
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password merged into redis_url (any character; the URL's own is ignored).",
+    )
     master_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s), comma-separated: the first encrypts, all decrypt (rotation).",
@@ -161,7 +170,8 @@ class Settings(BaseSettings):
     # Deploy worker and tenant runtimes.
     runtime: Literal["auto", "docker", "process", "swarm"] = Field(
         default="auto",
-        description="Where tenant bots run; auto: docker when an engine answers, else process.",
+        description="Where tenant bots run; auto: docker, refused when no engine answers "
+        "(process only under `botfleet up` on embedded defaults).",
     )
     tenant_image: str = Field(default="botfleet:latest", description="Image of new tenant bots.")
     tenant_command: str = Field(
@@ -281,7 +291,7 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
+        parts = _parse_url(value, f"{ENV_PREFIX}DATABASE_PASSWORD")
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError("must be a postgresql:// URL")
         if not parts.hostname and "host=" not in parts.query:
@@ -293,18 +303,94 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
+        parts = _parse_url(value, f"{ENV_PREFIX}REDIS_PASSWORD")
         if parts.scheme not in ("redis", "rediss", "unix") or (
             parts.scheme != "unix" and not parts.hostname
         ):
             raise ValueError("must be a redis:// or rediss:// URL with a host")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_passwords(cls, data: Any) -> Any:
+        """``database_password``/``redis_password`` replace the password of their URL, percent-encoded,
+        so a password with any character works (the URL's own user info, up to its last ``@``, may
+        then hold anything: compose writes the raw password there)."""
+        if not isinstance(data, dict):
+            return data
+        for url_key, password_key in (
+            ("database_url", "database_password"),
+            ("redis_url", "redis_password"),
+        ):
+            url, password = data.get(url_key), data.get(password_key)
+            if isinstance(password, SecretStr):
+                password = password.get_secret_value()
+            if isinstance(url, str) and url and isinstance(password, str) and password:
+                data = {**data, url_key: _with_password(url, password)}
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        """Values copied unchanged from ``.env.example`` (or the docs' examples) are refused, except
+        in a declared sandbox: a real installation would run with a secret everyone knows."""
+        if self.sandbox:
+            return self
+        problems = [
+            f"{var}: still holds a placeholder from .env.example; {todo}"
+            for var, value, todo in self._secrets_to_check()
+            if value and is_placeholder(value)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _secrets_to_check(self) -> list[tuple[str, str | None, str]]:
+        """(variable, value, what to do) of each secret a placeholder must not stand in for."""
+        random = "a long random value (e.g. `openssl rand -hex 24`)"
+
+        def url_password(url: str | None) -> str | None:
+            raw = urlsplit(url).password if url else None
+            return unquote(raw) if raw else None
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        database_var = (
+            "BOTFLEET_DATABASE_PASSWORD" if self.database_password else "BOTFLEET_DATABASE_URL"
+        )
+        redis_var = "BOTFLEET_REDIS_PASSWORD" if self.redis_password else "BOTFLEET_REDIS_URL"
+        return [
+            (
+                database_var,
+                url_password(self.database_url),
+                f"set POSTGRES_PASSWORD (compose) or the password to {random}",
+            ),
+            (
+                redis_var,
+                url_password(self.redis_url),
+                f"set REDIS_PASSWORD (compose) or the password to {random}",
+            ),
+            (
+                "BOTFLEET_YOOKASSA_SECRET_KEY",
+                secret(self.yookassa_secret_key),
+                "set the shop's secret key from the YooKassa dashboard",
+            ),
+            (
+                "BOTFLEET_SALES_BOT_TOKEN",
+                secret(self.sales_bot_token),
+                "set the sales bot's token from @BotFather",
+            ),
+        ]
+
     @field_validator("master_key")
     @classmethod
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
+        if is_placeholder(value.get_secret_value()):
+            raise ValueError(
+                "still holds a placeholder from .env.example; set it to a key of your own"
+            )
         from fleet.secrets import parse_master_keys
 
         parse_master_keys(value.get_secret_value())  # raises ValueError with a clear message
@@ -409,18 +495,79 @@ def load_settings(**overrides: Any) -> Settings:
     except PydanticValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "?"
-            var = ENV_PREFIX + name.upper()
             reason = str(error["msg"]).removeprefix("Value error, ")
+            if not error["loc"]:  # a check across settings: its message names them
+                problems.append(reason)
+                continue
+            name = str(error["loc"][0])
+            var = ENV_PREFIX + name.upper()
             example = EXAMPLES.get(name)
             hint = f" (e.g. {example})" if example else ""
             problems.append(f"{var}: {reason}{hint}")
         raise ConfigError("; ".join(problems)) from None
 
 
+PERCENT_ENCODE_HINT = (
+    "cannot be parsed: percent-encode special characters of the user and password "
+    "(+ -> %2B, / -> %2F, = -> %3D, # -> %23, @ -> %40, : -> %3A, % -> %25), or give the password "
+    "on its own as {password_var} (any character works there)"
+)
+
+# RFC 3986 user info: unreserved, sub-delims, ':' and %XX escapes; anything else is not encoded.
+_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*")
+
+# Values of .env.example and of the documentation's examples: never a real secret.
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "...")
+_PLACEHOLDER_VALUES = frozenset({"secret", "password", "changeit", "example", "xxx"})
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` is a placeholder from ``.env.example`` or the docs rather than a secret."""
+    text = value.strip().lower()
+    return text in _PLACEHOLDER_VALUES or any(marker in text for marker in _PLACEHOLDER_MARKERS)
+
+
+def _parse_url(value: str, password_var: str) -> Any:
+    """``urlsplit`` that refuses what PostgreSQL's and Redis' clients would read differently: an
+    unencoded ``/ ? # @ %`` (or space) in the user info. The error never shows the value."""
+    hint = PERCENT_ENCODE_HINT.format(password_var=password_var)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(hint) from None
+    userinfo = parts.netloc.rpartition("@")[0]
+    after = value.split("://", 1)[-1][len(parts.netloc) :]
+    if (
+        not _USERINFO.fullmatch(userinfo)
+        or userinfo.count("@")
+        or ("@" in after and "@" not in parts.netloc)
+    ):
+        raise ValueError(hint)
+    return parts
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with its password replaced by ``password``, percent-encoded. The user info is what
+    precedes the authority's last ``@`` (so a raw password already in the URL is dropped whole)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # The authority ends at the first / ? # after the last @ (or at the start when there is no @).
+    at = rest.rfind("@")
+    host_and_more = rest[at + 1 :] if at >= 0 else rest
+    userinfo = rest[:at] if at >= 0 else ""
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host_and_more}"
+
+
 def describe_dsn(url: str) -> str:
     """``host:port/db`` of a database or Redis URL, with no user or password, for error messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
+    except ValueError:
+        return "(a URL that cannot be parsed)"
     if not parts.hostname and "host=" in parts.query:
         socket_dir = parts.query.split("host=", 1)[1].split("&", 1)[0]
         return f"{socket_dir}{parts.path}"

@@ -7,6 +7,7 @@ the runtime chosen.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from deploy_worker.errors import RuntimeBackendError
@@ -17,13 +18,22 @@ from fleet.settings import Settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "PROCESS_ISOLATION_GAPS",
     "EnsureResult",
     "InstanceState",
     "InstanceStatus",
     "Runtime",
     "create_runtime",
     "docker_client",
+    "resolve_kind",
 ]
+
+#: What the process runtime does NOT isolate, for the warning logged when it is chosen.
+PROCESS_ISOLATION_GAPS = (
+    "tenant bots run as the worker's own user, can read its environment "
+    "(/proc/<pid>/environ: master key, database URL), share its network and have no memory, "
+    "pids or CPU limits"
+)
 
 
 def docker_client(timeout: float = 30.0) -> object | None:
@@ -40,13 +50,23 @@ def docker_client(timeout: float = 30.0) -> object | None:
         return None
 
 
-def resolve_kind(settings: Settings) -> str:
-    """``settings.runtime``, with ``auto`` resolved: docker when an engine answers, else process."""
+def resolve_kind(settings: Settings, *, sandbox: bool = False) -> str:
+    """``settings.runtime``, with ``auto`` resolved: process for a ``sandbox`` (``botfleet up`` on
+    embedded defaults), else docker when an engine answers; never a silent fall back to process:
+    ``auto`` without an engine raises :class:`ConfigError` saying how to choose explicitly."""
     if settings.runtime != "auto":
         return settings.runtime
+    if sandbox:
+        return "process"
     client = docker_client(timeout=5)
     if client is None:
-        return "process"
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise ConfigError(
+            f"BOTFLEET_RUNTIME=auto but Docker is unreachable at {where}; not falling back to "
+            "the process runtime: set BOTFLEET_RUNTIME=docker and fix DOCKER_HOST or the socket, "
+            "or BOTFLEET_RUNTIME=process to accept its weaker isolation (bots run as this user, "
+            "without limits)"
+        )
     client.close()  # type: ignore[attr-defined]
     return "docker"
 
