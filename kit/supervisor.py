@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import random
 import time
@@ -32,6 +33,9 @@ from types import TracebackType
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], Awaitable[None]]
+
+# How long a cancelled loop may take to end before the supervisor gives up on it.
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -126,17 +130,32 @@ class Supervisor:
             if status._task is None:
                 status._task = asyncio.create_task(self._supervise(loop, status), name=name)
 
-    async def stop(self, *, grace: float = 0.0) -> None:
+    async def stop(self, *, grace: float = 0.0, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Cancel every loop and wait for them to end. With ``grace``, loops that end on their own
         once their owner asked them to (a stop event) get that long to do so before being
-        cancelled, so they are never cut in the middle of a step."""
+        cancelled, so they are never cut in the middle of a step. A loop still running ``timeout``
+        seconds after its cancellation (one that swallowed it, or waits on something that ignores
+        it) is logged with its stack and abandoned: a shutdown never hangs on one loop."""
         self._started = False
         tasks = [s._task for _, s in self._loops.values() if s._task is not None]
         if grace > 0 and tasks:
             await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in done:  # retrieved, so asyncio does not warn about it later
+                if not task.cancelled():
+                    task.exception()
+            for task in pending:
+                log.error(
+                    "background loop did not stop when cancelled; abandoned",
+                    extra={
+                        "supervisor": self.process,
+                        "loop": task.get_name(),
+                        "stack": _stack_of(task),
+                    },
+                )
         for _, status in self._loops.values():
             status._task = None
             status.running = False
@@ -238,3 +257,10 @@ class Supervisor:
             elif status.stale(now):
                 out.append(f"{name}: no progress for {status.stale_after:.0f}s")
         return out
+
+
+def _stack_of(task: asyncio.Task[None]) -> str:
+    """Where ``task`` is waiting, innermost frame last (for the log of a loop that would not stop)."""
+    buffer = io.StringIO()
+    task.print_stack(limit=20, file=buffer)
+    return buffer.getvalue()[-4000:]

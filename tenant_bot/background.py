@@ -70,8 +70,11 @@ class BackgroundWorker:
             if beat is not None:
                 beat()
             pause = min(self.interval * 2 ** min(outages, 8), OUTAGE_PAUSE_MAX_SECONDS)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as its timeout fires, and the loop would then outlive its supervisor's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=max(pause, self.interval))
+                async with asyncio.timeout(max(pause, self.interval)):
+                    await self.wake.wait()
             self.wake.clear()
 
     async def tick(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # A conversation left alone for a week is forgotten; nobody resumes a booking after that.
 FSM_TTL_SECONDS = 7 * 24 * 3600
 DB_POOL_MAX = 5
+# A clean stop waits this long for each of the bot session, the FSM storage and the pool.
+CLOSE_TIMEOUT_SECONDS = 10.0
 # Updates per user per window (seconds): generous for people, tight for floods and scripts.
 DEFAULT_RATE_LIMIT = (12, 10)
 
@@ -71,9 +74,11 @@ class Resources:
         """Close the bot session, the FSM storage, Redis and the pool (each even if another fails)."""
         for closer in (self.bot.session.close, self.storage.close, self.pool.close):
             try:
-                await closer()
+                await asyncio.wait_for(closer(), timeout=CLOSE_TIMEOUT_SECONDS)
             except Exception:
                 log.warning("closing failed", extra={"closer": getattr(closer, "__qualname__", "")})
+                if closer == self.pool.close:
+                    self.pool.terminate()  # a connection still held is not waited for any longer
         with contextlib.suppress(RedisError, OSError):
             await self.redis.aclose()
 

@@ -158,3 +158,38 @@ async def test_collector_exports_restarts_and_health() -> None:
         text = generate_latest(registry).decode()
     assert 'botfleet_loop_restarts_total{loop="broken",process="proc"}' in text
     assert 'botfleet_loop_healthy{loop="broken",process="proc"} 0.0' in text
+
+
+async def test_a_loop_that_ignores_cancellation_is_abandoned_with_its_stack(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # the bug this guards against: a cancellation swallowed
+
+    async def polite() -> None:
+        await asyncio.sleep(3600)
+
+    supervisor = Supervisor("test")
+    supervisor.add("stubborn", stubborn)
+    supervisor.add("polite", polite)
+    supervisor.start()
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="kit.supervisor"):
+        await supervisor.stop(timeout=0.5)
+    assert time.monotonic() - started < 5  # returned, instead of waiting forever
+    [record] = [r for r in caplog.records if "did not stop" in r.getMessage()]
+    assert record.loop == "stubborn"  # type: ignore[attr-defined]
+    assert "stubborn" in record.stack  # type: ignore[attr-defined]
+    assert not any(status.running for status in supervisor)
+    release.set()
+    [abandoned] = [t for t in asyncio.all_tasks() if t.get_name() == "stubborn"]
+    abandoned.cancel()  # swallowed again, but the loop now sees ``release`` and returns
+    await asyncio.wait([abandoned], timeout=1)
+    assert abandoned.done()
