@@ -452,20 +452,21 @@ async def up_main(
         raise RuntimeError(f"{crashed[0].get_name()} stopped unexpectedly; see the log above")
 
 
-PROCESS_NOTE = "weak isolation: bots run as this user, can read its environment, no limits"
+PROCESS_NOTE = "bots share this host's network; uids and limits as the log says"
 
 
 def _choose_runtime(config: Settings, plan: StandIns) -> Settings:
     """``auto`` is the process runtime on embedded defaults (the sandbox); otherwise it is resolved
     as the worker does (docker, or a ConfigError when no engine answers: no silent fall back)."""
-    from deploy_worker.runtimes import PROCESS_ISOLATION_GAPS, resolve_kind
+    from deploy_worker.runtimes import process_confinement, resolve_kind
 
     embedded = plan.sandbox or config.database_url is None or config.redis_url is None
     kind = resolve_kind(config, sandbox=embedded)
+    config = config.model_copy(update={"runtime": kind, "sandbox": plan.sandbox})
     if kind == "process":
-        why = "the sandbox's default" if config.runtime == "auto" else "BOTFLEET_RUNTIME=process"
-        log.warning(f"process runtime ({why}): {PROCESS_ISOLATION_GAPS}")
-    return config.model_copy(update={"runtime": kind})
+        # Required outside a sandbox: refused here, before anything starts, when the host cannot.
+        process_confinement(config, namespace=config.tenant_role_prefix).probe()
+    return config
 
 
 def up(

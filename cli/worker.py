@@ -64,15 +64,14 @@ def worker(
 
 def _choose_runtime(config: Settings) -> str:
     """The runtime kind, before anything is opened or created: ``auto`` without an answering Docker
-    engine exits 2 (no silent fall back); the process runtime logs what it does not isolate."""
-    from deploy_worker.runtimes import PROCESS_ISOLATION_GAPS, resolve_kind
+    engine exits 2 (no silent fall back), and so does the process runtime when its confinement is
+    required and this host cannot give it (the runtime itself logs what it does not isolate)."""
+    from deploy_worker.runtimes import process_confinement, resolve_kind
 
     try:
         kind = resolve_kind(config)
-    except ConfigError as exc:
+        if kind == "process":
+            process_confinement(config, namespace=config.tenant_role_prefix).probe()
+    except ConfigError as exc:  # ConfinementUnavailable included
         raise fail(str(exc), EXIT_BAD_INPUT) from None
-    if kind == "process":
-        log.warning(
-            f"process runtime: {PROCESS_ISOLATION_GAPS}; use BOTFLEET_RUNTIME=docker to isolate them"
-        )
     return kind

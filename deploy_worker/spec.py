@@ -35,6 +35,8 @@ LABEL_NAMESPACE = "botfleet.namespace"
 LABEL_MANAGED = "botfleet.managed-by"
 MANAGED_BY = "botfleet-deploy-worker"
 DEFAULT_TENANT_NETWORK = "botfleet-tenants"
+# Processes (threads included) a tenant bot may have: docker's pids limit, the process runtime's cgroup.
+TENANT_PIDS_LIMIT = 256
 # Where container runtimes mount a tenant's secret files (read by ``BOTFLEET_TENANT_<NAME>_FILE``).
 SECRETS_DIR = "/run/botfleet/secrets"
 

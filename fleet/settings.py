@@ -238,6 +238,18 @@ class Settings(BaseSettings):
     process_state_dir: str = Field(
         default=".botfleet/processes", description="Where the process runtime keeps state and logs."
     )
+    process_confinement: Literal["required", "best-effort", "off"] | None = Field(
+        default=None,
+        description="Per-bot uid and cgroup limits for the process runtime; required: refuse to "
+        "start without them; default: required, best-effort in a sandbox.",
+    )
+    process_uid_base: int | None = Field(
+        default=None,
+        ge=1000,
+        le=2**32 - 65_538,
+        description="First of the 65,536 uids of this installation's forked bots (default: derived "
+        "from the role prefix, above 100,000,000).",
+    )
     process_preload: str = Field(
         default="aiogram,tenant_bot.*",
         description="Modules the process runtime's fork server imports once, comma-separated (pkg.* = the package and all its modules).",

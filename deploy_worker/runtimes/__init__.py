@@ -12,28 +12,30 @@ from pathlib import Path
 
 from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus, Runtime
+from deploy_worker.runtimes.confinement import Confinement, ConfinementUnavailable
 from fleet.errors import ConfigError
 from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PROCESS_ISOLATION_GAPS",
+    "ConfinementUnavailable",
     "EnsureResult",
     "InstanceState",
     "InstanceStatus",
     "Runtime",
     "create_runtime",
     "docker_client",
+    "process_confinement",
     "resolve_kind",
 ]
 
-#: What the process runtime does NOT isolate, for the warning logged when it is chosen.
-PROCESS_ISOLATION_GAPS = (
-    "tenant bots run as the worker's own user, can read its environment "
-    "(/proc/<pid>/environ: master key, database URL), share its network and have no memory, "
-    "pids or CPU limits"
-)
+
+def process_confinement(settings: Settings, *, namespace: str) -> Confinement:
+    """The process runtime's confinement as configured: required unless said otherwise, or in a
+    sandbox (``botfleet up`` on embedded defaults), where it is best-effort."""
+    mode = settings.process_confinement or ("best-effort" if settings.sandbox else "required")
+    return Confinement(namespace=namespace, mode=mode, uid_base=settings.process_uid_base)
 
 
 def docker_client(timeout: float = 30.0) -> object | None:
@@ -91,6 +93,7 @@ def create_runtime(
             preload=preload,
             stop_timeout=settings.stop_timeout_s,
             observer=observer,
+            confinement=None if observer else process_confinement(settings, namespace=namespace),
         )
     if kind in ("docker", "swarm"):
         client = docker_client()

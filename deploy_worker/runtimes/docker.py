@@ -50,6 +50,7 @@ from deploy_worker.spec import (
     LABEL_TENANT,
     MANAGED_BY,
     SECRETS_DIR,
+    TENANT_PIDS_LIMIT,
     RuntimeSpec,
     file_env,
     instance_name,
@@ -244,7 +245,7 @@ class DockerRuntime:
             "mem_limit": spec.memory_bytes,
             "memswap_limit": spec.memory_bytes,
             "nano_cpus": spec.nano_cpus,
-            "pids_limit": 256,
+            "pids_limit": TENANT_PIDS_LIMIT,
             "restart_policy": {"Name": spec.restart_policy}
             if spec.restart_policy != "on-failure"
             else {"Name": "on-failure", "MaximumRetryCount": 0},

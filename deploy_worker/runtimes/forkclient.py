@@ -116,13 +116,23 @@ class ForkServer:
         log_path: Path,
         name: str = "",
         markers: Path | None = None,
+        jail: Mapping[str, object] | None = None,
     ) -> int:
         """Fork one child running ``entry`` with ``env``; returns its pid. With ``markers``, the
-        server records the child there (``<pid>.json``) before answering."""
+        server records the child there (``<pid>.json``) before answering; with ``jail``, the child
+        joins its cgroups and drops to its uid first."""
         await self.start()
-        body = {"op": "spawn", "entry": entry, "env": dict(env), "log": str(log_path), "name": name}
+        body: dict[str, Any] = {
+            "op": "spawn",
+            "entry": entry,
+            "env": dict(env),
+            "log": str(log_path),
+            "name": name,
+        }
         if markers is not None:
             body["markers"] = str(markers)
+        if jail is not None:
+            body["jail"] = dict(jail)
         reply = await self._request(body)
         if "pid" not in reply:
             raise RuntimeBackendError(f"process runtime: spawn failed: {reply.get('error')}")

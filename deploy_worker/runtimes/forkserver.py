@@ -6,9 +6,11 @@ the collector never writes to the inherited objects and their pages stay shared 
 serves requests on stdin and answers on stdout, one JSON object per line:
 
 - ``{"id": 1, "op": "spawn", "entry": "mod:func", "env": {...}, "log": "/path", "name": "bf-x",
-  "markers": "/dir"}`` -> ``{"id": 1, "pid": 4242}``: the child starts a new session, gets exactly
-  ``env`` on top of the server's own minimal environment, writes stdout/stderr to ``log``, runs
-  ``func()`` and exits with its return value. ``/dir/<pid>.json`` records the child before the reply.
+  "markers": "/dir", "jail": {"uid": 100000001, "cgroups": ["/sys/fs/cgroup/memory/..."]}}`` ->
+  ``{"id": 1, "pid": 4242}``: the child starts a new session, gets exactly ``env`` on top of the
+  server's own minimal environment, writes stdout/stderr to ``log``, joins the jail's cgroups and drops
+  to its uid (``confinement.py``), runs ``func()`` and exits with its return value.
+  ``/dir/<pid>.json`` records the child before the reply.
 - ``{"id": 2, "op": "ping"}`` -> ``{"id": 2, "ok": true}``.
 - unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
 
@@ -23,11 +25,13 @@ templates and builds a dispatcher once), so the children share it too.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
 import json
 import os
 import pkgutil
+import resource
 import selectors
 import signal
 import sys
@@ -61,6 +65,7 @@ def _child(request: dict[str, Any]) -> None:
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
+        _confine(request.get("jail") or {})
         # Nothing of the server's (its pipes to the worker, the selector) leaks into a bot.
         os.closerange(3, _max_fd())
         os.environ.update(request["env"])
@@ -78,6 +83,34 @@ def _child(request: dict[str, Any]) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _confine(jail: dict[str, Any]) -> None:
+    """Join the bot's cgroups, then drop to its uid for good (see ``confinement.py``). Any failure
+    raises: a bot that cannot be confined as asked does not run."""
+    for directory in jail.get("cgroups") or ():
+        with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
+            handle.write(str(os.getpid()))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.umask(0o077)
+    uid = jail.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)  # a group of its own: the uid's number (no group file entry needed)
+        os.setuid(uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise RuntimeError("could not drop to the bot's uid")
+        _no_new_privileges()
+        # The server's HOME (the state folder) is not the bot's to read: libraries that look for
+        # files there (asyncpg's ~/.pgpass and ~/.postgresql certificates) must find nothing.
+        os.environ["HOME"] = "/nonexistent"
+
+
+def _no_new_privileges() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS): no setuid binary or file capability gives the bot root back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # 38 = PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
 
 
 def _max_fd() -> int:

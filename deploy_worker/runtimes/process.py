@@ -38,8 +38,9 @@ from typing import Any
 
 from deploy_worker.errors import StateDirLocked
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
+from deploy_worker.runtimes.confinement import Confinement, Limits
 from deploy_worker.runtimes.forkclient import ForkServer
-from deploy_worker.spec import LABEL_NAMESPACE, RuntimeSpec, instance_name
+from deploy_worker.spec import LABEL_NAMESPACE, TENANT_PIDS_LIMIT, RuntimeSpec, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class _Child:
     supervise: bool = False
     failures: int = 0
     task: asyncio.Task[None] | None = None
+    uid: int | None = None
 
 
 class ProcessRuntime:
@@ -88,9 +90,12 @@ class ProcessRuntime:
         stable_after: float = 60.0,
         fork_server: ForkServer | None = None,
         observer: bool = False,
+        confinement: Confinement | None = None,
     ) -> None:
         """``observer``: read-only (``botfleet fleet status``, logs) — no lock, no supervision, no
-        fork server; ``ensure``/``stop``/``remove`` raise. A worker's runtime is never an observer."""
+        fork server; ``ensure``/``stop``/``remove`` raise. A worker's runtime is never an observer.
+        ``confinement``: a uid and cgroup limits per bot (None: bots run as this process's user,
+        without limits)."""
         self.namespace = namespace
         self._dir = state_dir
         self._logs = state_dir / "logs"
@@ -112,6 +117,8 @@ class ProcessRuntime:
         self._exit_codes: dict[int, int] = {}
         self._lock_fd: int | None = None
         self._observer = observer
+        self._confinement = confinement
+        self._probed = False
 
     # -- the interface ---------------------------------------------------------------------------
 
@@ -121,7 +128,30 @@ class ProcessRuntime:
         if self._observer:
             return
         await self._acquire_dir_lock()
+        await self._probe()
         await self._server.start()
+
+    @property
+    def isolation_gaps(self) -> list[str]:
+        """What this runtime does not isolate on this host (after :meth:`warm_up`)."""
+        gaps = ["bots share the worker's network and see every local port"]
+        if self._confinement is None:
+            gaps.insert(0, "bots run as the worker's user, without memory, pids or CPU limits")
+        else:
+            gaps[:0] = self._confinement.gaps
+        return gaps
+
+    async def _probe(self) -> None:
+        """Once: find what confinement this host allows (raises when it is required and missing)."""
+        if self._probed or self._confinement is None:
+            return
+        await asyncio.to_thread(self._confinement.probe)
+        self._probed = True
+        log.warning(
+            "process runtime: does not isolate on this host: "
+            + "; ".join(self.isolation_gaps)
+            + " (use BOTFLEET_RUNTIME=docker where it matters)"
+        )
 
     async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
         self._check_owner()
@@ -240,6 +270,7 @@ class ProcessRuntime:
             log_path=log_path,
             name=f"{self.namespace}/{instance_name(self.namespace, child.slug)}",
             markers=self._markers,
+            jail=await self._jail(child),
         )
         self._marked[child.slug] = pid
         child.pid, child.exit_code = pid, None
@@ -252,6 +283,29 @@ class ProcessRuntime:
             child.pidfd, child.state = None, InstanceState.STOPPED
         await self._persist(child)
         log.info("process started", extra={"tenant": child.slug, "pid": pid})
+
+    async def _jail(self, child: _Child) -> dict[str, object] | None:
+        """The bot's uid (kept for its life in this installation) and fresh cgroups with the spec's
+        limits; None without confinement."""
+        confinement = self._confinement
+        if confinement is None or child.spec is None:
+            return None
+        await self._probe()
+        if child.uid is None:
+            taken = [c.uid for c in self._children.values() if c is not child]
+            child.uid = confinement.free_uid(taken)
+        limits = Limits(
+            memory_bytes=child.spec.memory_bytes, pids=TENANT_PIDS_LIMIT, cpus=child.spec.cpus
+        )
+        name = instance_name(self.namespace, child.slug)
+        jail = await asyncio.to_thread(confinement.prepare, name, uid=child.uid, limits=limits)
+        return jail.as_request()
+
+    def confinement_usage(self, slug: str) -> dict[str, int]:
+        """The bot's cgroup usage (``memory`` bytes, ``pids``); empty without cgroups. Blocking."""
+        if self._confinement is None:
+            return {}
+        return self._confinement.usage(instance_name(self.namespace, slug))
 
     async def _supervise(self, child: _Child) -> None:
         """Wait for the bot to exit; restart it with backoff while it should run."""
@@ -318,6 +372,9 @@ class ProcessRuntime:
         await self._unmark(child.slug)
         child.state = InstanceState.STOPPED
         await self._persist(child)
+        if self._confinement is not None:
+            name = instance_name(self.namespace, child.slug)
+            await asyncio.to_thread(self._confinement.release, name)
 
     async def _unmark(self, slug: str) -> None:
         pid = self._marked.pop(slug, None)
@@ -353,6 +410,7 @@ class ProcessRuntime:
                     restart_count=int(record.get("restart_count") or 0),
                     started_at=_parse_dt(record.get("started_at")),
                     exit_code=record.get("exit_code"),
+                    uid=record.get("uid"),
                 )
                 if record.get("state") != InstanceState.STOPPED and _alive(
                     child.pid, child.proc_start
@@ -392,6 +450,7 @@ class ProcessRuntime:
                 restart_count=int(record.get("restart_count") or 0),
                 started_at=_parse_dt(record.get("started_at")),
                 exit_code=record.get("exit_code"),
+                uid=record.get("uid"),
             )
             if record.get("state") != InstanceState.STOPPED and _alive(child.pid, child.proc_start):
                 child.state = InstanceState.RUNNING
@@ -423,6 +482,7 @@ class ProcessRuntime:
             "restart_count": child.restart_count,
             "exit_code": child.exit_code,
             "log": str(self._log_file(child.slug)),
+            "uid": child.uid,
         }
         await asyncio.to_thread(_write_json, self._state_file(child.slug), record)
 
