@@ -195,7 +195,8 @@ async def _setup(database_url: str, redis_url: str, master_key: str) -> dict[str
         made = await ApiKeyService(pool=pool).create(
             scopes=["read"], name="benchmark", actor="benchmark"
         )
-        return {"slug": slug, "key": made.key, "key_id": made.record["id"]}
+        prefix = "xa" + secrets.token_hex(4) + "_"
+        return {"slug": slug, "key": made.key, "key_id": made.record["id"], "prefix": prefix}
     finally:
         await redis.aclose()
         await pool.close()
@@ -218,7 +219,7 @@ async def _teardown(database_url: str, redis_url: str, created: dict[str, Any]) 
         await conn.close()
     redis = Redis.from_url(redis_url)
     try:
-        async for key in redis.scan_iter(f"bf:ratelimit:*apikey:{created['key_id']}/*"):
+        async for key in redis.scan_iter(f"{created['prefix']}:bf:ratelimit:*"):
             await redis.delete(key)
     finally:
         await redis.aclose()
@@ -267,6 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "BOTFLEET_MASTER_KEY": master_key,
         "BOTFLEET_API_RATE_LIMIT": "1000000000/minute",
         "BOTFLEET_LOG_LEVEL": "WARNING",
+        "BOTFLEET_TENANT_ROLE_PREFIX": created["prefix"],  # its rate-limit keys are its own
         "PYTHONPATH": str(ROOT),
     }
     path = f"/api/v1/tenants/{created['slug']}"

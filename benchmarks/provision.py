@@ -155,12 +155,7 @@ class Bench:
             user = user.decode() if isinstance(user, bytes) else user
             if user.startswith(self.prefix):
                 await redis.execute_command("ACL", "DELUSER", user)
-        keys = [k async for k in redis.scan_iter(match="t:b*", count=1000)]
-        ours = [
-            k
-            for k in keys
-            if k.decode().split(":")[1].startswith(("bproc", "bdock", "buss", "brec", "bfresh"))
-        ]
+        ours = [k async for k in redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
         if ours:
             await redis.unlink(*ours)
 

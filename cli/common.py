@@ -70,22 +70,40 @@ class Resources:
     pool: asyncpg.Pool
     redis: Redis
     secrets: SecretBox | None
+    provisioner: asyncpg.Pool | None = None  # BOTFLEET_PROVISIONER_DATABASE_URL's, when asked for
+
+    @property
+    def ddl_pool(self) -> asyncpg.Pool:
+        """Where tenant roles and schemas are created and migrated: the provisioner's, else ours."""
+        return self.provisioner or self.pool
 
 
 @asynccontextmanager
 async def open_resources(
-    config: Settings, *, redis: bool = True, secrets: bool = True, pool_size: int = 4
+    config: Settings,
+    *,
+    redis: bool = True,
+    secrets: bool = True,
+    pool_size: int = 4,
+    provisioner: bool = False,
 ) -> AsyncIterator[Resources]:
+    """``provisioner``: also a pool of the provisioning role, where one is configured (commands
+    that create, migrate or drop tenant roles and schemas)."""
     box = SecretBox(config.require("master_key")) if secrets else None
     pool = await create_pool(config.require("database_url"), max_size=pool_size)
+    ddl: asyncpg.Pool | None = None
     client: Any = None
     try:
+        if provisioner and config.provisioner_database_url:
+            ddl = await create_pool(config.provisioner_database_url, max_size=pool_size)
         if redis:
             client = await connect_redis(config.require("redis_url"))
-        yield Resources(settings=config, pool=pool, redis=client, secrets=box)
+        yield Resources(settings=config, pool=pool, redis=client, secrets=box, provisioner=ddl)
     finally:
         if client is not None:
             await client.aclose()
+        if ddl is not None:
+            await ddl.close()
         await pool.close()
 
 

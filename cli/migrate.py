@@ -21,9 +21,9 @@ def migrate(
 
     async def go() -> None:
         async with open_resources(
-            config, redis=False, secrets=False, pool_size=parallel + 1
+            config, redis=False, secrets=False, pool_size=parallel + 1, provisioner=True
         ) as res:
-            async with res.pool.acquire() as conn:
+            async with res.ddl_pool.acquire() as conn:
                 await install_platform(conn)
             applied = await migrate_control(res.pool)
             typer.echo(f"control: {len(applied)} migration(s) applied")
@@ -32,7 +32,7 @@ def migrate(
                 length=max(1, len(pending)), label="tenant schemas", file=None
             ) as bar:
                 report = await migrate_tenants(
-                    res.pool,
+                    res.ddl_pool,
                     prefix=config.tenant_role_prefix,
                     concurrency=parallel,
                     on_progress=lambda schema, error: bar.update(1),

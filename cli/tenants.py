@@ -84,7 +84,7 @@ def create(
     config = settings()
 
     async def go() -> None:
-        async with open_resources(config) as res:
+        async with open_resources(config, provisioner=True) as res:
             assert res.secrets is not None
             service = TenantService(
                 pool=res.pool,
@@ -92,6 +92,7 @@ def create(
                 secrets=res.secrets,
                 role_prefix=config.tenant_role_prefix,
                 role_limits=TenantRoleLimits.from_settings(config),
+                provisioner=res.provisioner,
             )
             tenant = await service.create(data, actor="cli", provision_now=True)
             typer.echo(
@@ -162,13 +163,14 @@ def delete(
     config = settings()
 
     async def go() -> None:
-        async with open_resources(config) as res:
+        async with open_resources(config, provisioner=True) as res:
             assert res.secrets is not None
             await TenantService(
                 pool=res.pool,
                 redis=res.redis,
                 secrets=res.secrets,
                 role_prefix=config.tenant_role_prefix,
+                provisioner=res.provisioner,
             ).delete_now(slug, actor="cli")
         typer.echo(f"deleted tenant {slug}")
 

@@ -356,14 +356,18 @@ async def up_main(
             config, data, plan=plan, host=host, api_port=port, exits=exits, stack=stack
         )
         res = await exits.enter_async_context(
-            open_resources(config, pool_size=config.db_pool_size + config.worker_concurrency)
+            open_resources(
+                config,
+                pool_size=config.db_pool_size + config.worker_concurrency,
+                provisioner=True,
+            )
         )
         assert res.secrets is not None  # open_resources opens it unless told not to
-        async with res.pool.acquire() as conn:
+        async with res.ddl_pool.acquire() as conn:
             await install_platform(conn)
         await migrate_control(res.pool)
         report = await migrate_tenants(
-            res.pool, prefix=config.tenant_role_prefix, concurrency=config.migrate_concurrency
+            res.ddl_pool, prefix=config.tenant_role_prefix, concurrency=config.migrate_concurrency
         )
         for schema, error in report.failed.items():
             log.error("tenant schema failed to migrate", extra={"schema": schema, "error": error})
@@ -381,6 +385,7 @@ async def up_main(
                 redis=res.redis,
                 secrets=res.secrets,
                 supervisor=Supervisor("worker"),
+                provisioner=res.provisioner,
             )
         )
         server = await _serve_api(

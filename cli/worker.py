@@ -38,10 +38,16 @@ def worker(
         from kit.checks import postgres_probe, redis_probe
         from kit.health_server import HealthServer, serve_health
 
-        async with open_resources(config, pool_size=config.worker_concurrency + 4) as res:
+        async with open_resources(
+            config, pool_size=config.worker_concurrency + 4, provisioner=True
+        ) as res:
             assert res.secrets is not None
             async with open_worker(
-                config, pool=res.pool, redis=res.redis, secrets=res.secrets
+                config,
+                pool=res.pool,
+                redis=res.redis,
+                secrets=res.secrets,
+                provisioner=res.provisioner,
             ) as parts:
                 health = HealthServer(
                     supervisors=[parts.worker.supervisor],

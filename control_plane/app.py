@@ -40,6 +40,7 @@ from control_plane.services.deployments import LogSource
 from control_plane.tenant_cache import TenantCache, TenantChangeListener
 from fleet.billing.wiring import open_billing
 from fleet.db import connect, create_pool
+from fleet.identifiers import platform_redis_key
 from fleet.migrations import load_migrations
 from fleet.secrets import SecretBox
 from fleet.settings import Settings, load_settings
@@ -134,6 +135,8 @@ def create_app(
             )
             app.state.pool = db
             app.state.redis = client
+            app.state.role_prefix = config.tenant_role_prefix
+            app.state.ratelimit_key = platform_redis_key(config.tenant_role_prefix, "ratelimit")
             app.state.secrets = secrets
             app.state.tokens = TokenMasker(secrets)
             app.state.tenant_reader = TenantReader(
@@ -143,7 +146,9 @@ def create_app(
             app.state.services = services
             app.state.authenticator = Authenticator(
                 api_keys=services.api_keys,
-                limiter=RateLimiter(redis=client, rate=config.api_rate_limit),
+                limiter=RateLimiter(
+                    redis=client, rate=config.api_rate_limit, key_prefix=app.state.ratelimit_key
+                ),
                 cache_s=config.api_key_cache_s,
             )
             app.state.idempotency = IdempotencyStore(

@@ -8,7 +8,7 @@ itself), so a revoked key stops working within that time in every API process.
 Failed attempts are throttled per client address (IPv6: per /64): after ``BOTFLEET_API_AUTH_FAILURE_LIMIT``
 unknown keys (default 20/minute), every request from that address is 429 with ``Retry-After`` before
 its key is looked at, so guessing keys costs the guesser time and us nothing. The count is shared by
-every API process in Redis (``bf:ratelimit/authfail:<address>``); a process that saw an address
+every API process in Redis (``<installation>:bf:ratelimit/authfail:<address>``); a process that saw an address
 refused also refuses it from memory until ``Retry-After`` passes. A key this process already verified
 skips the Redis look-up (legitimate traffic pays nothing), so other addresses are never affected.
 The client address is the one :class:`control_plane.middleware.EdgeGuard` decided (trusted proxies
@@ -27,7 +27,7 @@ from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from control_plane.problems import ApiProblem
-from control_plane.ratelimit import RateLimiter
+from control_plane.ratelimit import KEY_PREFIX, RateLimiter
 from fleet.apikeys import ApiKey, ApiKeyService, hash_key
 
 bearer = HTTPBearer(
@@ -68,7 +68,8 @@ class Authenticator:
             rate: str | None = getattr(state, "auth_failure_limit", None)
             redis = getattr(state, "redis", None)
             if rate and redis is not None:
-                self._failures = RateLimiter(redis=redis, rate=rate)
+                key = getattr(state, "ratelimit_key", KEY_PREFIX)
+                self._failures = RateLimiter(redis=redis, rate=rate, key_prefix=key)
             self._failures_resolved = True
         return self._failures
 

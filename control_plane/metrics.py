@@ -152,9 +152,11 @@ class Metrics:
         self.registry.register(collector)
         return lambda: self.registry.unregister(collector)
 
-    async def refresh(self, pool: asyncpg.Pool, *, redis: Redis | None = None) -> None:
-        """Read job, tenant and outbox counts (and, given ``redis``, missing heartbeats); on
-        failure keep the last values and count the error."""
+    async def refresh(
+        self, pool: asyncpg.Pool, *, redis: Redis | None = None, role_prefix: str = "tenant_"
+    ) -> None:
+        """Read job, tenant and outbox counts (and, given ``redis``, missing heartbeats of the
+        installation with ``role_prefix``); on failure keep the last values and count the error."""
         try:
             views = AdminViews(pool)
             jobs = await views.job_counts()
@@ -176,7 +178,7 @@ class Metrics:
         if redis is None:
             return
         try:
-            beats = await _heartbeats(pool, redis)
+            beats = await _heartbeats(pool, redis, role_prefix=role_prefix)
             self.without_heartbeat.set(beats.missing)
             self.bots_unhealthy.set(beats.unhealthy)
             self.items_set_aside.clear()
@@ -200,7 +202,7 @@ class _Heartbeats:
     set_aside: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
-async def _heartbeats(pool: asyncpg.Pool, redis: Redis) -> _Heartbeats:
+async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> _Heartbeats:
     """What the live tenant bots say in their heartbeats (``t:<slug>:heartbeat``, written with a
     TTL): how many are missing, how many report themselves unhealthy, and how many messages the bots
     set aside, by kind; one MGET per thousand tenants."""
@@ -214,7 +216,9 @@ async def _heartbeats(pool: asyncpg.Pool, redis: Redis) -> _Heartbeats:
     found = _Heartbeats()
     for start in range(0, len(slugs), _HEARTBEAT_BATCH):
         batch = slugs[start : start + _HEARTBEAT_BATCH]
-        for value in await redis.mget([redis_prefix(slug) + "heartbeat" for slug in batch]):
+        for value in await redis.mget(
+            [redis_prefix(slug, role_prefix) + "heartbeat" for slug in batch]
+        ):
             if value is None:
                 found.missing += 1
                 continue

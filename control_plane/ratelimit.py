@@ -1,6 +1,6 @@
 """Per-API-key rate limiting in Redis, with the ``limits`` package (sliding window counter).
 
-Counters live under ``bf:ratelimit:`` and are shared by every API process. A request normally costs one
+Counters live under ``<installation>:bf:ratelimit:`` (``tenant_:bf:ratelimit:``) and are shared by every API process. A request normally costs one
 Redis round trip. For high rates only, a process takes hits in small batches (``cost=n`` on the shared
 counter) and spends them locally for up to a second. A batch is at most 1% of a second's allowance, and
 as soon as one starts to be spent the next is fetched in the background (one fetch per process and
@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "bf:ratelimit"
+KEY_PREFIX = "tenant_:bf:ratelimit"  # the default installation's; the app passes its own
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ class RateLimiter:
         batch_fraction: float = 0.01,
         max_batch: int = 100,
         batch_ttl_s: float = 1.0,
+        key_prefix: str = KEY_PREFIX,
     ) -> None:
+        """``key_prefix``: where the counters live (the installation's, see
+        :func:`fleet.identifiers.platform_redis_key`)."""
         self._item: RateLimitItem = parse(rate)
         per_second = self._item.amount / self._item.get_expiry()
         self.batch = int(max(1, min(max_batch, per_second * batch_fraction)))
@@ -72,7 +75,7 @@ class RateLimiter:
         storage = RedisStorage(
             "async+redis://",
             implementation="redispy",
-            key_prefix=KEY_PREFIX,
+            key_prefix=key_prefix,
             wrap_exceptions=True,
             connection_pool=redis.connection_pool,
         )

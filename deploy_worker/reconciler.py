@@ -204,7 +204,7 @@ class Reconciler:
         its role's defaults): end its backends that outlive them, so no tenant holds locks, a
         connection slot or vacuum back for longer than the limits allow."""
         try:
-            async with self._pool.acquire() as conn:
+            async with self._tenants.ddl_pool.acquire() as conn:  # pg_signal_backend's holder
                 killed = await terminate_runaway_backends(
                     conn, self._runtime.namespace, self._role_limits
                 )

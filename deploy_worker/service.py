@@ -53,6 +53,7 @@ async def open_worker(
     step_hook: StepHook | None = None,
     worker_id: str | None = None,
     supervisor: Supervisor | None = None,
+    provisioner: asyncpg.Pool | None = None,
 ) -> AsyncIterator[WorkerParts]:
     """Build a worker; closes what it created (the runtime only if it created it; bots keep running).
     ``supervisor`` runs the worker's background loops (default: one of its own, ``worker``)."""
@@ -72,6 +73,7 @@ async def open_worker(
             secrets=secrets,
             role_prefix=namespace,
             role_limits=TenantRoleLimits.from_settings(settings),
+            provisioner=provisioner,
         )
         specs = SpecBuilder(settings=settings, namespace=namespace)
         converger = Converger(

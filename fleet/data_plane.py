@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from fleet.errors import ServiceUnavailable
 from fleet.identifiers import (
     SLUG_PATTERN,
+    legacy_redis_prefix,
     quote_ident,
     quote_literal,
     redis_prefix,
@@ -153,7 +154,7 @@ class TenantNames:
     @classmethod
     def of(cls, slug: str, prefix: str = "tenant_") -> TenantNames:
         role = tenant_role(slug, prefix)
-        return cls(slug, tenant_schema(slug, prefix), role, role, redis_prefix(slug))
+        return cls(slug, tenant_schema(slug, prefix), role, role, redis_prefix(slug, prefix))
 
 
 def _tenant_lock_key(slug: str) -> int:
@@ -254,7 +255,7 @@ async def apply_role_limits(
     ):
         await conn.execute(f"ALTER ROLE {role} SET {name} = {int(value)}")
     try:
-        async with conn.transaction():  # a savepoint: refused for a non-superuser platform role
+        async with conn.transaction():  # a savepoint: refused to a role without SET on it
             await conn.execute(
                 f"ALTER ROLE {role} SET temp_file_limit = {int(limits.temp_file_limit_kb)}"
             )
@@ -263,7 +264,8 @@ async def apply_role_limits(
             _temp_file_limit_warned = True
             log.warning(
                 "temp_file_limit not set on tenant roles: it needs a superuser or "
-                "GRANT SET ON PARAMETER temp_file_limit TO the platform's role (PostgreSQL 15+)"
+                "GRANT SET ON PARAMETER temp_file_limit TO the role that provisions tenants "
+                "(PostgreSQL 15+; ops/postgres/roles.sql does)"
             )
 
 
@@ -288,6 +290,7 @@ async def terminate_runaway_backends(
           AND starts_with(r.rolname, $1)
           AND substr(r.rolname, length($1) + 1) ~ $2
           AND NOT r.rolsuper
+          AND NOT r.rolcreaterole  -- the provisioning role, never a tenant's
           AND NOT has_schema_privilege(r.oid, 'control', 'USAGE')
           AND (
             (a.state = 'active'
@@ -392,8 +395,20 @@ async def drop_database_plane(conn: asyncpg.Connection, names: TenantNames) -> N
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
                 names.role,
             )
+            if not await conn.fetchval(
+                "SELECT rolsuper OR pg_has_role(current_user, $1, 'USAGE')"
+                " FROM pg_roles WHERE rolname = current_user",
+                names.role,
+            ):
+                # A provisioning role (CREATEROLE, no superuser) needs the tenant role's privileges
+                # to drop what it owns; it may grant them to itself, and they go with the role.
+                await conn.execute(f"GRANT {role} TO {quote_ident(await _current_user(conn))}")
             await conn.execute(f"DROP OWNED BY {role}")
             await conn.execute(f"DROP ROLE {role}")
+
+
+async def _current_user(conn: asyncpg.Connection) -> str:
+    return str(await conn.fetchval("SELECT current_user"))
 
 
 async def ensure_redis_user(redis: Redis, names: TenantNames, *, password: str) -> None:
@@ -414,23 +429,49 @@ async def ensure_redis_user(redis: Redis, names: TenantNames, *, password: str) 
         raise ServiceUnavailable(f"cannot create Redis ACL user {names.redis_user}: {exc}") from exc
 
 
-async def drop_redis_user(redis: Redis, names: TenantNames) -> int:
-    """Delete the ACL user (closing its connections) and every key under the tenant prefix."""
+async def drop_redis_user(redis: Redis, names: TenantNames, *, legacy: bool = False) -> int:
+    """Delete the ACL user (closing its connections) and every key under the tenant prefix (and
+    under its pre-installation-prefix one with ``legacy``: keys not moved yet)."""
     try:
         await redis.execute_command("ACL", "DELUSER", names.redis_user)
         await _persist_acl(redis)
         deleted = 0
-        batch: list[bytes | str] = []
-        async for key in redis.scan_iter(match=f"{names.redis_prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
+        prefixes = [names.redis_prefix, *([legacy_redis_prefix(names.slug)] if legacy else [])]
+        for prefix in prefixes:
+            batch: list[bytes | str] = []
+            async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    deleted += await redis.unlink(*batch)
+                    batch.clear()
+            if batch:
                 deleted += await redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += await redis.unlink(*batch)
         return deleted
     except RedisError as exc:
         raise ServiceUnavailable(f"cannot remove Redis ACL user {names.redis_user}: {exc}") from exc
+
+
+async def move_legacy_keys(redis: Redis, names: TenantNames) -> int:
+    """Move a tenant's keys from before installation prefixes (``t:<slug>:``) under its prefix;
+    a key already present under the new prefix (written since) is kept and the old one dropped.
+    Idempotent; returns how many keys moved."""
+    legacy = legacy_redis_prefix(names.slug)
+    moved = 0
+    try:
+        async for raw in redis.scan_iter(match=f"{legacy}*", count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            target = names.redis_prefix + key[len(legacy) :]
+            try:
+                if await redis.renamenx(key, target):
+                    moved += 1
+                else:
+                    await redis.unlink(key)
+            except ResponseError as exc:  # gone between SCAN and RENAME
+                if "no such key" not in str(exc).lower():
+                    raise
+    except RedisError as exc:
+        raise ServiceUnavailable(f"cannot move the Redis keys of {names.slug}: {exc}") from exc
+    return moved
 
 
 async def _persist_acl(redis: Redis) -> None:

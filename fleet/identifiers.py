@@ -45,9 +45,27 @@ def tenant_role(slug: str, prefix: str = "tenant_") -> str:
     return validate_prefix(prefix) + validate_slug(slug)
 
 
-def redis_prefix(slug: str) -> str:
-    """Every Redis key of a tenant lives under this prefix."""
+def installation_redis_prefix(prefix: str = "tenant_") -> str:
+    """Every Redis key of an installation starts with this: its role prefix and a colon, so
+    installations sharing one Redis never read, write or delete each other's keys."""
+    return f"{validate_prefix(prefix)}:"
+
+
+def redis_prefix(slug: str, prefix: str = "tenant_") -> str:
+    """Every Redis key of a tenant lives under this prefix (``tenant_:t:barber:``)."""
+    return f"{installation_redis_prefix(prefix)}t:{validate_slug(slug)}:"
+
+
+def legacy_redis_prefix(slug: str) -> str:
+    """Where a tenant's keys lived before the installation's prefix was put in front of them (they
+    are moved on the tenant's next provision: :func:`fleet.data_plane.move_legacy_keys`)."""
     return f"t:{validate_slug(slug)}:"
+
+
+def platform_redis_key(prefix: str, name: str) -> str:
+    """A key (or key prefix) of the platform's own, e.g. the API's rate-limit buckets:
+    ``tenant_:bf:ratelimit``."""
+    return f"{installation_redis_prefix(prefix)}bf:{name}"
 
 
 def quote_ident(name: str) -> str:

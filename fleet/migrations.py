@@ -106,7 +106,9 @@ async def migrate_schema(
     q = quote_ident(schema)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
-        if create_schema:
+        if create_schema and not await conn.fetchval(
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema
+        ):  # asked only when missing: a role that owns the schema needs no CREATE on the database
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {q}.{VERSIONS_TABLE} ("

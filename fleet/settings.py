@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     database_password: SecretStr | None = Field(
         default=None,
         description="Password merged into database_url (any character; the URL's own is ignored).",
+    )
+    provisioner_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the narrow role that creates and drops tenant roles and "
+        "schemas (worker, migrate, tenant CLI); unset: database_url does everything.",
+    )
+    provisioner_database_password: SecretStr | None = Field(
+        default=None,
+        description="Password merged into provisioner_database_url (any character).",
     )
     redis_url: str | None = None
     redis_password: SecretStr | None = Field(
@@ -298,12 +307,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings, FileEnvSource(settings_cls))
 
-    @field_validator("database_url")
+    @field_validator("database_url", "provisioner_database_url")
     @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
+    def _check_database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
-        parts = _parse_url(value, f"{ENV_PREFIX}DATABASE_PASSWORD")
+        password_var = f"{ENV_PREFIX}{info.field_name.removesuffix('_url').upper()}_PASSWORD"
+        parts = _parse_url(value, password_var)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError("must be a postgresql:// URL")
         if not parts.hostname and "host=" not in parts.query:
@@ -332,6 +342,7 @@ class Settings(BaseSettings):
             return data
         for url_key, password_key in (
             ("database_url", "database_password"),
+            ("provisioner_database_url", "provisioner_database_password"),
             ("redis_url", "redis_password"),
         ):
             url, password = data.get(url_key), data.get(password_key)
@@ -371,7 +382,17 @@ class Settings(BaseSettings):
             "BOTFLEET_DATABASE_PASSWORD" if self.database_password else "BOTFLEET_DATABASE_URL"
         )
         redis_var = "BOTFLEET_REDIS_PASSWORD" if self.redis_password else "BOTFLEET_REDIS_URL"
+        provisioner_var = (
+            "BOTFLEET_PROVISIONER_DATABASE_PASSWORD"
+            if self.provisioner_database_password
+            else "BOTFLEET_PROVISIONER_DATABASE_URL"
+        )
         return [
+            (
+                provisioner_var,
+                url_password(self.provisioner_database_url),
+                f"set POSTGRES_PROVISIONER_PASSWORD (compose) or the password to {random}",
+            ),
             (
                 database_var,
                 url_password(self.database_url),

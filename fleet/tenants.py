@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import asyncpg
@@ -17,6 +18,7 @@ from fleet.data_plane import (
     drop_redis_user,
     ensure_database_plane,
     ensure_redis_user,
+    move_legacy_keys,
 )
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
@@ -47,8 +49,12 @@ class TenantService:
         secrets: SecretBox,
         role_prefix: str = "tenant_",
         role_limits: TenantRoleLimits = DEFAULT_ROLE_LIMITS,
+        provisioner: asyncpg.Pool | None = None,
     ) -> None:
+        """``provisioner``: a pool logged in as the narrow role that creates and drops tenant
+        roles and schemas (``BOTFLEET_PROVISIONER_DATABASE_URL``); None: ``pool`` does it."""
         self._pool = pool
+        self._provisioner = provisioner
         self._redis = redis
         self._secrets = secrets
         self._prefix = role_prefix
@@ -56,6 +62,11 @@ class TenantService:
 
     def names(self, slug: str) -> TenantNames:
         return TenantNames.of(slug, self._prefix)
+
+    @property
+    def ddl_pool(self) -> asyncpg.Pool:
+        """Where tenant roles and schemas are created, altered and dropped."""
+        return self._provisioner or self._pool
 
     def secrets_of(self, tenant: asyncpg.Record) -> TenantSecrets:
         return TenantSecrets(
@@ -75,11 +86,15 @@ class TenantService:
     ) -> asyncpg.Record:
         """Create a tenant: the control row (desired state ``running``) and a provision job, in one
         transaction. With ``provision_now`` the data plane is built in that same transaction too
-        (Redis last, undone if the commit fails), so a failure leaves nothing behind."""
+        (Redis last, undone if the commit fails), so a failure leaves nothing behind; with a
+        provisioner role, on its own connection, and dropped again if the control row fails."""
         token = data.bot_token.get_secret_value()
         names = self.names(data.slug)
         db_password, redis_password = generate_password(), generate_password()
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, AsyncExitStack() as stack:
+            ddl = conn
+            if provision_now and self._provisioner is not None:
+                ddl = await stack.enter_async_context(self._provisioner.acquire())
             if data.plan_code is not None and not await conn.fetchval(
                 "SELECT 1 FROM control.plans WHERE code = $1", data.plan_code
             ):
@@ -87,7 +102,7 @@ class TenantService:
                     "plan_code",
                     f"unknown plan {data.plan_code!r}; list plans with `botfleet plans list`",
                 )
-            redis_touched = False
+            redis_touched = database_touched = False
             try:
                 async with conn.transaction():
                     repo = TenantRepository(conn)
@@ -113,8 +128,9 @@ class TenantService:
                         desired_state="running",
                     )
                     if provision_now:
+                        database_touched = ddl is not conn
                         await ensure_database_plane(
-                            conn, names, password=db_password, limits=self._limits
+                            ddl, names, password=db_password, limits=self._limits
                         )
                     if enqueue_provision:
                         await jobs.enqueue(
@@ -134,6 +150,8 @@ class TenantService:
             except BaseException:
                 if redis_touched:
                     await drop_redis_user(self._redis, names)
+                if database_touched:  # not in the rolled-back transaction: undone by hand
+                    await drop_database_plane(ddl, names)
                 raise
         log.info("tenant created", extra={"tenant": data.slug, "actor": actor})
         return tenant
@@ -142,19 +160,26 @@ class TenantService:
         """Converge the tenant's role, schema, migrations and Redis user (idempotent)."""
         names = self.names(tenant["slug"])
         secrets = self.secrets_of(tenant)
-        async with self._pool.acquire() as conn:
+        async with self.ddl_pool.acquire() as conn:
             applied = await ensure_database_plane(
                 conn, names, password=secrets.db_password, limits=self._limits
             )
         await ensure_redis_user(self._redis, names, password=secrets.redis_password)
+        if tenant.get("legacy_redis_keys"):
+            # A tenant from before installation prefixes: its keys move under its prefix once.
+            moved = await move_legacy_keys(self._redis, names)
+            await TenantRepository(self._pool).update(tenant["id"], legacy_redis_keys=False)
+            log.info("tenant redis keys moved", extra={"tenant": names.slug, "keys": moved})
         return applied
 
     async def drop_data_plane(self, slug: str) -> None:
         """Drop the tenant's schema, role, Redis user and keys (idempotent)."""
         names = self.names(slug)
-        async with self._pool.acquire() as conn:
+        tenant = await TenantRepository(self._pool).get(slug)
+        async with self.ddl_pool.acquire() as conn:
             await drop_database_plane(conn, names)
-        await drop_redis_user(self._redis, names)
+        legacy = bool(tenant is not None and tenant.get("legacy_redis_keys"))
+        await drop_redis_user(self._redis, names, legacy=legacy)
 
     async def get(self, slug: str) -> asyncpg.Record:
         tenant = await TenantRepository(self._pool).get(slug)

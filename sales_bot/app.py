@@ -21,6 +21,7 @@ from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 from redis.asyncio import Redis
 
 from fleet.billing.wiring import Billing, open_billing
+from fleet.identifiers import platform_redis_key
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
@@ -33,7 +34,6 @@ from templates import Texts
 
 log = logging.getLogger(__name__)
 
-FSM_PREFIX = "bf:sales:fsm"
 # On stop, the outbox may finish the batch it is sending (each message is recorded as sent).
 STOP_GRACE_S = 10.0
 
@@ -48,15 +48,21 @@ def build_dispatcher(
     support: str,
     rate_limit: str,
     owner_locales: OwnerLocales,
+    role_prefix: str = "tenant_",
 ) -> Dispatcher:
-    """The dispatcher with its storage, middlewares, routers and workflow data."""
+    """The dispatcher with its storage, middlewares, routers and workflow data. Its Redis keys
+    start with the installation's prefix (``role_prefix``)."""
     storage = RedisStorage(
-        redis, key_builder=DefaultKeyBuilder(prefix=FSM_PREFIX, with_bot_id=True)
+        redis,
+        key_builder=DefaultKeyBuilder(
+            prefix=platform_redis_key(role_prefix, "sales:fsm"), with_bot_id=True
+        ),
     )
     dp = Dispatcher(storage=storage)
     limiter = RateLimitMiddleware(
         redis=redis,
         redis_url=redis_url,
+        key_prefix=platform_redis_key(role_prefix, "sales:rl"),
         rate=rate_limit,
         notice=lambda locale: texts(locale, "rate_limited"),
     )
@@ -145,6 +151,7 @@ async def run(
                 support=settings.sales_support_contact,
                 rate_limit=settings.sales_rate_limit,
                 owner_locales=OwnerLocales(pool),
+                role_prefix=settings.tenant_role_prefix,
             )
             outbox = OutboxDelivery(
                 pool=pool, bot=bot, texts=texts, support=settings.sales_support_contact

@@ -38,13 +38,19 @@ class LocaleMiddleware(BaseMiddleware):
 
 
 class RateLimitMiddleware(BaseMiddleware):
-    """A moving-window limit per user in Redis (``bf:sales:rl:...``), shared by every sales bot
+    """A moving-window limit per user in Redis (``<installation>:bf:sales:rl:...``), shared by every sales bot
     process. Over the limit, buttons are answered with a short notice (a toast); of the messages,
     the first one over the limit is answered with that notice and the rest are dropped in silence,
     one notice per user and window."""
 
     def __init__(
-        self, *, redis: Redis, redis_url: str, rate: str, notice: Callable[[str], str]
+        self,
+        *,
+        redis: Redis,
+        redis_url: str,
+        key_prefix: str,
+        rate: str,
+        notice: Callable[[str], str],
     ) -> None:
         self._limit: RateLimitItem = parse(rate)
         self._notice_limit: RateLimitItem = parse(f"1/{self._limit.get_expiry()}seconds")
@@ -53,7 +59,7 @@ class RateLimitMiddleware(BaseMiddleware):
         storage = RedisStorage(
             "async+" + redis_url,
             implementation="redispy",
-            key_prefix="bf:sales:rl",
+            key_prefix=key_prefix,
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # documented option
         )
         self._limiter = MovingWindowRateLimiter(storage)

@@ -50,7 +50,10 @@ class TenantRuntime(BaseModel):
     bot_token: SecretStr
     database_url: SecretStr = Field(description="postgresql:// URL logging in as the tenant's role")
     redis_url: SecretStr = Field(description="redis:// URL logging in as the tenant's ACL user")
-    redis_prefix: str = Field(pattern=r"^t:[a-z][a-z0-9_]{2,30}:$")
+    redis_prefix: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,15}:t:[a-z][a-z0-9_]{2,30}:$",
+        description="Every key of the tenant starts with it: <installation>:t:<slug>:",
+    )
     owner_ids: list[int] = Field(min_length=1)
     locale: Literal["ru", "en"] = "ru"
     timezone: str = "Europe/Moscow"

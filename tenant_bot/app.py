@@ -183,12 +183,12 @@ def warm_up() -> None:
         bot_token="123456789:" + "A" * 35,
         database_url="postgresql://warmup@127.0.0.1:1/warmup",
         redis_url="redis://127.0.0.1:1/0",
-        redis_prefix="t:warmup:",
+        redis_prefix="warmup:t:warmup:",
         owner_ids=[1],
         telegram_api_base="http://127.0.0.1:1",
     )
     redis = Redis.from_url(runtime.redis_url.get_secret_value())  # connects on first command only
-    storage = RedisStorage(redis=redis, key_builder=DefaultKeyBuilder(prefix="t:warmup:fsm"))
+    storage = RedisStorage(redis=redis, key_builder=DefaultKeyBuilder(prefix="warmup:t:warmup:fsm"))
     texts = BotTexts(default_locale=runtime.locale)
     core = BookingCore(cast(Any, None), clock=utc_now)  # no query runs
     locales = LocaleStore(redis, prefix=runtime.redis_prefix)

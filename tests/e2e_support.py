@@ -267,7 +267,8 @@ async def scratch_database(server_url: str, *, role_prefix: str) -> AsyncIterato
 
 
 async def drop_redis_users(redis_url: str, *, role_prefix: str) -> None:
-    """Delete the ACL users starting with ``role_prefix`` and their tenants' ``t:<slug>:`` keys."""
+    """Delete the ACL users starting with ``role_prefix`` and the installation's keys
+    (``<role_prefix>:...``: its tenants' and its platform's)."""
     redis = Redis.from_url(redis_url)
     try:
         for raw in await redis.execute_command("ACL", "USERS"):
@@ -275,10 +276,9 @@ async def drop_redis_users(redis_url: str, *, role_prefix: str) -> None:
             if not user.startswith(role_prefix):
                 continue
             await redis.execute_command("ACL", "DELUSER", user)
-            slug = user[len(role_prefix) :]
-            keys = [key async for key in redis.scan_iter(match=f"t:{slug}:*")]
-            if keys:
-                await redis.unlink(*keys)
+        keys = [key async for key in redis.scan_iter(match=f"{role_prefix}:*", count=1000)]
+        if keys:
+            await redis.unlink(*keys)
     finally:
         await redis.aclose()
 

@@ -56,5 +56,10 @@ async def readyz(health: Health, response: Response, request: Request) -> Readin
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(metrics: AppMetrics, pool: Pool, request: Request) -> Response:
-    await metrics.refresh(pool, redis=getattr(request.app.state, "redis", None))
+    state = request.app.state
+    await metrics.refresh(
+        pool,
+        redis=getattr(state, "redis", None),
+        role_prefix=getattr(state, "role_prefix", "tenant_"),
+    )
     return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -34,6 +34,7 @@ import ipaddress
 import json
 import logging
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -109,6 +110,7 @@ class DockerRuntime:
         self._client = client
         self.namespace = namespace
         self._relay = LoopbackRelay()
+        self._network_lock = threading.Lock()  # ensure() runs in threads; one creation at a time
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         import docker.errors
@@ -123,7 +125,7 @@ class DockerRuntime:
     async def ensure(self, spec: RuntimeSpec, *, recreate: bool = False) -> EnsureResult:
         route = None
         if spec.network not in ("host", "none"):
-            gateway = await self._call(self._ensure_network, spec.network)
+            network_id, gateway = await self._call(self._ensure_network, spec.network)
             env, targets = route_loopback(spec.env)
             if targets:
                 if gateway is None:
@@ -132,7 +134,7 @@ class DockerRuntime:
                         f"{', '.join(f'{h}:{p}' for h, p in sorted(targets))} through"
                     )
                 await self._relay.serve(gateway, targets)
-            route = _Route(env=env, gateway=gateway, targets=sorted(targets))
+            route = _Route(env=env, gateway=gateway, targets=sorted(targets), network=network_id)
         return await self._call(self._ensure_sync, spec, recreate, route)
 
     async def stop(self, slug: str) -> bool:
@@ -269,7 +271,8 @@ class DockerRuntime:
         if spec.network in ("host", "none"):
             args["network_mode"] = spec.network
         else:
-            args["network"] = spec.network
+            # By id while a name is ambiguous (two networks of one name: see _ensure_network).
+            args["network"] = route.network if route is not None and route.network else spec.network
             args["hostname"] = spec.name
             if route is not None and route.gateway:
                 args["extra_hosts"] = {HOST_ALIAS: route.gateway}
@@ -308,31 +311,67 @@ class DockerRuntime:
             return None, None
         return int(name), int(group or name)
 
-    def _ensure_network(self, name: str) -> str | None:
+    def _ensure_network(self, name: str) -> tuple[str, str | None]:
         """The tenants' network (created when missing: a bridge where containers cannot reach one
-        another) and its gateway address, the host as tenants see it."""
+        another): how to name it to the engine, and its gateway address, the host as tenants see it.
+
+        Docker does not refuse a second network of one name (``check_duplicate`` is ignored by
+        current engines), so two workers creating it at once make two. Every worker then settles on
+        the oldest, and the empty copies it made are removed; while one is left (in use), the
+        network is named by its id, which is never ambiguous."""
         import docker.errors
 
-        try:
-            network = self._client.networks.get(name)
-        except docker.errors.NotFound:
-            try:
-                self._client.networks.create(
-                    name,
-                    check_duplicate=True,  # two workers creating it at once: one network
-                    driver="bridge",
-                    options={"com.docker.network.bridge.enable_icc": "false"},
-                    labels={LABEL_MANAGED: MANAGED_BY, "botfleet.role": "tenants"},
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
-            network = self._client.networks.get(name)
+        with self._network_lock:
+            found = self._networks_named(name)
+            if not found:
+                try:
+                    self._client.networks.create(
+                        name,
+                        check_duplicate=True,  # older engines honour it
+                        driver="bridge",
+                        options={"com.docker.network.bridge.enable_icc": "false"},
+                        labels={LABEL_MANAGED: MANAGED_BY, "botfleet.role": "tenants"},
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+                found = self._networks_named(name)
+            network, extras = found[0], found[1:]
+            left = [extra for extra in extras if not self._remove_duplicate(extra)]
+        reference = network.id if left else name
+        network = self._client.networks.get(network.id)
         for config in network.attrs.get("IPAM", {}).get("Config") or []:
             gateway = config.get("Gateway")
             if gateway and ipaddress.ip_address(gateway).version == 4:
-                return str(gateway)
-        return None
+                return reference, str(gateway)
+        return reference, None
+
+    def _networks_named(self, name: str) -> list[Any]:
+        """The networks called exactly ``name``, oldest first (ties broken by id)."""
+        exact = [n for n in self._client.networks.list(names=[name]) if n.name == name]
+        return sorted(exact, key=lambda n: (str(n.attrs.get("Created") or ""), n.id))
+
+    def _remove_duplicate(self, network: Any) -> bool:
+        """Remove a same-named copy of the tenants' network that botfleet made and nothing uses;
+        False when it stays."""
+        import docker.errors
+
+        try:
+            network.reload()
+            if network.attrs.get("Labels", {}).get(LABEL_MANAGED) != MANAGED_BY:
+                return False
+            if network.attrs.get("Containers"):
+                return False
+            network.remove()
+        except docker.errors.NotFound:
+            return True  # the other worker removed it
+        except docker.errors.APIError as exc:  # in use by now
+            log.info(
+                "duplicate network left", extra={"network": network.id[:12], "error": str(exc)}
+            )
+            return False
+        log.warning("removed a duplicate tenants network", extra={"network": network.id[:12]})
+        return True
 
     def _stop_sync(self, slug: str) -> bool:
         container = self._get(slug)
@@ -382,11 +421,19 @@ class _Route:
     """How one container reaches the host: its environment with loopback hosts replaced by
     :data:`HOST_ALIAS`, the network's gateway, and the (host, port) pairs relayed there."""
 
-    __slots__ = ("env", "gateway", "targets")
+    __slots__ = ("env", "gateway", "network", "targets")
 
-    def __init__(self, *, env: dict[str, str], gateway: str | None, targets: list[tuple[str, int]]):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        gateway: str | None,
+        targets: list[tuple[str, int]],
+        network: str | None = None,
+    ):
         self.env = env
         self.gateway = gateway
+        self.network = network
         self.targets = targets
 
 

@@ -160,7 +160,7 @@ async def test_high_rates_are_counted_in_redis_in_small_batches(redis) -> None:
     taken = await _taken(fast, identity)
     # batches of 60 from the shared counter: the two used, and at most one more fetched ahead
     assert taken in (120, 180)
-    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+    async for key in redis.scan_iter(f"tenant_:bf:ratelimit:*{identity}*"):
         await redis.delete(key)
 
 
@@ -177,7 +177,7 @@ async def test_concurrent_requests_share_one_batch(redis) -> None:
     assert all(decision.allowed for decision in decisions)
     # one batch for all 50, and at most one fetched ahead once half of it was spent
     assert await _taken(fast, identity) in (60, 120)
-    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+    async for key in redis.scan_iter(f"tenant_:bf:ratelimit:*{identity}*"):
         await redis.delete(key)
 
 
@@ -197,7 +197,7 @@ async def test_the_next_batch_is_fetched_before_this_one_runs_out(redis) -> None
     assert await _taken(fast, identity) == 120  # fetched ahead
     credits, _ = fast._credits[identity]
     assert credits == 49 + 60  # what was left, plus the new batch
-    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+    async for key in redis.scan_iter(f"tenant_:bf:ratelimit:*{identity}*"):
         await redis.delete(key)
 
 
@@ -211,5 +211,5 @@ async def test_near_the_limit_requests_are_counted_one_by_one(redis) -> None:
     decisions = [await limiter.hit(identity) for _ in range(8)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
     assert all(d.retry_after_s >= 1 for d in decisions[5:])
-    async for key in redis.scan_iter(f"bf:ratelimit:*{identity}*"):
+    async for key in redis.scan_iter(f"tenant_:bf:ratelimit:*{identity}*"):
         await redis.delete(key)

@@ -144,10 +144,9 @@ async def acl_cleanup(redis: Redis, role_prefix: str) -> AsyncIterator[None]:
         user = user.decode() if isinstance(user, bytes) else user
         if user.startswith(role_prefix):
             await redis.execute_command("ACL", "DELUSER", user)
-            slug = user[len(role_prefix) :]
-            keys = [k async for k in redis.scan_iter(match=f"t:{slug}:*")]
-            if keys:
-                await redis.unlink(*keys)
+    keys = [k async for k in redis.scan_iter(match=f"{role_prefix}:*", count=1000)]
+    if keys:
+        await redis.unlink(*keys)
 
 
 # -- settings and runtimes -------------------------------------------------------------------------

@@ -84,7 +84,10 @@ async def test_provision_runs_the_bot_and_it_answers_start(
             await asyncio.sleep(0.5)
         assert health.get("Status") == "healthy", health
     assert env["BOTFLEET_TENANT_SLUG"] == unique_slug
-    assert env["BOTFLEET_TENANT_REDIS_PREFIX"] == f"t:{unique_slug}:"
+    prefix = (
+        f"{settings.tenant_role_prefix}:t:{unique_slug}:"  # the installation's, then the tenant's
+    )
+    assert env["BOTFLEET_TENANT_REDIS_PREFIX"] == prefix
     assert env["BOTFLEET_TENANT_TELEGRAM_API_BASE"] == settings.telegram_api_base
     assert env["BOTFLEET_TENANT_DATABASE_URL"].startswith(
         f"postgresql://{settings.tenant_role_prefix}{unique_slug}:"
@@ -92,7 +95,7 @@ async def test_provision_runs_the_bot_and_it_answers_start(
     # The platform's own configuration never reaches a tenant bot.
     assert not {"BOTFLEET_DATABASE_URL", "BOTFLEET_MASTER_KEY", "BOTFLEET_REDIS_URL"} & set(env)
 
-    assert await redis.exists(f"t:{unique_slug}:heartbeat")
+    assert await redis.exists(f"{prefix}heartbeat")
     schema = f"{settings.tenant_role_prefix}{unique_slug}"
     applied = await wpool.fetchval(
         f'SELECT array_agg(version ORDER BY version) FROM "{schema}".schema_migrations'

@@ -82,7 +82,7 @@ async def test_deprovision_removes_instance_schema_role_acl_user_and_keys(
     tenant = await make_tenant(unique_slug)
     await wait_status(wpool, tenant["id"], "active", runtime=runtime)
     names = TenantNames.of(unique_slug, settings.tenant_role_prefix)
-    await redis.set(f"t:{unique_slug}:fsm:1", "x")
+    await redis.set(f"{names.redis_prefix}fsm:1", "x")
 
     await TenantLifecycle(pool=wpool).request(unique_slug, "deprovision", actor="test")
     deleted = await wait_status(wpool, tenant["id"], "deleted", runtime=runtime)
@@ -93,7 +93,7 @@ async def test_deprovision_removes_instance_schema_role_acl_user_and_keys(
     assert not await wpool.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", names.schema)
     assert not await wpool.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", names.role)
     assert not await redis_user_exists(redis, names)
-    assert [k async for k in redis.scan_iter(match=f"t:{unique_slug}:*")] == []
+    assert [k async for k in redis.scan_iter(match=f"{names.redis_prefix}*")] == []
     kinds = [
         r["kind"]
         for r in await wpool.fetch(

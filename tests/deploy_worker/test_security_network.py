@@ -153,7 +153,12 @@ async def test_tenant_reaches_only_its_database_redis_and_telegram(
         out = await _exec(a, "python3", "-c", CONNECT_PG, f"{SECRETS_DIR}/database_url")
         assert out == role
         out = await _exec(
-            a, "python3", "-c", CONNECT_REDIS, f"{SECRETS_DIR}/redis_url", f"t:{slug_a}:"
+            a,
+            "python3",
+            "-c",
+            CONNECT_REDIS,
+            f"{SECRETS_DIR}/redis_url",
+            f"{settings.tenant_role_prefix}:t:{slug_a}:",
         )
         assert out == "ok", out
 

@@ -31,7 +31,7 @@ from schemas.runtime import RuntimeContractError, TenantRuntime, secret_env_name
 TOKEN = "123456789:" + "S" * 35
 CONTRACT = {
     "BOTFLEET_TENANT_SLUG": "acme",
-    "BOTFLEET_TENANT_REDIS_PREFIX": "t:acme:",
+    "BOTFLEET_TENANT_REDIS_PREFIX": "tenant_:t:acme:",
     "BOTFLEET_TENANT_OWNER_IDS": "1",
 }
 

@@ -19,8 +19,12 @@ from fleet.settings import Settings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-SERVICES = {"postgres", "redis", "migrate", "api", "worker", "sales-bot", "lifecycle"}
-LONG_RUNNING = SERVICES - {"migrate"}
+SERVICES = {"postgres", "redis", "db-roles", "migrate", "api", "worker", "sales-bot", "lifecycle"}
+LONG_RUNNING = SERVICES - {"db-roles", "migrate"}
+PASSWORDS = (
+    "POSTGRES_SUPERUSER_PASSWORD=pg-root\nPOSTGRES_PASSWORD=pg-secret\n"
+    "POSTGRES_PROVISIONER_PASSWORD=pg-prov\nREDIS_PASSWORD=redis-secret\n"
+)
 
 
 def compose_command() -> list[str]:
@@ -51,7 +55,7 @@ def compose_config(project: Path, env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_compose_file_validates(tmp_path: Path) -> None:
-    done = compose_config(tmp_path, "POSTGRES_PASSWORD=pg-secret\nREDIS_PASSWORD=redis-secret\n")
+    done = compose_config(tmp_path, PASSWORDS)
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)
     services = config["services"]
@@ -69,11 +73,24 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     # The passwords reach the services' URLs, and the data lives in named volumes.
     assert "pg-secret@postgres:5432" in services["api"]["environment"]["BOTFLEET_DATABASE_URL"]
     assert "redis-secret@redis:6379" in services["api"]["environment"]["BOTFLEET_REDIS_URL"]
+    # Least privilege: services log in as `botfleet`; only the worker and `migrate` also as the
+    # provisioner; the superuser's password reaches the database and the db-roles one-shot only.
+    for name, env in ((n, s.get("environment") or {}) for n, s in services.items()):
+        url = str(env.get("BOTFLEET_DATABASE_URL", ""))
+        assert not url or url.startswith("postgresql://botfleet:"), name
+        provisioner = "BOTFLEET_PROVISIONER_DATABASE_URL" in env
+        assert provisioner == (name in {"worker", "migrate"}), name
+        assert ("pg-root" in str(env)) == (name in {"postgres", "db-roles"}), name
+        assert ("pg-prov" in str(env)) == (name in {"worker", "migrate", "db-roles"}), name
+    assert services["postgres"]["environment"]["POSTGRES_USER"] == "postgres"
+    assert services["migrate"]["depends_on"]["db-roles"]["condition"] == (
+        "service_completed_successfully"
+    )
     assert {"pgdata", "redisdata"} <= set(config["volumes"])
 
 
 def test_compose_file_refuses_a_missing_password(tmp_path: Path) -> None:
-    done = compose_config(tmp_path, "REDIS_PASSWORD=redis-secret\n")
+    done = compose_config(tmp_path, PASSWORDS.replace("POSTGRES_PASSWORD=pg-secret\n", ""))
     assert done.returncode != 0
     assert "set POSTGRES_PASSWORD in .env" in done.stderr
 
@@ -103,7 +120,8 @@ def test_every_long_running_service_has_a_health_check_the_image_can_run() -> No
     the worker, sales bot and lifecycle probe the /readyz their BOTFLEET_HEALTH_PORT serves."""
     services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
     assert set(services) == SERVICES
-    assert "healthcheck" not in services["migrate"]  # one-shot
+    assert "healthcheck" not in services["migrate"]  # one-shots
+    assert "healthcheck" not in services["db-roles"]
     for name in LONG_RUNNING:
         check = services[name]["healthcheck"]
         test = " ".join(check["test"])

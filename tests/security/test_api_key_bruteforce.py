@@ -154,9 +154,9 @@ async def test_failed_key_attempts_are_throttled_per_address(
         assert wrong.status_code == 401  # its own count, far from the limit
         assert (await other.get(plans, headers=_bearer(admin_key))).status_code == 200
 
-    keys = [key.decode() async for key in redis.scan_iter(match=f"bf:*authfail:{attacker}*")]
-    assert keys, "the failure count is not in Redis under bf:"
+    keys = [key.decode() async for key in redis.scan_iter(match=f"x*_:bf:*authfail:{attacker}*")]
+    assert keys, "the failure count is not in Redis under the installation's bf:"
     for key in keys:
         await redis.delete(key)
-    for key in [k async for k in redis.scan_iter(match=f"bf:*authfail:{bystander}*")]:
+    for key in [k async for k in redis.scan_iter(match=f"x*_:bf:*authfail:{bystander}*")]:
         await redis.delete(key)

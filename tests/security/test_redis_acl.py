@@ -320,6 +320,8 @@ def _attacks(me: Tenant, other: Tenant) -> list[tuple[str, ...]]:
         ("DEL", f"{theirs}heartbeat"),
         ("MGET", f"{mine}a", f"{theirs}a"),
         ("GET", "bf:ratelimit"),
+        ("GET", mine.split(":", 1)[0] + ":bf:ratelimit"),  # the installation's own platform keys
+        ("SET", mine.split(":", 1)[0] + ":bf:sales:fsm:1", "x"),
         ("PUBLISH", f"{theirs}events", "x"),
         ("PUBLISH", "botfleet", "x"),
         ("SUBSCRIBE", f"{theirs}events"),

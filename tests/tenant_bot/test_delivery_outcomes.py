@@ -73,7 +73,7 @@ async def test_a_text_that_cannot_render_is_failed_without_sending(
         bot_token="123456789:" + "A" * 35,
         database_url="postgresql://nobody@127.0.0.1:1/none",
         redis_url="redis://127.0.0.1:1/0",
-        redis_prefix=f"t:{unique_slug}:",
+        redis_prefix=f"tenant_:t:{unique_slug}:",
         owner_ids=[1],
         telegram_api_base="http://127.0.0.1:1",  # nothing listens: a send would fail as RETRY
     )
