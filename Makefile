@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install up test lint format bench clean
+.PHONY: install up test test-fast lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ up: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Everyday work: everything but the docker, end-to-end, fault, browser and slow tests (`make test`
+# and .ci/run still run them all).
+test-fast: install
+	$(BIN)/pytest -m "not (docker or e2e or faults or browser or slow)" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff format --check .

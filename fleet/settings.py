@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -53,6 +53,14 @@ YOOKASSA_NETWORKS: tuple[str, ...] = (
     "2a02:5180:0:1533::/64",
     "2a02:5180:0:2669::/64",
 )
+
+# What the process runtime's fork server imports by name, in its own process (the deploy worker never
+# imports the tenant bot): the only place such module names are written as strings. The defaults of
+# BOTFLEET_PROCESS_PRELOAD and BOTFLEET_TENANT_ENTRYPOINT; tests/test_architecture.py checks that each
+# names a module (and function) that exists and that no other string names one.
+FORKSERVER_PRELOAD: tuple[str, ...] = ("aiogram", "tenant_bot.*")  # pkg.*: it and all its modules
+TENANT_BOT_WARM_UP = "tenant_bot.app:warm_up"  # run once after the preloads, before gc.freeze()
+TENANT_BOT_ENTRYPOINT = "tenant_bot.app:run_from_env"  # what each forked bot runs
 
 
 def _split_list(value: Any) -> Any:
@@ -187,7 +195,7 @@ class Settings(BaseSettings):
         default="botfleet tenant-bot", description="Container command (docker, swarm)."
     )
     tenant_entrypoint: str = Field(
-        default="tenant_bot.app:run_from_env",
+        default=TENANT_BOT_ENTRYPOINT,
         description="module:function a forked tenant bot runs (process runtime).",
     )
     tenant_network: str = Field(
@@ -260,7 +268,7 @@ class Settings(BaseSettings):
         "from the role prefix, above 100,000,000).",
     )
     process_preload: str = Field(
-        default="aiogram,tenant_bot.*",
+        default=",".join(FORKSERVER_PRELOAD),
         description="Modules the process runtime's fork server imports once, comma-separated (pkg.* = the package and all its modules).",
     )
 
@@ -312,7 +320,8 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
-        password_var = f"{ENV_PREFIX}{info.field_name.removesuffix('_url').upper()}_PASSWORD"
+        field_name = cast(str, info.field_name)  # always set for a field validator
+        password_var = f"{ENV_PREFIX}{field_name.removesuffix('_url').upper()}_PASSWORD"
         parts = _parse_url(value, password_var)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError("must be a postgresql:// URL")

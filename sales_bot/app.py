@@ -24,8 +24,8 @@ from fleet.billing.wiring import Billing, open_billing
 from fleet.identifiers import platform_redis_key
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
+from kit.flood import RetryAfterMiddleware
 from kit.supervisor import Supervisor
-from sales_bot.flood import RetryAfterMiddleware
 from sales_bot.handlers import routers
 from sales_bot.middlewares import LocaleMiddleware, RateLimitMiddleware
 from sales_bot.outbox import OutboxDelivery

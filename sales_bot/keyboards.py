@@ -40,6 +40,8 @@ TIMEZONES: tuple[str, ...] = (
 LANGUAGES: dict[str, str] = {"ru": "Русский", "en": "English"}
 
 
+# aiogram types ``adjust()`` as returning the base builder, whose ``as_markup()`` may be a reply
+# keyboard: the markup is taken from ``kb`` itself (``adjust`` returns it).
 def main_menu(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=texts(locale, "button_buy"), callback_data=MenuCb(action=MenuAction.BUY))
@@ -47,7 +49,8 @@ def main_menu(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb.button(
         text=texts(locale, "button_language"), callback_data=MenuCb(action=MenuAction.LANGUAGE)
     )
-    return kb.adjust(1).as_markup()
+    kb.adjust(1)
+    return kb.as_markup()
 
 
 def cancel(texts: Texts, locale: str) -> InlineKeyboardMarkup:
@@ -70,7 +73,8 @@ def plans(texts: Texts, locale: str, items: Sequence[Any]) -> InlineKeyboardMark
             callback_data=PlanCb(code=plan["code"]),
         )
     kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))
-    return kb.adjust(1).as_markup()
+    kb.adjust(1)
+    return kb.as_markup()
 
 
 def timezones(texts: Texts, locale: str) -> InlineKeyboardMarkup:
@@ -80,28 +84,32 @@ def timezones(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb.adjust(2)
     kb.row()
     kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))
-    return kb.adjust(2, repeat=True).as_markup()
+    kb.adjust(2, repeat=True)
+    return kb.as_markup()
 
 
 def languages() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for code, label in LANGUAGES.items():
         kb.button(text=label, callback_data=LanguageCb(locale=code))
-    return kb.adjust(2).as_markup()
+    kb.adjust(2)
+    return kb.as_markup()
 
 
 def my_language() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for code, label in LANGUAGES.items():
         kb.button(text=label, callback_data=MyLanguageCb(locale=code))
-    return kb.adjust(2).as_markup()
+    kb.adjust(2)
+    return kb.as_markup()
 
 
 def save_card(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=texts(locale, "button_save_card_yes"), callback_data=SaveCardCb(save=True))
     kb.button(text=texts(locale, "button_save_card_no"), callback_data=SaveCardCb(save=False))
-    return kb.adjust(1).as_markup()
+    kb.adjust(1)
+    return kb.as_markup()
 
 
 def pay(url: str, label: str) -> InlineKeyboardMarkup:
@@ -119,7 +127,8 @@ def bot_list(texts: Texts, locale: str, bots: Sequence[OwnerBot]) -> InlineKeybo
             ),
             callback_data=BotCb(action=BotAction.SHOW, tenant_id=bot.tenant_id),
         )
-    return kb.adjust(1).as_markup()
+    kb.adjust(1)
+    return kb.as_markup()
 
 
 def bot_card(texts: Texts, locale: str, bot: OwnerBot) -> InlineKeyboardMarkup:
@@ -147,4 +156,5 @@ def bot_card(texts: Texts, locale: str, bot: OwnerBot) -> InlineKeyboardMarkup:
             callback_data=BotCb(action=BotAction.TOKEN, tenant_id=tid),
         )
     kb.button(text=texts(locale, "button_back"), callback_data=MenuCb(action=MenuAction.BOTS))
-    return kb.adjust(1).as_markup()
+    kb.adjust(1)
+    return kb.as_markup()

@@ -42,7 +42,7 @@ class Courier:
         self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> Delivery:
         """Send one message. Short flood waits are already waited out by the session's
-        :class:`~tenant_bot.flood.RetryAfterMiddleware`; a long one comes back as ``retry``."""
+        :class:`~kit.flood.RetryAfterMiddleware`; a long one comes back as ``retry``."""
         try:
             await self.bot.send_message(chat_id, text, reply_markup=markup)
         except Exception as exc:

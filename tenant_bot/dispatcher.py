@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
-from aiogram import Dispatcher
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Dispatcher
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import TelegramObject
 from redis.asyncio import Redis
 
 from schemas.runtime import TenantRuntime
 from tenant_bot.booking import BookingCore
+from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.models import Clock
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.handlers import routers
 from tenant_bot.middlewares.errors import ErrorReporter
 from tenant_bot.middlewares.locale import LocaleMiddleware, LocaleStore
 from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.notifications import Notifier
 from tenant_bot.texts import BotTexts
+
+
+class CatalogueReads(BaseMiddleware):
+    """Gives each update its own cached reads of the catalogue as ``cache``
+    (:class:`~tenant_bot.booking.CatalogueReader`): checked against the catalogue's version once per
+    update, so customers see every change at once and no handler ever invalidates anything."""
+
+    def __init__(self, catalogue: CatalogueService) -> None:
+        self.catalogue = catalogue
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        data["cache"] = self.catalogue.reader()
+        return await handler(event, data)
 
 
 def build_dispatcher(
@@ -46,10 +68,10 @@ def build_dispatcher(
         )
     )
     dp.update.outer_middleware(LocaleMiddleware(locales, texts=texts, owner_ids=runtime.owner_ids))
+    dp.update.outer_middleware(CatalogueReads(core.catalogue))
     dp.errors.register(ErrorReporter(texts).handle)
     dp["runtime"] = runtime
     dp["core"] = core
-    dp["cache"] = CatalogueCache(core.catalogue)
     dp["texts"] = texts
     dp["notifier"] = notifier
     dp["locales"] = locales

@@ -20,6 +20,7 @@ from aiogram.types import User
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from kit.flood import RetryAfterMiddleware
 from kit.supervisor import Supervisor
 from schemas.runtime import TenantRuntime
 from tenant_bot.background import BackgroundWorker
@@ -27,7 +28,6 @@ from tenant_bot.booking import BookingCore, init_connection
 from tenant_bot.booking.models import Clock
 from tenant_bot.commands import register_commands
 from tenant_bot.dispatcher import build_dispatcher
-from tenant_bot.flood import RetryAfterMiddleware
 from tenant_bot.isolation import ChatEventIsolation
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.notifications import Notifier

@@ -13,9 +13,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from schemas.notices import BookingFacts
 from tenant_bot import keyboards
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import BookingDetails, Clock, Settings, Slot
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.texts import BotTexts
 
 Screen = tuple[str, InlineKeyboardMarkup]
@@ -60,7 +59,7 @@ def month_page(today: date, last: date, offset: int) -> MonthPage:
 async def calendar_screen(
     *,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
     clock: Clock,
@@ -106,7 +105,7 @@ def time_labels(slots: list[Slot], zone: ZoneInfo) -> dict[int, str]:
 async def times_screen(
     *,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
     service_id: int,

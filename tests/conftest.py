@@ -27,6 +27,21 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("BOTFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# The slow kinds of test, marked by where they live or what they use, so `make test-fast` can leave
+# them out (`-m "not (docker or e2e or faults or browser or slow)"`); `make test` runs everything.
+_MARKED_FOLDERS = {"e2e": "e2e", "faults": "faults"}
+_MARKED_FIXTURES = {"browser": "browser", "docker_engine": "docker", "swarm_engine": "docker"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.name
+        if folder in _MARKED_FOLDERS:
+            item.add_marker(_MARKED_FOLDERS[folder])
+        for fixture, marker in _MARKED_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
 
 async def _ensure_database(url: str) -> None:
     parts = urlsplit(url)

@@ -155,8 +155,15 @@ class Confinement:
         """Create (or update) the bot's cgroups with ``limits``; the jail its child applies."""
         paths: list[str] = []
         for hierarchy in self._hierarchies:
-            directory = hierarchy.base / self._group() / instance
-            directory.mkdir(parents=True, exist_ok=True)
+            group = hierarchy.base / self._group()
+            group.mkdir(exist_ok=True)
+            if (
+                hierarchy.version == 2
+            ):  # v2: processes only in leaves; the group hands controllers down
+                controllers = " ".join(f"+{c}" for c in hierarchy.controllers)
+                (group / "cgroup.subtree_control").write_text(controllers)
+            directory = group / instance
+            directory.mkdir(exist_ok=True)
             for name, value in _limit_files(hierarchy, limits):
                 (directory / name).write_text(value)
             paths.append(str(directory))
@@ -174,6 +181,9 @@ class Confinement:
                 log.warning(
                     "bot cgroup not removed", extra={"cgroup": str(directory), "error": str(exc)}
                 )
+                continue
+            with contextlib.suppress(OSError):  # the installation's group, once its last bot goes
+                directory.parent.rmdir()
 
     def usage(self, instance: str) -> dict[str, int]:
         """Current memory bytes and pids of the bot's cgroups (what the limits are measured on)."""
@@ -231,6 +241,7 @@ class Confinement:
         if not usable:
             return None
         group = base / self._group()
+        existed = group.exists()
         try:
             group.mkdir(exist_ok=True)
             # v2 allows processes only in leaves: the group holds none, and hands the controllers
@@ -238,6 +249,10 @@ class Confinement:
             (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in usable))
         except OSError:
             return None
+        finally:
+            if not existed:
+                with contextlib.suppress(OSError):
+                    group.rmdir()  # made again by the first bot: a probe leaves nothing behind
         return _Hierarchy(version=2, controllers=usable, base=base)
 
 
@@ -259,11 +274,17 @@ def _own_cgroups(path: Path) -> dict[str, str]:
 
 
 def _writable_group(group: Path) -> bool:
+    """Whether bots' cgroups can be made under ``group`` (made and removed again to find out)."""
+    existed = group.exists()
     try:
         group.mkdir(exist_ok=True)
     except OSError:
         return False
-    return os.access(group, os.W_OK)
+    writable = os.access(group, os.W_OK)
+    if not existed:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    return writable
 
 
 def _limit_files(hierarchy: _Hierarchy, limits: Limits) -> list[tuple[str, str]]:

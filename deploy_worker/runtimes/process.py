@@ -41,14 +41,15 @@ from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceSta
 from deploy_worker.runtimes.confinement import Confinement, Limits
 from deploy_worker.runtimes.forkclient import ForkServer
 from deploy_worker.spec import LABEL_NAMESPACE, TENANT_PIDS_LIMIT, RuntimeSpec, instance_name
+from fleet.settings import FORKSERVER_PRELOAD, TENANT_BOT_WARM_UP
 
 log = logging.getLogger(__name__)
 
 MAX_LOG_BYTES = 10 * 1024 * 1024
 LOCK_FILE = "worker.lock"
-# Called in the fork server after the preloads, before gc.freeze(): what every bot would build for
-# itself (compiled templates, a dispatcher's first-use imports and caches) is then shared by all.
-TENANT_BOT_WARM_UP = "tenant_bot.app:warm_up"
+# TENANT_BOT_WARM_UP is called in the fork server after the preloads, before gc.freeze(): what every
+# bot would build for itself (compiled templates, a dispatcher's first-use imports and caches) is then
+# shared by all. The module names the fork server imports are written only in fleet/settings.py.
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ProcessRuntime:
         *,
         namespace: str,
         state_dir: Path,
-        preload: Sequence[str] = ("aiogram", "tenant_bot.*"),
+        preload: Sequence[str] = FORKSERVER_PRELOAD,
         warm_up: Sequence[str] = (TENANT_BOT_WARM_UP,),
         stop_timeout: float = 10.0,
         backoff_base: float = 1.0,
@@ -342,7 +343,12 @@ class ProcessRuntime:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
         fd = child.pidfd
-        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+
+        def on_exit() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(fd, on_exit)
         try:
             await exited
         finally:
@@ -412,11 +418,13 @@ class ProcessRuntime:
                     exit_code=record.get("exit_code"),
                     uid=record.get("uid"),
                 )
-                if record.get("state") != InstanceState.STOPPED and _alive(
-                    child.pid, child.proc_start
+                if (
+                    record.get("state") != InstanceState.STOPPED
+                    and child.pid is not None
+                    and _alive(child.pid, child.proc_start)
                 ):
                     with contextlib.suppress(ProcessLookupError):
-                        child.pidfd = os.pidfd_open(child.pid)  # type: ignore[arg-type]
+                        child.pidfd = os.pidfd_open(child.pid)
                         child.state = InstanceState.RUNNING
                         # Watch it; it is restarted (with its spec) once the reconciler ensures it.
                         child.task = asyncio.create_task(
@@ -566,7 +574,9 @@ def _alive(pid: int | None, proc_start: int | None) -> bool:
     if not pid or proc_start is None:
         return False
     fields = _proc_stat(pid)
-    return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == proc_start
+    if not fields:
+        return False
+    return fields[0] not in ("Z", "X") and int(fields[19]) == proc_start
 
 
 def read_memory(pid: int) -> dict[str, int] | None:
@@ -589,7 +599,7 @@ def read_memory(pid: int) -> dict[str, int] | None:
 
 
 def _read_states(directory: Path, namespace: str) -> list[dict[str, Any]]:
-    records = []
+    records: list[dict[str, Any]] = []
     if not directory.is_dir():
         return records
     for path in sorted(directory.glob("bf-*.json")):

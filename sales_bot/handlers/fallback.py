@@ -11,12 +11,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fleet.errors import ServiceUnavailable
+from kit.routing import Routes
 from sales_bot.owner_locales import locale_of
-from sales_bot.routing import RouteTable
 from templates import Texts
 
 log = logging.getLogger(__name__)
-router = RouteTable("fallback")
+router = Routes("fallback")
 # PostgreSQL or Redis went away (a restart, a network cut): the buyer should simply try again.
 BACKEND_DOWN: tuple[type[Exception], ...] = (
     ServiceUnavailable,

@@ -12,15 +12,15 @@ from fleet.billing.accounts import OwnerBot
 from fleet.billing.errors import BotTokenRejected, PaymentProviderError
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
+from kit.routing import Routes
 from sales_bot import keyboards
 from sales_bot.callbacks import BotAction, BotCb, MenuAction, MenuCb
 from sales_bot.formatting import amount, day
 from sales_bot.handlers.purchase import forget_message, token_problem
-from sales_bot.routing import RouteTable
 from sales_bot.states import ChangeToken
 from templates import Texts
 
-router = RouteTable("my_bots")
+router = Routes("my_bots")
 
 
 def render_card(texts: Texts, locale: str, bot: OwnerBot) -> str:

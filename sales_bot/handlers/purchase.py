@@ -15,16 +15,16 @@ from fleet.billing.errors import BotTokenRejected, PaymentProviderError
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, ValidationError
 from fleet.secrets import SecretBox
+from kit.routing import Routes
 from sales_bot import keyboards
 from sales_bot.callbacks import LanguageCb, MenuAction, MenuCb, PlanCb, SaveCardCb, TimezoneCb
 from sales_bot.formatting import amount
-from sales_bot.routing import RouteTable
 from sales_bot.states import Purchase
 from schemas.tenants import LOCALES, check_timezone
 from templates import Texts
 
 log = logging.getLogger(__name__)
-router = RouteTable("purchase")
+router = Routes("purchase")
 
 
 def token_problem(texts: Texts, locale: str, exc: BotTokenRejected) -> str:

@@ -7,13 +7,13 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from kit.routing import Routes
 from sales_bot import keyboards
 from sales_bot.callbacks import MenuAction, MenuCb, MyLanguageCb
 from sales_bot.owner_locales import OwnerLocales
-from sales_bot.routing import RouteTable
 from templates import LOCALES, Texts
 
-router = RouteTable("start")
+router = Routes("start")
 
 
 @router.message(CommandStart())

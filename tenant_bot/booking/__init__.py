@@ -19,6 +19,8 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
     await core.catalogue.block_period(start, end, staff_id=ivan.id, reason="dentist")
 
     # customer flow
+    reads = core.catalogue.reader()              # one per update: cached, never staler than the DB
+    services = await reads.services()            # also settings(), service(id), staff_for(id)
     customer = await core.customers.register(tg_user.id, name="Anna", locale="ru")
     days = await core.slots.available_days(cut.id, day_from=today, days=14)
     slots = await core.slots.free_slots(cut.id, day_from=day, staff_id=None)   # None = anyone
@@ -41,7 +43,7 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
 Services (attributes of :class:`BookingCore`):
 
 - ``catalogue`` :class:`~.catalogue.CatalogueService` — settings, services, staff, hours, exceptions,
-  blocked periods.
+  blocked periods; ``reader()`` for the cached reads of customers' screens.
 - ``customers`` :class:`~.customers.CustomerService` — register/update by Telegram id, E.164 phones.
 - ``slots`` :class:`~.availability.SlotService` — ``free_slots``, ``available_days``.
 - ``bookings`` :class:`~.service.BookingService` — ``book``, ``cancel``, ``reschedule``,
@@ -63,8 +65,10 @@ bot maps ``error.code`` to a text (``slot_taken``, ``too_late``, ``limit_reached
 Operational notes for the bot:
 
 - Build ONE ``BookingCore`` per process: it keeps a catalogue cache (safe across processes: a booking
-  validated against an outdated catalogue is refused by the database and re-validated) and batches
-  concurrent bookings into one transaction (group commit, :mod:`.batching`).
+  validated against an outdated catalogue is refused by the database and re-validated, and
+  ``catalogue.reader()`` checks the catalogue's version before serving a copy; nothing is ever
+  invalidated by hand, see :mod:`.catalogue_cache`) and batches concurrent bookings into one
+  transaction (group commit, :mod:`.batching`).
 - Create the pool with ``init=init_connection``: each new connection prepares the booking statement, so
   the first booking on it is as fast as the rest.
 - Pass the Telegram ``update_id`` (or the callback query id) as ``idempotency_key``: a double tap or a
@@ -81,7 +85,7 @@ import asyncpg
 
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.catalogue import CatalogueService
-from tenant_bot.booking.catalogue_cache import CatalogueCache
+from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
 from tenant_bot.booking.db import Database
@@ -140,6 +144,7 @@ __all__ = [
     "BookingDetails",
     "BookingError",
     "BookingStatus",
+    "CatalogueReader",
     "ClaimedReminder",
     "Clock",
     "Customer",

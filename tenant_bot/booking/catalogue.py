@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from tenant_bot.booking.catalogue_cache import CatalogueCache
+from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, InvalidTimeZone, NotFound
 from tenant_bot.booking.models import (
@@ -70,25 +70,33 @@ def _validate_service(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class CatalogueService:
-    """Owner-side edits; every bad value is refused with an :class:`InvalidInput` naming the field."""
+    """Owner-side edits; every bad value is refused with an :class:`InvalidInput` naming the field.
+
+    :meth:`reader` gives the cached reads customers' screens need (settings, active services and
+    staff), never staler than the database: see :mod:`.catalogue_cache`."""
 
     def __init__(
         self, db: Database, *, clock: Clock = utc_now, cache: CatalogueCache | None = None
     ) -> None:
         self._db = db
         self._clock = clock
-        self._cache = cache
+        self._cache = cache if cache is not None else CatalogueCache()
+
+    def reader(self) -> CatalogueReader:
+        """Cached reads of the current catalogue for one request (the bot makes one per update);
+        nothing to invalidate: see :class:`~.catalogue_cache.CatalogueReader`."""
+        return CatalogueReader(self._cache, self._db, clock=self._clock)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction after which this process's catalogue cache is dropped (even on error:
-        a failed edit may still have raced a successful one)."""
+        a failed edit may still have raced a successful one). Other processes' copies notice the
+        version the triggers moved."""
         try:
             async with self._db.transaction() as conn:
                 yield conn
         finally:
-            if self._cache is not None:
-                self._cache.invalidate()
+            self._cache.invalidate()
 
     async def get_settings(self) -> Settings:
         """The business profile and booking rules."""

@@ -14,13 +14,13 @@ from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from kit.routing import Routes
 from tenant_bot import keyboards, views
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import (
     NotFound,
 )
 from tenant_bot.booking.models import Clock, Service, Staff
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import (
     Back,
     Menu,
@@ -34,7 +34,6 @@ from tenant_bot.callbacks import (
 from tenant_bot.handlers.common import show
 from tenant_bot.handlers.day_and_time import show_calendar
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -42,7 +41,7 @@ routes = Routes("booking")
 
 
 async def _services_screen(
-    event: CallbackQuery | Message, cache: CatalogueCache, texts: BotTexts, locale: str
+    event: CallbackQuery | Message, cache: CatalogueReader, texts: BotTexts, locale: str
 ) -> None:
     services = await cache.services()
     if not services:
@@ -69,7 +68,7 @@ async def start_booking(
     event: Message | CallbackQuery,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -91,7 +90,7 @@ async def pick_service(
     callback: CallbackQuery,
     callback_data: PickService,
     state: FSMContext,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     core: BookingCore,
     texts: BotTexts,
     clock: Clock,
@@ -113,7 +112,7 @@ async def pick_staff(
     callback: CallbackQuery,
     callback_data: PickStaff,
     state: FSMContext,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     core: BookingCore,
     texts: BotTexts,
     clock: Clock,
@@ -132,7 +131,7 @@ async def _calendar(
     event: CallbackQuery | Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -161,7 +160,7 @@ async def turn_month(
     callback_data: Month,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -175,7 +174,7 @@ async def show_times(
     event: CallbackQuery | Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
     note_key: str | None = None,
@@ -201,7 +200,7 @@ async def pick_day(
     callback_data: PickDay,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -217,7 +216,7 @@ async def back(
     callback_data: Back,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,

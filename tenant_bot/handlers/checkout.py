@@ -13,8 +13,9 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
+from kit.routing import Routes
 from tenant_bot import keyboards, views
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import (
     BookingError,
     InvalidInput,
@@ -24,7 +25,6 @@ from tenant_bot.booking.errors import (
     StorageUnavailable,
 )
 from tenant_bot.booking.models import BookingStatus
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import (
     Draft,
     PickTime,
@@ -33,7 +33,6 @@ from tenant_bot.handlers.booking import show_times
 from tenant_bot.handlers.common import show, stale
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
-from tenant_bot.routing import Routes
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -45,18 +44,20 @@ async def pick_time(
     callback: CallbackQuery,
     callback_data: PickTime,
     state: FSMContext,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
     """Remember the start; go on to the name/phone questions or, for a known customer, the summary.
 
-    The hot step of the flow: no database query (the draft carries the customer), the callback is
-    answered after the screen is shown."""
+    The hot step of the flow: no database query (the draft carries the customer, the summary shows
+    the catalogue as last found current, Confirm books only against the current one), the callback
+    is answered after the screen is shown."""
     data = await state.get_data()
     data.update(ts=callback_data.ts, slot_staff=callback_data.staff_id)
     await state.set_data(data)
     if data.get("customer_id") and data.get("phone"):
+        await cache.recent()
         await _summary(callback, state, cache, texts, locale, data=data)
         await callback.answer()
         return
@@ -88,7 +89,7 @@ async def got_phone(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -119,7 +120,7 @@ async def got_phone(
 async def _summary(
     event: CallbackQuery | Message,
     state: FSMContext,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
     *,
@@ -156,7 +157,7 @@ async def confirm(
     callback_data: Draft,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     locale: str,

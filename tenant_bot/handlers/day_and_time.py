@@ -16,9 +16,8 @@ from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
 from tenant_bot import views
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import Actor, Booking, BookingDetails, Clock, Settings
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import PickTime
 from tenant_bot.handlers.common import show
 from tenant_bot.notifications import Notifier
@@ -40,7 +39,7 @@ async def show_calendar(
     data: Mapping[str, Any],
     *,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -76,7 +75,7 @@ async def free_times_or_alert(
     *,
     day: date,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> views.Screen | None:

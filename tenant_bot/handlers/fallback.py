@@ -8,9 +8,9 @@ from __future__ import annotations
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from kit.routing import Routes
 from tenant_bot.handlers.common import stale
 from tenant_bot.keyboards import ask_phone, main_menu
-from tenant_bot.routing import Routes
 from tenant_bot.states import BookingFlow, OwnerInput
 from tenant_bot.texts import BotTexts
 

@@ -6,12 +6,12 @@ from aiogram import F
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from kit.routing import Routes
 from tenant_bot.booking import BookingCore
 from tenant_bot.callbacks import Language, Menu
 from tenant_bot.handlers.common import show, stale
 from tenant_bot.keyboards import languages, main_menu
 from tenant_bot.middlewares.locale import LocaleStore
-from tenant_bot.routing import Routes
 from tenant_bot.texts import BotTexts
 
 routes = Routes("language")

@@ -7,11 +7,11 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from kit.routing import Routes
 from tenant_bot import keyboards, views
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, SlotTaken, SlotUnavailable, TooLate
 from tenant_bot.booking.models import Actor, BookingDetails, Clock
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Menu, Month, MyBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.common import show
 from tenant_bot.handlers.day_and_time import (
@@ -24,7 +24,6 @@ from tenant_bot.handlers.day_and_time import (
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
-from tenant_bot.routing import Routes
 from tenant_bot.states import RescheduleFlow
 from tenant_bot.texts import BotTexts
 
@@ -37,7 +36,7 @@ async def my_bookings(
     event: Message | CallbackQuery,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -91,7 +90,7 @@ async def view(
     callback_data: MyBooking,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -132,7 +131,7 @@ async def cancel(
     callback: CallbackQuery,
     callback_data: MyBooking,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     locale: str,
@@ -161,7 +160,7 @@ async def start_reschedule(
     callback_data: MyBooking,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -179,7 +178,7 @@ async def _calendar(
     callback: CallbackQuery,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -207,7 +206,7 @@ async def turn_month(
     callback_data: Month,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -223,7 +222,7 @@ async def pick_day(
     callback_data: PickDay,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -247,7 +246,7 @@ async def pick_time(
     callback_data: PickTime,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     clock: Clock,

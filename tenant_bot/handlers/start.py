@@ -7,12 +7,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
+from kit.routing import Routes
 from schemas.runtime import TenantRuntime
-from tenant_bot.cache import CatalogueCache
+from tenant_bot.booking import CatalogueReader
 from tenant_bot.callbacks import Menu
 from tenant_bot.handlers.common import show, welcome
 from tenant_bot.keyboards import main_menu
-from tenant_bot.routing import Routes
 from tenant_bot.texts import BotTexts
 
 routes = Routes("start")
@@ -23,7 +23,7 @@ async def start(
     message: Message,
     state: FSMContext,
     texts: BotTexts,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     runtime: TenantRuntime,
     locale: str,
     is_owner: bool,

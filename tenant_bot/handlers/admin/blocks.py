@@ -8,17 +8,16 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from tenant_bot.booking import BookingCore
+from kit.routing import Routes
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Clock
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Block, PickDay, day_of
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, day_bounds, parse_period
 from tenant_bot.handlers.admin.menu import owner_calendar
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import local_today
@@ -34,7 +33,7 @@ def _period_label(texts: BotTexts, locale: str, start: datetime, end: datetime) 
 async def blocks_screen(
     event: CallbackQuery | Message,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -75,7 +74,7 @@ async def blocks(
     callback: CallbackQuery,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -99,7 +98,7 @@ async def block_day(
     callback: CallbackQuery,
     callback_data: PickDay,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -109,7 +108,6 @@ async def block_day(
     settings = await cache.settings()
     start, end = day_bounds(day, settings.zone)
     await core.catalogue.block_period(start, end)
-    cache.invalidate()
     await callback.answer(
         texts(locale, "adm_blocked", period=texts.day(locale, day)), show_alert=True
     )
@@ -134,7 +132,7 @@ async def block_period(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -153,7 +151,6 @@ async def block_period(
         await message.answer(error_text(texts, locale, exc))
         return
     await state.clear()
-    cache.invalidate()
     await message.answer(
         texts(locale, "adm_blocked", period=_period_label(texts, locale, start, end))
     )
@@ -165,7 +162,7 @@ async def unblock(
     callback: CallbackQuery,
     callback_data: Block,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,

@@ -6,17 +6,16 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from kit.routing import Routes
 from tenant_bot import views
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, OwnerBooking
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
 from tenant_bot.handlers.common import show
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier, owner_card
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -26,7 +25,7 @@ routes = Routes("admin_booking")
 async def render_card(
     event: CallbackQuery | Message,
     details: BookingDetails,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -45,7 +44,7 @@ async def view(
     callback: CallbackQuery,
     callback_data: OwnerBooking,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -59,7 +58,7 @@ async def change_status(
     callback: CallbackQuery,
     callback_data: OwnerBooking,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     locale: str,
@@ -114,7 +113,7 @@ async def cancel_with_reason(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     locale: str,

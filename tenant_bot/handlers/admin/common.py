@@ -14,7 +14,6 @@ from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from tenant_bot.booking.errors import BookingError
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Menu
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
@@ -106,12 +105,9 @@ async def change_or_explain(
         return None
 
 
-async def input_saved(
-    message: Message, state: FSMContext, cache: CatalogueCache, texts: BotTexts, locale: str
-) -> None:
-    """The typed value is stored: leave the input state, drop the cached catalogue, say so."""
+async def input_saved(message: Message, state: FSMContext, texts: BotTexts, locale: str) -> None:
+    """The typed value is stored: leave the input state, say so."""
     await state.clear()
-    cache.invalidate()
     await message.answer(texts(locale, "adm_saved"))
 
 

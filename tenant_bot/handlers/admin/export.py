@@ -16,14 +16,13 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 
-from tenant_bot.booking import BookingCore
+from kit.routing import Routes
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import Clock
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Export
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, parse_day_range
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import local_today
@@ -105,7 +104,7 @@ async def export_period(
     callback: CallbackQuery,
     callback_data: Export,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -136,7 +135,7 @@ async def export_custom(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,

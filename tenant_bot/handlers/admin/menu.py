@@ -10,15 +10,14 @@ from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from kit.routing import Handler, Routes
 from tenant_bot import keyboards
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import BookingDetails, Clock, Settings
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Menu, Month, OwnerBooking, PickDay, day_code, day_of
 from tenant_bot.handlers.admin.common import back_to_menu, owner_menu
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Handler, Routes
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import last_bookable_day, local_today, month_page
 
@@ -66,7 +65,7 @@ async def show_day(
     event: CallbackQuery | Message,
     day: date,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -85,7 +84,7 @@ async def today_or_tomorrow(
     callback: CallbackQuery,
     callback_data: Admin,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -101,7 +100,7 @@ async def admin_calendar(
     *,
     purpose: str,
     offset: int,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -140,7 +139,7 @@ def owner_calendar(
     async def open_or_turn(
         callback: CallbackQuery,
         callback_data: CallbackData,
-        cache: CatalogueCache,
+        cache: CatalogueReader,
         texts: BotTexts,
         clock: Clock,
         locale: str,
@@ -178,7 +177,7 @@ async def picked_day(
     callback: CallbackQuery,
     callback_data: PickDay,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -189,7 +188,7 @@ async def picked_day(
 
 @routes.callback_query(Admin.filter(F.section == "awaiting"))
 async def awaiting(
-    callback: CallbackQuery, core: BookingCore, cache: CatalogueCache, texts: BotTexts, locale: str
+    callback: CallbackQuery, core: BookingCore, cache: CatalogueReader, texts: BotTexts, locale: str
 ) -> None:
     """Ended bookings still waiting for "came / did not come"."""
     await callback.answer()

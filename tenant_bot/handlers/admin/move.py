@@ -6,10 +6,10 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
-from tenant_bot.booking import BookingCore
+from kit.routing import Routes
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, SlotTaken
 from tenant_bot.booking.models import Actor, Clock
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Month, OwnerBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.admin.booking_card import render_card
 from tenant_bot.handlers.common import show
@@ -23,7 +23,6 @@ from tenant_bot.handlers.day_and_time import (
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -34,7 +33,7 @@ async def _calendar(
     callback: CallbackQuery,
     data: dict[str, int],
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -59,7 +58,7 @@ async def start_move(
     callback_data: OwnerBooking,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -81,7 +80,7 @@ async def turn_month(
     callback_data: Month,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     clock: Clock,
     locale: str,
@@ -97,7 +96,7 @@ async def pick_day(
     callback_data: PickDay,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -128,7 +127,7 @@ async def pick_time(
     callback_data: PickTime,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     locale: str,

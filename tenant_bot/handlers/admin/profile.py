@@ -7,9 +7,9 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from kit.routing import Routes
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import Settings
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Profile
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -19,7 +19,6 @@ from tenant_bot.handlers.admin.common import (
 )
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -84,7 +83,6 @@ async def save(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -107,5 +105,5 @@ async def save(
     )
     if updated is None:
         return
-    await input_saved(message, state, cache, texts, locale)
+    await input_saved(message, state, texts, locale)
     await profile_screen(message, updated, texts, locale)

@@ -8,9 +8,9 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from kit.routing import Routes
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import Service
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, ServiceEdit
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -23,7 +23,6 @@ from tenant_bot.handlers.admin.common import (
 )
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -123,13 +122,11 @@ async def toggle(
     callback: CallbackQuery,
     callback_data: ServiceEdit,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
     service = await core.catalogue.get_service(callback_data.service_id)
     service = await core.catalogue.update_service(service.id, active=not service.active)
-    cache.invalidate()
     await callback.answer()
     await service_card(callback, service, texts, locale)
 
@@ -157,7 +154,6 @@ async def save(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -175,7 +171,7 @@ async def save(
     )
     if service is None:
         return
-    await input_saved(message, state, cache, texts, locale)
+    await input_saved(message, state, texts, locale)
     await service_card(message, service, texts, locale)
 
 

@@ -9,9 +9,9 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from tenant_bot.booking import BookingCore
+from kit.routing import Routes
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import Settings
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Setting
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -21,7 +21,6 @@ from tenant_bot.handlers.admin.common import (
 )
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -91,23 +90,21 @@ async def settings_screen(
 
 @routes.callback_query(Admin.filter(F.section == "settings"))
 async def settings(
-    callback: CallbackQuery, state: FSMContext, cache: CatalogueCache, texts: BotTexts, locale: str
+    callback: CallbackQuery, state: FSMContext, cache: CatalogueReader, texts: BotTexts, locale: str
 ) -> None:
     await callback.answer()
     await state.clear()
-    cache.invalidate()
     await settings_screen(callback, await cache.settings(), texts, locale)
 
 
 @routes.callback_query(Setting.filter(F.name == "confirm"))
 async def toggle_confirmation(
-    callback: CallbackQuery, core: BookingCore, cache: CatalogueCache, texts: BotTexts, locale: str
+    callback: CallbackQuery, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
     current = await core.catalogue.get_settings()
     updated = await core.catalogue.update_settings(
         confirmation_required=not current.confirmation_required
     )
-    cache.invalidate()
     await callback.answer(texts(locale, "adm_saved"))
     await settings_screen(callback, updated, texts, locale)
 
@@ -131,7 +128,6 @@ async def save_value(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -150,5 +146,5 @@ async def save_value(
     )
     if updated is None:
         return
-    await input_saved(message, state, cache, texts, locale)
+    await input_saved(message, state, texts, locale)
     await settings_screen(message, updated, texts, locale)

@@ -6,10 +6,10 @@ from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from kit.routing import Routes
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Staff, WorkInterval
-from tenant_bot.cache import CatalogueCache
 from tenant_bot.callbacks import Admin, Hours, StaffEdit
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -22,7 +22,6 @@ from tenant_bot.handlers.admin.common import (
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
-from tenant_bot.routing import Routes
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -128,13 +127,11 @@ async def toggle(
     callback: CallbackQuery,
     callback_data: StaffEdit,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
     member = await core.catalogue.get_staff(callback_data.staff_id)
     member = await core.catalogue.update_staff(member.id, active=not member.active)
-    cache.invalidate()
     await callback.answer()
     await staff_card(callback, member, core, texts, locale)
 
@@ -157,7 +154,6 @@ async def add(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -168,7 +164,7 @@ async def add(
         return
     services = await core.catalogue.list_services(active_only=False)
     member = await core.catalogue.create_staff(name=name, service_ids=[s.id for s in services])
-    await input_saved(message, state, cache, texts, locale)
+    await input_saved(message, state, texts, locale)
     await staff_card(message, member, core, texts, locale)
 
 
@@ -177,7 +173,6 @@ async def services(
     callback: CallbackQuery,
     callback_data: StaffEdit,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -186,7 +181,6 @@ async def services(
     if callback_data.action == "sv":
         chosen = set(member.service_ids) ^ {callback_data.service_id}
         member = await core.catalogue.set_staff_services(member.id, sorted(chosen))
-        cache.invalidate()
     await callback.answer()
     rows = [
         [
@@ -256,7 +250,6 @@ async def save_hours(
     message: Message,
     state: FSMContext,
     core: BookingCore,
-    cache: CatalogueCache,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -269,5 +262,5 @@ async def save_hours(
             error_text(texts, locale, exc) + "\n" + texts(locale, "adm_hours_example")
         )
         return
-    await input_saved(message, state, cache, texts, locale)
+    await input_saved(message, state, texts, locale)
     await staff_card(message, await core.catalogue.get_staff(data["staff_id"]), core, texts, locale)

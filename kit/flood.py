@@ -1,8 +1,10 @@
 """Telegram flood control: wait out a short "retry after" instead of failing the user's request.
 
-Telegram allows about one message per second per chat with short bursts; a customer tapping fast
-can exceed it by a message or two. A 429 with a short ``retry_after`` is waited out and the request
-repeated (a few times at most); a long one is raised, so a handler never stalls for minutes.
+Telegram allows about one message per second per chat with short bursts; a customer tapping fast, or
+one purchase step that sends several messages (an answer, a deleted token message, the next
+question), can exceed it by a message or two. A 429 with a short ``retry_after`` is waited out and
+the request repeated (a few times at most); a long one is raised, so a handler never stalls for
+minutes. Both bots install it on their ``Bot`` session.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Feature routers that can be built more than once per process.
+"""Handlers declared once per module, attached to a fresh aiogram ``Router`` per dispatcher.
 
 An aiogram ``Router`` can be attached to one parent only, so module-level routers allow one
-dispatcher per process; tests and the benchmark run several bots in one process. Feature modules
-declare handlers on a :class:`Routes` with the usual decorator syntax, and each dispatcher gets a
-fresh ``Router`` from :meth:`Routes.build`.
+dispatcher per process; tests and the benchmarks run several bots in one process. Feature modules of
+both bots declare handlers on a :class:`Routes` with the usual decorator syntax
+(``@routes.message(...)``), and each dispatcher gets a fresh ``Router`` from :meth:`Routes.build`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ Handler = Callable[..., Any]
 
 
 class Routes:
-    """Collects handler registrations (``@routes.message(...)``, ``@routes.callback_query(...)``)."""
+    """Collects handler registrations (message, callback_query, errors) for :meth:`build`."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -37,6 +37,9 @@ class Routes:
 
     def callback_query(self, *filters: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self._collect("callback_query", filters, kwargs)
+
+    def errors(self, *filters: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self._collect("errors", filters, kwargs)
 
     def build(self) -> Router:
         """A new router holding every collected handler, in declaration order."""
