@@ -30,6 +30,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

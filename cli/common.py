@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,10 +38,10 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run an async command; turn platform errors into a one-line message and an exit code."""
     try:
-        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+        return asyncio.run(coro_factory())
     except (ValidationError, ConfigError) as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     except (ConflictError, NotFoundError, ServiceUnavailable, BotfleetError) as exc:

@@ -15,7 +15,7 @@ import typer
 from cli.common import EXIT_FAILURE, fail, open_resources, run, settings
 from cli.tenants import app as tenants_app
 from fleet import jobs
-from fleet.lifecycle import TenantLifecycle
+from fleet.lifecycle import Action, TenantLifecycle
 
 fleet_app = typer.Typer(help="The whole fleet: status and rolling upgrades.", no_args_is_help=True)
 
@@ -24,7 +24,12 @@ _TIMEOUT = typer.Option(300.0, help="Seconds --wait waits.")
 
 
 def _request(
-    slug: str, action: str, *, wait: bool, timeout: float, payload: dict[str, object] | None = None
+    slug: str,
+    action: Action,
+    *,
+    wait: bool,
+    timeout: float,
+    payload: dict[str, object] | None = None,
 ) -> None:
     config = settings()
 
@@ -32,7 +37,7 @@ def _request(
         async with open_resources(config, redis=False, secrets=False) as res:
             job = await TenantLifecycle(pool=res.pool).request(
                 slug,
-                action,  # type: ignore[arg-type]
+                action,
                 actor="cli",
                 payload=payload,
             )

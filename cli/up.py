@@ -32,7 +32,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -299,8 +299,14 @@ async def _serve_api(
     from control_plane.app import create_app
     from control_plane.middleware import install_edge
 
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # `up` owns the signals: uvicorn must not install its own handlers.
+            yield
+
     app = install_edge(create_app(config, log_source=log_source, supervisors=supervisors), config)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -312,8 +318,6 @@ async def _serve_api(
             proxy_headers=False,
         )
     )
-    # `up` owns the signals: uvicorn must not install its own handlers.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     return server
 
 

@@ -193,6 +193,8 @@ class ScopedKey(HTTPBearer):
         self.accepted = ("admin", *scopes)
         self.__name__ = "require_" + "_or_".join(self.accepted)
 
+    # As a FastAPI dependency it yields the API key, not HTTPBearer's credentials model; the
+    # subclass is kept for its OpenAPI security scheme.
     async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
         # HTTPBearer's own parsing, without building its credentials model.
         scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import asyncpg
 from fastapi import Depends, Header, Request, Response
@@ -218,7 +218,8 @@ class IdempotentRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if "POST" not in self.methods:
+        # APIRoute always fills ``methods`` (Starlette's Route types it as optional).
+        if "POST" not in cast("set[str]", self.methods):
             return handler  # only POST honours Idempotency-Key
 
         async def handle(request: Request) -> Response:

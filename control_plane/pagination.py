@@ -24,7 +24,9 @@ def encode_cursor(listing: str, *key: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, listing: str, *types: type) -> tuple[Any, ...] | None:
+def decode_cursor(
+    cursor: str | None, listing: str, *types: Callable[[Any], Any]
+) -> tuple[Any, ...] | None:
     """The sort key in ``cursor`` (converted with ``types``), or None for the first page."""
     if cursor is None:
         return None

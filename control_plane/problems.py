@@ -112,7 +112,7 @@ def problem_response(
         detail=detail,
         instance=request.url.path,
         request_id=request_id_of(request),
-        errors=[{"field": f, "message": m} for f, m in errors] if errors else None,  # type: ignore[misc]
+        errors=[{"field": f, "message": m} for f, m in errors] if errors else None,
     )
     return ProblemResponse(
         body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
@@ -164,7 +164,7 @@ def validation_errors(exc: RequestValidationError) -> list[tuple[str, str]]:
             loc = loc[:-1]
         field = _field_of(loc)
         found.setdefault(field, []).append((error.get("type", ""), _message_of(error)))
-    result = []
+    result: list[tuple[str, str]] = []
     for field, errors in found.items():
         useful = [m for kind, m in errors if kind != "none_required"] or [m for _, m in errors]
         result.extend((field, message) for message in dict.fromkeys(useful))
@@ -237,9 +237,10 @@ def _platform_problem(request: Request, exc: BotfleetError) -> ProblemResponse |
             status, kind, title = ERROR_STATUS[cls]
             break
     else:
-        status = getattr(exc, "status", None)
-        if not isinstance(status, int) or not 400 <= status <= 599:
+        declared = getattr(exc, "status", None)
+        if not isinstance(declared, int) or not 400 <= declared <= 599:
             return None
+        status = declared
         kind, title = _HTTP_KINDS.get(status, ("error", "Error"))
     if isinstance(exc, ServiceUnavailable):
         # The message names hosts; operators find it in the log under the request id.

@@ -77,7 +77,8 @@ class RateLimiter:
             implementation="redispy",
             key_prefix=key_prefix,
             wrap_exceptions=True,
-            connection_pool=redis.connection_pool,
+            # limits annotates **options as float | str | bool, yet documents connection_pool.
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
         )
         self._limiter = SlidingWindowCounterRateLimiter(storage)
 

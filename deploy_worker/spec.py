@@ -174,9 +174,9 @@ class SpecBuilder:
         )
         return TenantRuntime(
             slug=tenant["slug"],
-            bot_token=secrets.bot_token,  # type: ignore[arg-type]
-            database_url=database_url,  # type: ignore[arg-type]
-            redis_url=redis_url,  # type: ignore[arg-type]
+            bot_token=secrets.bot_token,
+            database_url=database_url,
+            redis_url=redis_url,
             redis_prefix=names.redis_prefix,
             owner_ids=list(tenant["owner_telegram_ids"]),
             locale=tenant["locale"],

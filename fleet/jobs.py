@@ -10,7 +10,7 @@ as ``dead`` with their last error after ``max_attempts``. A tenant never has two
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 
@@ -19,7 +19,7 @@ from fleet.errors import NotFoundError, ValidationError
 JobKind = Literal["provision", "deprovision", "suspend", "resume", "redeploy"]
 JOB_KINDS: tuple[str, ...] = ("provision", "deprovision", "suspend", "resume", "redeploy")
 NOTIFY_CHANNEL = "botfleet_jobs"
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def enqueue(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 PLAN_CODE_PATTERN = r"^[a-z][a-z0-9_-]{1,31}$"
@@ -31,7 +32,7 @@ MaxStaff = Annotated[
 PlanName = Annotated[str, Field(min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=2000)]
 
-_EXAMPLE = {
+_EXAMPLE: JsonDict = {
     "code": "basic",
     "name": "Basic",
     "description": "One bot, up to 3 staff members",
@@ -43,7 +44,10 @@ _EXAMPLE = {
 }
 
 
-def not_null(value: object) -> object:
+_T = TypeVar("_T")
+
+
+def not_null(value: _T | None) -> _T:
     """Refuse an explicit null for a field that can only be omitted (PATCH bodies)."""
     if value is None:
         raise ValueError("must not be null; omit the field to keep its value")

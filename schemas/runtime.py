@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -121,7 +121,7 @@ class TenantRuntime(BaseModel):
         """Read the contract from ``environ`` (default ``os.environ``); raise
         :class:`RuntimeContractError` naming every missing or invalid variable."""
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         problems: list[str] = []
         for name in cls.model_fields:
             var = env_name(name)

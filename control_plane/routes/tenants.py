@@ -7,7 +7,7 @@ creating admin or sales; every change admin.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypedDict
 
 from fastapi import Query, Response, status
 
@@ -39,7 +39,18 @@ from schemas.tenants import TenantCreate
 
 router = resource_router("/tenants", tag="tenants")
 
-_ACCEPTED = {"status_code": status.HTTP_202_ACCEPTED, "responses": problem_responses(404, 409)}
+
+class _AcceptedRoute(TypedDict):
+    """Keyword arguments shared by the routes answering 202 with a deploy job."""
+
+    status_code: int
+    responses: dict[int | str, dict[str, Any]]
+
+
+_ACCEPTED: _AcceptedRoute = {
+    "status_code": status.HTTP_202_ACCEPTED,
+    "responses": problem_responses(404, 409),
+}
 
 
 def _accepted(

@@ -9,6 +9,7 @@ a clear 503, never an empty answer that would look like a silent bot.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from typing import Protocol, runtime_checkable
 
 import asyncpg
@@ -63,7 +64,7 @@ class DeploymentService:
             )
         return deployment
 
-    async def tail(self, slug: str, *, lines: int) -> tuple[str, list[str]]:
+    async def tail(self, slug: str, *, lines: int) -> tuple[str, builtins.list[str]]:
         """``(source kind, last lines)`` of the tenant's bot, masked like the logs."""
         await self._tenant(slug)
         if self._logs is None:

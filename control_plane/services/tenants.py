@@ -14,6 +14,7 @@ queue returns the job already queued instead of a second one.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -241,7 +242,7 @@ class TenantAdminService:
             request_id=request_id,
         )
 
-    async def subscriptions(self, slug: str) -> list[asyncpg.Record]:
+    async def subscriptions(self, slug: str) -> builtins.list[asyncpg.Record]:
         tenant = await self.get(slug)
         return await AdminViews(self._pool).subscriptions(tenant["id"])
 

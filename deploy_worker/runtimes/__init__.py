@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus, Runtime
 from deploy_worker.runtimes.confinement import Confinement, ConfinementUnavailable
 from fleet.errors import ConfigError
 from fleet.settings import Settings
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def process_confinement(settings: Settings, *, namespace: str) -> Confinement:
     return Confinement(namespace=namespace, mode=mode, uid_base=settings.process_uid_base)
 
 
-def docker_client(timeout: float = 30.0) -> object | None:
+def docker_client(timeout: float = 30.0) -> DockerClient | None:
     """A docker SDK client if an engine answers (``DOCKER_HOST`` or the local socket), else None."""
     try:
         import docker
@@ -69,7 +73,7 @@ def resolve_kind(settings: Settings, *, sandbox: bool = False) -> str:
             "or BOTFLEET_RUNTIME=process to accept its weaker isolation (bots run as this user, "
             "without limits)"
         )
-    client.close()  # type: ignore[attr-defined]
+    client.close()
     return "docker"
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib
+import io
 import json
 import os
 import pkgutil
@@ -36,7 +37,7 @@ import selectors
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, cast
 
 
 def _send(message: dict[str, Any]) -> None:
@@ -156,7 +157,8 @@ def serve(preload: list[str]) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     selector = selectors.DefaultSelector()
-    stdin = sys.stdin.buffer.raw  # type: ignore[attr-defined]
+    # stdin's binary layer is a BufferedReader over a FileIO (typeshed only promises BinaryIO).
+    stdin = cast("io.BufferedReader[io.FileIO]", sys.stdin.buffer).raw
     selector.register(stdin, selectors.EVENT_READ, "stdin")
     selector.register(wake_r, selectors.EVENT_READ, "signal")
     _send({"ready": True, "pid": os.getpid(), "preloaded": loaded, "failed": failed})

@@ -4,9 +4,11 @@ an admin wants to see next to them (the tenant's slug), in keyset pages, plus th
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class AdminViews:

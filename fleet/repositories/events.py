@@ -11,12 +11,13 @@ delivered is marked failed and set aside for an operator.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import asyncpg
 
 from schemas.events import Event
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def insert_event(db: Executor, *, tenant_id: int | None, event: Event) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _SELECT = (
     "SELECT p.*, t.slug AS tenant_slug FROM control.payments p"

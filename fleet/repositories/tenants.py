@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from fleet.errors import ConflictError
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 # What an API answer about a tenant is made of (see control_plane.render.tenant).
 SHOWN_COLUMNS = (
     "slug, display_name, owner_telegram_ids, status, status_reason, desired_state, plan_code,"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,8 +25,13 @@ from sandbox.telegram.world import TelegramWorld, mask_token
 logger = logging.getLogger(__name__)
 
 
-async def read_multipart(reader: MultipartReader) -> tuple[dict[str, Any], dict[str, Upload]]:
-    """Read a multipart body into plain fields and uploads, without blocking file I/O."""
+async def read_multipart(
+    reader: AsyncIterable[MultipartReader | BodyPartReader | None],
+) -> tuple[dict[str, Any], dict[str, Upload]]:
+    """Read a multipart body into plain fields and uploads, without blocking file I/O.
+
+    ``reader`` is a server request's :class:`MultipartReader` or a client response's wrapper of one
+    (``MultipartReader.from_response``): both iterate over the parts."""
     values: dict[str, Any] = {}
     uploads: dict[str, Upload] = {}
     async for part in reader:

@@ -70,7 +70,7 @@ class TelegramSandbox:
     ) -> dict[str, Any]:
         """Register a bot (idempotent for the same token)."""
         body = {"token": token, "username": username, "first_name": first_name}
-        return await self.request("POST", "/bots", json=body)  # type: ignore[no-any-return]
+        return await self.request("POST", "/bots", json=body)
 
     async def remove_bot(self, bot_id: int) -> None:
         """Forget a bot, as if its token were revoked."""
@@ -78,9 +78,7 @@ class TelegramSandbox:
 
     async def create_user(self, first_name: str = "Test", **fields: Any) -> dict[str, Any]:
         """Create a user (``last_name``, ``username``, ``language_code``, ``phone_number``, ``id``)."""
-        return await self.request(  # type: ignore[no-any-return]
-            "POST", "/users", json={"first_name": first_name, **fields}
-        )
+        return await self.request("POST", "/users", json={"first_name": first_name, **fields})
 
     async def user(self, *, bot_id: int, first_name: str = "Test", **fields: Any) -> TelegramUser:
         """Create a user and return a handle acting as them towards ``bot_id``."""
@@ -93,15 +91,15 @@ class TelegramSandbox:
 
     async def state(self) -> dict[str, Any]:
         """Bots, users, chats and rate limits at once."""
-        return await self.request("GET", "/state")  # type: ignore[no-any-return]
+        return await self.request("GET", "/state")
 
     async def bot(self, bot_id: int) -> dict[str, Any]:
         """One bot: webhook, pending updates, commands, menu buttons, chats."""
-        return await self.request("GET", f"/bots/{bot_id}")  # type: ignore[no-any-return]
+        return await self.request("GET", f"/bots/{bot_id}")
 
     async def set_rate_limits(self, **limits: Any) -> dict[str, Any]:
         """Replace flood limits; e.g. ``enabled=False`` or ``per_chat_burst=1``."""
-        return await self.request("PUT", "/rate-limits", json=limits)  # type: ignore[no-any-return]
+        return await self.request("PUT", "/rate-limits", json=limits)
 
     async def inject_fault(
         self,
@@ -152,7 +150,7 @@ class TelegramUser:
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/messages", json=body)
         )
-        return result["message"]  # type: ignore[no-any-return]
+        return result["message"]
 
     async def share_contact(self, phone_number: str | None = None) -> dict[str, Any]:
         """Share the user's contact (``message.contact``)."""
@@ -160,14 +158,14 @@ class TelegramUser:
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/contact", json=body)
         )
-        return result["message"]  # type: ignore[no-any-return]
+        return result["message"]
 
     async def press(self, text: str) -> dict[str, Any]:
         """Tap a reply-keyboard button (sends its text, or the contact if it requests one)."""
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/press", json={"text": text})
         )
-        return result["message"]  # type: ignore[no-any-return]
+        return result["message"]
 
     async def click(
         self, text: str | None = None, *, data: str | None = None, message_id: int | None = None
@@ -177,7 +175,7 @@ class TelegramUser:
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/callback", json=body)
         )
-        return result["callback_query_id"]  # type: ignore[no-any-return]
+        return result["callback_query_id"]
 
     async def callback_answer(self, query_id: str, *, timeout: float = 5.0) -> dict[str, Any]:
         """Wait for the bot's ``answerCallbackQuery``; raises ``TimeoutError`` if none comes."""
@@ -186,7 +184,7 @@ class TelegramUser:
         )
         if not result["answered"]:
             raise TimeoutError(f"the bot did not answer callback query {query_id}")
-        return result["answer"]  # type: ignore[no-any-return]
+        return result["answer"]
 
     async def block(self) -> None:
         """Block the bot: its sends now fail with 403."""
@@ -198,11 +196,11 @@ class TelegramUser:
 
     async def chat(self) -> dict[str, Any]:
         """The chat as the user sees it: messages, reply keyboard, callback answers, version."""
-        return await self.sandbox.request("GET", self._path)  # type: ignore[no-any-return]
+        return await self.sandbox.request("GET", self._path)
 
     async def messages(self) -> list[dict[str, Any]]:
         """All visible messages, oldest first."""
-        return (await self.chat())["messages"]  # type: ignore[no-any-return]
+        return (await self.chat())["messages"]
 
     async def last_message(self, *, from_bot: bool = True) -> dict[str, Any] | None:
         """The newest message from the bot (or from anyone with ``from_bot=False``)."""

@@ -111,7 +111,9 @@ class _HtmlParser:
             raise self.fail(f"Unclosed start tag at byte offset {self.byte_offset(i)}")
         if self.source.startswith("</", i):
             return self.end_tag(i, close)
-        name = _TAG_NAME.match(self.source, i + 1).group(0)  # type: ignore[union-attr]
+        tag_name = _TAG_NAME.match(self.source, i + 1)
+        assert tag_name is not None  # the pattern matches the empty string too
+        name = tag_name.group(0)
         lowered = name.lower()
         if lowered not in _SUPPORTED_TAGS:
             raise self.fail(f'Unsupported start tag "{name}" at byte offset {self.byte_offset(i)}')

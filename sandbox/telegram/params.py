@@ -9,10 +9,11 @@ difference and raises Telegram-worded errors for values of the wrong type.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from sandbox.telegram.errors import bad_request
 
@@ -51,7 +52,7 @@ class Params:
             raise bad_request(f'field "{name}" must be of type String')
         return str(value)
 
-    def int(self, name: str, *, required: bool = False) -> int | None:
+    def int(self, name: builtins.str, *, required: builtins.bool = False) -> builtins.int | None:
         """An integer parameter."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -65,7 +66,7 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f'field "{name}" must be of type Integer') from None
 
-    def float(self, name: str) -> float | None:
+    def float(self, name: builtins.str) -> builtins.float | None:
         """A float parameter (latitude, longitude...)."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -75,7 +76,7 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request(f'field "{name}" must be of type Float') from None
 
-    def bool(self, name: str, *, default: bool = False) -> bool:
+    def bool(self, name: builtins.str, *, default: builtins.bool = False) -> builtins.bool:
         """A boolean parameter: ``true``/``false``/``1``/``0`` in form encodings."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -89,7 +90,7 @@ class Params:
             return False
         raise bad_request(f'field "{name}" must be of type Boolean')
 
-    def json(self, name: str, *, what: str | None = None) -> Any:
+    def json(self, name: builtins.str, *, what: builtins.str | None = None) -> Any:
         """A structured parameter: decoded when it arrived as a JSON string."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -101,7 +102,19 @@ class Params:
                 raise bad_request(f"can't parse {what or name} JSON object") from None
         return value
 
-    def chat_id(self, name: str = "chat_id", *, required: bool = True) -> int | str | None:
+    @overload
+    def chat_id(
+        self, name: builtins.str = ..., *, required: Literal[True] = ...
+    ) -> builtins.int | builtins.str: ...
+
+    @overload
+    def chat_id(
+        self, name: builtins.str = ..., *, required: builtins.bool
+    ) -> builtins.int | builtins.str | None: ...
+
+    def chat_id(
+        self, name: builtins.str = "chat_id", *, required: builtins.bool = True
+    ) -> builtins.int | builtins.str | None:
         """A chat id: an integer or an ``@username`` string."""
         value = self._values.get(name)
         if value is None or value == "":
@@ -118,7 +131,7 @@ class Params:
         except ValueError:
             raise bad_request("chat not found") from None
 
-    def file(self, name: str) -> Upload | str | None:
+    def file(self, name: builtins.str) -> Upload | builtins.str | None:
         """An InputFile parameter: an upload, or a ``file_id``/URL string.
 
         Uploads arrive either under the parameter's own name or, as aiogram sends them, under a

@@ -123,9 +123,9 @@ class TelegramEmulator:
         """Register a bot directly (same as ``POST /sandbox/bots``)."""
         return self.world.register_bot(token=token, username=username, first_name=first_name)
 
-    def create_user(self, first_name: str = "Test", **fields: object) -> UserAccount:
+    def create_user(self, first_name: str = "Test", **fields: Any) -> UserAccount:
         """Create a user directly (same as ``POST /sandbox/users``)."""
-        return self.world.create_user(first_name=first_name, **fields)  # type: ignore[arg-type]
+        return self.world.create_user(first_name=first_name, **fields)
 
     def set_rate_limits(self, limits: RateLimits) -> None:
         """Replace flood limits (same as ``PUT /sandbox/rate-limits``)."""

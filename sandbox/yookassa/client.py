@@ -43,18 +43,16 @@ class YooKassaSandbox:
 
     async def succeed(self, payment_id: str) -> dict[str, Any]:
         """Pay like the Pay button; returns the payment."""
-        return await self.request("POST", f"/payments/{payment_id}/succeed")  # type: ignore[no-any-return]
+        return await self.request("POST", f"/payments/{payment_id}/succeed")
 
     async def cancel(self, payment_id: str, *, reason: str | None = None) -> dict[str, Any]:
         """Abandon/decline like the Cancel button; returns the payment."""
         body = {"reason": reason} if reason else {}
-        return await self.request(  # type: ignore[no-any-return]
-            "POST", f"/payments/{payment_id}/cancel", json=body
-        )
+        return await self.request("POST", f"/payments/{payment_id}/cancel", json=body)
 
     async def payment(self, payment_id: str) -> dict[str, Any]:
         """A payment without API credentials."""
-        return await self.request("GET", f"/payments/{payment_id}")  # type: ignore[no-any-return]
+        return await self.request("GET", f"/payments/{payment_id}")
 
     async def set_webhook(self, url: str | None, *, source_address: str | None = None) -> None:
         """Where notifications go; ``None`` stops sending."""
@@ -65,7 +63,7 @@ class YooKassaSandbox:
 
     async def notifications(self) -> list[dict[str, Any]]:
         """The notification delivery log."""
-        return (await self.request("GET", "/notifications"))["notifications"]  # type: ignore[no-any-return]
+        return (await self.request("GET", "/notifications"))["notifications"]
 
     async def inject_fault(
         self, operation: str = "*", *, status: int | None = 500, count: int = 1, delay: float = 0.0

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from sandbox.telegram.errors import bad_request
-from sandbox.telegram.methods.base import CallContext
+from sandbox.telegram.methods.base import CallContext, Handler
 from sandbox.telegram.params import Params
 
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -103,7 +103,7 @@ async def get_chat_menu_button(ctx: CallContext, params: Params) -> dict[str, An
     return buttons.get(chat_id) or buttons.get(None) or {"type": "commands"}
 
 
-def _text_setter(kind: str, limit: int):  # type: ignore[no-untyped-def]
+def _text_setter(kind: str, limit: int) -> tuple[Handler, Handler]:
     async def setter(ctx: CallContext, params: Params) -> bool:
         value = params.str(kind) or ""
         if len(value) > limit:
