@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from schemas.runtime import HEARTBEAT_TTL_SECONDS, RuntimeContractError, TenantRuntime
 from tenant_bot.booking.models import Clock, utc_now
@@ -105,9 +106,8 @@ async def run(
         if on_ready is not None:
             on_ready(resources)
         stopped = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait(
-            [stopped, receiver.finished], return_when=asyncio.FIRST_COMPLETED
-        )
+        waiting: list[asyncio.Future[Any]] = [stopped, receiver.finished]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if receiver.finished in done and not stop.is_set():
             receiver.finished.result()  # re-raise what ended the receiver

@@ -29,7 +29,9 @@ def command_list(texts: BotTexts, locale: str, names: tuple[str, ...]) -> list[B
 async def register_commands(bot: Bot, *, texts: BotTexts, owner_ids: list[int]) -> None:
     """``setMyCommands`` for customers and owners in every locale; failures are logged, not fatal
     (a menu is a convenience, the bot works without it)."""
-    calls = []
+    calls: list[
+        tuple[list[BotCommand], BotCommandScopeDefault | BotCommandScopeChat, str | None]
+    ] = []
     for language in (*texts.locales, None):
         locale = language or texts.default_locale
         calls.append(

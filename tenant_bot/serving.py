@@ -128,8 +128,8 @@ class PollingReceiver:
             return
         if task.cancelled():
             self.finished.set_result(None)
-        elif task.exception() is not None:
-            self.finished.set_exception(task.exception())  # type: ignore[arg-type]
+        elif (exc := task.exception()) is not None:
+            self.finished.set_exception(exc)
         else:
             self.finished.set_result(None)
 

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import date
 from decimal import Decimal
+from typing import TypedDict, Unpack
 
 from openpyxl import Workbook
 
@@ -38,6 +39,14 @@ EXPORT_COLUMNS = (
 
 # Spreadsheet apps execute cells starting with these; user-typed text is prefixed with "'" (OWASP).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BookingFilters(TypedDict, total=False):
+    """The optional filters of :meth:`ReportService.bookings`, passed on by the exports."""
+
+    status: BookingStatus | None
+    service_id: int | None
+    staff_id: int | None
 
 
 def _safe(text: str) -> str:
@@ -116,12 +125,14 @@ class ReportService:
             revenue=revenue,
         )
 
-    async def export_rows(self, day_from: date, day_to: date, **filters: object) -> list[list]:
+    async def export_rows(
+        self, day_from: date, day_to: date, **filters: Unpack[BookingFilters]
+    ) -> list[list[object]]:
         """Header + one row per booking, local times, as plain values for CSV/XLSX writers."""
-        found = await self.bookings(day_from, day_to, **filters)  # type: ignore[arg-type]
+        found = await self.bookings(day_from, day_to, **filters)
         async with self._db.connection() as conn:
             zone = (await catalogue_repo.get_settings(conn)).zone
-        rows: list[list] = [list(EXPORT_COLUMNS)]
+        rows: list[list[object]] = [list(EXPORT_COLUMNS)]
         for d in found:
             b = d.booking
             start, end = b.starts_at.astimezone(zone), b.ends_at.astimezone(zone)
@@ -146,7 +157,9 @@ class ReportService:
             )
         return rows
 
-    async def export_csv(self, day_from: date, day_to: date, **filters: object) -> bytes:
+    async def export_csv(
+        self, day_from: date, day_to: date, **filters: Unpack[BookingFilters]
+    ) -> bytes:
         """UTF-8 CSV with a BOM (so Excel opens Cyrillic correctly)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -154,7 +167,9 @@ class ReportService:
             writer.writerow(row)
         return buffer.getvalue().encode("utf-8-sig")
 
-    async def export_xlsx(self, day_from: date, day_to: date, **filters: object) -> bytes:
+    async def export_xlsx(
+        self, day_from: date, day_to: date, **filters: Unpack[BookingFilters]
+    ) -> bytes:
         """An XLSX workbook with one sheet of bookings."""
         workbook = Workbook()
         sheet = workbook.active

@@ -31,7 +31,7 @@ from tenant_bot.callbacks import (
     Waitlist,
     day_of,
 )
-from tenant_bot.handlers.common import show
+from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import show_calendar
 from tenant_bot.keyboards import button
 from tenant_bot.states import BookingFlow
@@ -77,7 +77,7 @@ async def start_booking(
     if isinstance(event, CallbackQuery):
         await event.answer()
     draft: dict[str, Any] = {"draft": secrets.token_hex(6)}
-    customer = await core.customers.by_telegram_id(event.from_user.id)  # type: ignore[union-attr]
+    customer = await core.customers.by_telegram_id(sender_id(event))
     if customer is not None and customer.name and customer.phone:
         draft.update(customer_id=customer.id, name=customer.name, phone=customer.phone)
     await state.set_state(BookingFlow.service)

@@ -30,7 +30,7 @@ from tenant_bot.callbacks import (
     PickTime,
 )
 from tenant_bot.handlers.booking import show_times
-from tenant_bot.handlers.common import show, stale
+from tenant_bot.handlers.common import sender_id, show, stale
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
 from tenant_bot.states import BookingFlow
@@ -95,7 +95,7 @@ async def got_phone(
 ) -> None:
     """A shared contact (it must be the user's own) or a typed number, normalised by the core."""
     if message.contact is not None:
-        if message.contact.user_id not in (None, message.from_user.id):  # type: ignore[union-attr]
+        if message.contact.user_id not in (None, sender_id(message)):
             await message.answer(texts(locale, "not_your_contact"))
             return
         raw = message.contact.phone_number
@@ -104,7 +104,7 @@ async def got_phone(
     data = await state.get_data()
     try:
         customer = await core.customers.register(
-            message.from_user.id,  # type: ignore[union-attr]
+            sender_id(message),
             name=data.get("name"),
             phone=raw,
             locale=locale,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     CallbackQuery,
@@ -22,6 +23,28 @@ log = logging.getLogger(__name__)
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
+def sender_id(event: CallbackQuery | Message) -> int:
+    """The Telegram id of the user who sent ``event``.
+
+    Telegram leaves ``Message.from_user`` empty only for messages sent on behalf of a channel, which
+    never reach these private-chat routers; should one arrive, it fails as ``event.from_user.id``
+    would (the same AttributeError), so the error reporter sees what it always saw.
+    """
+    user = event.from_user
+    if user is None:
+        raise AttributeError("'NoneType' object has no attribute 'id'")
+    return user.id
+
+
+def _bot(event: CallbackQuery) -> Bot:
+    """The bot the dispatcher bound to ``event`` (aiogram types it optional: an object built by
+    hand has none); without one, the same AttributeError as ``event.bot.send_message``."""
+    bot = event.bot
+    if bot is None:
+        raise AttributeError("'NoneType' object has no attribute 'send_message'")
+    return bot
+
+
 async def show(event: CallbackQuery | Message, text: str, markup: Markup = None) -> None:
     """Show a screen: edit the tapped message in place, or send a new one for a typed message."""
     if isinstance(event, CallbackQuery):
@@ -38,7 +61,7 @@ async def show(event: CallbackQuery | Message, text: str, markup: Markup = None)
                 await message.answer(text, reply_markup=markup)
             return
         if message is not None:
-            await event.bot.send_message(message.chat.id, text, reply_markup=markup)  # type: ignore[union-attr]
+            await _bot(event).send_message(message.chat.id, text, reply_markup=markup)
         return
     await event.answer(text, reply_markup=markup)
 
@@ -57,7 +80,7 @@ async def send_menu(
         return
     await message.answer(
         texts(locale, key), reply_markup=main_menu(texts, locale, is_owner=is_owner)
-    )  # type: ignore[union-attr]
+    )
 
 
 async def stale(callback: CallbackQuery, texts: BotTexts, locale: str, *, is_owner: bool) -> None:

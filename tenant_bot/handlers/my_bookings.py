@@ -13,7 +13,7 @@ from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, SlotTaken, SlotUnavailable, TooLate
 from tenant_bot.booking.models import Actor, BookingDetails, Clock
 from tenant_bot.callbacks import Menu, Month, MyBooking, PickDay, PickTime, day_of
-from tenant_bot.handlers.common import show
+from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import (
     free_times_or_alert,
     move_draft,
@@ -44,7 +44,7 @@ async def my_bookings(
     if isinstance(event, CallbackQuery):
         await event.answer()
     await state.clear()
-    customer = await core.customers.by_telegram_id(event.from_user.id)  # type: ignore[union-attr]
+    customer = await core.customers.by_telegram_id(sender_id(event))
     items = await core.bookings.for_customer(customer.id) if customer else []
     settings = await cache.settings()
     labelled = [(d, views.booking_label(texts, locale, d, settings)) for d in items]

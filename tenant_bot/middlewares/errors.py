@@ -9,9 +9,10 @@ the same screen) is not an error at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, User
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -50,7 +51,7 @@ class ErrorReporter:
             if update.callback_query is not None:
                 await _quietly(update.callback_query.answer())
             return True
-        user = update.event.from_user if hasattr(update.event, "from_user") else None  # type: ignore[union-attr]
+        user: User | None = update.event.from_user if hasattr(update.event, "from_user") else None
         log.error(
             "update failed",
             exc_info=(type(exc), exc, exc.__traceback__),
@@ -73,8 +74,8 @@ class ErrorReporter:
         return True
 
 
-async def _quietly(awaitable: object) -> None:
+async def _quietly(awaitable: Awaitable[object]) -> None:
     try:
-        await awaitable  # type: ignore[misc]
+        await awaitable
     except TelegramAPIError as exc:
         log.warning("could not report an error to the user", extra={"error": type(exc).__name__})

@@ -26,7 +26,7 @@ class CatalogueRows:
 
 async def catalogue_version(conn: asyncpg.Connection) -> int:
     """The version every change of the catalogue moves (triggers, tenant migration 0002)."""
-    return await conn.fetchval("SELECT catalogue_version FROM settings")  # type: ignore[no-any-return]
+    return await conn.fetchval("SELECT catalogue_version FROM settings")
 
 
 async def load_catalogue(

@@ -13,7 +13,7 @@ from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus
 from tenant_bot.callbacks import Admin, OwnerBooking
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
-from tenant_bot.handlers.common import show
+from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier, owner_card
 from tenant_bot.states import OwnerInput
@@ -123,7 +123,7 @@ async def cancel_with_reason(
     reason = "" if reason == "-" else reason[:500]
     booking_id = (await state.get_data())["booking_id"]
     await state.clear()
-    owner = message.from_user.id  # type: ignore[union-attr]
+    owner = sender_id(message)
     try:
         booking = await core.bookings.cancel(
             booking_id, actor=Actor.owner(owner), reason=reason or None
