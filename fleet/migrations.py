@@ -4,6 +4,10 @@
 - Files apply in name order (``0001_init.sql``, ``0002_...``), each in its own transaction, recorded in
   a ``schema_migrations`` table of the schema with its SHA-256; an applied file whose content changed is
   an error, never a silent skip.
+- Repeatable files (``<kind>/repeatable/<name>.sql``: ``CREATE OR REPLACE`` definitions of SQL
+  functions) apply after the numbered ones, again whenever their content changes (recorded as
+  ``R:<name>``). A function lives in one file, edited in place; a numbered file only creates what the
+  function needs (a table, a type) or drops what it no longer does.
 - A transaction-level advisory lock per schema means two runners never apply the same file twice: the
   second waits, then sees the file recorded.
 - Each schema's comment holds a digest of what is applied, so one catalog query finds every schema that is
@@ -31,15 +35,27 @@ from fleet.identifiers import quote_ident, quote_literal
 log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+_REPEATABLE_RE = re.compile(r"^[a-z][a-z0-9_]*\.sql$")
+REPEATABLE_PREFIX = "R:"
 _DIGEST_PREFIX = "botfleet:migrations:"
 VERSIONS_TABLE = "schema_migrations"
 
 
 @dataclass(frozen=True)
 class Migration:
-    version: str  # the file name without ".sql"
+    version: str  # the file name without ".sql"; "R:<name>" for a repeatable file
     sql: str
     checksum: str
+
+    @property
+    def repeatable(self) -> bool:
+        return self.version.startswith(REPEATABLE_PREFIX)
+
+    @property
+    def file_name(self) -> str:
+        if self.repeatable:
+            return f"repeatable/{self.version.removeprefix(REPEATABLE_PREFIX)}.sql"
+        return f"{self.version}.sql"
 
 
 @dataclass
@@ -60,11 +76,12 @@ class MigrationReport:
 
 
 def load_migrations(kind: str) -> list[Migration]:
-    """The migrations of ``kind`` ("control" or "tenant") shipped in the ``migrations`` package."""
+    """The migrations of ``kind`` ("control" or "tenant") shipped in the ``migrations`` package:
+    the numbered files in order, then the repeatable ones in name order."""
     if kind not in ("control", "tenant"):
         raise ValueError(f"unknown migration kind {kind!r}")
     folder = resources.files("migrations").joinpath(kind)
-    found = []
+    numbered, repeatable = [], []
     for entry in folder.iterdir():
         name = entry.name
         if not name.endswith(".sql"):
@@ -73,9 +90,24 @@ def load_migrations(kind: str) -> list[Migration]:
             raise MigrationError(
                 f"migrations/{kind}/{name}: file names must look like 0001_short_name.sql"
             )
+        numbered.append(_migration(name[:-4], entry.read_text(encoding="utf-8")))
+    extra = folder.joinpath("repeatable")
+    for entry in extra.iterdir() if extra.is_dir() else ():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        if not _REPEATABLE_RE.fullmatch(name):
+            raise MigrationError(
+                f"migrations/{kind}/repeatable/{name}: file names must look like short_name.sql"
+            )
         sql = entry.read_text(encoding="utf-8")
-        found.append(Migration(name[:-4], sql, hashlib.sha256(sql.encode()).hexdigest()))
-    return sorted(found, key=lambda m: m.version)
+        repeatable.append(_migration(REPEATABLE_PREFIX + name[:-4], sql))
+    key = lambda m: m.version  # noqa: E731
+    return sorted(numbered, key=key) + sorted(repeatable, key=key)
+
+
+def _migration(version: str, sql: str) -> Migration:
+    return Migration(version, sql, hashlib.sha256(sql.encode()).hexdigest())
 
 
 def digest(migrations: Iterable[Migration]) -> str:
@@ -121,27 +153,30 @@ async def migrate_schema(
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
             recorded = await conn.fetch(f"SELECT version, checksum FROM {q}.{VERSIONS_TABLE}")
             known = {r["version"]: r["checksum"] for r in recorded}
-            if migration.version in known:
-                if known[migration.version] != migration.checksum:
-                    raise MigrationError(
-                        f"schema {schema}: migration {migration.version}.sql was edited after it was "
-                        "applied (checksum mismatch); add a new migration file instead of editing it"
-                    )
+            if known.get(migration.version) == migration.checksum:
                 continue
+            if migration.version in known and not migration.repeatable:
+                raise MigrationError(
+                    f"schema {schema}: migration {migration.file_name} was edited after it was "
+                    "applied (checksum mismatch); add a new migration file instead of editing it"
+                )
             await conn.execute(f"SET LOCAL search_path TO {q}, public")
             try:
                 await conn.execute(migration.sql)
             except asyncpg.PostgresError as exc:
                 raise MigrationError(
-                    f"schema {schema}: migration {migration.version}.sql failed: "
+                    f"schema {schema}: migration {migration.file_name} failed: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             await conn.execute(
-                f"INSERT INTO {q}.{VERSIONS_TABLE} (version, checksum) VALUES ($1, $2)",
+                f"INSERT INTO {q}.{VERSIONS_TABLE} (version, checksum) VALUES ($1, $2)"
+                " ON CONFLICT (version) DO UPDATE"
+                " SET checksum = EXCLUDED.checksum, applied_at = now()",
                 migration.version,
                 migration.checksum,
             )
-            applied = [m for m in migrations if m.version in known] + [migration]
+            # What is applied as it is now (a repeatable file applied in an older version is not).
+            applied = [m for m in migrations if known.get(m.version) == m.checksum] + [migration]
             await conn.execute(f"COMMENT ON SCHEMA {q} IS {quote_literal(digest(applied))}")
             applied_now.append(migration.version)
     unknown = await _unknown_versions(conn, schema, migrations)
