@@ -36,9 +36,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The e2e tests' driver of a running `up` (subprocess, scratch database, people in the sandbox).
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from e2e_support import (  # noqa: E402
+from sandbox.telegram import TelegramSandbox, TelegramUser  # noqa: E402
+from tests.support.e2e_support import (  # noqa: E402
     UpProcess,
     any_message,
     buy_bot,
@@ -49,8 +50,6 @@ from e2e_support import (  # noqa: E402
     sales_bot_id,
     scratch_database,
 )
-
-from sandbox.telegram import TelegramSandbox, TelegramUser  # noqa: E402
 
 GOAL_S = 5.0
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from fleet.errors import ServiceUnavailable
 from fleet.settings import describe_dsn
+
+# What a repository runs its SQL on: a connection (inside the caller's transaction) or a pool.
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _CONNECT_ERRORS = (
     OSError,

@@ -10,16 +10,16 @@ as ``dead`` with their last error after ``max_attempts``. A tenant never has two
 from __future__ import annotations
 
 import random
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import asyncpg
 
+from fleet.db import Executor
 from fleet.errors import NotFoundError, ValidationError
 
 JobKind = Literal["provision", "deprovision", "suspend", "resume", "redeploy"]
 JOB_KINDS: tuple[str, ...] = ("provision", "deprovision", "suspend", "resume", "redeploy")
 NOTIFY_CHANNEL = "botfleet_jobs"
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def enqueue(

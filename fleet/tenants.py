@@ -106,7 +106,7 @@ class TenantService:
             try:
                 async with conn.transaction():
                     repo = TenantRepository(conn)
-                    if await repo.token_in_use(fingerprint(token), bot_id_of(token)):
+                    if await repo.using_bot(fingerprint(token), bot_id_of(token)) is not None:
                         raise ConflictError(
                             "bot_token",
                             "this bot token is already used by another tenant; "

@@ -124,14 +124,7 @@ class OwnerAccounts:
                 raise ConflictError("bot_token", "this bot is being deleted")
             if tenant["bot_token_fingerprint"] == token_fp:
                 raise ValidationError("bot_token", "this is the token the bot already uses")
-            taken = await conn.fetchval(
-                "SELECT 1 FROM control.tenants WHERE deleted_at IS NULL AND id <> $1"
-                " AND (bot_token_fingerprint = $2 OR bot_id = $3)",
-                tenant_id,
-                token_fp,
-                identity.id,
-            )
-            if taken:
+            if await repo.using_bot(token_fp, identity.id, excluding=tenant_id) is not None:
                 raise ConflictError(
                     "bot_token",
                     "this bot is already connected to botfleet; create a new bot with @BotFather",

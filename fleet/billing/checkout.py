@@ -111,12 +111,7 @@ class CheckoutService:
     async def token_available(self, *, token: str, bot_id: int, owner_telegram_id: int) -> bool:
         """Whether ``owner_telegram_id`` may buy for this bot: no live tenant uses it, or only
         their own unpaid purchase of it (which a new checkout reuses)."""
-        row = await self._pool.fetchrow(
-            "SELECT status, owner_telegram_ids FROM control.tenants WHERE deleted_at IS NULL"
-            " AND (bot_id = $1 OR bot_token_fingerprint = $2) LIMIT 1",
-            bot_id,
-            fingerprint(token),
-        )
+        row = await TenantRepository(self._pool).using_bot(fingerprint(token), bot_id)
         return row is None or (
             row["status"] == "new" and list(row["owner_telegram_ids"]) == [owner_telegram_id]
         )
@@ -267,12 +262,7 @@ class CheckoutService:
         """The buyer's unpaid tenant for this bot: theirs from an earlier attempt, or a new one."""
         repo = TenantRepository(conn)
         token_fp = fingerprint(order.bot_token)
-        existing = await conn.fetchrow(
-            "SELECT * FROM control.tenants WHERE deleted_at IS NULL"
-            " AND (bot_id = $1 OR bot_token_fingerprint = $2) FOR UPDATE",
-            order.bot_id,
-            token_fp,
-        )
+        existing = await repo.using_bot(token_fp, order.bot_id, for_update=True)
         columns = {
             "display_name": order.display_name,
             "plan_code": plan_code,

@@ -4,11 +4,9 @@ an admin wants to see next to them (the tenant's slug), in keyset pages, plus th
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 
 class AdminViews:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 
 class ApiKeyRepository:

@@ -11,13 +11,11 @@ delivered is marked failed and set aside for an operator.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
 
 import asyncpg
 
+from fleet.db import Executor
 from schemas.events import Event
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def insert_event(db: Executor, *, tenant_id: int | None, event: Event) -> int:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 
 class IdempotencyRepository:

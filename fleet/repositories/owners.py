@@ -4,11 +4,8 @@ language they chose in the sales bot, in which they are told about their bots.""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeAlias
 
-import asyncpg
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 
 async def locales_of(db: Executor, telegram_ids: Iterable[int]) -> dict[int, str]:

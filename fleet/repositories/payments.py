@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 _SELECT = (
     "SELECT p.*, t.slug AS tenant_slug FROM control.payments p"

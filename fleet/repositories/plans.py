@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
+from fleet.db import Executor
 from fleet.errors import ConflictError
-
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class PlanRepository:

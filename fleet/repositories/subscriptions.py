@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeAlias
 
 import asyncpg
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from fleet.db import Executor
 
 _DUE_SELECT = (
     "SELECT s.*, t.slug, t.status AS tenant_status, t.desired_state, t.owner_telegram_ids"

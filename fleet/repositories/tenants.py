@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
+from fleet.db import Executor
 from fleet.errors import ConflictError
 
-Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 # What an API answer about a tenant is made of (see control_plane.render.tenant).
 SHOWN_COLUMNS = (
     "slug, display_name, owner_telegram_ids, status, status_reason, desired_state, plan_code,"
@@ -73,14 +73,26 @@ class TenantRepository:
             "SELECT * FROM control.tenants WHERE id = $1 FOR UPDATE", tenant_id
         )
 
-    async def token_in_use(self, fingerprint: str, bot_id: int) -> bool:
-        return bool(
-            await self._db.fetchval(
-                "SELECT 1 FROM control.tenants WHERE deleted_at IS NULL"
-                " AND (bot_token_fingerprint = $1 OR bot_id = $2)",
-                fingerprint,
-                bot_id,
-            )
+    async def using_bot(
+        self,
+        fingerprint: str,
+        bot_id: int,
+        *,
+        excluding: int | None = None,
+        for_update: bool = False,
+    ) -> asyncpg.Record | None:
+        """The live tenant (not deleted) that uses this bot, by its token's fingerprint or its
+        bot id (a re-issued token of the same bot counts): the one rule for "is this bot taken",
+        for creation, purchase and token changes. ``excluding`` a tenant id (the one changing its
+        token); ``for_update`` locks the row."""
+        return await self._db.fetchrow(
+            "SELECT * FROM control.tenants WHERE deleted_at IS NULL"
+            " AND (bot_token_fingerprint = $1 OR bot_id = $2)"
+            " AND id IS DISTINCT FROM $3 ORDER BY id LIMIT 1"
+            + (" FOR UPDATE" if for_update else ""),
+            fingerprint,
+            bot_id,
+            excluding,
         )
 
     async def list(

@@ -1,6 +1,6 @@
-"""The billing tests' fixtures live in ``tests/billing_fixtures.py`` (shared with the sales bot)."""
+"""The billing tests' fixtures live in ``tests/support/billing_fixtures.py`` (shared with the sales bot)."""
 
-from billing_fixtures import (  # noqa: F401  (fixtures are found by name)
+from tests.support.billing_fixtures import (  # noqa: F401  (fixtures are found by name)
     billing,
     billing_config,
     clock,

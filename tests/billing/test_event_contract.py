@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from billing_fixtures import FakeClock
 
 from fleet.billing.payments import Outcome
 from fleet.billing.wiring import Billing
@@ -30,6 +29,7 @@ from schemas.events import (
     parse_event,
 )
 from templates import LOCALES, Texts
+from tests.support.billing_fixtures import FakeClock
 
 TEXTS = Texts("sales_bot")
 BILLING_KINDS = {

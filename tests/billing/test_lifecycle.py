@@ -8,7 +8,6 @@ import json
 from datetime import timedelta
 
 import asyncpg
-from billing_fixtures import FakeClock
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -18,6 +17,7 @@ from fleet.billing.wiring import Billing
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.secrets import generate_master_key
 from sandbox.yookassa import YooKassaStandIn
+from tests.support.billing_fixtures import FakeClock
 
 
 async def _pay(billing: Billing, standin: YooKassaStandIn, pool: asyncpg.Pool, checkout) -> None:

@@ -10,10 +10,10 @@ from decimal import Decimal
 import asyncpg
 import httpx
 import pytest
-from billing_fixtures import YOOKASSA_IP
 
 from fleet.billing.wiring import Billing
 from sandbox.yookassa import YooKassaSandbox, YooKassaStandIn
+from tests.support.billing_fixtures import YOOKASSA_IP
 
 
 async def _state(pool: asyncpg.Pool, tenant_id: int) -> dict[str, object]:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from booking.helpers import FakeClock, Shop
 from fleet.data_plane import (
     TenantNames,
     TenantRoleLimits,
@@ -20,6 +19,7 @@ from fleet.data_plane import (
     ensure_database_plane,
 )
 from tenant_bot.booking import BookingCore, WorkInterval
+from tests.support.booking_helpers import FakeClock, Shop
 
 
 @pytest.fixture

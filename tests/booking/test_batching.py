@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import asyncpg
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from fleet.data_plane import TenantNames
 from tenant_bot.booking import Actor, Booking, BookingCore
 from tenant_bot.booking.batching import BookingWriter
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError, StorageUnavailable
 from tenant_bot.booking.repositories.bookings import SlotRequest
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 class CountingDatabase(Database):

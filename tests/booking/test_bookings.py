@@ -7,7 +7,6 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from tenant_bot.booking import Actor, BookingCore, BookingStatus, WorkInterval
 from tenant_bot.booking.errors import (
     BeyondHorizon,
@@ -22,6 +21,7 @@ from tenant_bot.booking.errors import (
     StaffCannotServe,
     TooLate,
 )
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 async def test_free_slots_for_one_staff_member(core: BookingCore, shop: Shop) -> None:

@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from tenant_bot.booking import (
     Actor,
     BookingCore,
@@ -26,6 +25,7 @@ from tenant_bot.booking.errors import (
     InvalidTimeZone,
     NotFound,
 )
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 async def test_settings(core: BookingCore) -> None:

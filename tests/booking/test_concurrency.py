@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import asyncpg
 
-from booking.helpers import MONDAY, Shop, moscow
 from tenant_bot.booking import Actor, Booking, BookingCore, Customer
 from tenant_bot.booking.errors import BookingError, LimitReached, SlotTaken
+from tests.support.booking_helpers import MONDAY, Shop, moscow
 
 
 async def _customers(core: BookingCore, n: int, first_id: int = 1000) -> list[Customer]:

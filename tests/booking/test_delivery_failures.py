@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import asyncpg
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from tenant_bot.booking import BookingCore
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 async def _reminder_row(pool: asyncpg.Pool, reminder_id: int) -> asyncpg.Record:

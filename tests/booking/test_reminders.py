@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import asyncpg
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from tenant_bot.booking import Actor, BookingCore
 from tenant_bot.booking.repositories import reminders as reminders_repo
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 async def _reminders(pool: asyncpg.Pool, booking_id: int) -> list[asyncpg.Record]:

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from booking.helpers import MONDAY, FakeClock, Shop, moscow
 from tenant_bot.booking import Actor, BookingCore, BookingStatus
 from tenant_bot.booking.errors import NotFound, SlotTaken
+from tests.support.booking_helpers import MONDAY, FakeClock, Shop, moscow
 
 
 async def test_waitlist_flow(core: BookingCore, shop: Shop, clock: FakeClock) -> None:

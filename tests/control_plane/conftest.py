@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from api_support import client_for
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 from control_plane.app import create_app
 from fleet.apikeys import ApiKeyService
 from fleet.settings import Settings, load_settings
+from tests.support.api_support import client_for
 
 
 @dataclass

@@ -8,12 +8,12 @@ import secrets
 
 import asyncpg
 import pytest
-from api_support import client_for
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from control_plane.routes import audit, deployments, jobs, payments, plans, tenants
 from fleet.apikeys import ApiKeyService
+from tests.support.api_support import client_for
 
 PARAMS = {
     "slug": "zz_nobody_here",

@@ -10,7 +10,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from api_support import client_for, make_token, tenant_body
+
+from tests.support.api_support import client_for, make_token, tenant_body
 
 OWNER = 918273645
 

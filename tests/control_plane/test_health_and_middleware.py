@@ -9,7 +9,6 @@ import logging
 
 import asyncpg
 import httpx
-from api_support import client_for, tenant_body
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -19,6 +18,7 @@ from fleet.logs import JsonFormatter
 from fleet.migrations import Migration, load_migrations
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
+from tests.support.api_support import client_for, tenant_body
 
 
 async def test_healthz_and_readyz(app: FastAPI) -> None:

@@ -8,8 +8,9 @@ import uuid
 
 import asyncpg
 import httpx
-from api_support import client_for, tenant_body
 from fastapi import FastAPI
+
+from tests.support.api_support import client_for, tenant_body
 
 
 async def test_same_key_and_body_replays_the_first_answer(

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-from api_support import client_for, make_token, tenant_body
+
+from tests.support.api_support import client_for, make_token, tenant_body
 
 
 async def _tenant(admin: httpx.AsyncClient, slug: str, **overrides: object) -> dict:

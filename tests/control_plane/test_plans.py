@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from api_support import tenant_body
+
+from tests.support.api_support import tenant_body
 
 
 def _plan(code: str, **overrides: object) -> dict:

@@ -14,7 +14,6 @@ from functools import partial
 import asyncpg
 import httpx
 import pytest
-from api_support import client_for, tenant_body
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -25,6 +24,7 @@ from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox
 from fleet.tenants import TenantService
 from schemas.api import TenantUpdate
+from tests.support.api_support import client_for, tenant_body
 
 DEADLINE_S = 10.0
 

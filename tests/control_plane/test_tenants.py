@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-from api_support import make_token, tenant_body
+
+from tests.support.api_support import make_token, tenant_body
 
 
 async def _create(admin: httpx.AsyncClient, slug: str, **overrides: object) -> dict:

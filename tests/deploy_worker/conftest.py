@@ -19,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import Runtime
@@ -33,6 +32,7 @@ from fleet.tenants import TenantService
 from sandbox.telegram import TelegramEmulator
 from sandbox.testing import new_bot_token, telegram_emulator, telegram_sandbox  # noqa: F401
 from schemas.tenants import TenantCreate
+from tests.support.dw_helpers import running_worker
 
 IMAGE = "botfleet:latest"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import wait_status
 
 from deploy_worker.runtimes.base import InstanceState, Runtime
 from deploy_worker.service import WorkerParts
 from fleet.settings import ENV_PREFIX, Settings
+from tests.support.dw_helpers import wait_status
 
 
 async def _botfleet(settings: Settings, *args: str) -> tuple[int, str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import wait_status
 
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.service import WorkerParts
@@ -22,6 +21,7 @@ from fleet.lifecycle import TenantLifecycle
 from sales_bot.outbox import OutboxDelivery
 from schemas.events import EVENTS, TenantDegraded, TenantRecovered, TenantSuspended, parse_event
 from templates import LOCALES, Texts
+from tests.support.dw_helpers import wait_status
 
 WORKER_OWNER_KINDS = {"tenant.live", "tenant.suspended", "tenant.deleted", "tenant.failed"}
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker, wait_status, wait_until
 from redis.asyncio import Redis
 
 from deploy_worker.handlers import JobHandler
@@ -22,6 +21,7 @@ from deploy_worker.runtimes.base import InstanceState, Runtime
 from fleet.migrations import load_migrations
 from fleet.secrets import SecretBox
 from fleet.settings import ENV_PREFIX, Settings
+from tests.support.dw_helpers import running_worker, wait_status, wait_until
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -68,7 +68,7 @@ async def test_worker_killed_after_each_step_converges_on_restart(
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(HERE / "crashing_worker.py"),
+        str(ROOT / "tests" / "support" / "crashing_worker.py"),
         env=_env_of(settings, CRASH_AFTER_STEP=step),
         cwd=str(ROOT),
         stdout=asyncio.subprocess.DEVNULL,

@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from dw_helpers import tenant_row, wait_status
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import InstanceState, Runtime
@@ -17,6 +16,7 @@ from deploy_worker.spec import LABEL_NAMESPACE, LABEL_SPEC_HASH, LABEL_TENANT
 from fleet.migrations import load_migrations
 from fleet.settings import Settings
 from sandbox.telegram import TelegramSandbox
+from tests.support.dw_helpers import tenant_row, wait_status
 
 
 async def _container_attrs(runtime: Runtime, slug: str) -> dict[str, Any]:

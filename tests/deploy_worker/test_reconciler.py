@@ -9,7 +9,6 @@ import signal
 from typing import Any
 
 import asyncpg
-from dw_helpers import wait_status, wait_until
 from redis.asyncio import Redis
 
 from deploy_worker.reconciler import decide
@@ -18,6 +17,7 @@ from deploy_worker.service import WorkerParts
 from fleet.data_plane import TenantNames, redis_user_exists
 from fleet.lifecycle import TenantLifecycle
 from fleet.settings import Settings
+from tests.support.dw_helpers import wait_status, wait_until
 
 
 async def _kill(runtime: Runtime, slug: str) -> None:

@@ -10,11 +10,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from dw_helpers import tenant_row, wait_status
 
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.service import WorkerParts
 from fleet.settings import Settings
+from tests.support.dw_helpers import tenant_row, wait_status
 
 GRACE_S = 5.0  # terminate_runaway_backends' default grace past the limit
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker, tenant_row, wait_status
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import Runtime
@@ -35,6 +34,7 @@ from deploy_worker.spec import DEFAULT_TENANT_NETWORK, SECRETS_DIR
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from sandbox.telegram import TelegramSandbox
+from tests.support.dw_helpers import running_worker, tenant_row, wait_status
 
 pytestmark = pytest.mark.docker
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker, tenant_row, wait_status
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import Runtime
@@ -27,6 +26,7 @@ from fleet.secrets import SecretBox
 from fleet.tenants import TenantSecrets
 from sandbox.telegram import TelegramSandbox
 from schemas.runtime import RuntimeContractError, TenantRuntime, secret_env_names
+from tests.support.dw_helpers import running_worker, tenant_row, wait_status
 
 TOKEN = "123456789:" + "S" * 35
 CONTRACT = {

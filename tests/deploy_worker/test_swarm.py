@@ -8,13 +8,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker, wait_status, wait_until
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import InstanceState
 from deploy_worker.runtimes.swarm import SwarmRuntime
 from deploy_worker.spec import LABEL_SPEC_HASH, LABEL_TENANT
 from fleet.secrets import SecretBox
+from tests.support.dw_helpers import running_worker, wait_status, wait_until
 
 pytestmark = pytest.mark.docker
 

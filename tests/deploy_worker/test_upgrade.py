@@ -7,7 +7,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from dw_helpers import running_worker, wait_status
 from redis.asyncio import Redis
 
 from deploy_worker.errors import RuntimeBackendError
@@ -16,6 +15,7 @@ from deploy_worker.runtimes.base import EnsureResult, Runtime
 from deploy_worker.spec import RuntimeSpec
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
+from tests.support.dw_helpers import running_worker, wait_status
 
 BAD_IMAGE = "botfleet:bad"
 

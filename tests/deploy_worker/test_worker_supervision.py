@@ -19,7 +19,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from dw_helpers import wait_until
 from redis.asyncio import Redis
 
 from deploy_worker.handlers import JobHandler, parse_job
@@ -31,6 +30,7 @@ from fleet.settings import Settings
 from kit.checks import postgres_probe, redis_probe
 from kit.health_server import HealthServer
 from kit.supervisor import Supervisor
+from tests.support.dw_helpers import wait_until
 
 
 @pytest.fixture

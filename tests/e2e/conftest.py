@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from e2e_support import (
+
+from tests.support.e2e_support import (
     IMAGE,
     StartPlatform,
     UpProcess,

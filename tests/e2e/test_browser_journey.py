@@ -15,14 +15,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from e2e_browser_support import (
+
+from sandbox.telegram import TelegramSandbox
+from tests.support.e2e_browser_support import (
     Person,
     browser_skip_reason,
     is_free_day,
     is_time,
     start_chromium,
 )
-from e2e_support import (
+from tests.support.e2e_support import (
     OWNER_ZONE,
     PLAN_LABEL,
     StartPlatform,
@@ -30,8 +32,6 @@ from e2e_support import (
     sales_bot_id,
     tomorrow_weekday,
 )
-
-from sandbox.telegram import TelegramSandbox
 
 OWNER_ID = 555_000_111
 CUSTOMER_ID = 555_000_222

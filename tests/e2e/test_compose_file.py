@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_support import REPO_ROOT
 
 from fleet.settings import Settings
+from tests.support.e2e_support import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"

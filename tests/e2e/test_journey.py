@@ -17,7 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import (
+
+from sandbox.telegram import TelegramSandbox
+from tests.support.e2e_support import (
     VENV_PYTHON,
     AdminApi,
     StartPlatform,
@@ -36,8 +38,6 @@ from e2e_support import (
     tap,
     text_of,
 )
-
-from sandbox.telegram import TelegramSandbox
 
 
 def cli_tenant(up_env: dict[str, str], data_dir: Path, slug: str) -> dict[str, object]:

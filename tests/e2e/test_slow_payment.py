@@ -15,7 +15,9 @@ import re
 from typing import Any
 
 import pytest
-from e2e_support import (
+
+from sandbox.telegram import TelegramSandbox, TelegramUser
+from tests.support.e2e_support import (
     StartPlatform,
     UpProcess,
     any_message,
@@ -30,8 +32,6 @@ from e2e_support import (
     tap,
     text_of,
 )
-
-from sandbox.telegram import TelegramSandbox, TelegramUser
 
 RECONCILE_INTERVAL_S = 1.0
 PASSES_BEFORE_PAYING = 5  # "at least 3 reconciler passes", with room for a slow machine

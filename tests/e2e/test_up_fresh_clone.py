@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import REPO_ROOT, UpProcess, clean_env, free_port, processes_under
+
+from tests.support.e2e_support import REPO_ROOT, UpProcess, clean_env, free_port, processes_under
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,9 +20,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # fault_support (not on pyproject's pythonpath)
-
-from e2e_support import (
+from sandbox.telegram import TelegramSandbox
+from tests.support.e2e_support import (
     AdminApi,
     UpProcess,
     bot_id_of,
@@ -32,7 +30,7 @@ from e2e_support import (
     press_pay,
     sales_bot_id,
 )
-from fault_support import (
+from tests.support.fault_support import (
     FaultPlatform,
     FaultServers,
     PrivatePostgres,
@@ -40,8 +38,6 @@ from fault_support import (
     free_port,
     missing_binaries,
 )
-
-from sandbox.telegram import TelegramSandbox
 
 
 def _zone_near_midday(now: datetime) -> str:

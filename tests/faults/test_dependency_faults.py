@@ -30,7 +30,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from e2e_support import (
+
+from sandbox.telegram import TelegramSandbox, TelegramUser
+from tests.support.e2e_support import (
     AdminApi,
     buttons_of,
     buy_bot,
@@ -39,9 +41,7 @@ from e2e_support import (
     tap,
     text_of,
 )
-from fault_support import FaultPlatform, ReadyzProbe, until
-
-from sandbox.telegram import TelegramSandbox, TelegramUser
+from tests.support.fault_support import FaultPlatform, ReadyzProbe, until
 
 OUTAGE_S = 10.0
 UNAVAILABLE = "temporarily unavailable"

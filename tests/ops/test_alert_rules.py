@@ -23,7 +23,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import yaml
-from api_support import client_for
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
@@ -31,6 +30,7 @@ from control_plane.app import create_app
 from fleet.settings import load_settings
 from sandbox.telegram import TelegramEmulator
 from sandbox.testing import new_bot_token, telegram_emulator  # noqa: F401
+from tests.support.api_support import client_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / "ops" / "prometheus" / "botfleet.rules.yml"

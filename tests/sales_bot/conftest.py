@@ -10,20 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import pytest_asyncio
-from billing_fixtures import (  # noqa: F401  (fixtures are found by name)
-    billing,
-    billing_config,
-    clock,
-    make_order,
-    plan,
-    provider,
-    secret_box,
-    webhook,
-    yookassa_sandbox,
-    yookassa_standin,
-)
 from redis.asyncio import Redis
-from sales_bot_support import RunningSalesBot
 
 from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.wiring import Billing
@@ -39,6 +26,19 @@ from sandbox.testing import (  # noqa: F401
     telegram_sandbox,
 )
 from templates import Texts
+from tests.support.billing_fixtures import (  # noqa: F401  (fixtures are found by name)
+    billing,
+    billing_config,
+    clock,
+    make_order,
+    plan,
+    provider,
+    secret_box,
+    webhook,
+    yookassa_sandbox,
+    yookassa_standin,
+)
+from tests.support.sales_bot_support import RunningSalesBot
 
 SUPPORT = "@botfleet_support"
 

@@ -9,13 +9,13 @@ import secrets
 
 import asyncpg
 import pytest
-from sales_bot_support import RunningSalesBot
 
 from fleet.repositories import owners as owner_repo
 from fleet.repositories.events import insert_event
 from sandbox.telegram import TelegramSandbox, TelegramUser
 from sandbox.testing import bot_id_of, new_bot_token
 from schemas.events import TenantLive
+from tests.support.sales_bot_support import RunningSalesBot
 
 
 async def _tenant(pool: asyncpg.Pool, owners: list[int], *, locale: str = "en") -> tuple[int, str]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import secrets
 
 import asyncpg
-from sales_bot_support import RunningSalesBot
 
 from fleet.repositories import owners as owner_repo
 from sandbox.telegram import TelegramSandbox
+from tests.support.sales_bot_support import RunningSalesBot
 
 
 async def test_first_sighting_remembers_the_app_language_and_language_changes_it(

@@ -9,7 +9,6 @@ import contextlib
 from typing import Any
 
 import asyncpg
-from sales_bot_support import RunningSalesBot
 
 from fleet.repositories.events import insert_event
 from fleet.repositories.plans import PlanRepository
@@ -18,6 +17,7 @@ from sandbox.testing import bot_id_of, new_bot_token
 from sandbox.yookassa import YooKassaStandIn
 from schemas.events import TenantLive
 from templates import Texts
+from tests.support.sales_bot_support import RunningSalesBot
 
 TEXTS = Texts("sales_bot")
 

@@ -10,10 +10,10 @@ import secrets
 from typing import Any
 
 import pytest
-from sales_bot_support import RunningSalesBot
 
 from sandbox.telegram import TelegramSandbox, TelegramUser
 from templates import Texts
+from tests.support.sales_bot_support import RunningSalesBot
 
 TEXTS = Texts("sales_bot")
 WINDOW_S = 2.0

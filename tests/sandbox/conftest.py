@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from aiogram import Bot, Dispatcher
-from sandbox_demo_bot import build_dispatcher
 
 from sandbox.telegram import TelegramEmulator, TelegramSandbox
 from sandbox.testing import (  # noqa: F401  (fixtures are found by name)
@@ -20,6 +19,7 @@ from sandbox.testing import (  # noqa: F401  (fixtures are found by name)
     yookassa_sandbox,
     yookassa_standin,
 )
+from tests.support.sandbox_demo_bot import build_dispatcher
 
 PollingFactory = Callable[[], AbstractAsyncContextManager[tuple[Bot, int]]]
 

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
-from sandbox_demo_bot import build_dispatcher
 
 from sandbox._http import serve_app
 from sandbox.telegram import TelegramEmulator, TelegramSandbox
 from sandbox.testing import bot_id_of, make_bot, new_bot_token
+from tests.support.sandbox_demo_bot import build_dispatcher
 
 SECRET = "s3cret-token"
 

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import (
+
+from fleet.secrets import generate_master_key
+from sandbox.testing import new_bot_token
+from tests.support.e2e_support import (
     REPO_ROOT,
     UpProcess,
     clean_env,
@@ -21,9 +24,6 @@ from e2e_support import (
     processes_under,
     scratch_database,
 )
-
-from fleet.secrets import generate_master_key
-from sandbox.testing import new_bot_token
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

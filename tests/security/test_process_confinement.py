@@ -1,9 +1,10 @@
 """Issue 14 item 8: a forked bot runs under a uid of its own, in cgroups of its own, with limits.
 
 Each test forks real 'bots' from the process runtime's fork server (entry points in
-``confinement_probe.py``) and has them attack: read the worker's environment and the other bot's,
-signal them, take root back, eat memory, spawn threads. This machine's worker is root with writable
-cgroup v1 controllers, as the issue says; elsewhere the confinement is refused when required.
+``tests/support/confinement_probe.py``) and has them attack: read the worker's environment and the
+other bot's, signal them, take root back, eat memory, spawn threads. This machine's worker is root
+with writable cgroup v1 controllers, as the issue says; elsewhere the confinement is refused when
+required.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from deploy_worker.runtimes.process import ProcessRuntime
 from deploy_worker.spec import TENANT_PIDS_LIMIT, RuntimeSpec, instance_name
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="a uid per bot needs a root worker")
-PROBE = "tests.security.confinement_probe"
+PROBE = "tests.support.confinement_probe"
 
 
 def _spec(namespace: str, slug: str, entry: str, memory_mb: int = 384, **env: str) -> RuntimeSpec:

@@ -27,7 +27,6 @@ from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 from aiogram.types import Update, User
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
-from redis62 import redis62_server
 
 from fleet.data_plane import (
     TENANT_REDIS_COMMANDS,
@@ -42,6 +41,7 @@ from tenant_bot.heartbeat import Heartbeat
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.texts import BotTexts
+from tests.support.redis62 import redis62_server
 
 # What earlier versions gave a tenant: everything but a denylist (kept here to build such a user).
 OLD_STYLE_RULES = (

@@ -27,7 +27,6 @@ import asyncpg
 import httpx
 import pytest
 from aiohttp import web
-from billing_fixtures import plan  # noqa: F401  (a plan of this test alone, removed after it)
 
 from fleet.apikeys import ApiKeyService
 from fleet.billing.checkout import Order
@@ -37,6 +36,7 @@ from fleet.settings import YOOKASSA_NETWORKS, load_settings
 from sandbox.testing import new_bot_token
 from sandbox.yookassa import DEFAULT_SECRET_KEY, DEFAULT_SHOP_ID, YooKassaStandIn
 from sandbox.yookassa.notifier import NotifierConfig
+from tests.support.billing_fixtures import plan  # noqa: F401  (a plan of this test alone, removed after it)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN_SOURCE = "127.0.0.77"  # the stand-in notifies from here (an allowed YooKassa network here)

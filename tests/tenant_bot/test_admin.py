@@ -6,8 +6,9 @@ import csv
 import io
 from datetime import date
 
-from chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
 from openpyxl import load_workbook
+
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
 
 
 async def test_owner_blocks_a_day_and_no_slots_are_offered(start_bot, tenant) -> None:

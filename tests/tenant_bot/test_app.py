@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import httpx
-from chat_helpers import book_first_slot, buttons, say, tap
 
 from sandbox.telegram import RateLimits
 from schemas.runtime import HEARTBEAT_TTL_SECONDS
 from tenant_bot.texts import BotTexts
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 
-from chat_helpers import book_first_slot, say, tap, wait_for_text
-
 from tenant_bot.booking import BookingStatus
+from tests.support.chat_helpers import book_first_slot, say, tap, wait_for_text
 
 
 async def _wake(*bots) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
 
 
 async def test_customer_books_and_owner_is_notified(start_bot, tenant) -> None:
@@ -39,7 +39,7 @@ async def test_customer_books_and_owner_is_notified(start_bot, tenant) -> None:
 
 
 async def test_staff_choice_contact_button_and_help(start_bot, tenant) -> None:
-    from chat_helpers import bot_view, settle
+    from tests.support.chat_helpers import bot_view, settle
 
     olga = await tenant.core.catalogue.create_staff(name="Olga", service_ids=[tenant.service_id])
     from tenant_bot.booking import WorkInterval

@@ -3,7 +3,7 @@ schedule and blocking a day share one calendar step."""
 
 from __future__ import annotations
 
-from chat_helpers import book_first_slot, buttons, say, tap
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap
 
 
 async def _turns(user, title: str) -> None:

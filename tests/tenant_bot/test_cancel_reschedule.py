@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
 
 
 async def _fill_day(tenant, day_starts: list[int]) -> None:

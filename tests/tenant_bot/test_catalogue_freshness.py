@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from chat_helpers import buttons, say, tap
 
 from tenant_bot.booking import BookingCore
+from tests.support.chat_helpers import buttons, say, tap
 
 HAIRCUT = "Haircut · 1 h · 1 500 ₽"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
-from chat_helpers import bot_view, buttons, say, settle, tap
+from tests.support.chat_helpers import bot_view, buttons, say, settle, tap
 
 
 async def _to_summary(user, time: str = "10:00") -> None:

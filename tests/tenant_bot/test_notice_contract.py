@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from chat_helpers import bot_view, say, settle
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
@@ -43,6 +42,7 @@ from tenant_bot.booking.models import BookingDetails
 from tenant_bot.callbacks import MyBooking, OwnerBooking, PickService
 from tenant_bot.resources import Resources
 from tenant_bot.texts import BotTexts
+from tests.support.chat_helpers import bot_view, say, settle
 
 TEXTS = BotTexts(default_locale="en")
 TUE, WED, THU, FRI = (date(2030, 1, d) for d in (8, 9, 10, 11))

@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from chat_helpers import book_first_slot, say, tap, wait_for_text
 
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from schemas.runtime import TenantRuntime
 from tenant_bot.app import run
 from tenant_bot.resources import Resources
+from tests.support.chat_helpers import book_first_slot, say, tap, wait_for_text
 
 GHOST_OWNER = 990_000_000_002
 

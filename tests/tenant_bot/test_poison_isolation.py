@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from chat_helpers import book_first_slot, say, wait_for_text
 
 from tenant_bot.booking import Actor
+from tests.support.chat_helpers import book_first_slot, say, wait_for_text
 
 GHOST_CHAT = 990_000_000_001  # a Telegram user the emulator has never seen
 TUESDAY_10_MOSCOW = datetime(2030, 1, 8, 7, 0, tzinfo=UTC)

@@ -6,9 +6,8 @@ import asyncio
 import random
 import string
 
-from chat_helpers import book_first_slot, bot_view, say, settle, tap
-
 from tenant_bot.callbacks import MyBooking, OwnerBooking, PickDay, PickTime
+from tests.support.chat_helpers import book_first_slot, bot_view, say, settle, tap
 
 
 async def test_restart_mid_conversation_continues(start_bot, tenant) -> None:

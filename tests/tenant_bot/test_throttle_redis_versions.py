@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from aiogram.types import Update, User
 from redis.asyncio import Redis
-from redis62 import redis62_server
 
 from fleet.data_plane import TenantNames, drop_redis_user, ensure_redis_user
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.texts import BotTexts
+from tests.support.redis62 import redis62_server
 
 
 @pytest.fixture(scope="module")

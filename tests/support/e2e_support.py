@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 from sandbox.telegram import TelegramSandbox, TelegramUser
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = Path(sys.executable)
 SALES_BOT_USERNAME = "botfleet_sales_bot"
 PLAN_LABEL = "Month · 990.00 RUB"  # the demo plan `up` adds to an empty sandbox

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from e2e_support import UpProcess
+
+from tests.support.e2e_support import UpProcess
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"

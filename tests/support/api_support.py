@@ -1,4 +1,4 @@
-"""Helpers of the control plane tests (imported by name: this folder is on ``sys.path``)."""
+"""Helpers of the control plane tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the booking-core tests (imported as ``booking.helpers``)."""
+"""Helpers shared by the booking-core tests."""
 
 from __future__ import annotations
 
