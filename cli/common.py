@@ -63,7 +63,7 @@ def settings(*, service: bool = False) -> Settings:
 
 
 @dataclass
-class Resources:
+class CommandResources:
     """Connections a command needs, opened from settings and closed on exit."""
 
     settings: Settings
@@ -86,7 +86,7 @@ async def open_resources(
     secrets: bool = True,
     pool_size: int = 4,
     provisioner: bool = False,
-) -> AsyncIterator[Resources]:
+) -> AsyncIterator[CommandResources]:
     """``provisioner``: also a pool of the provisioning role, where one is configured (commands
     that create, migrate or drop tenant roles and schemas)."""
     box = SecretBox(config.require("master_key")) if secrets else None
@@ -98,7 +98,9 @@ async def open_resources(
             ddl = await create_pool(config.provisioner_database_url, max_size=pool_size)
         if redis:
             client = await connect_redis(config.require("redis_url"))
-        yield Resources(settings=config, pool=pool, redis=client, secrets=box, provisioner=ddl)
+        yield CommandResources(
+            settings=config, pool=pool, redis=client, secrets=box, provisioner=ddl
+        )
     finally:
         if client is not None:
             await client.aclose()

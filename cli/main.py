@@ -9,9 +9,9 @@ from cli import (
     apikeys,
     billing,
     events,
-    fleet_ops,
     jobs,
     migrate,
+    operations,
     payments,
     plans,
     sandbox,
@@ -47,7 +47,7 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(billing.app, name="billing")
 app.command("sales-bot", help="Run the sales bot (purchases, renewals, owner notices).")(sales_bot)
 app.command("worker", help="Run the deploy worker (jobs + reconciler).")(worker.worker)
-app.add_typer(fleet_ops.fleet_app, name="fleet")
+app.add_typer(operations.fleet_app, name="fleet")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(events.app, name="events")
 

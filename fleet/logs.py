@@ -15,7 +15,7 @@ from typing import Any
 from kit.logs import JsonFormatter as _KitJsonFormatter
 from kit.logs import MaskingTextFormatter, install, mask
 
-__all__ = ["JsonFormatter", "current_context", "log_context", "mask", "setup_logging"]
+__all__ = ["ContextJsonFormatter", "current_context", "log_context", "mask", "setup_logging"]
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
@@ -34,7 +34,7 @@ def current_context() -> dict[str, Any]:
     return dict(_context.get())
 
 
-class JsonFormatter(_KitJsonFormatter):
+class ContextJsonFormatter(_KitJsonFormatter):
     """JSON lines with the current :func:`log_context` fields."""
 
     def __init__(self) -> None:
@@ -44,7 +44,7 @@ class JsonFormatter(_KitJsonFormatter):
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configure the root logger once per process."""
     formatter: logging.Formatter = (
-        JsonFormatter()
+        ContextJsonFormatter()
         if fmt == "json"
         else MaskingTextFormatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", fields=_context.get

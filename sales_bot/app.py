@@ -27,7 +27,7 @@ from fleet.settings import Settings
 from kit.flood import RetryAfterMiddleware
 from kit.supervisor import Supervisor
 from sales_bot.handlers import routers
-from sales_bot.middlewares import LocaleMiddleware, RateLimitMiddleware
+from sales_bot.middlewares import OwnerLocaleMiddleware, RateLimitMiddleware
 from sales_bot.outbox import OutboxDelivery
 from sales_bot.owner_locales import OwnerLocales
 from templates import Texts
@@ -67,9 +67,9 @@ def build_dispatcher(
         notice=lambda locale: texts(locale, "rate_limited"),
     )
     for observer in (dp.message, dp.callback_query):
-        observer.outer_middleware(LocaleMiddleware(owner_locales))
+        observer.outer_middleware(OwnerLocaleMiddleware(owner_locales))
         observer.outer_middleware(limiter)
-    dp.errors.outer_middleware(LocaleMiddleware(owner_locales))
+    dp.errors.outer_middleware(OwnerLocaleMiddleware(owner_locales))
     dp.include_routers(*routers())
     dp["billing"] = billing
     dp["box"] = box

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-class LocaleMiddleware(BaseMiddleware):
+class OwnerLocaleMiddleware(BaseMiddleware):
     """Puts ``locale`` into the handler data: the language the user chose (``owners``), else their
     Telegram app's."""
 

@@ -37,7 +37,7 @@ from tenant_bot.booking.models import Clock, utc_now
 from tenant_bot.health import snapshot
 from tenant_bot.heartbeat import HEARTBEAT_INTERVAL_SECONDS, Heartbeat
 from tenant_bot.profile import seed_profile
-from tenant_bot.resources import DEFAULT_RATE_LIMIT, Resources, StartupError, open_resources
+from tenant_bot.resources import DEFAULT_RATE_LIMIT, BotResources, StartupError, open_resources
 from tenant_bot.serving import IdleReceiver, Receiver, make_receiver
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ async def run(
     background: bool = True,
     receive: bool = True,
     rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT,
-    on_ready: Callable[[Resources], None] | None = None,
+    on_ready: Callable[[BotResources], None] | None = None,
     heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS,
 ) -> None:
     """Run the tenant bot until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import StorageUnavailable
-from tenant_bot.booking.models import ClaimedReminder, Clock, CompletionPrompt, Settings
+from tenant_bot.booking.models import BusinessSettings, ClaimedReminder, Clock, CompletionPrompt
 from tenant_bot.delivery import Delivery, Outcome
 from tenant_bot.notifications import COMPLETION_CARD, REMINDER, Notifier
 
@@ -96,7 +96,7 @@ class BackgroundWorker:
             log.info("background work done", extra=counts)
         return counts
 
-    async def _remind(self, reminder: ClaimedReminder, settings: Settings) -> Outcome:
+    async def _remind(self, reminder: ClaimedReminder, settings: BusinessSettings) -> Outcome:
         result = await self.notifier.remind(reminder, settings=settings)
         reminders = self.core.reminders
         if result.outcome is Outcome.SENT:
@@ -114,7 +114,7 @@ class BackgroundWorker:
         )
         return Outcome.RETRY
 
-    async def _ask_owners(self, prompt: CompletionPrompt, settings: Settings) -> Outcome:
+    async def _ask_owners(self, prompt: CompletionPrompt, settings: BusinessSettings) -> Outcome:
         result = await self.notifier.completion_card(prompt.details, settings=settings)
         booking_id = prompt.details.booking.id
         completion = self.core.completion

@@ -62,8 +62,8 @@ from tenant_bot.booking.models import (
     Booking,
     BookingDetails,
     BookingStatus,
+    BusinessSettings,
     ClaimedReminder,
-    Settings,
     WaitlistEntry,
 )
 from tenant_bot.booking.waitlist import WaitlistService
@@ -153,7 +153,7 @@ class Notifier:
         self,
         model: type[BookingNoticeT],
         details: BookingDetails,
-        settings: Settings,
+        settings: BusinessSettings,
         locale: str,
         **extra: str,
     ) -> BookingNoticeT:
@@ -195,7 +195,7 @@ class Notifier:
         )
 
     async def booking_created(
-        self, details: BookingDetails, *, settings: Settings, actor_id: int | None = None
+        self, details: BookingDetails, *, settings: BusinessSettings, actor_id: int | None = None
     ) -> None:
         if await self.once(f"new:{details.booking.id}"):
             await self._to_owners(
@@ -205,7 +205,9 @@ class Notifier:
                 card=True,
             )
 
-    async def booking_confirmed(self, details: BookingDetails, *, settings: Settings) -> None:
+    async def booking_confirmed(
+        self, details: BookingDetails, *, settings: BusinessSettings
+    ) -> None:
         if await self.once(f"confirmed:{details.booking.id}"):
             await self._to_customer(
                 functools.partial(self._booking_notice, CustomerConfirmed, details, settings),
@@ -213,7 +215,12 @@ class Notifier:
             )
 
     async def booking_cancelled(
-        self, details: BookingDetails, *, by: str, settings: Settings, actor_id: int | None = None
+        self,
+        details: BookingDetails,
+        *,
+        by: str,
+        settings: BusinessSettings,
+        actor_id: int | None = None,
     ) -> None:
         if not await self.once(f"cancelled:{details.booking.id}"):
             return
@@ -238,7 +245,7 @@ class Notifier:
         *,
         old_start: datetime,
         by: str,
-        settings: Settings,
+        settings: BusinessSettings,
         actor_id: int | None = None,
     ) -> None:
         key = f"moved:{details.booking.id}:{int(details.booking.starts_at.timestamp())}:{int(old_start.timestamp())}"
@@ -256,7 +263,7 @@ class Notifier:
             details, actor_id=actor, notice=functools.partial(moved, OwnerMoved), card=True
         )
 
-    async def offer_freed_time(self, freed: Booking, *, settings: Settings) -> int:
+    async def offer_freed_time(self, freed: Booking, *, settings: BusinessSettings) -> int:
         """Tell waitlisted customers that ``freed``'s time is available; returns how many were told.
 
         Each wish is told on its own: a customer who cannot be told (blocked the bot, chat gone, a
@@ -295,7 +302,7 @@ class Notifier:
 
         return render
 
-    async def remind(self, reminder: ClaimedReminder, *, settings: Settings) -> Delivery:
+    async def remind(self, reminder: ClaimedReminder, *, settings: BusinessSettings) -> Delivery:
         """Send a reminder; a failure for good is counted and logged here (the caller records it)."""
         details = reminder.details
         locale = self._customer_locale(details.customer_locale)
@@ -312,7 +319,9 @@ class Notifier:
             self.tally.set_aside(REMINDER, reminder.id, result.error)
         return result
 
-    async def completion_card(self, details: BookingDetails, *, settings: Settings) -> Delivery:
+    async def completion_card(
+        self, details: BookingDetails, *, settings: BusinessSettings
+    ) -> Delivery:
         """Ask the owners whether the customer came (their answer marks done / no-show).
 
         ``sent`` once every owner is settled and at least one has the card; ``retry`` while some owner
@@ -346,7 +355,7 @@ class Notifier:
         return failed
 
     def _completion_render(
-        self, details: BookingDetails, settings: Settings, locale: str
+        self, details: BookingDetails, settings: BusinessSettings, locale: str
     ) -> Callable[[], Message]:
         def render() -> Message:
             notice = self._booking_notice(CompletionCard, details, settings, locale)

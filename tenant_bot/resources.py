@@ -49,7 +49,7 @@ class StartupError(RuntimeError):
 
 
 @dataclass
-class Resources:
+class BotResources:
     """The bot's open connections and the objects wired on them."""
 
     runtime: TenantRuntime
@@ -132,7 +132,7 @@ async def _connect_redis(runtime: TenantRuntime) -> Redis:
 
 async def open_resources(
     runtime: TenantRuntime, *, clock: Clock, rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
-) -> Resources:
+) -> BotResources:
     """Connect everything and wire the dispatcher; raises :class:`StartupError` naming what failed."""
     pool = await _connect_database(runtime)
     try:
@@ -179,7 +179,7 @@ async def open_resources(
         rate_limit=rate_limit,
     )
     background = BackgroundWorker(core=core, notifier=notifier, clock=clock)
-    return Resources(
+    return BotResources(
         runtime=runtime,
         pool=pool,
         redis=redis,

@@ -19,7 +19,7 @@ from aiohttp import web
 from tenant_bot.health import snapshot
 
 if TYPE_CHECKING:
-    from tenant_bot.resources import Resources
+    from tenant_bot.resources import BotResources
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Receiver(Protocol):
     async def stop(self) -> None: ...
 
 
-def _health_routes(app: web.Application, resources: Resources) -> None:
+def _health_routes(app: web.Application, resources: BotResources) -> None:
     """``/healthz``: 200 while the bot's supervised loops are healthy, 503 (with why) otherwise."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -86,7 +86,7 @@ class PollingReceiver:
     """``getUpdates`` long polling; each update is handled in its own task (ordered per chat by
     the dispatcher's event isolation)."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: BotResources) -> None:
         self.resources = resources
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
@@ -153,7 +153,7 @@ class PollingReceiver:
 class WebhookReceiver:
     """An aiohttp server receiving Telegram's POSTs at the path of ``webhook_url``."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: BotResources) -> None:
         self.resources = resources
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sites: list[_Site] = []
@@ -206,7 +206,7 @@ class IdleReceiver:
             self.finished.set_result(None)
 
 
-def make_receiver(resources: Resources) -> Receiver:
+def make_receiver(resources: BotResources) -> Receiver:
     """The receiver for the runtime's mode."""
     if resources.runtime.mode == "webhook":
         return WebhookReceiver(resources)

@@ -14,17 +14,17 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from schemas.notices import BookingFacts
 from tenant_bot import keyboards
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import BookingDetails, Clock, Settings, Slot
+from tenant_bot.booking.models import BookingDetails, BusinessSettings, Clock, Slot
 from tenant_bot.texts import BotTexts
 
 Screen = tuple[str, InlineKeyboardMarkup]
 
 
-def local_today(settings: Settings, clock: Clock) -> date:
+def local_today(settings: BusinessSettings, clock: Clock) -> date:
     return clock().astimezone(settings.zone).date()
 
 
-def last_bookable_day(settings: Settings, clock: Clock) -> date:
+def last_bookable_day(settings: BusinessSettings, clock: Clock) -> date:
     """The last local day inside the booking horizon."""
     return local_today(settings, clock) + timedelta(days=settings.horizon_days - 1)
 
@@ -129,7 +129,7 @@ async def times_screen(
 
 
 def facts(
-    texts: BotTexts, locale: str, details: BookingDetails, settings: Settings
+    texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings
 ) -> BookingFacts:
     """The values every booking text shows, formatted for ``locale`` (notices build on them)."""
     booking = details.booking
@@ -149,13 +149,15 @@ def facts(
 
 
 def booking_facts(
-    texts: BotTexts, locale: str, details: BookingDetails, settings: Settings
+    texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings
 ) -> dict[str, str]:
     """:func:`facts` as template keyword arguments, for the screens that show a booking."""
     return facts(texts, locale, details, settings).model_dump()
 
 
-def booking_label(texts: BotTexts, locale: str, details: BookingDetails, settings: Settings) -> str:
+def booking_label(
+    texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings
+) -> str:
     """A one-line button label: ``Fri 7 Mar, 14:30 · Haircut``."""
     when = texts.when(locale, details.booking.starts_at, settings.zone)
     return f"{when} · {details.service_name}"[:60]

@@ -8,8 +8,8 @@ from fastapi import Query
 
 from control_plane import render
 from control_plane.deps import Audit, ReaderKey
+from control_plane.endpoints import Cursor, Limit, resource_router
 from control_plane.pagination import decode_cursor, split_page
-from control_plane.routing import Cursor, Limit, resource_router
 from schemas.api import AuditEntryPublic, Page
 
 router = resource_router("/audit-log", tag="audit")

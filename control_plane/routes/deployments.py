@@ -8,9 +8,9 @@ from fastapi import Query
 
 from control_plane import render
 from control_plane.deps import Deployments, ReaderKey
+from control_plane.endpoints import Cursor, Limit, Slug, resource_router
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
-from control_plane.routing import Cursor, Limit, Slug, resource_router
 from schemas.api import DeploymentLogs, DeploymentPublic, DeploymentStatus, Page
 
 router = resource_router("", tag="deployments")

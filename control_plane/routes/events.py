@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request, status
 
 from control_plane.deps import AdminKey, ReaderKey, RequestId
+from control_plane.endpoints import Cursor, Limit, resource_router
 from control_plane.idempotency import Idempotent
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
-from control_plane.routing import Cursor, Limit, resource_router
 from control_plane.services.events import EventAdminService, public_event
 from fleet.identifiers import SLUG_PATTERN
 from schemas.api import EVENT_KIND_PATTERN, EventPublic, EventState, Page

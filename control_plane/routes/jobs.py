@@ -8,10 +8,10 @@ from fastapi import Path, Query, status
 
 from control_plane import render
 from control_plane.deps import AdminKey, Jobs, ReaderKey, RequestId
+from control_plane.endpoints import Cursor, Limit, resource_router
 from control_plane.idempotency import Idempotent
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
-from control_plane.routing import Cursor, Limit, resource_router
 from fleet.identifiers import SLUG_PATTERN
 from schemas.api import JobKind, JobPublic, JobStatus, Page
 

@@ -10,9 +10,9 @@ from fastapi import Query
 
 from control_plane import render
 from control_plane.deps import Payments, ReaderKey
+from control_plane.endpoints import Cursor, Limit, resource_router
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
-from control_plane.routing import Cursor, Limit, resource_router
 from fleet.identifiers import SLUG_PATTERN
 from schemas.api import Page, PaymentPublic, PaymentStatus
 from schemas.plans import PLAN_CODE_PATTERN

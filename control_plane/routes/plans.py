@@ -8,9 +8,9 @@ from fastapi import Path, Query, Response, status
 
 from control_plane import render
 from control_plane.deps import AdminKey, Plans, ReadOrSalesKey, RequestId
+from control_plane.endpoints import API_PREFIX, resource_router
 from control_plane.idempotency import Idempotent
 from control_plane.problems import problem_responses
-from control_plane.routing import API_PREFIX, resource_router
 from schemas.api import Page
 from schemas.plans import PLAN_CODE_PATTERN, PlanCreate, PlanPublic, PlanUpdate
 

@@ -22,10 +22,10 @@ from control_plane.deps import (
     Tenants,
     Tokens,
 )
+from control_plane.endpoints import API_PREFIX, Cursor, Limit, Slug, resource_router
 from control_plane.idempotency import Idempotent
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
-from control_plane.routing import API_PREFIX, Cursor, Limit, Slug, resource_router
 from schemas.api import (
     Page,
     SubscriptionPublic,

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 ACTOR = "yookassa"
 
 
-class Outcome(StrEnum):
+class PaymentOutcome(StrEnum):
     """What processing a provider payment did."""
 
     APPLIED = "applied"  # succeeded: subscription extended, tenant set to run
@@ -56,7 +56,7 @@ class Outcome(StrEnum):
 class Result:
     """The outcome of one notification or provider answer, with a reason for logs and operators."""
 
-    outcome: Outcome
+    outcome: PaymentOutcome
     reason: str = ""
     payment_id: uuid.UUID | None = None
 
@@ -104,12 +104,14 @@ class PaymentService:
 
         ``ProviderUnavailable`` propagates: the webhook then answers 5xx and YooKassa retries."""
         if not notification.event.startswith("payment."):
-            return Result(Outcome.IGNORED, f"{notification.event} is not handled automatically")
+            return Result(
+                PaymentOutcome.IGNORED, f"{notification.event} is not handled automatically"
+            )
         known = await payment_repo.find_by_provider_id(self._pool, notification.object_id)
         if known is not None and (known["applied_at"] is not None or known["status"] == "canceled"):
             # Settled for good: nothing a notification says can change it, so YooKassa's
             # replays are answered without asking its API again.
-            return Result(Outcome.DUPLICATE, f"already {known['status']}", known["id"])
+            return Result(PaymentOutcome.DUPLICATE, f"already {known['status']}", known["id"])
         try:
             remote = await self._provider.get_payment(notification.object_id)
         except ProviderRejected as exc:
@@ -117,7 +119,7 @@ class PaymentService:
                 log.warning(
                     "notification for an unknown payment", extra={"event": notification.event}
                 )
-                return Result(Outcome.IGNORED, "YooKassa does not know this payment")
+                return Result(PaymentOutcome.IGNORED, "YooKassa does not know this payment")
             raise
         return await self.apply(remote, request_id=request_id)
 
@@ -125,7 +127,7 @@ class PaymentService:
         """Apply a payment as the YooKassa API reported it (idempotent)."""
         payment_id = _our_payment_id(remote)
         if payment_id is None:
-            return Result(Outcome.IGNORED, "the payment carries no payment_id of ours")
+            return Result(PaymentOutcome.IGNORED, "the payment carries no payment_id of ours")
         if remote.status == "succeeded" and remote.paid:
             return await self._apply_success(payment_id, remote, request_id=request_id)
         if remote.status == "canceled":
@@ -136,7 +138,7 @@ class PaymentService:
                 remote=remote,
                 request_id=request_id,
             )
-        return Result(Outcome.IGNORED, f"the payment is {remote.status}", payment_id)
+        return Result(PaymentOutcome.IGNORED, f"the payment is {remote.status}", payment_id)
 
     async def _reject(
         self, conn: asyncpg.Connection, row: asyncpg.Record, remote: ProviderPayment, reason: str
@@ -152,7 +154,7 @@ class PaymentService:
             target=str(row["id"]),
             details={"reason": reason, "provider_payment_id": remote.id},
         )
-        return Result(Outcome.IGNORED, reason, row["id"])
+        return Result(PaymentOutcome.IGNORED, reason, row["id"])
 
     async def _apply_success(
         self, payment_id: uuid.UUID, remote: ProviderPayment, *, request_id: str | None
@@ -160,11 +162,11 @@ class PaymentService:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await payment_repo.lock_payment(conn, payment_id)
             if row is None:
-                return Result(Outcome.IGNORED, "no payment of ours has this id")
+                return Result(PaymentOutcome.IGNORED, "no payment of ours has this id")
             if reason := mismatch(row, remote):
                 return await self._reject(conn, row, remote, reason)
             if row["applied_at"] is not None:
-                return Result(Outcome.DUPLICATE, "already applied", payment_id)
+                return Result(PaymentOutcome.DUPLICATE, "already applied", payment_id)
             now = self._clock()
             details = await self._extend(conn, row, remote, now=now, request_id=request_id)
             await payment_repo.mark_applied(
@@ -182,7 +184,7 @@ class PaymentService:
             "payment applied",
             extra={"payment_id": str(payment_id), "tenant": details.get("slug"), **details},
         )
-        return Result(Outcome.APPLIED, str(details.get("action", "")), payment_id)
+        return Result(PaymentOutcome.APPLIED, str(details.get("action", "")), payment_id)
 
     async def _extend(
         self,
@@ -311,7 +313,7 @@ class PaymentService:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await payment_repo.lock_payment(conn, payment_id)
             if row is None:
-                return Result(Outcome.IGNORED, "no payment of ours has this id")
+                return Result(PaymentOutcome.IGNORED, "no payment of ours has this id")
             if remote is not None and (mismatch_reason := mismatch(row, remote)):
                 return await self._reject(conn, row, remote, mismatch_reason)
             if not await payment_repo.mark_canceled(
@@ -320,7 +322,7 @@ class PaymentService:
                 reason=reason,
                 provider_payment_id=remote.id if remote is not None else None,
             ):
-                return Result(Outcome.DUPLICATE, f"already {row['status']}", payment_id)
+                return Result(PaymentOutcome.DUPLICATE, f"already {row['status']}", payment_id)
             event_type = (
                 SubscriptionRenewalFailed if row["purpose"] == "auto_renewal" else PaymentCanceled
             )
@@ -342,4 +344,4 @@ class PaymentService:
                 request_id=request_id,
             )
         log.info("payment canceled", extra={"payment_id": str(payment_id), "reason": reason})
-        return Result(Outcome.CANCELED, reason, payment_id)
+        return Result(PaymentOutcome.CANCELED, reason, payment_id)

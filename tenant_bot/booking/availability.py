@@ -12,7 +12,7 @@ import asyncpg
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, NotFound
-from tenant_bot.booking.models import Clock, Service, Settings, Slot, WorkInterval, utc_now
+from tenant_bot.booking.models import BusinessSettings, Clock, Service, Slot, WorkInterval, utc_now
 from tenant_bot.booking.repositories import availability as repo
 
 MAX_RANGE_DAYS = 62
@@ -22,7 +22,7 @@ MAX_RANGE_DAYS = 62
 class Context:
     """Engine inputs for one service over a range of local days."""
 
-    settings: Settings
+    settings: BusinessSettings
     service: Service
     rules: engine.Rules
     spec: engine.ServiceSpec
@@ -31,7 +31,7 @@ class Context:
     load: dict[tuple[int, date], int]
 
 
-def rules_of(settings: Settings) -> engine.Rules:
+def rules_of(settings: BusinessSettings) -> engine.Rules:
     """The engine's view of the settings."""
     return engine.Rules(
         zone=settings.zone,

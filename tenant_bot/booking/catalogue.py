@@ -17,10 +17,10 @@ from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, InvalidTimeZone, NotFound
 from tenant_bot.booking.models import (
     BlockedPeriod,
+    BusinessSettings,
     Clock,
     DateException,
     Service,
-    Settings,
     Staff,
     WorkInterval,
     utc_now,
@@ -98,13 +98,13 @@ class CatalogueService:
         finally:
             self._cache.invalidate()
 
-    async def get_settings(self) -> Settings:
+    async def get_settings(self) -> BusinessSettings:
         """The business profile and booking rules."""
         async with self._db.connection() as conn:
             return await repo.get_settings(conn)
 
-    async def update_settings(self, **changes: Any) -> Settings:
-        """Change any :class:`Settings` field by name (e.g. ``time_zone="Europe/Berlin"``)."""
+    async def update_settings(self, **changes: Any) -> BusinessSettings:
+        """Change any :class:`BusinessSettings` field by name (e.g. ``time_zone="Europe/Berlin"``)."""
         unknown = set(changes) - repo.SETTINGS_COLUMNS
         if unknown:
             raise InvalidInput(sorted(unknown)[0], "is not a setting")

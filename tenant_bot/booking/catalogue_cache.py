@@ -40,7 +40,7 @@ from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import assemble, rules_of
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError, NotFound, StorageUnavailable
-from tenant_bot.booking.models import Clock, Service, Settings, Staff, WorkInterval
+from tenant_bot.booking.models import BusinessSettings, Clock, Service, Staff, WorkInterval
 from tenant_bot.booking.repositories import cache as repo
 
 # The window covers every start a customer may book (the horizon is at most 366 days).
@@ -56,7 +56,7 @@ class CatalogueView:
     the owner's order, as :class:`~.catalogue.CatalogueService` lists them."""
 
     version: int
-    settings: Settings
+    settings: BusinessSettings
     rules: engine.Rules
     services: dict[int, Service]
     staff: tuple[Staff, ...]
@@ -269,7 +269,7 @@ class CatalogueReader:
             self._generation = generation
         return self._view
 
-    async def settings(self) -> Settings:
+    async def settings(self) -> BusinessSettings:
         return (await self.view()).settings
 
     async def services(self) -> list[Service]:

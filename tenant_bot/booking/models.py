@@ -125,7 +125,7 @@ def _hhmm(minute: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class BusinessSettings:
     """The tenant's business profile and booking rules (one row)."""
 
     business_name: str

@@ -38,7 +38,7 @@ from tenant_bot.booking.errors import (
     StaffCannotServe,
     StorageError,
 )
-from tenant_bot.booking.models import Actor, Booking, BookingStatus, Service, Settings
+from tenant_bot.booking.models import Actor, Booking, BookingStatus, BusinessSettings, Service
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
 from tenant_bot.booking.repositories.bookings import SlotRequest
 
@@ -158,7 +158,7 @@ async def explain_no_staff(conn: asyncpg.Connection, ctx: Context, staff_id: int
 
 
 def occupied_range(
-    settings: Settings, start: datetime, duration_minutes: int
+    settings: BusinessSettings, start: datetime, duration_minutes: int
 ) -> tuple[datetime, datetime]:
     """What a booking blocks: the appointment plus the buffers around it."""
     end = start + timedelta(minutes=duration_minutes)
@@ -171,7 +171,7 @@ def occupied_range(
 async def _write(
     writer: BookingWriter,
     req: Request,
-    settings: Settings,
+    settings: BusinessSettings,
     service: Service,
     staff_id: int,
     version: int | None,

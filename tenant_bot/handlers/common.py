@@ -14,7 +14,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 
-from tenant_bot.booking.models import Settings
+from tenant_bot.booking.models import BusinessSettings
 from tenant_bot.keyboards import main_menu
 from tenant_bot.texts import BotTexts
 
@@ -89,7 +89,7 @@ async def stale(callback: CallbackQuery, texts: BotTexts, locale: str, *, is_own
     await send_menu(callback, texts, locale, is_owner=is_owner, key="stale_menu")
 
 
-def welcome(texts: BotTexts, locale: str, settings: Settings, fallback_name: str) -> str:
+def welcome(texts: BotTexts, locale: str, settings: BusinessSettings, fallback_name: str) -> str:
     """The /start text: the business name, welcome or description, address, phone, map link."""
     return texts(
         locale,

@@ -17,7 +17,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
 from tenant_bot import views
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import Actor, Booking, BookingDetails, Clock, Settings
+from tenant_bot.booking.models import Actor, Booking, BookingDetails, BusinessSettings, Clock
 from tenant_bot.callbacks import PickTime
 from tenant_bot.handlers.common import show
 from tenant_bot.notifications import Notifier
@@ -116,7 +116,7 @@ async def tell_rescheduled(
     *,
     before: Booking,
     by: str,
-    settings: Settings,
+    settings: BusinessSettings,
     actor_id: int | None = None,
 ) -> None:
     """Tell the other side about the new time, and the waitlist about the freed old one."""

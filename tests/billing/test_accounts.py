@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.billing.bot_tokens import BotIdentity
-from fleet.billing.payments import Outcome
+from fleet.billing.payments import PaymentOutcome
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from sandbox.testing import bot_id_of, new_bot_token
@@ -28,7 +28,7 @@ async def test_owner_sees_switches_and_rebinds_their_bot(
     )
     yookassa_standin.succeed(provider_id)
     result = await billing.payments.apply(await billing.provider.get_payment(provider_id))
-    assert result.outcome is Outcome.APPLIED
+    assert result.outcome is PaymentOutcome.APPLIED
     [bot] = await billing.accounts.list_bots(owner)
     assert bot.status == "provisioning" and bot.paid_until is not None
     assert bot.price is not None and str(bot.price) == "990.00"

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from fleet.billing.payments import Outcome
+from fleet.billing.payments import PaymentOutcome
 from fleet.billing.wiring import Billing
 from sales_bot.outbox import OutboxDelivery
 from sandbox.yookassa import YooKassaStandIn
@@ -77,7 +77,7 @@ async def _settle(
     else:
         standin.cancel(provider_id)
     result = await billing.payments.apply(await billing.provider.get_payment(provider_id))
-    assert result.outcome is (Outcome.APPLIED if ok else Outcome.CANCELED), result
+    assert result.outcome is (PaymentOutcome.APPLIED if ok else PaymentOutcome.CANCELED), result
 
 
 async def test_every_billing_event_renders_in_every_locale(

@@ -12,7 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli.main import app
-from fleet.billing.payments import Outcome
+from fleet.billing.payments import PaymentOutcome
 from fleet.billing.wiring import Billing
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.secrets import generate_master_key
@@ -26,7 +26,7 @@ async def _pay(billing: Billing, standin: YooKassaStandIn, pool: asyncpg.Pool, c
     )
     standin.succeed(provider_id)
     result = await billing.payments.apply(await billing.provider.get_payment(provider_id))
-    assert result.outcome is Outcome.APPLIED
+    assert result.outcome is PaymentOutcome.APPLIED
 
 
 async def _sub(pool: asyncpg.Pool, tenant_id: int) -> asyncpg.Record:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from control_plane.app import create_app
 from control_plane.services.health import HealthService
-from fleet.logs import JsonFormatter
+from fleet.logs import ContextJsonFormatter
 from fleet.migrations import Migration, load_migrations
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
@@ -85,7 +85,7 @@ async def test_request_id_is_taken_or_made_and_logged(
 ) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ContextJsonFormatter())
     access = logging.getLogger("control_plane.access")
     access.addHandler(handler)
     previous = access.level

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy_worker.errors import RuntimeBackendError
-from deploy_worker.fleet_ops import RollingUpgrade
+from deploy_worker.rollout import RollingUpgrade
 from deploy_worker.runtimes.base import EnsureResult, Runtime
 from deploy_worker.spec import RuntimeSpec
 from fleet.secrets import SecretBox

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import ConfigError, SecretError
-from fleet.logs import JsonFormatter, log_context, mask
+from fleet.logs import ContextJsonFormatter, log_context, mask
 from fleet.secrets import SecretBox, fingerprint, generate_master_key, mask_token
 from fleet.settings import load_settings
 
@@ -84,6 +84,6 @@ def test_json_formatter_carries_context() -> None:
     )
     record.__dict__["tenant"] = "barber"
     with log_context(request_id="req-1", job_id=7):
-        line = json.loads(JsonFormatter().format(record))
+        line = json.loads(ContextJsonFormatter().format(record))
     assert line["request_id"] == "req-1" and line["job_id"] == 7 and line["tenant"] == "barber"
     assert TOKEN not in line["msg"]

@@ -30,7 +30,7 @@ from sandbox.telegram import RateLimits, TelegramEmulator, TelegramSandbox, Tele
 from schemas.runtime import TenantRuntime
 from tenant_bot.app import run
 from tenant_bot.booking import BookingCore, WorkInterval
-from tenant_bot.resources import Resources
+from tenant_bot.resources import BotResources
 
 START = datetime(2030, 1, 7, 6, 0, tzinfo=UTC)  # Monday 09:00 in Moscow
 
@@ -131,7 +131,7 @@ class RunningBot:
     """A tenant bot running in this process, and the sandbox users around it."""
 
     runtime: TenantRuntime
-    resources: Resources
+    resources: BotResources
     sandbox: TelegramSandbox
     owner: TelegramUser
     stop: asyncio.Event
@@ -176,7 +176,7 @@ async def start_bot(
             telegram_api_base=emulator.base_url,
             **kwargs.pop("runtime", {}),
         )
-        ready: asyncio.Future[Resources] = asyncio.get_running_loop().create_future()
+        ready: asyncio.Future[BotResources] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
         kwargs.setdefault("rate_limit", (100, 10))
         task = asyncio.create_task(

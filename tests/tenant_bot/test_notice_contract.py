@@ -40,7 +40,7 @@ from templates import LOCALES
 from tenant_bot.app import run
 from tenant_bot.booking.models import BookingDetails
 from tenant_bot.callbacks import MyBooking, OwnerBooking, PickService
-from tenant_bot.resources import Resources
+from tenant_bot.resources import BotResources
 from tenant_bot.texts import BotTexts
 from tests.support.chat_helpers import bot_view, say, settle
 
@@ -98,7 +98,7 @@ class Shop:
     recorded the first time it is seen unedited, and everyone's chat is recorded before every tap.
     """
 
-    resources: Resources
+    resources: BotResources
     tenant: Any
     clock: Any
     people: dict[str, Person]
@@ -234,7 +234,7 @@ async def shop(
         locale="en",
         telegram_api_base=emulator.base_url,
     )
-    ready: asyncio.Future[Resources] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[BotResources] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(
         run(runtime, stop=stop, clock=clock, on_ready=ready.set_result, rate_limit=(100, 10))

@@ -18,14 +18,14 @@ import pytest
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from schemas.runtime import TenantRuntime
 from tenant_bot.app import run
-from tenant_bot.resources import Resources
+from tenant_bot.resources import BotResources
 from tests.support.chat_helpers import book_first_slot, say, tap, wait_for_text
 
 GHOST_OWNER = 990_000_000_002
 
 
 class Owners:
-    def __init__(self, resources: Resources, **owners: TelegramUser) -> None:
+    def __init__(self, resources: BotResources, **owners: TelegramUser) -> None:
         self.resources = resources
         self.by_name = owners
 
@@ -54,7 +54,7 @@ async def shop(
         locale="en",
         telegram_api_base=emulator.base_url,
     )
-    ready: asyncio.Future[Resources] = asyncio.get_running_loop().create_future()
+    ready: asyncio.Future[BotResources] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(
         run(runtime, stop=stop, clock=clock, on_ready=ready.set_result, rate_limit=(100, 10))

@@ -8,7 +8,13 @@ from datetime import date, datetime
 
 import asyncpg
 
-from tenant_bot.booking.models import BlockedPeriod, DateException, Service, Settings, WorkInterval
+from tenant_bot.booking.models import (
+    BlockedPeriod,
+    BusinessSettings,
+    DateException,
+    Service,
+    WorkInterval,
+)
 from tenant_bot.booking.repositories.catalogue import service_from_row, settings_from_row
 
 
@@ -145,7 +151,7 @@ async def list_blocks(
 class Snapshot:
     """What the slot engine needs for one service over a time range, read in one round trip."""
 
-    settings: Settings
+    settings: BusinessSettings
     service: Service | None
     staff_ids: tuple[int, ...]  # active staff doing the service, in display order
     hours: list[tuple[int, int, int, int]]  # staff_id, weekday, start_minute, end_minute
@@ -167,7 +173,7 @@ async def load_snapshot(
     exclude_booking_id: int | None = None,
     slot_start: datetime | None = None,
 ) -> Snapshot:
-    """Settings, service, candidate staff and everything that constrains them.
+    """BusinessSettings, service, candidate staff and everything that constrains them.
 
     Listing reads the whole range. Booking (``slot_start`` given) reads only what can clash with that
     one slot, plus each staff member's load that local day.

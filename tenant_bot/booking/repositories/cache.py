@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from tenant_bot.booking.models import Service, Settings, Staff
+from tenant_bot.booking.models import BusinessSettings, Service, Staff
 from tenant_bot.booking.repositories.catalogue import service_from_row, settings_from_row
 
 
@@ -16,7 +16,7 @@ class CatalogueRows:
     """The raw catalogue of a tenant for a window of days."""
 
     version: int
-    settings: Settings
+    settings: BusinessSettings
     services: list[Service]  # every service, in the owner's order
     staff: list[Staff]  # every staff member with the services they provide, in the owner's order
     hours: list[tuple[int, int, int, int]]  # staff_id, weekday, start_minute, end_minute

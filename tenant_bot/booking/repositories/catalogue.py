@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from tenant_bot.booking.models import Service, Settings, Staff
+from tenant_bot.booking.models import BusinessSettings, Service, Staff
 
 SETTINGS_COLUMNS = frozenset(
     {
@@ -60,22 +60,22 @@ def _set_clause(
     return clause, [changes[name] for name in names]
 
 
-def settings_from_row(row: asyncpg.Record) -> Settings:
-    """Build :class:`Settings` from a ``settings`` row."""
+def settings_from_row(row: asyncpg.Record) -> BusinessSettings:
+    """Build :class:`BusinessSettings` from a ``settings`` row."""
     values = {name: row[name] for name in SETTINGS_COLUMNS}
     values["reminder_offsets_minutes"] = tuple(row["reminder_offsets_minutes"])
     values["currency"] = row["currency"].strip()
-    return Settings(updated_at=row["updated_at"], **values)
+    return BusinessSettings(updated_at=row["updated_at"], **values)
 
 
-async def get_settings(conn: asyncpg.Connection) -> Settings:
+async def get_settings(conn: asyncpg.Connection) -> BusinessSettings:
     row = await conn.fetchrow("SELECT * FROM settings")
     return settings_from_row(row)
 
 
 async def update_settings(
     conn: asyncpg.Connection, changes: Mapping[str, Any], now: datetime
-) -> Settings:
+) -> BusinessSettings:
     clause, values = _set_clause(changes, SETTINGS_COLUMNS, 2)
     row = await conn.fetchrow(
         f"UPDATE settings SET {clause}, updated_at = $1 RETURNING *", now, *values

@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from kit.routing import Handler, Routes
 from tenant_bot import keyboards
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import BookingDetails, Clock, Settings
+from tenant_bot.booking.models import BookingDetails, BusinessSettings, Clock
 from tenant_bot.callbacks import Admin, Menu, Month, OwnerBooking, PickDay, day_code, day_of
 from tenant_bot.handlers.admin.common import back_to_menu, owner_menu
 from tenant_bot.handlers.common import show
@@ -36,7 +36,7 @@ async def menu(
     await show(event, texts(locale, "adm_menu"), owner_menu(texts, locale))
 
 
-def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: Settings) -> str:
+def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings) -> str:
     local = details.booking.starts_at.astimezone(settings.zone)
     return texts(
         locale,
@@ -50,7 +50,7 @@ def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: Setti
 
 
 def _booking_buttons(
-    texts: BotTexts, locale: str, items: list[BookingDetails], settings: Settings, back: str
+    texts: BotTexts, locale: str, items: list[BookingDetails], settings: BusinessSettings, back: str
 ) -> InlineKeyboardMarkup:
     rows = []
     for details in items[:40]:

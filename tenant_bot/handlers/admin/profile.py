@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.models import Settings
+from tenant_bot.booking.models import BusinessSettings
 from tenant_bot.callbacks import Admin, Profile
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -35,7 +35,7 @@ FIELDS = {
 
 
 async def profile_screen(
-    event: CallbackQuery | Message, settings: Settings, texts: BotTexts, locale: str
+    event: CallbackQuery | Message, settings: BusinessSettings, texts: BotTexts, locale: str
 ) -> None:
     text = texts(
         locale,

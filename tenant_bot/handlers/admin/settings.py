@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import Settings
+from tenant_bot.booking.models import BusinessSettings
 from tenant_bot.callbacks import Admin, Setting
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -56,12 +56,12 @@ def parse_offsets(text: str) -> list[int]:
     return offsets
 
 
-def _offsets(texts: BotTexts, locale: str, settings: Settings) -> str:
+def _offsets(texts: BotTexts, locale: str, settings: BusinessSettings) -> str:
     return ", ".join(texts.duration(locale, m) for m in settings.reminder_offsets_minutes) or "—"
 
 
 async def settings_screen(
-    event: CallbackQuery | Message, settings: Settings, texts: BotTexts, locale: str
+    event: CallbackQuery | Message, settings: BusinessSettings, texts: BotTexts, locale: str
 ) -> None:
     values = {name: getattr(settings, field) for name, field in NUMERIC.items()}
     text = texts(

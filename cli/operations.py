@@ -139,7 +139,7 @@ def status(
     config = settings()
 
     async def go() -> None:
-        from deploy_worker.fleet_ops import fleet_status
+        from deploy_worker.rollout import fleet_status
         from deploy_worker.runtimes import create_runtime
         from deploy_worker.spec import SpecBuilder
         from fleet.tenants import TenantService
@@ -199,7 +199,7 @@ def upgrade(
     config = settings()
 
     async def go() -> None:
-        from deploy_worker.fleet_ops import RollingUpgrade
+        from deploy_worker.rollout import RollingUpgrade
 
         async with open_resources(config, redis=False, secrets=False) as res:
             report = await RollingUpgrade(
