@@ -22,10 +22,10 @@ up: install
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Everyday work: everything but the docker, end-to-end, fault, browser and slow tests (`make test`
-# and .ci/run still run them all).
+# Everyday work: everything but the docker, end-to-end, fault, browser and slow tests, three at a time
+# (every test uses its own names, so they run in parallel); `make test` and .ci/run run them all.
 test-fast: install
-	$(BIN)/pytest -m "not (docker or e2e or faults or browser or slow)" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 3 -m "not (docker or e2e or faults or browser or slow)" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff format --check .
