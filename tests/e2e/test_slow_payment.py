@@ -84,7 +84,11 @@ async def told_exactly_once(owner: TelegramUser, up: UpProcess, **expected: int)
 
 async def bot_answers_start(sandbox: TelegramSandbox, owner: TelegramUser, token: str) -> None:
     owner_in_bot = sandbox.as_user(bot_id=bot_id_of(token), user_id=owner.id)
-    await say(owner_in_bot, "/start", "Welcome to", timeout=30)
+    # /start answers with two messages, the welcome then the menu: wait for the last, then look
+    # for the welcome among them (waiting for the welcome as the last message races the menu).
+    await say(owner_in_bot, "/start", "What would you like to do?", timeout=30)
+    said = [text_of(m) for m in (await owner_in_bot.chat())["messages"] if m["from"] == "bot"]
+    assert any("Welcome to" in text for text in said), said
 
 
 @pytest.mark.slow
