@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from control_plane import problems
 from control_plane.auth import Authenticator
+from control_plane.docs import install_docs
 from control_plane.idempotency import IdempotencyStore
 from control_plane.metrics import Metrics
 from control_plane.middleware import RequestContextMiddleware
@@ -178,7 +179,10 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
