@@ -22,6 +22,9 @@ _TOKEN_RE = re.compile(r"\b(\d{3,20}):([A-Za-z0-9_-]{2})[A-Za-z0-9_-]{26,60}([A-
 _PHONE_RE = re.compile(r"(?<![\w/:])\+?\d[\d\s().-]{8,16}\d(?![\w/:])")
 _SECRET_URL_RE = re.compile(r"(\w+://[^:/\s]*:)[^@\s]+@")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn's copy of the message with terminal colour codes: the message says it already.
+_DUPLICATES = {"color_message"}
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 Fields = Callable[[], Mapping[str, Any]]
 
@@ -44,6 +47,20 @@ def _no_fields() -> Mapping[str, Any]:
     return {}
 
 
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a call gave with ``extra=`` (not the record's own attributes)."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD and key not in _DUPLICATES and not key.startswith("_")
+    }
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if not text or _NEEDS_QUOTES.search(text) else text
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, ``fields()`` and ``extra`` fields."""
 
@@ -58,25 +75,38 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": mask(record.getMessage()),
         }
-        entry.update(self.fields())
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        for key, value in {**self.fields(), **extra_fields(record)}.items():
+            entry[key] = mask(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(entry, default=lambda v: mask(str(v)), ensure_ascii=False)
 
 
 class MaskingTextFormatter(logging.Formatter):
-    """Human-readable lines for terminals, masked like the JSON ones, ``fields()`` at the end."""
+    """Human-readable lines for terminals, masked like the JSON ones: the message, then
+    ``fields()`` and the record's ``extra`` fields as ``key=value`` (``request method=GET
+    route=/api/v1/plans status=200 ...``, ``event delivered kind=tenant_live tenant=barber``);
+    a value with spaces is quoted, a None one left out. A traceback follows the line."""
 
     def __init__(self, fmt: str, fields: Fields = _no_fields) -> None:
         super().__init__(fmt)
         self.fields = fields
 
     def format(self, record: logging.LogRecord) -> str:
-        context = " ".join(f"{k}={v}" for k, v in self.fields().items())
-        return mask(f"{super().format(record)} {context}".rstrip())
+        pairs = {**self.fields(), **extra_fields(record)}
+        context = " ".join(f"{k}={_text_value(v)}" for k, v in pairs.items() if v is not None)
+        saved, record.exc_text = record.exc_text, None
+        exc_info, stack_info = record.exc_info, record.stack_info
+        record.exc_info = record.stack_info = None
+        try:
+            line = f"{super().format(record)} {context}".rstrip()
+        finally:
+            record.exc_info, record.stack_info, record.exc_text = exc_info, stack_info, saved
+        if exc_info:
+            line += "\n" + self.formatException(exc_info)
+        if stack_info:
+            line += "\n" + self.formatStack(stack_info)
+        return mask(line)
 
 
 def install(formatter: logging.Formatter, level: str, *, quiet: tuple[str, ...] = ()) -> None:
