@@ -5,20 +5,20 @@
 #
 # 1. The base image (default botfleet-base:bookworm) is created once, locally: debootstrap a Debian
 #    bookworm rootfs with python3 and `docker import` it, because no registry can be reached.
-# 2. The wheelhouse is built on the host with `pip wheel`: dependencies once per pyproject.toml, the
-#    project's own wheel whenever its sources change.
+# 2. The wheelhouse is built on the host with `pip wheel` (.ci/wheelhouse.sh): dependencies once per
+#    pyproject.toml, the project's own wheel whenever its sources change.
 # 3. `docker build` installs from the wheelhouse with `pip --no-index`.
 # Re-running with nothing changed is a no-op (the image carries the hash of its sources as a label).
 #
 # Environment: BOTFLEET_IMAGE (botfleet:latest), BOTFLEET_BASE_IMAGE (botfleet-base:bookworm),
-# PYTHON (.venv/bin/python), DEBIAN_MIRROR (http://deb.debian.org/debian),
+# PYTHON (.venv/bin/python; with no .venv, a venv of the build's own: .ci/wheelhouse.sh),
+# DEBIAN_MIRROR (http://deb.debian.org/debian),
 # BOTFLEET_BUILD_DIR (.botfleet/build), FORCE=1 to rebuild the image even if it is up to date.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMAGE=${BOTFLEET_IMAGE:-botfleet:latest}
 BASE_IMAGE=${BOTFLEET_BASE_IMAGE:-botfleet-base:bookworm}
-PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BUILD=${BOTFLEET_BUILD_DIR:-$ROOT/.botfleet/build}
 
@@ -59,26 +59,7 @@ fi
 
 # --- 3. the wheelhouse -------------------------------------------------------------------------
 context="$BUILD/context"
-mkdir -p "$context/deps" "$context/app"
-deps_hash=$(cat pyproject.toml /etc/xdg/pip/constraints.txt 2>/dev/null | sha256sum | cut -c1-64)
-if [ "$(cat "$context/deps/.stamp" 2>/dev/null)" != "$deps_hash" ]; then
-    log "pip wheel: dependencies"
-    rm -rf "$context/deps" "$BUILD/all"
-    mkdir -p "$context/deps"
-    # The image runs Debian's python3 (3.11.2); markers like python_full_version < "3.11.3"
-    # (redis -> async-timeout) select wheels the host interpreter would skip, so add them here.
-    "$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/all" "$ROOT" "async-timeout>=4.0.3" \
-        >"$BUILD/pip-deps.log" 2>&1 || { tail -20 "$BUILD/pip-deps.log" >&2; exit 1; }
-    find "$BUILD/all" -name 'botfleet-*.whl' -delete
-    mv "$BUILD/all"/*.whl "$context/deps/"
-    rm -rf "$BUILD/all"
-    echo "$deps_hash" >"$context/deps/.stamp"
-fi
-log "pip wheel: botfleet"
-rm -rf "$context/app" && mkdir -p "$context/app"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$context/app" "$ROOT" >"$BUILD/pip-app.log" 2>&1 \
-    || { tail -20 "$BUILD/pip-app.log" >&2; exit 1; }
-rm -rf "$ROOT/build"
+BOTFLEET_BUILD_DIR=$BUILD bash "$ROOT/.ci/wheelhouse.sh"
 
 # --- 4. the image ------------------------------------------------------------------------------
 log "docker build -> $IMAGE"
