@@ -3,12 +3,29 @@ itself (issue 16 item 2; FastAPI's own pages load Swagger UI and ReDoc from a CD
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from tests.support.api_support import client_for
+from tests.support.e2e_browser_support import (
+    ARTIFACTS,
+    CHROME_ARGS,
+    CHROMEDRIVER,
+    CHROMIUM,
+    browser_skip_reason,
+)
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 # Every URL an HTML page or its inline script names: attributes and Swagger UI's `url: '...'`.
 _URLS = re.compile(r"""(?:href|src|spec-url)="([^"]+)"|\burl:\s*'([^']+)'""")
@@ -49,3 +66,84 @@ async def test_swagger_ui_bundle_is_the_real_one(app: FastAPI) -> None:
     assert b"Redoc" in redoc.content
     assert redirect.status_code == 200
     assert "oauth2" in redirect.text.lower()
+
+
+# ----- in headless Chromium with no internet ----------------------------------------------------
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """Headless Chromium that resolves no host name: only 127.0.0.1 is reachable (offline)."""
+    reason = browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+
+    profile = tempfile.mkdtemp(prefix="botfleet-docs-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        *CHROME_ARGS,
+        f"--user-data-dir={profile}",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    )
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` (its lifespan already run by the fixture) on a real port; its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _rendered(driver: WebDriver, url: str, selector: str, shot: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    try:
+        element = WebDriverWait(driver, 30, poll_frequency=0.1).until(
+            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, selector)),
+            message=f"{url} showed no {selector}",
+        )
+        return str(element.text)
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / shot))
+
+
+async def test_docs_and_redoc_render_with_no_internet(served: str, browser: WebDriver) -> None:
+    swagger = await asyncio.to_thread(
+        _rendered,
+        browser,
+        f"{served}/docs",
+        ".swagger-ui .opblock-summary-path",
+        "docs-swagger.png",
+    )
+    assert swagger.startswith("/api/v1/")
+    title = await asyncio.to_thread(_rendered, browser, f"{served}/redoc", "h1", "docs-redoc.png")
+    assert "botfleet control plane" in title
