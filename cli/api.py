@@ -89,7 +89,9 @@ def serve(app: ASGIApp, *, host: str, port: int, **options: Any) -> None:
         **options,
     )
     server = uvicorn.Server(config)
-    server.run()
+    # uvicorn re-raises the Ctrl-C it handled once it has stopped (as uvicorn.run, swallow it).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise fail(f"the API did not start on {host}:{port}; the log above says why")
 

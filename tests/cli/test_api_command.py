@@ -3,11 +3,15 @@ instead of uvicorn's JSON traceback of the failed lifespan and exit code 3."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fleet.secrets import generate_master_key
@@ -57,3 +61,38 @@ def test_api_with_a_service_down_is_a_one_line_error(
     assert lines[0].startswith(f"error: cannot connect to {name} at 127.0.0.1:{dead}"), output
     assert "Traceback" not in output
     assert ":pw@" not in output
+
+
+def test_api_stops_on_ctrl_c_with_exit_code_0(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    port = _closed_port()
+    env = clean_env(
+        BOTFLEET_MASTER_KEY=generate_master_key(),
+        BOTFLEET_DATABASE_URL=database_url,
+        BOTFLEET_REDIS_URL=redis_url,
+        BOTFLEET_API_TENANT_CACHE_SIZE="0",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the API did not answer /healthz"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
