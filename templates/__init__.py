@@ -7,6 +7,11 @@ holding one macro per message::
     Booked: <b>{{ service }}</b>, {{ when }}
     {%- endmacro %}
 
+Newlines are kept as written (no ``trim_blocks``): an optional line is written with its newline
+inside the condition, ``…{% if address %}\n📍 {{ address }}{% endif %}``, and ``{%- … -%}`` trims
+whitespace where a tag stands on a line of its own. ``tests/templates/test_line_structure.py`` renders
+every macro with and without each optional value and fails on lines glued together.
+
 Autoescaping is on, so values passed in (business and customer names) are HTML-escaped for Telegram's
 HTML parse mode; the texts themselves may use Telegram's HTML tags. Look-ups fall back to the default
 locale, and :meth:`Texts.missing` lets a test prove every locale defines every message.
@@ -28,8 +33,10 @@ def _environment(area: str) -> Environment:
         loader=PackageLoader("templates", area),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        # No trim_blocks: it ate the newline after ``{% if %}``/``{% endif %}`` and glued optional
+        # lines to the line before them. Newlines are text; ``{%- -%}`` trims where wanted.
+        trim_blocks=False,
+        lstrip_blocks=False,
         keep_trailing_newline=False,
     )
 

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kit import formats
 from templates import LOCALES, Texts
 
 AREA = "tenant_bot"
@@ -75,11 +76,13 @@ class BotTexts:
 
     @staticmethod
     def money(amount: Decimal, currency: str) -> str:
-        """``1 500 ₽`` / ``12.50 USD``: whole amounts without decimals, thousands spaced."""
-        symbol = {"RUB": "₽", "USD": "$", "EUR": "€"}.get(currency, currency)
-        whole = amount == amount.to_integral_value()
-        text = f"{amount:,.0f}" if whole else f"{amount:,.2f}"
-        return f"{text.replace(',', ' ')} {symbol}"
+        """``1 500 ₽`` / ``12.50 $``: the one money format of both bots (:func:`kit.formats.money`)."""
+        return formats.money(amount, currency)
+
+    @staticmethod
+    def zone(locale: str, zone: str) -> str:
+        """``Москва (UTC+3)`` / ``Moscow (UTC+3)`` (:func:`kit.formats.zone_label`)."""
+        return formats.zone_label(zone, locale)
 
     def duration(self, locale: str, minutes: int) -> str:
         """``1 h 30 min`` / ``1 ч 30 мин``."""

@@ -66,7 +66,7 @@ async def book_first_slot(
 ) -> dict[str, Any]:
     """The whole customer flow on Tuesday 8 January 2030; returns the final message."""
     await say(user, "/book")
-    await tap(user, "Haircut · 1 h · 1 500 ₽")
+    await tap(user, "Haircut · 1 h · 1\u202f500 ₽")
     await tap(user, "8")
     await tap(user, time)
     await say(user, name)

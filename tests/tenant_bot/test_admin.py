@@ -22,7 +22,7 @@ async def test_owner_blocks_a_day_and_no_slots_are_offered(start_bot, tenant) ->
 
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     labels = await buttons(anna)
     assert "8" not in labels and "·8·" in labels and "9" in labels
 

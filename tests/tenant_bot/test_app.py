@@ -135,7 +135,7 @@ async def test_flood_control_is_waited_out(start_bot, tenant, emulator) -> None:
     await say(anna, "/help")
     reply = await tap(anna, "📅 Book")
     assert "Choose a service" in reply["text"]
-    assert "Haircut · 1 h · 1 500 ₽" in await buttons(anna)
+    assert "Haircut · 1 h · 1\u202f500 ₽" in await buttons(anna)
 
 
 async def test_first_start_seeds_profile_and_serves_health(

@@ -51,7 +51,7 @@ async def test_staff_choice_contact_button_and_help(start_bot, tenant) -> None:
     assert "/book" in help_text["text"] and "/admin" not in help_text["text"]
 
     await say(anna, "/book")
-    staff_screen = await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    staff_screen = await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     assert "Who would you like to see?" in staff_screen["text"]
     assert await buttons(anna) == ["Anyone available", "Ivan", "Olga", "« Back"]
     await tap(anna, "Olga")

@@ -21,7 +21,7 @@ async def test_customer_calendars_turn_months(start_bot, tenant) -> None:
     bot = await start_bot()
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     await _turns(anna, "Choose a day")
 
     await book_first_slot(anna, time="10:00")

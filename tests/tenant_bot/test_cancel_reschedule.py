@@ -31,7 +31,7 @@ async def test_cancel_frees_slot_and_notifies_waitlist(start_bot, tenant) -> Non
 
     # Boris finds the day full and joins its waitlist.
     await say(boris, "/book")
-    await tap(boris, "Haircut · 1 h · 1 500 ₽")
+    await tap(boris, "Haircut · 1 h · 1\u202f500 ₽")
     assert "·8·" in await buttons(boris)
     full = await tap(boris, "·8·")
     assert "No free time" in full["text"]

@@ -15,7 +15,7 @@ import asyncpg
 from tenant_bot.booking import BookingCore
 from tests.support.chat_helpers import buttons, say, tap
 
-HAIRCUT = "Haircut · 1 h · 1 500 ₽"
+HAIRCUT = "Haircut · 1 h · 1\u202f500 ₽"
 
 
 async def _welcome(user) -> str:  # type: ignore[no-untyped-def]
@@ -44,7 +44,7 @@ async def test_a_change_written_straight_to_the_database_reaches_the_next_custom
         )
         await say(anna, "/book")
         labels = await buttons(anna)
-        assert "Fade · 1 h · 1 800 ₽" in labels and HAIRCUT not in labels
+        assert "Fade · 1 h · 1\u202f800 ₽" in labels and HAIRCUT not in labels
 
         olga = await conn.fetchval("INSERT INTO staff (name) VALUES ('Olga') RETURNING id")
         await conn.execute(
@@ -57,7 +57,7 @@ async def test_a_change_written_straight_to_the_database_reaches_the_next_custom
             " VALUES ($1, 1, 720, 840)",
             olga,
         )
-        staff_screen = await tap(anna, "Fade · 1 h · 1 800 ₽")
+        staff_screen = await tap(anna, "Fade · 1 h · 1\u202f800 ₽")
         assert "Who would you like to see?" in staff_screen["text"]
         assert await buttons(anna) == ["Anyone available", "Ivan", "Olga", "« Back"]
 
@@ -68,11 +68,11 @@ async def test_a_change_written_straight_to_the_database_reaches_the_next_custom
         await conn.execute("UPDATE staff SET name = 'Olga K' WHERE id = $1", olga)
         await conn.execute("UPDATE services SET price = 2000 WHERE id = $1", tenant.service_id)
         summary = await say(anna, "+79161234567")
-        assert "Olga K" in summary["text"] and "2 000 ₽" in summary["text"]
+        assert "Olga K" in summary["text"] and "2\u202f000 ₽" in summary["text"]
 
         await conn.execute("UPDATE staff SET active = false WHERE id = $1", olga)
         await say(anna, "/book")
-        calendar = await tap(anna, "Fade · 1 h · 2 000 ₽")
+        calendar = await tap(anna, "Fade · 1 h · 2\u202f000 ₽")
         assert "Who would you like to see?" not in calendar["text"]  # Ivan alone now
 
         await conn.execute("UPDATE services SET active = false WHERE id = $1", tenant.service_id)
@@ -97,7 +97,7 @@ async def test_the_owners_edits_reach_customers_at_once(start_bot, tenant) -> No
     await tap(owner, "✏️ Edit")
     await say(owner, "Haircut; 60; 1700")
     summary = await tap(anna, "10:00")
-    assert "Please check your booking" in summary["text"] and "1 700 ₽" in summary["text"]
+    assert "Please check your booking" in summary["text"] and "1\u202f700 ₽" in summary["text"]
 
     await say(owner, "/admin")
     await tap(owner, "💈 Services")
@@ -108,7 +108,7 @@ async def test_the_owners_edits_reach_customers_at_once(start_bot, tenant) -> No
 
     await say(owner, "/admin")
     await tap(owner, "💈 Services")
-    await tap(owner, "Haircut · 1 h · 1 700 ₽")
+    await tap(owner, "Haircut · 1 h · 1\u202f700 ₽")
     await tap(owner, "⏸ Switch off")
     await say(anna, "/book")
     labels = await buttons(anna)

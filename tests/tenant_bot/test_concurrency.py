@@ -10,7 +10,7 @@ from tests.support.chat_helpers import bot_view, buttons, say, settle, tap
 
 async def _to_summary(user, time: str = "10:00") -> None:
     await say(user, "/book")
-    await tap(user, "Haircut · 1 h · 1 500 ₽")
+    await tap(user, "Haircut · 1 h · 1\u202f500 ₽")
     await tap(user, "8")
     await tap(user, time)
     await say(user, user.name)

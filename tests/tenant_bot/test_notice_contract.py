@@ -351,7 +351,7 @@ async def test_every_notice_kind_renders_in_every_locale(
                 assert leftover not in text, f"{kind}/{locale} shows {leftover!r}: {text}"
             if kind != "waitlist_free":
                 assert "Haircut" in text and "Ivan" in text, text  # service and staff
-                assert "1 500 ₽" in text, text
+                assert "1\u202f500 ₽" in text, text
             delivered.add((kind, locale))
     assert delivered == {(kind, locale) for kind in NOTICES for locale in LOCALES}
     tally = shop.resources.notifier.tally
@@ -403,7 +403,7 @@ def test_a_notice_cannot_be_built_without_its_values() -> None:
         service="Haircut",
         staff="Ivan",
         when="Tue 8 Jan, 10:00",
-        price="1 500 ₽",
+        price="1\u202f500 ₽",
         customer="Anna",
         phone="",
         status="confirmed",

@@ -14,7 +14,7 @@ async def test_restart_mid_conversation_continues(start_bot, tenant) -> None:
     bot = await start_bot()
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     await tap(anna, "8")
     await tap(anna, "10:00")  # now asked for a name
     await bot.shutdown()
@@ -55,7 +55,7 @@ async def test_garbage_never_crashes_and_never_leaks(start_bot, tenant, emulator
     # Unexpected input in every state of the booking flow: stickers/contacts/text where buttons
     # are expected, and an old button of an earlier step.
     await say(anna, "/book")
-    for step in ("Haircut · 1 h · 1 500 ₽", "8", "10:00"):
+    for step in ("Haircut · 1 h · 1\u202f500 ₽", "8", "10:00"):
         reply = await say(anna, "what?")
         assert "buttons" in reply["text"]
         target = next(

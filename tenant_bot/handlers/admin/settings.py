@@ -70,7 +70,7 @@ async def settings_screen(
         **values,
         confirm=settings.confirmation_required,
         reminders=_offsets(texts, locale, settings),
-        timezone=settings.time_zone,
+        timezone=texts.zone(locale, settings.time_zone),
     )
     rows = [
         [button(texts(locale, f"adm_set_{name}"), Setting(name=name).pack())] for name in NUMERIC
