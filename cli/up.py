@@ -284,13 +284,20 @@ async def _demo_plans(pool: Any) -> None:
     service = PlanService(pool=pool)
     if await service.list():
         return
-    for code, name, price, days in (
-        ("month", "Month", "990.00", 30),
-        ("year", "Year", "9900.00", 365),
+    for code, name, russian, price, days in (
+        ("month", "Month", "Месяц", "990.00", 30),
+        ("year", "Year", "Год", "9900.00", 365),
     ):
-        await service.create(
-            PlanCreate(code=code, name=name, price=price, period_days=days), actor="up"
+        plan = PlanCreate.model_validate(
+            {
+                "code": code,
+                "name": name,
+                "price": price,
+                "period_days": days,
+                "translations": {"ru": {"name": russian}, "en": {"name": name}},
+            }
         )
+        await service.create(plan, actor="up")
 
 
 async def _serve_api(

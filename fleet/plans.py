@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: (str(v) if not isinstance(v, bool | int | str | None) else v) for k, v in changes.items()
+        k: (str(v) if not isinstance(v, bool | int | str | dict | None) else v)
+        for k, v in changes.items()
     }
 
 

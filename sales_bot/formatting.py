@@ -1,9 +1,8 @@
-"""Dates and amounts as owners read them."""
+"""Dates as owners read them (money and time zones: :mod:`kit.formats`, shared with tenant bots)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -18,8 +17,3 @@ def day(moment: datetime | str | None, timezone: str | None = None) -> str | Non
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     return moment.astimezone(zone).strftime("%d.%m.%Y")
-
-
-def amount(value: Decimal | str) -> str:
-    """``990.00``: two decimals, exact."""
-    return str(Decimal(value).quantize(Decimal("0.01")))

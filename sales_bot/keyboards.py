@@ -9,6 +9,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from fleet.billing.accounts import OwnerBot
+from kit.formats import money, zone_label
 from sales_bot.callbacks import (
     BotAction,
     BotCb,
@@ -20,9 +21,11 @@ from sales_bot.callbacks import (
     SaveCardCb,
     TimezoneCb,
 )
+from schemas.plans import plan_text
 from templates import Texts
 
-# Offered as buttons; any other IANA name can be typed.
+# Offered as buttons, labelled as people know them ("Москва (UTC+3)"); a city of
+# ``kit.formats.ZONE_NAMES`` or any IANA name can be typed.
 TIMEZONES: tuple[str, ...] = (
     "Europe/Kaliningrad",
     "Europe/Moscow",
@@ -66,9 +69,8 @@ def plans(texts: Texts, locale: str, items: Sequence[Any]) -> InlineKeyboardMark
             text=texts(
                 locale,
                 "plan_button",
-                name=plan["name"],
-                price=plan["price"],
-                currency=plan["currency"].strip(),
+                name=plan_text(plan, locale)[0],
+                price=money(plan["price"], plan["currency"]),
             ),
             callback_data=PlanCb(code=plan["code"]),
         )
@@ -80,7 +82,7 @@ def plans(texts: Texts, locale: str, items: Sequence[Any]) -> InlineKeyboardMark
 def timezones(texts: Texts, locale: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for name in TIMEZONES:
-        kb.button(text=name, callback_data=TimezoneCb(name=name))
+        kb.button(text=zone_label(name, locale), callback_data=TimezoneCb(name=name))
     kb.adjust(2)
     kb.row()
     kb.button(text=texts(locale, "button_cancel"), callback_data=MenuCb(action=MenuAction.CANCEL))

@@ -37,6 +37,7 @@ from aiogram.exceptions import (
 
 from fleet.repositories import events as event_repo
 from fleet.repositories import owners as owner_repo
+from kit.formats import money
 from sales_bot.formatting import day
 from schemas.events import OWNER_EVENT_KINDS, Event, parse_event
 from templates import Texts
@@ -77,6 +78,8 @@ class OutboxDelivery:
         for key in _DATES:
             if fields.get(key) is not None:
                 fields[key] = day(fields[key], timezone)
+        if fields.get("amount") is not None:
+            fields["amount"] = money(fields["amount"], fields.get("currency") or "RUB")
         fields["support"] = self._support
         return self._texts(locale, event.template(), bot=bot, p=fields)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
+
+from schemas.tenants import Locale
 
 PLAN_CODE_PATTERN = r"^[a-z][a-z0-9_-]{1,31}$"
 
@@ -41,6 +44,7 @@ _EXAMPLE: JsonDict = {
     "period_days": 30,
     "max_staff": 3,
     "active": True,
+    "translations": {"ru": {"name": "Базовый", "description": "Один бот, до 3 мастеров"}},
 }
 
 
@@ -63,6 +67,36 @@ def _strip_name(value: str | None) -> str | None:
     return value
 
 
+class PlanTranslation(BaseModel):
+    """A plan's name (and description) in one language; a missing description shows the plan's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PlanName
+    description: Description | None = None
+
+    _check_name = field_validator("name")(_strip_name)
+
+
+Translations = Annotated[
+    dict[Locale, PlanTranslation],
+    Field(
+        description="The name and description buyers see per language (ru, en); a language "
+        "missing here shows `name` and `description`"
+    ),
+]
+
+
+def plan_text(plan: Mapping[str, Any], locale: str) -> tuple[str, str]:
+    """A plan's (name, description) in ``locale``, else its own (``plan`` is a row or a dict)."""
+    translation = (plan.get("translations") or {}).get(locale) or {}
+    description = translation.get("description")
+    return (
+        translation.get("name") or plan["name"],
+        plan["description"] if description is None else description,
+    )
+
+
 class PlanCreate(BaseModel):
     """A new plan."""
 
@@ -79,6 +113,7 @@ class PlanCreate(BaseModel):
     period_days: PeriodDays
     max_staff: MaxStaff = None
     active: bool = True
+    translations: Translations = {}
 
     _check_name = field_validator("name")(_strip_name)
 
@@ -98,11 +133,12 @@ class PlanUpdate(BaseModel):
     period_days: PeriodDays | SkipJsonSchema[None] = None
     max_staff: MaxStaff = None
     active: bool | SkipJsonSchema[None] = None
+    translations: Translations | SkipJsonSchema[None] = None
 
     _check_name = field_validator("name")(_strip_name)
-    _not_null = field_validator("description", "price", "currency", "period_days", "active")(
-        not_null
-    )
+    _not_null = field_validator(
+        "description", "price", "currency", "period_days", "active", "translations"
+    )(not_null)
 
 
 class PlanPublic(BaseModel):
@@ -118,5 +154,6 @@ class PlanPublic(BaseModel):
     period_days: int
     max_staff: int | None
     active: bool
+    translations: dict[str, PlanTranslation] = {}
     created_at: datetime
     updated_at: datetime

@@ -67,6 +67,11 @@ class Texts:
             raise KeyError(f"no text {key!r} in templates/{self.area}")
         return str(macro(**values)).strip()
 
+    def macro(self, locale: str, key: str) -> Any:
+        """The jinja2 macro of a message (``arguments``, ``catch_kwargs``), for tests that render
+        every message; None when ``locale`` lacks it."""
+        return getattr(self._module(locale), key, None)
+
     def keys(self, locale: str) -> set[str]:
         module = self._module(locale)
         return {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -16,6 +17,7 @@ from fleet.repositories import audit
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox, fingerprint
+from schemas.plans import plan_text
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,15 @@ class OwnerBot:
     auto_renew: bool
     has_payment_method: bool
     payment_method_title: str | None
+    timezone: str = "UTC"
+    plan_translations: dict[str, Any] = field(default_factory=dict)
+
+    def plan_name_in(self, locale: str) -> str | None:
+        """The plan's name in ``locale`` (its translation, else its name); None without a plan."""
+        if self.plan_name is None:
+            return None
+        plan = {"name": self.plan_name, "description": "", "translations": self.plan_translations}
+        return plan_text(plan, locale)[0]
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> OwnerBot:
@@ -58,6 +69,8 @@ class OwnerBot:
             auto_renew=bool(row["auto_renew"]),
             has_payment_method=bool(row["has_payment_method"]),
             payment_method_title=row["payment_method_title"],
+            timezone=row["timezone"],
+            plan_translations=row["plan_translations"] or {},
         )
 
 

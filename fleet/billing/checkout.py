@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.plans import PlanRepository
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox, fingerprint, generate_password
+from schemas.plans import plan_text
 from schemas.tenants import check_timezone
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,12 @@ class Checkout:
     amount: Decimal
     currency: str
     plan_name: str
+    plan_translations: dict[str, Any] = field(default_factory=dict)
+
+    def plan_name_in(self, locale: str) -> str:
+        """The plan's name in ``locale`` (its translation, else its name)."""
+        plan = {"name": self.plan_name, "description": "", "translations": self.plan_translations}
+        return plan_text(plan, locale)[0]
 
 
 class CheckoutService:
@@ -425,6 +432,7 @@ class CheckoutService:
             amount=payment["amount"],
             currency=payment["currency"].strip(),
             plan_name=plan["name"],
+            plan_translations=plan["translations"],
         )
 
 

@@ -37,12 +37,13 @@ class PlanRepository:
         description: str = "",
         max_staff: int | None = None,
         active: bool = True,
+        translations: dict[str, dict[str, str | None]] | None = None,
     ) -> asyncpg.Record:
         try:
             row = await self._db.fetchrow(
-                "INSERT INTO control.plans"
-                " (code, name, description, price, currency, period_days, max_staff, active)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+                "INSERT INTO control.plans (code, name, description, price, currency,"
+                " period_days, max_staff, active, translations)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
                 code,
                 name,
                 description,
@@ -51,6 +52,7 @@ class PlanRepository:
                 period_days,
                 max_staff,
                 active,
+                translations or {},
             )
         except asyncpg.UniqueViolationError as exc:
             raise ConflictError("code", f"a plan with code {code!r} already exists") from exc

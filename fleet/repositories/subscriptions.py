@@ -315,10 +315,11 @@ async def list_for_owner(db: Executor, owner_telegram_id: int) -> list[asyncpg.R
     """An owner's live tenants with their subscription and plan (missing ones as NULLs)."""
     return await db.fetch(
         "SELECT t.id AS tenant_id, t.slug, t.display_name, t.bot_username, t.status,"
-        " t.desired_state, t.locale, t.plan_code AS tenant_plan_code, t.created_at,"
+        " t.desired_state, t.locale, t.timezone, t.plan_code AS tenant_plan_code, t.created_at,"
         " s.id AS subscription_id, s.status AS subscription_status, s.current_period_end,"
         " s.auto_renew, s.payment_method_id_enc IS NOT NULL AS has_payment_method,"
-        " s.payment_method_title, p.name AS plan_name, p.price, p.currency, p.period_days"
+        " s.payment_method_title, p.name AS plan_name, p.translations AS plan_translations,"
+        " p.price, p.currency, p.period_days"
         " FROM control.tenants t"
         " LEFT JOIN control.subscriptions s ON s.tenant_id = t.id"
         " LEFT JOIN control.plans p ON p.code = coalesce(s.plan_code, t.plan_code)"

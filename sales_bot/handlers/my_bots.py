@@ -12,10 +12,11 @@ from fleet.billing.accounts import OwnerBot
 from fleet.billing.errors import BotTokenRejected, PaymentProviderError
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
+from kit.formats import money, zone_label
 from kit.routing import Routes
 from sales_bot import keyboards
 from sales_bot.callbacks import BotAction, BotCb, MenuAction, MenuCb
-from sales_bot.formatting import amount, day
+from sales_bot.formatting import day
 from sales_bot.handlers.purchase import forget_message, token_problem
 from sales_bot.states import ChangeToken
 from templates import Texts
@@ -30,10 +31,11 @@ def render_card(texts: Texts, locale: str, bot: OwnerBot) -> str:
         display_name=bot.display_name,
         bot_username=bot.bot_username or bot.slug,
         status=bot.status,
-        plan_name=bot.plan_name,
-        paid_until=day(bot.paid_until),
+        plan_name=bot.plan_name_in(locale),
+        paid_until=day(bot.paid_until, bot.timezone),
         auto_renew=bot.auto_renew,
         card=bot.payment_method_title,
+        timezone=zone_label(bot.timezone, locale),
     )
 
 
@@ -102,20 +104,18 @@ async def renew(
         return
     await query.answer()
     bot = await billing.accounts.get_bot(query.from_user.id, callback_data.tenant_id)
-    price = amount(checkout.amount)
+    price = money(checkout.amount, checkout.currency)
     if query.message is not None:
         await query.message.answer(
             texts(
                 locale,
                 "pay",
-                plan_name=checkout.plan_name,
+                plan_name=checkout.plan_name_in(locale),
                 amount=price,
-                currency=checkout.currency,
                 bot_username=bot.bot_username or bot.slug,
             ),
             reply_markup=keyboards.pay(
-                checkout.confirmation_url,
-                texts(locale, "button_pay", amount=price, currency=checkout.currency),
+                checkout.confirmation_url, texts(locale, "button_pay", amount=price)
             ),
         )
 
@@ -190,17 +190,23 @@ async def got_new_token(
     try:
         identity = await billing.tokens.verify(token)
     except BotTokenRejected as exc:
-        await message.answer(token_problem(texts, locale, exc))
+        await message.answer(
+            token_problem(texts, locale, exc), reply_markup=keyboards.cancel(texts, locale)
+        )
         return
     try:
         changed = await billing.accounts.change_token(
             owner_telegram_id=owner, tenant_id=int(tenant_id or 0), token=token, identity=identity
         )
     except ConflictError:
-        await message.answer(texts(locale, "token_in_use"))
+        await message.answer(
+            texts(locale, "token_in_use"), reply_markup=keyboards.cancel(texts, locale)
+        )
         return
     except ValidationError:
-        await message.answer(texts(locale, "token_same"))
+        await message.answer(
+            texts(locale, "token_same"), reply_markup=keyboards.cancel(texts, locale)
+        )
         return
     except NotFoundError:
         await state.clear()

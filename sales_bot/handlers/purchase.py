@@ -15,11 +15,12 @@ from fleet.billing.errors import BotTokenRejected, PaymentProviderError
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, ValidationError
 from fleet.secrets import SecretBox
+from kit.formats import find_zone, money
 from kit.routing import Routes
 from sales_bot import keyboards
 from sales_bot.callbacks import LanguageCb, MenuAction, MenuCb, PlanCb, SaveCardCb, TimezoneCb
-from sales_bot.formatting import amount
 from sales_bot.states import Purchase
+from schemas.plans import plan_text
 from schemas.tenants import LOCALES, check_timezone
 from templates import Texts
 
@@ -55,11 +56,10 @@ async def show_plans(
         return
     shown = [
         {
-            "name": p["name"],
-            "price": amount(p["price"]),
-            "currency": p["currency"].strip(),
+            "name": plan_text(p, locale)[0],
+            "price": money(p["price"], p["currency"]),
             "period_days": p["period_days"],
-            "description": p["description"],
+            "description": plan_text(p, locale)[1],
         }
         for p in items
     ]
@@ -84,10 +84,10 @@ async def choose_plan(
         return
     await query.answer()
     await state.set_state(Purchase.name)
-    await state.set_data({"plan_code": plan["code"], "plan_name": plan["name"]})
+    await state.set_data({"plan_code": plan["code"]})
     if query.message is not None:
         await query.message.answer(
-            texts(locale, "ask_name", plan_name=plan["name"]),
+            texts(locale, "ask_name", plan_name=plan_text(plan, locale)[0]),
             reply_markup=keyboards.cancel(texts, locale),
         )
 
@@ -120,13 +120,17 @@ async def got_token(
     try:
         identity = await billing.tokens.verify(token)
     except BotTokenRejected as exc:
-        await message.answer(token_problem(texts, locale, exc))
+        await message.answer(
+            token_problem(texts, locale, exc), reply_markup=keyboards.cancel(texts, locale)
+        )
         return
     owner = message.from_user.id if message.from_user else message.chat.id
     if not await billing.checkout.token_available(
         token=token, bot_id=identity.id, owner_telegram_id=owner
     ):
-        await message.answer(texts(locale, "token_in_use"))
+        await message.answer(
+            texts(locale, "token_in_use"), reply_markup=keyboards.cancel(texts, locale)
+        )
         return
     # The FSM lives in Redis: the token goes there encrypted, like everywhere else at rest.
     await state.update_data(
@@ -164,9 +168,11 @@ async def timezone_button(
 @router.message(Purchase.timezone, F.text)
 async def timezone_typed(message: Message, state: FSMContext, texts: Texts, locale: str) -> None:
     try:
-        name = check_timezone((message.text or "").strip())
+        name = check_timezone(find_zone(message.text or "") or "")
     except ValueError:
-        await message.answer(texts(locale, "bad_timezone"))
+        await message.answer(
+            texts(locale, "bad_timezone"), reply_markup=keyboards.timezones(texts, locale)
+        )
         return
     await _timezone_chosen(message, state, name, texts, locale)
 
@@ -266,18 +272,16 @@ async def _checkout(
         await message.answer(texts(locale, "payment_unavailable"))
         return
     await state.clear()
-    price = amount(checkout.amount)
+    price = money(checkout.amount, checkout.currency)
     await message.answer(
         texts(
             locale,
             "pay",
-            plan_name=checkout.plan_name,
+            plan_name=checkout.plan_name_in(locale),
             amount=price,
-            currency=checkout.currency,
             bot_username=order.bot_username,
         ),
         reply_markup=keyboards.pay(
-            checkout.confirmation_url,
-            texts(locale, "button_pay", amount=price, currency=checkout.currency),
+            checkout.confirmation_url, texts(locale, "button_pay", amount=price)
         ),
     )

@@ -85,3 +85,35 @@ async def test_a_plan_in_use_cannot_be_deleted(admin: httpx.AsyncClient, created
     assert refused.status_code == 409
     assert "active=false" in refused.json()["detail"]
     assert "1 tenants" in refused.json()["detail"]
+
+
+async def test_plan_names_per_language(admin: httpx.AsyncClient, created) -> None:
+    """``translations`` is optional: a plan made without it reads as before (an empty object)."""
+    code = created.plan_code()
+    plain = await admin.post("/api/v1/plans", json=_plan(code))
+    assert plain.status_code == 201 and plain.json()["translations"] == {}
+
+    translations = {
+        "ru": {"name": "Базовый", "description": "Один бот"},
+        "en": {"name": "Basic", "description": None},
+    }
+    changed = await admin.patch(f"/api/v1/plans/{code}", json={"translations": translations})
+    assert changed.status_code == 200, changed.text
+    assert (await admin.get(f"/api/v1/plans/{code}")).json()["translations"] == translations
+    # Other changes keep the translations.
+    await admin.patch(f"/api/v1/plans/{code}", json={"price": "1500.00"})
+    assert (await admin.get(f"/api/v1/plans/{code}")).json()["translations"] == translations
+
+    for bad in (
+        {"de": {"name": "Basis"}},  # a language the bots do not speak
+        {"ru": {"name": "  "}},
+        {"ru": {"description": "no name"}},
+        None,
+    ):
+        refused = await admin.patch(f"/api/v1/plans/{code}", json={"translations": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["errors"][0]["field"].startswith("translations"), refused.text
+
+    other = created.plan_code()
+    made = await admin.post("/api/v1/plans", json=_plan(other, translations=translations))
+    assert made.status_code == 201 and made.json()["translations"] == translations

@@ -25,7 +25,7 @@ from tests.support.e2e_browser_support import (
     start_chromium,
 )
 from tests.support.e2e_support import (
-    OWNER_ZONE,
+    OWNER_ZONE_LABEL,
     PLAN_LABEL,
     StartPlatform,
     bot_id_of,
@@ -49,8 +49,8 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     person.tap("Choose one", text="🛒 Plans and purchase")
     person.tap("What is your business called", text=PLAN_LABEL)
     person.say("Иван's barbershop", "@BotFather")
-    person.say(token, OWNER_ZONE)
-    person.tap("language", text=OWNER_ZONE)
+    person.say(token, "time zone")
+    person.tap("language", text=OWNER_ZONE_LABEL)
     person.tap("Renew automatically", text="English")
     person.tap("Press the button to pay", text="No, I'll pay myself")
     person.screenshot("e2e-browser-pay.png")

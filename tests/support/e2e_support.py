@@ -36,8 +36,9 @@ from sandbox.telegram import TelegramSandbox, TelegramUser
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = Path(sys.executable)
 SALES_BOT_USERNAME = "botfleet_sales_bot"
-PLAN_LABEL = "Month · 990.00 RUB"  # the demo plan `up` adds to an empty sandbox
+PLAN_LABEL = "Month · 990 ₽"  # the demo plan `up` adds to an empty sandbox
 OWNER_ZONE = "Europe/Moscow"
+OWNER_ZONE_LABEL = "Moscow (UTC+3)"  # its button in the sales bot
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TOKEN = re.compile(r"^\s+(\d+:[\w-]{30,})\s*$")
 IMAGE = "botfleet:latest"
@@ -436,8 +437,8 @@ async def buy_bot(owner: TelegramUser, *, token: str, business: str, plan: str =
     await tap(owner, "Choose one", text="🛒 Plans and purchase")
     await tap(owner, "What is your business called", text=plan)
     await say(owner, business, "@BotFather")
-    await say(owner, token, OWNER_ZONE)
-    await tap(owner, "language", text=OWNER_ZONE)
+    await say(owner, token, "time zone")
+    await tap(owner, "language", text=OWNER_ZONE_LABEL)
     await tap(owner, "Renew automatically", text="English")
     pay = await tap(owner, "Press the button to pay", text="No, I'll pay myself")
     urls = [b["url"] for b in buttons_of(pay) if b.get("url")]

@@ -81,6 +81,7 @@ SAMPLES: dict[str, Any] = {
     "paid_until": "31.12.2030",
     "card": "Bank card *4477",
     "support": "@botfleet_support",
+    "code": "expired_on_confirmation",
     "items": [
         {"name": "Месяц", "price": "990 ₽", "currency": "", "period_days": 30, "description": ""},
         {
@@ -136,6 +137,7 @@ MAY_BE_EMPTY = {
 # Other values of a parameter, each rendered too.
 VARIANTS: dict[str, list[Any]] = {
     "status": ["active", "provisioning", "new", "suspended", "error", "deleting", "ожидает"],
+    "code": ["insufficient_funds", "3d_secure_failed", "abandoned", "something_new"],
 }
 # Values of error macros' keyword arguments (``error_invalid_input(field=...)``).
 KWARGS: dict[str, Any] = {"field": "phone", "minutes": 120, "status": "отменена"}
@@ -143,9 +145,7 @@ KWARGS: dict[str, Any] = {"field": "phone", "minutes": 120, "status": "отме�
 # Emojis that begin a line of a card, and commands a text lists one per line.
 LINE_MARKERS = "📍☎🗺🕒💈🙋👤"
 COMMANDS = re.compile(r"(?<![\s(«\"'])/(?:start|book|my|language|help|admin|mybots|newbot)\b")
-MACRO = re.compile(
-    r"{%-?\s*macro\s+(\w+)\s*\((.*?)\)\s*-?%}(.*?){%-?\s*endmacro\s*-?%}", re.DOTALL
-)
+MACRO = re.compile(r"{%-?\s*macro\s+(\w+)\s*\((.*?)\)\s*-?%}(.*?){%-?\s*endmacro\s*-?%}", re.DOTALL)
 
 
 def _empty(value: Any) -> Any:
@@ -200,9 +200,7 @@ def _calls(macro: Any, defaults: set[str]) -> Iterator[tuple[str, dict[str, Any]
         )
     full = {n: SAMPLES[n] for n in names}
     optional = [
-        n
-        for n in names
-        if n in MAY_BE_EMPTY or n in defaults or isinstance(full[n], bool | int)
+        n for n in names if n in MAY_BE_EMPTY or n in defaults or isinstance(full[n], bool | int)
     ]
     extra = dict(KWARGS) if macro.catch_kwargs else {}
     bare = {**full, **{n: _empty(full[n]) for n in optional}}
@@ -265,7 +263,7 @@ def test_every_area_is_found() -> None:
 @pytest.mark.parametrize(("area", "locale", "key"), _cases())
 def test_lines_stay_apart(area: str, locale: str, key: str) -> None:
     texts = Texts(area)
-    macro = getattr(texts._module(locale), key)
+    macro = texts.macro(locale, key)
     parameters, body = _sources(area, locale)[key]
     starts = _line_starts(body)
     problems: dict[str, list[str]] = {}

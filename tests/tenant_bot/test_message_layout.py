@@ -41,7 +41,9 @@ async def test_welcome_and_confirmation_keep_their_lines(start_bot, tenant, loca
     welcome = next(
         m for m in reversed(await anna.messages()) if "Барбершоп Ивана" in (m["text"] or "")
     )
-    greeting = TEXTS(locale, "welcome", name="Барбершоп Ивана").replace("<b>", "").replace("</b>", "")
+    greeting = (
+        TEXTS(locale, "welcome", name="Барбершоп Ивана").replace("<b>", "").replace("</b>", "")
+    )
     assert lines(welcome) == [greeting, "📍 Москва, ул. Ленина, 1", "☎️ +74951234567"]
 
     await say(anna, "/book")
@@ -81,3 +83,11 @@ async def test_owner_help_lists_one_command_a_line(start_bot) -> None:
         "/admin",
     ], help_text["text"]
 
+
+async def test_admin_settings_name_the_time_zone_as_people_know_it(start_bot, tenant) -> None:
+    """Issue 16, item 7: "Time zone: Moscow (UTC+3)", not "Europe/Moscow"."""
+    bot = await start_bot()
+    await say(bot.owner, "/admin")
+    settings = await tap(bot.owner, TEXTS("en", "adm_btn_settings"))
+    assert "Time zone: Moscow (UTC+3)" in lines(settings), settings["text"]
+    assert "Europe/Moscow" not in settings["text"]
