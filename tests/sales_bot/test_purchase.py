@@ -4,10 +4,6 @@ stand-in over HTTP: /start -> plan -> name -> token -> pay -> notification -> pr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from typing import Any
-
 import asyncpg
 
 from fleet.repositories.events import insert_event
@@ -18,37 +14,11 @@ from sandbox.yookassa import YooKassaStandIn
 from schemas.events import TenantLive
 from templates import Texts
 from tests.support.sales_bot_support import RunningSalesBot
+from tests.support.sales_bot_support import buttons as _buttons
+from tests.support.sales_bot_support import reply as _reply
+from tests.support.sales_bot_support import url_buttons as _url_buttons
 
 TEXTS = Texts("sales_bot")
-
-
-def _url_buttons(message: dict[str, Any]) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b["url"] for row in markup.get("inline_keyboard", []) for b in row if b.get("url")]
-
-
-def _buttons(message: dict[str, Any]) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
-
-
-async def _reply(user: Any, fragment: str, *, timeout: float = 10.0) -> dict[str, Any]:
-    """The bot's newest message once it contains ``fragment`` (answers may come after a callback
-    answer or a slow payment call, so one settle window is not enough)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        chat = await user.chat()
-        from_bot = [m for m in chat["messages"] if m["from"] == "bot"]
-        message = from_bot[-1] if from_bot else None
-        if message is not None and fragment in (message.get("text") or ""):
-            user.mark = chat["version"]
-            return message  # type: ignore[no-any-return]
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise AssertionError(f"no bot message with {fragment!r}; last: {message}")
-        with contextlib.suppress(TimeoutError):
-            await user.wait_for_change(chat["version"], timeout=remaining)
 
 
 async def _new_bot(telegram_sandbox: TelegramSandbox) -> tuple[str, str]:

@@ -21,6 +21,8 @@ from sandbox.testing import bot_id_of, new_bot_token
 from sandbox.yookassa import YooKassaStandIn
 from templates import Texts
 from tests.support.sales_bot_support import RunningSalesBot
+from tests.support.sales_bot_support import buttons as _buttons
+from tests.support.sales_bot_support import reply as _reply
 
 TEXTS = Texts("sales_bot")
 
@@ -49,17 +51,6 @@ YOOKASSA_REASONS = (
     "unsupported_mobile_operator",
 )
 OUR_REASONS = ("abandoned",)
-
-
-def _buttons(message: dict[str, Any]) -> list[str]:
-    markup = message.get("reply_markup") or {}
-    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
-
-
-async def _reply(user: Any, fragment: str) -> dict[str, Any]:
-    from tests.sales_bot.test_purchase import _reply as reply
-
-    return await reply(user, fragment)
 
 
 async def _person(sandbox: TelegramSandbox, bot_id: int, name: str, locale: str) -> Any:
