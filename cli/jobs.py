@@ -10,6 +10,7 @@ import typer
 from cli.common import open_resources, run, settings
 from fleet import jobs
 from fleet.errors import NotFoundError
+from fleet.repositories.tenants import TenantRepository
 
 app = typer.Typer(help="Inspect and retry deploy jobs.", no_args_is_help=True)
 
@@ -36,19 +37,11 @@ def list_jobs(
         async with open_resources(config, redis=False, secrets=False) as res:
             tenant_id = None
             if tenant is not None:
-                tenant_id = await res.pool.fetchval(
-                    "SELECT id FROM control.tenants WHERE slug = $1 ORDER BY id DESC LIMIT 1",
-                    tenant,
-                )
+                tenant_id = await TenantRepository(res.pool).id_of(tenant)
                 if tenant_id is None:
                     raise NotFoundError(f"tenant {tenant!r} does not exist")
             rows = await jobs.list_jobs(res.pool, status=status, tenant_id=tenant_id, limit=limit)
-            slugs = dict(
-                await res.pool.fetch(
-                    "SELECT id, slug FROM control.tenants WHERE id = ANY($1::bigint[])",
-                    [r["tenant_id"] for r in rows],
-                )
-            )
+            slugs = await TenantRepository(res.pool).slugs_of([r["tenant_id"] for r in rows])
         items = [{**_public(r), "tenant": slugs.get(r["tenant_id"])} for r in rows]
         if as_json:
             typer.echo(json.dumps(items, indent=2, default=str))

@@ -252,9 +252,9 @@ async def _sandbox(
 
 async def _register_tenant_bots(pool: Any, box: Any, emulator: Any) -> int:
     """The emulator forgets bots on restart: register every live tenant's bot again."""
-    rows = await pool.fetch(
-        "SELECT slug, bot_token_enc, bot_username FROM control.tenants WHERE deleted_at IS NULL"
-    )
+    from fleet.repositories.tenants import TenantRepository
+
+    rows = await TenantRepository(pool).live()
     for row in rows:
         token = box.decrypt(row["bot_token_enc"])
         username = row["bot_username"] or f"{row['slug']}_bot"

@@ -42,6 +42,7 @@ from fleet.identifiers import redis_prefix
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.admin_views import AdminViews
 from fleet.repositories.events import outbox_stats
+from fleet.repositories.tenants import TenantRepository
 from kit.metrics import SupervisorCollector
 from kit.supervisor import Supervisor
 from schemas.events import OWNER_EVENT_KINDS
@@ -206,13 +207,7 @@ async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> 
     """What the live tenant bots say in their heartbeats (``t:<slug>:heartbeat``, written with a
     TTL): how many are missing, how many report themselves unhealthy, and how many messages the bots
     set aside, by kind; one MGET per thousand tenants."""
-    slugs = [
-        row["slug"]
-        for row in await pool.fetch(
-            "SELECT slug FROM control.tenants WHERE status = 'active'"
-            " AND desired_state = 'running' AND deleted_at IS NULL"
-        )
-    ]
+    slugs = await TenantRepository(pool).running_slugs()
     found = _Heartbeats()
     for start in range(0, len(slugs), _HEARTBEAT_BATCH):
         batch = slugs[start : start + _HEARTBEAT_BATCH]

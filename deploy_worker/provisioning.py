@@ -150,11 +150,7 @@ class Converger:
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await TenantRepository(conn).lock(tenant_id)
             assert locked is not None
-            await conn.execute(
-                "UPDATE control.deployments SET status = 'running', ready_at = now(),"
-                " last_error = NULL, updated_at = now() WHERE tenant_id = $1",
-                tenant_id,
-            )
+            await DeploymentRepository(conn).mark_running(tenant_id)
             if locked["status"] != "active":
                 await TenantRepository(conn).update(tenant_id, status="active", status_reason=None)
                 event_type = TenantRecovered if locked["status"] == "degraded" else TenantLive

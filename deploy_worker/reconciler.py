@@ -35,8 +35,10 @@ from deploy_worker.runtimes.base import InstanceState, InstanceStatus, Runtime
 from deploy_worker.spec import SpecBuilder
 from fleet import jobs
 from fleet.data_plane import DEFAULT_ROLE_LIMITS, TenantRoleLimits, terminate_runaway_backends
+from fleet.db import session_lock
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
+from fleet.repositories.tenants import TenantRepository
 from fleet.tenants import TenantService
 from schemas.events import TenantDegraded, TenantRecovered
 
@@ -139,13 +141,10 @@ class Reconciler:
     async def run_once(self) -> ReconcileReport:
         """One pass; skipped (``leader=False``) while another worker's pass holds the lock."""
         started = time.monotonic()
-        async with self._pool.acquire() as lock_conn:
-            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+        async with session_lock(self._pool, self._lock_key) as leader:
+            if not leader:
                 return ReconcileReport(leader=False)
-            try:
-                report = await self._pass()
-            finally:
-                await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+            report = await self._pass()
         report.duration_s = round(time.monotonic() - started, 4)
         if (
             report.orphans_removed
@@ -304,8 +303,8 @@ class Reconciler:
                 )
                 if restarts >= self._crash_restarts and row["status"] == "active":
                     reason = f"crash loop: {restarts} restarts within {int(self._crash_window.total_seconds())}s"
-                    if await _set_status(
-                        conn, row["id"], frm="active", to="degraded", reason=reason
+                    if await TenantRepository(conn).set_status_if(
+                        row["id"], frm="active", to="degraded", reason=reason
                     ):
                         await repo.update(row["id"], status="degraded", last_error=reason)
                         await insert_event(
@@ -319,7 +318,9 @@ class Reconciler:
             elif (
                 row["status"] == "degraded"
                 and instance.state == InstanceState.RUNNING
-                and await _set_status(conn, row["id"], frm="degraded", to="active", reason=None)
+                and await TenantRepository(conn).set_status_if(
+                    row["id"], frm="degraded", to="active", reason=None
+                )
             ):
                 await repo.update(
                     row["id"],
@@ -334,19 +335,3 @@ class Reconciler:
 
 def _quiet(window_start: datetime | None, now: datetime, window: timedelta) -> bool:
     return window_start is None or now - window_start > window
-
-
-async def _set_status(
-    conn: asyncpg.Connection, tenant_id: int, *, frm: str, to: str, reason: str | None
-) -> bool:
-    """Change the tenant's status only if it is still ``frm`` and no job of it is running."""
-    status = await conn.execute(
-        "UPDATE control.tenants SET status = $3, status_reason = $4, updated_at = now()"
-        " WHERE id = $1 AND status = $2 AND NOT EXISTS (SELECT 1 FROM control.jobs"
-        " WHERE tenant_id = $1 AND status = 'running')",
-        tenant_id,
-        frm,
-        to,
-        reason,
-    )
-    return status.endswith(" 1")

@@ -140,12 +140,7 @@ class RollingUpgrade:
     async def run(self) -> UpgradeReport:
         started = time.monotonic()
         report = UpgradeReport(self._image)
-        rows = await self._pool.fetch(
-            "SELECT t.id, t.slug, d.image, d.desired_image FROM control.tenants t"
-            " JOIN control.deployments d ON d.tenant_id = t.id"
-            " WHERE t.deleted_at IS NULL AND t.desired_state = 'running'"
-            " AND t.status IN ('active', 'degraded') ORDER BY t.id"
-        )
+        rows = await DeploymentRepository(self._pool).upgradable()
         report.already = [r["slug"] for r in rows if r["image"] == self._image]
         todo = [r for r in rows if r["image"] != self._image]
         inflight: dict[int, _InFlight] = {}  # by job id
@@ -175,11 +170,7 @@ class RollingUpgrade:
 
     async def _start(self, tenant_id: int) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE control.deployments SET desired_image = $2, updated_at = now() WHERE tenant_id = $1",
-                tenant_id,
-                self._image,
-            )
+            await DeploymentRepository(conn).update(tenant_id, desired_image=self._image)
             job = await jobs.enqueue(
                 conn,
                 kind="redeploy",
@@ -192,10 +183,7 @@ class RollingUpgrade:
     async def _collect(self, inflight: dict[int, _InFlight], report: UpgradeReport) -> None:
         if not inflight:
             return
-        rows = await self._pool.fetch(
-            "SELECT id, status, last_error FROM control.jobs WHERE id = ANY($1::bigint[])",
-            list(inflight),
-        )
+        rows = await jobs.outcomes(self._pool, list(inflight))
         now = time.monotonic()
         for row in rows:
             item = inflight[row["id"]]

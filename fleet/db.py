@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -70,6 +72,20 @@ async def connect(dsn: str, *, timeout: float = 10.0, **kwargs: Any) -> asyncpg.
         ) from exc
     await _init_connection(conn)
     return conn
+
+
+@asynccontextmanager
+async def session_lock(pool: asyncpg.Pool, key: int) -> AsyncIterator[bool]:
+    """Try a session-level advisory lock on a connection of ``pool`` held for the block; yields
+    whether it was taken (never waits), and releases it on exit."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 def _reason(exc: BaseException) -> str:

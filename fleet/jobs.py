@@ -186,6 +186,13 @@ async def get(db: Executor, job_id: int) -> asyncpg.Record | None:
     return await db.fetchrow("SELECT * FROM control.jobs WHERE id = $1", job_id)
 
 
+async def outcomes(db: Executor, job_ids: list[int]) -> list[asyncpg.Record]:
+    """``id``, ``status`` and ``last_error`` of these jobs (those that exist)."""
+    return await db.fetch(
+        "SELECT id, status, last_error FROM control.jobs WHERE id = ANY($1::bigint[])", job_ids
+    )
+
+
 async def list_jobs(
     db: Executor,
     *,

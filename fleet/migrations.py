@@ -29,6 +29,7 @@ from importlib import resources
 
 import asyncpg
 
+from fleet.db import Executor
 from fleet.errors import MigrationError
 from fleet.identifiers import quote_ident, quote_literal
 
@@ -194,6 +195,13 @@ async def _unknown_versions(
     rows = await conn.fetch(f"SELECT version FROM {quote_ident(schema)}.{VERSIONS_TABLE}")
     known = {m.version for m in migrations}
     return sorted(r["version"] for r in rows if r["version"] not in known)
+
+
+async def recorded_checksums(db: Executor, schema: str = "control") -> dict[str, str]:
+    """Version -> checksum of every migration recorded in ``schema`` (raises
+    ``asyncpg.UndefinedTableError`` when the schema was never migrated)."""
+    rows = await db.fetch(f"SELECT version, checksum FROM {quote_ident(schema)}.{VERSIONS_TABLE}")
+    return {r["version"]: r["checksum"] for r in rows}
 
 
 async def migrate_control(pool: asyncpg.Pool) -> list[str]:

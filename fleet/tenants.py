@@ -22,6 +22,7 @@ from fleet.data_plane import (
 )
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
+from fleet.repositories.plans import PlanRepository
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox, fingerprint, generate_password
 from schemas.tenants import TenantCreate, bot_id_of
@@ -95,8 +96,9 @@ class TenantService:
             ddl = conn
             if provision_now and self._provisioner is not None:
                 ddl = await stack.enter_async_context(self._provisioner.acquire())
-            if data.plan_code is not None and not await conn.fetchval(
-                "SELECT 1 FROM control.plans WHERE code = $1", data.plan_code
+            if (
+                data.plan_code is not None
+                and await PlanRepository(conn).get(data.plan_code) is None
             ):
                 raise ValidationError(
                     "plan_code",

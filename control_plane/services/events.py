@@ -13,6 +13,7 @@ from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.logs import mask
 from fleet.repositories import audit
 from fleet.repositories import events as repo
+from fleet.repositories.tenants import TenantRepository
 from schemas.api import EventPublic
 
 # Who the owners are stays in the tenant; an event shows only how many were told.
@@ -60,12 +61,7 @@ class EventAdminService:
     async def tenant_id(self, slug: str) -> int | None:
         """The id of the tenant that has (or last had) ``slug``: a deleted tenant's events stay
         listable under its slug."""
-        found = await self._pool.fetchval(
-            "SELECT id FROM control.tenants WHERE slug = $1"
-            " ORDER BY deleted_at IS NULL DESC, id DESC LIMIT 1",
-            slug,
-        )
-        return None if found is None else int(found)
+        return await TenantRepository(self._pool).id_of(slug)
 
     async def list(
         self,

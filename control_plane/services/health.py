@@ -12,12 +12,10 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from fleet.migrations import Migration
+from fleet.migrations import Migration, recorded_checksums
 from kit.checks import loops_check
 from kit.supervisor import Supervisor
 from schemas.api import CheckResult, Readiness
-
-_VERSIONS_SQL = "SELECT version, checksum FROM control.schema_migrations"
 
 
 class HealthService:
@@ -76,14 +74,13 @@ class HealthService:
     async def _check_migrations(self) -> CheckResult:
         try:
             async with asyncio.timeout(self._timeout_s):
-                rows = await self._pool.fetch(_VERSIONS_SQL)
+                applied = await recorded_checksums(self._pool)
         except asyncpg.UndefinedTableError:
             return CheckResult(
                 ok=False, detail="control schema not migrated; run `botfleet migrate`"
             )
         except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
             return CheckResult(ok=False, detail=f"cannot read migrations: {type(exc).__name__}")
-        applied = {r["version"]: r["checksum"] for r in rows}
         missing = [m.version for m in self._migrations if m.version not in applied]
         edited = [
             m.version

@@ -68,6 +68,24 @@ class DeploymentRepository:
             *columns.values(),
         )
 
+    async def mark_running(self, tenant_id: int) -> None:
+        """The bot answered: ``running``, ready now, no error."""
+        await self._db.execute(
+            "UPDATE control.deployments SET status = 'running', ready_at = now(),"
+            " last_error = NULL, updated_at = now() WHERE tenant_id = $1",
+            tenant_id,
+        )
+
+    async def upgradable(self) -> list[asyncpg.Record]:
+        """Live tenants meant to run and running (``active`` or ``degraded``), with their image and
+        desired image: what a fleet upgrade goes through, by id."""
+        return await self._db.fetch(
+            "SELECT t.id, t.slug, d.image, d.desired_image FROM control.tenants t"
+            " JOIN control.deployments d ON d.tenant_id = t.id"
+            " WHERE t.deleted_at IS NULL AND t.desired_state = 'running'"
+            " AND t.status IN ('active', 'degraded') ORDER BY t.id"
+        )
+
     async def still_idle_as_seen(self, tenant_id: int, *, status: str, desired_state: str) -> bool:
         """Lock the tenant (inside the caller's transaction) and tell whether it is still in the
         state a reconcile decision was based on, with no job queued or running."""

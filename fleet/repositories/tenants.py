@@ -73,6 +73,31 @@ class TenantRepository:
             "SELECT * FROM control.tenants WHERE id = $1 FOR UPDATE", tenant_id
         )
 
+    async def id_of(self, slug: str) -> int | None:
+        """The id of the tenant that has (or last had) ``slug``: the live one, else the newest
+        deleted one (whose jobs and events stay listable under its slug)."""
+        found = await self._db.fetchval(
+            "SELECT id FROM control.tenants WHERE slug = $1"
+            " ORDER BY deleted_at IS NULL DESC, id DESC LIMIT 1",
+            slug,
+        )
+        return None if found is None else int(found)
+
+    async def slugs_of(self, tenant_ids: list[int]) -> dict[int, str]:
+        """Slug by id for these tenants (deleted ones too)."""
+        rows = await self._db.fetch(
+            "SELECT id, slug FROM control.tenants WHERE id = ANY($1::bigint[])", tenant_ids
+        )
+        return {int(row["id"]): row["slug"] for row in rows}
+
+    async def running_slugs(self) -> list[str]:
+        """Slugs of the live tenants that are ``active`` and meant to run (whose bots should beat)."""
+        rows = await self._db.fetch(
+            "SELECT slug FROM control.tenants WHERE status = 'active'"
+            " AND desired_state = 'running' AND deleted_at IS NULL"
+        )
+        return [row["slug"] for row in rows]
+
     async def using_bot(
         self,
         fingerprint: str,
@@ -93,6 +118,12 @@ class TenantRepository:
             fingerprint,
             bot_id,
             excluding,
+        )
+
+    async def live(self) -> list[asyncpg.Record]:
+        """Every live (not deleted) tenant, by id."""
+        return await self._db.fetch(
+            "SELECT * FROM control.tenants WHERE deleted_at IS NULL ORDER BY id"
         )
 
     async def list(
@@ -129,6 +160,20 @@ class TenantRepository:
             )
         except asyncpg.UniqueViolationError as exc:
             raise conflict_from(exc) from exc
+
+    async def set_status_if(self, tenant_id: int, *, frm: str, to: str, reason: str | None) -> bool:
+        """Change the tenant's status (and reason) only if it is still ``frm`` and no job of it is
+        running; whether it changed."""
+        status = await self._db.execute(
+            "UPDATE control.tenants SET status = $3, status_reason = $4, updated_at = now()"
+            " WHERE id = $1 AND status = $2 AND NOT EXISTS (SELECT 1 FROM control.jobs"
+            " WHERE tenant_id = $1 AND status = 'running')",
+            tenant_id,
+            frm,
+            to,
+            reason,
+        )
+        return str(status).endswith(" 1")
 
     async def mark_deleted(self, tenant_id: int) -> None:
         await self._db.execute(
