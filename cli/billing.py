@@ -73,7 +73,7 @@ def lifecycle(
                     row = await TenantRepository(res.pool).get(slug)
                     if row is None:
                         raise NotFoundError(f"tenant {slug!r} does not exist")
-                    tenant_ids.append(row["id"])
+                    tenant_ids.append(row.id)
             async with open_billing(settings=config, pool=res.pool, secrets=res.secrets) as billing:
                 if once:
                     report = await billing.lifecycle.run_once(tenant_ids=tenant_ids)

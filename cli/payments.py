@@ -35,7 +35,7 @@ def list_payments(
                 row = await TenantRepository(res.pool).get(tenant)
                 if row is None:
                     raise NotFoundError(f"tenant {tenant!r} does not exist")
-                tenant_id = row["id"]
+                tenant_id = row.id
             rows = await PaymentReadRepository(res.pool).list(
                 tenant_id=tenant_id, status=status, limit=limit
             )

@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
 from fleet.data_plane import TenantRoleLimits
-from fleet.repositories.tenants import TenantRepository
+from fleet.repositories.tenants import Tenant, TenantRepository
 from fleet.secrets import mask_token
 from fleet.tenants import TenantService
 from schemas.tenants import LOCALES, TenantCreate
@@ -43,19 +43,19 @@ def _parse_create(**values: Any) -> TenantCreate:
         raise fail(f"{_CLI_OPTION.get(field, field)}: {message}", EXIT_BAD_INPUT) from None
 
 
-def _public(tenant: Any, token: str | None = None) -> dict[str, Any]:
+def _public(tenant: Tenant, token: str | None = None) -> dict[str, Any]:
     return {
-        "slug": tenant["slug"],
-        "display_name": tenant["display_name"],
-        "status": tenant["status"],
-        "desired_state": tenant["desired_state"],
-        "plan_code": tenant["plan_code"],
-        "locale": tenant["locale"],
-        "timezone": tenant["timezone"],
-        "owner_telegram_ids": list(tenant["owner_telegram_ids"]),
-        "bot_username": tenant["bot_username"],
+        "slug": tenant.slug,
+        "display_name": tenant.display_name,
+        "status": tenant.status,
+        "desired_state": tenant.desired_state,
+        "plan_code": tenant.plan_code,
+        "locale": tenant.locale,
+        "timezone": tenant.timezone,
+        "owner_telegram_ids": list(tenant.owner_telegram_ids),
+        "bot_username": tenant.bot_username,
         "bot_token": mask_token(token) if token else None,
-        "created_at": tenant["created_at"].isoformat(),
+        "created_at": tenant.created_at.isoformat(),
     }
 
 
@@ -96,7 +96,7 @@ def create(
             )
             tenant = await service.create(data, actor="cli", provision_now=True)
             typer.echo(
-                f"created tenant {tenant['slug']} (schema {service.names(data.slug).schema});"
+                f"created tenant {tenant.slug} (schema {service.names(data.slug).schema});"
                 " a provision job is queued for the deploy worker"
             )
 
@@ -116,7 +116,7 @@ def list_tenants(
             rows, after = [], 0
             while batch := await TenantRepository(res.pool).list(status=status, after_id=after):
                 rows.extend(batch)
-                after = batch[-1]["id"]
+                after = batch[-1].id
         items = [_public(r) for r in rows]
         if as_json:
             typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
@@ -146,7 +146,7 @@ def show(slug: str = typer.Argument(..., help="The tenant's slug.")) -> None:
                 secrets=res.secrets,
                 role_prefix=config.tenant_role_prefix,
             ).get(slug)
-            token = res.secrets.decrypt(tenant["bot_token_enc"])
+            token = res.secrets.decrypt(tenant.bot_token_enc)
         typer.echo(json.dumps(_public(tenant, token), ensure_ascii=False, indent=2))
 
     run(go)

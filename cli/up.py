@@ -256,8 +256,8 @@ async def _register_tenant_bots(pool: Any, box: Any, emulator: Any) -> int:
 
     rows = await TenantRepository(pool).live()
     for row in rows:
-        token = box.decrypt(row["bot_token_enc"])
-        username = row["bot_username"] or f"{row['slug']}_bot"
+        token = box.decrypt(row.bot_token_enc)
+        username = row.bot_username or f"{row.slug}_bot"
         with contextlib.suppress(Exception):
             emulator.register_bot(token, username=username)
     return len(rows)

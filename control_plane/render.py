@@ -12,6 +12,7 @@ from control_plane.services.tenants import TenantAdminService
 from control_plane.tenant_cache import TenantCache
 from fleet.errors import SecretError
 from fleet.logs import mask
+from fleet.repositories.tenants import ShownTenant
 from fleet.secrets import SecretBox, mask_token
 from schemas.api import (
     AuditEntryPublic,
@@ -65,8 +66,8 @@ class TokenMasker:
         self._max_entries = max_entries
         self._masked: dict[str, str] = {}
 
-    def mask(self, row: Row) -> str:
-        ciphertext = row["bot_token_enc"]
+    def mask(self, tenant: ShownTenant) -> str:
+        ciphertext = tenant.bot_token_enc
         masked = self._masked.get(ciphertext)
         if masked is not None:
             return masked
@@ -74,32 +75,32 @@ class TokenMasker:
             masked = mask_token(self._secrets.decrypt(ciphertext))
         except SecretError as exc:
             log.warning(
-                "bot token not decryptable", extra={"tenant": row["slug"], "error": str(exc)}
+                "bot token not decryptable", extra={"tenant": tenant.slug, "error": str(exc)}
             )
-            return f"{row['bot_id']}:…"
+            return f"{tenant.bot_id}:…"
         if len(self._masked) >= self._max_entries:
             self._masked.clear()
         self._masked[ciphertext] = masked
         return masked
 
 
-def tenant(row: Row, *, tokens: TokenMasker) -> TenantPublic:
-    token = tokens.mask(row)
+def tenant(row: ShownTenant, *, tokens: TokenMasker) -> TenantPublic:
+    """A tenant (a :class:`~fleet.repositories.tenants.Tenant` is one too) as the API shows it."""
     return TenantPublic(
-        slug=row["slug"],
-        display_name=row["display_name"],
-        owner_telegram_ids=list(row["owner_telegram_ids"]),
-        status=row["status"],
-        status_reason=_masked(row["status_reason"]),
-        desired_state=row["desired_state"],
-        plan_code=row["plan_code"],
-        locale=row["locale"],
-        timezone=row["timezone"],
-        bot_id=row["bot_id"],
-        bot_username=row["bot_username"],
-        bot_token=token,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        slug=row.slug,
+        display_name=row.display_name,
+        owner_telegram_ids=list(row.owner_telegram_ids),
+        status=row.status,
+        status_reason=_masked(row.status_reason),
+        desired_state=row.desired_state,
+        plan_code=row.plan_code,
+        locale=row.locale,
+        timezone=row.timezone,
+        bot_id=row.bot_id,
+        bot_username=row.bot_username,
+        bot_token=tokens.mask(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

@@ -31,7 +31,7 @@ from deploy_worker.telegram import BotTokenChecker
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
-from fleet.repositories.tenants import TenantRepository
+from fleet.repositories.tenants import Tenant, TenantRepository
 from fleet.tenants import TenantService
 from schemas.events import TenantDeleted, TenantFailed, TenantLive, TenantRecovered, TenantSuspended
 
@@ -74,33 +74,33 @@ class Converger:
         if tenant is None:
             return "absent"
         if (
-            tenant["deleted_at"] is not None
-            or tenant["desired_state"] == "deleted"
-            or tenant["status"] == "deleting"
+            tenant.deleted_at is not None
+            or tenant.desired_state == "deleted"
+            or tenant.status == "deleting"
         ):
             await self.deprovision(tenant)
             return "deleted"
-        if tenant["desired_state"] == "stopped":
+        if tenant.desired_state == "stopped":
             await self.suspend(tenant)
             return "stopped"
         await self.provision(tenant, image=image, recreate=recreate)
         return "running"
 
     async def provision(
-        self, tenant: asyncpg.Record, *, image: str | None = None, recreate: bool = False
+        self, tenant: Tenant, *, image: str | None = None, recreate: bool = False
     ) -> None:
         """Run the provisioning steps (see the module docstring)."""
-        tenant_id, slug = tenant["id"], tenant["slug"]
+        tenant_id, slug = tenant.id, tenant.slug
         repo = TenantRepository(self._pool)
         deployments = DeploymentRepository(self._pool)
-        if tenant["status"] not in ("provisioning", "active", "degraded"):
+        if tenant.status not in ("provisioning", "active", "degraded"):
             tenant = (
                 await repo.update(tenant_id, status="provisioning", status_reason=None) or tenant
             )
         secrets = self._tenants.secrets_of(tenant)
 
         identity = await self._tokens.get_me(secrets.bot_token)
-        if identity.username and identity.username != tenant["bot_username"]:
+        if identity.username and identity.username != tenant.bot_username:
             tenant = await repo.update(tenant_id, bot_username=identity.username) or tenant
         await self._step(slug, "token")
 
@@ -151,14 +151,14 @@ class Converger:
             locked = await TenantRepository(conn).lock(tenant_id)
             assert locked is not None
             await DeploymentRepository(conn).mark_running(tenant_id)
-            if locked["status"] != "active":
+            if locked.status != "active":
                 await TenantRepository(conn).update(tenant_id, status="active", status_reason=None)
-                event_type = TenantRecovered if locked["status"] == "degraded" else TenantLive
+                event_type = TenantRecovered if locked.status == "degraded" else TenantLive
                 await insert_event(
                     conn,
                     tenant_id=tenant_id,
                     event=event_type(
-                        bot_username=locked["bot_username"], previous_status=locked["status"]
+                        bot_username=locked.bot_username, previous_status=locked.status
                     ),
                 )
         log.info(
@@ -167,28 +167,28 @@ class Converger:
         )
         await self._step(slug, "live")
 
-    async def suspend(self, tenant: asyncpg.Record) -> None:
+    async def suspend(self, tenant: Tenant) -> None:
         """Stop the bot, keep its instance and data; tenant ``suspended``."""
-        tenant_id = tenant["id"]
-        await self._runtime.stop(tenant["slug"])
+        tenant_id = tenant.id
+        await self._runtime.stop(tenant.slug)
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await TenantRepository(conn).lock(tenant_id)
             assert locked is not None
             await DeploymentRepository(conn).upsert(
                 tenant_id, runtime=self._runtime.kind, status="stopped"
             )
-            if locked["status"] != "suspended":
+            if locked.status != "suspended":
                 await TenantRepository(conn).update(tenant_id, status="suspended")
                 if await _owner_not_told(conn, locked, lifecycle_status="expired"):
                     await insert_event(
                         conn, tenant_id=tenant_id, event=TenantSuspended(reason="operator")
                     )
-        log.info("tenant suspended", extra={"tenant": tenant["slug"]})
+        log.info("tenant suspended", extra={"tenant": tenant.slug})
 
-    async def deprovision(self, tenant: asyncpg.Record) -> None:
+    async def deprovision(self, tenant: Tenant) -> None:
         """Remove the bot, then drop its schema, role, Redis user and keys; tenant ``deleted``."""
-        tenant_id, slug = tenant["id"], tenant["slug"]
-        if tenant["deleted_at"] is None and tenant["status"] != "deleting":
+        tenant_id, slug = tenant.id, tenant.slug
+        if tenant.deleted_at is None and tenant.status != "deleting":
             await TenantRepository(self._pool).update(
                 tenant_id, status="deleting", desired_state="deleted"
             )
@@ -200,7 +200,7 @@ class Converger:
             await DeploymentRepository(conn).upsert(
                 tenant_id, runtime=self._runtime.kind, status="removed", container_id=None
             )
-            if locked["deleted_at"] is None:
+            if locked.deleted_at is None:
                 await TenantRepository(conn).mark_deleted(tenant_id)
                 if await _owner_not_told(conn, locked, lifecycle_status="cancelled"):
                     await insert_event(conn, tenant_id=tenant_id, event=TenantDeleted())
@@ -214,23 +214,23 @@ class Converger:
         tenant = await TenantRepository(self._pool).get_by_id(tenant_id)
         if tenant is None:
             return
-        if final and permanent and tenant["deleted_at"] is None:
+        if final and permanent and tenant.deleted_at is None:
             # The token is unusable: a bot that still runs with it would only crash-loop.
-            await self._runtime.stop(tenant["slug"])
+            await self._runtime.stop(tenant.slug)
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await TenantRepository(conn).lock(tenant_id)
             assert locked is not None
             await DeploymentRepository(conn).upsert(
                 tenant_id, runtime=self._runtime.kind, status="failed", last_error=error[:2000]
             )
-            if final and locked["deleted_at"] is None and locked["status"] != "error":
+            if final and locked.deleted_at is None and locked.status != "error":
                 await TenantRepository(conn).update(
                     tenant_id, status="error", status_reason=error[:500]
                 )
                 await insert_event(
                     conn,
                     tenant_id=tenant_id,
-                    event=TenantFailed(reason=error[:500], bot_username=locked["bot_username"]),
+                    event=TenantFailed(reason=error[:500], bot_username=locked.bot_username),
                 )
 
     async def _step(self, slug: str, step: str) -> None:
@@ -240,13 +240,13 @@ class Converger:
 
 
 async def _owner_not_told(
-    conn: asyncpg.Connection, tenant: asyncpg.Record, *, lifecycle_status: str
+    conn: asyncpg.Connection, tenant: Tenant, *, lifecycle_status: str
 ) -> bool:
     """Whether the owner should hear of this suspension or deletion from the worker: not when the
     subscription lifecycle decided it (subscription ``expired``: suspended for non-payment;
     ``cancelled``: deleted after retention) — it told the owner itself, in the transaction that
     decided. Otherwise an operator did it (by the API, the CLI, or by hand)."""
-    subscription = await subscription_repo.get_for_tenant(conn, tenant["id"])
+    subscription = await subscription_repo.get_for_tenant(conn, tenant.id)
     return subscription is None or subscription["status"] != lifecycle_status
 
 

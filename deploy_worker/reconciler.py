@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +35,7 @@ from deploy_worker.spec import SpecBuilder
 from fleet import jobs
 from fleet.data_plane import DEFAULT_ROLE_LIMITS, TenantRoleLimits, terminate_runaway_backends
 from fleet.db import session_lock
-from fleet.repositories.deployments import DeploymentRepository
+from fleet.repositories.deployments import DeploymentRepository, FleetRow
 from fleet.repositories.events import insert_event
 from fleet.repositories.tenants import TenantRepository
 from fleet.tenants import TenantService
@@ -71,14 +70,15 @@ class ReconcileReport:
 
 
 def decide(
-    row: Mapping[str, Any],
+    status: str,
+    desired: str,
     instance: InstanceStatus | None,
     *,
     expected_hash: str | None,
     silent: bool = False,
 ) -> Decision | None:
-    """The job a tenant needs, given its control row and its instance (None: nothing to do)."""
-    status, desired = row["status"], row["desired_state"]
+    """The job a tenant needs, given its status, its desired state and its instance (None:
+    nothing to do)."""
     alive = instance is not None and instance.alive
     if status == "error":
         return None  # an operator must act (e.g. a new bot token); retrying blindly cannot help
@@ -173,27 +173,35 @@ class Reconciler:
         instances = {i.slug: i for i in await self._runtime.list_by_label()}
         rows = await DeploymentRepository(self._pool).fleet_view()
         report = ReconcileReport(tenants=len(rows), instances=len(instances))
-        live = {row["slug"] for row in rows}
+        live = {row.tenant.slug for row in rows}
         await self._remove_orphans([slug for slug in instances if slug not in live], report)
         await self._stop_runaway_backends(report)
         silent = await self._silent_bots(rows, instances)
-        decisions: list[tuple[asyncpg.Record, Decision]] = []
+        decisions: list[tuple[FleetRow, Decision]] = []
         now = datetime.now(UTC)
         for row in rows:
-            if row["busy"]:
+            if row.busy:
                 continue
-            instance = instances.get(row["slug"])
+            instance = instances.get(row.tenant.slug)
             try:
                 expected = (
-                    self._expected_hash(row) if row["status"] in ("active", "degraded") else None
+                    self._expected_hash(row)
+                    if row.tenant.status in ("active", "degraded")
+                    else None
                 )
             except Exception as exc:  # a tenant that cannot be specced must not stop the pass
-                report.errors[row["slug"]] = f"spec: {type(exc).__name__}: {exc}"[:300]
+                report.errors[row.tenant.slug] = f"spec: {type(exc).__name__}: {exc}"[:300]
                 continue
-            decision = decide(row, instance, expected_hash=expected, silent=row["slug"] in silent)
+            decision = decide(
+                row.tenant.status,
+                row.tenant.desired_state,
+                instance,
+                expected_hash=expected,
+                silent=row.tenant.slug in silent,
+            )
             if decision is not None:
                 decisions.append((row, decision))
-            elif instance is not None and row["status"] in ("active", "degraded"):
+            elif instance is not None and row.tenant.status in ("active", "degraded"):
                 await self._watch_restarts(row, instance, now, report)
         await self._enqueue(decisions, report)
         return report
@@ -212,10 +220,11 @@ class Reconciler:
             return
         report.runaway_backends_terminated = len(killed)
 
-    def _expected_hash(self, row: asyncpg.Record) -> str:
-        secrets = self._tenants.secrets_of(row)
-        names = self._tenants.names(row["slug"])
-        return self._specs.build(row, secrets, names, image=row["desired_image"]).spec_hash
+    def _expected_hash(self, row: FleetRow) -> str:
+        tenant = row.tenant
+        secrets = self._tenants.secrets_of(tenant)
+        names = self._tenants.names(tenant.slug)
+        return self._specs.build(tenant, secrets, names, image=row.desired_image).spec_hash
 
     async def _remove_orphans(self, slugs: list[str], report: ReconcileReport) -> None:
         limit = asyncio.Semaphore(self._concurrency)
@@ -231,16 +240,16 @@ class Reconciler:
         await asyncio.gather(*(remove(slug) for slug in slugs))
 
     async def _silent_bots(
-        self, rows: list[asyncpg.Record], instances: dict[str, InstanceStatus]
+        self, rows: list[FleetRow], instances: dict[str, InstanceStatus]
     ) -> set[str]:
         """Running, settled bots whose heartbeat is missing in this pass and the previous one."""
         cutoff = datetime.now(UTC) - self._heartbeat_grace
         candidates = [
-            row["slug"]
+            row.tenant.slug
             for row in rows
-            if row["status"] == "active"
-            and row["desired_state"] == "running"
-            and (inst := instances.get(row["slug"])) is not None
+            if row.tenant.status == "active"
+            and row.tenant.desired_state == "running"
+            and (inst := instances.get(row.tenant.slug)) is not None
             and inst.state == InstanceState.RUNNING
             and inst.started_at is not None
             and inst.started_at < cutoff
@@ -260,7 +269,7 @@ class Reconciler:
         return silent
 
     async def _enqueue(
-        self, decisions: list[tuple[asyncpg.Record, Decision]], report: ReconcileReport
+        self, decisions: list[tuple[FleetRow, Decision]], report: ReconcileReport
     ) -> None:
         if not decisions:
             return
@@ -269,24 +278,26 @@ class Reconciler:
             for row, decision in decisions:
                 # The pass read a snapshot; act only if the tenant is still as it was seen then.
                 if not await repo.still_idle_as_seen(
-                    row["id"], status=row["status"], desired_state=row["desired_state"]
+                    row.tenant.id, status=row.tenant.status, desired_state=row.tenant.desired_state
                 ):
                     continue
                 payload: dict[str, Any] = {"reason": decision.reason, "source": "reconciler"}
                 if decision.force:
                     payload["force"] = True
-                await jobs.enqueue(conn, kind=decision.kind, tenant_id=row["id"], payload=payload)
-                report.enqueued[row["slug"]] = f"{decision.kind}: {decision.reason}"
+                await jobs.enqueue(
+                    conn, kind=decision.kind, tenant_id=row.tenant.id, payload=payload
+                )
+                report.enqueued[row.tenant.slug] = f"{decision.kind}: {decision.reason}"
 
     async def _watch_restarts(
-        self, row: asyncpg.Record, instance: InstanceStatus, now: datetime, report: ReconcileReport
+        self, row: FleetRow, instance: InstanceStatus, now: datetime, report: ReconcileReport
     ) -> None:
-        observed = row["restart_count"] or 0
-        window_start = row["crash_window_started_at"]
-        restarts = row["crash_window_restarts"] or 0
+        observed = row.restart_count or 0
+        window_start = row.crash_window_started_at
+        restarts = row.crash_window_restarts or 0
         current = instance.restart_count
         if current == observed and not (
-            row["status"] == "degraded" and _quiet(window_start, now, self._crash_window)
+            row.tenant.status == "degraded" and _quiet(window_start, now, self._crash_window)
         ):
             return
         async with self._pool.acquire() as conn, conn.transaction():
@@ -296,41 +307,41 @@ class Reconciler:
                     window_start, restarts = now, 0
                 restarts += current - observed
                 await repo.update(
-                    row["id"],
+                    row.tenant.id,
                     restart_count=current,
                     crash_window_started_at=window_start,
                     crash_window_restarts=restarts,
                 )
-                if restarts >= self._crash_restarts and row["status"] == "active":
+                if restarts >= self._crash_restarts and row.tenant.status == "active":
                     reason = f"crash loop: {restarts} restarts within {int(self._crash_window.total_seconds())}s"
                     if await TenantRepository(conn).set_status_if(
-                        row["id"], frm="active", to="degraded", reason=reason
+                        row.tenant.id, frm="active", to="degraded", reason=reason
                     ):
-                        await repo.update(row["id"], status="degraded", last_error=reason)
+                        await repo.update(row.tenant.id, status="degraded", last_error=reason)
                         await insert_event(
                             conn,
-                            tenant_id=row["id"],
+                            tenant_id=row.tenant.id,
                             event=TenantDegraded(reason=reason, restarts=restarts),
                         )
-                        report.degraded.append(row["slug"])
+                        report.degraded.append(row.tenant.slug)
             elif current < observed:  # a new instance counts from zero
-                await repo.update(row["id"], restart_count=current)
+                await repo.update(row.tenant.id, restart_count=current)
             elif (
-                row["status"] == "degraded"
+                row.tenant.status == "degraded"
                 and instance.state == InstanceState.RUNNING
                 and await TenantRepository(conn).set_status_if(
-                    row["id"], frm="degraded", to="active", reason=None
+                    row.tenant.id, frm="degraded", to="active", reason=None
                 )
             ):
                 await repo.update(
-                    row["id"],
+                    row.tenant.id,
                     status="running",
                     last_error=None,
                     crash_window_started_at=None,
                     crash_window_restarts=0,
                 )
-                await insert_event(conn, tenant_id=row["id"], event=TenantRecovered())
-                report.recovered.append(row["slug"])
+                await insert_event(conn, tenant_id=row.tenant.id, event=TenantRecovered())
+                report.recovered.append(row.tenant.slug)
 
 
 def _quiet(window_start: datetime | None, now: datetime, window: timedelta) -> bool:

@@ -64,27 +64,37 @@ async def fleet_status(
     rows = await DeploymentRepository(pool).fleet_view()
     views = []
     for row in rows:
-        instance = instances.get(row["slug"])
+        instance = instances.get(row.tenant.slug)
         expected = None
-        if specs is not None and tenants is not None and row["status"] in ("active", "degraded"):
+        if (
+            specs is not None
+            and tenants is not None
+            and row.tenant.status in ("active", "degraded")
+        ):
+            tenant = row.tenant
             expected = specs.build(
-                row, tenants.secrets_of(row), tenants.names(row["slug"]), image=row["desired_image"]
+                tenant,
+                tenants.secrets_of(tenant),
+                tenants.names(tenant.slug),
+                image=row.desired_image,
             ).spec_hash
-        decision = decide(row, instance, expected_hash=expected)
+        decision = decide(
+            row.tenant.status, row.tenant.desired_state, instance, expected_hash=expected
+        )
         views.append(
             TenantView(
-                slug=row["slug"],
-                status=row["status"],
-                desired_state=row["desired_state"],
-                deployment=row["deployment_status"],
+                slug=row.tenant.slug,
+                status=row.tenant.status,
+                desired_state=row.tenant.desired_state,
+                deployment=row.deployment_status,
                 actual=str(instance.state) if instance else str(InstanceState.MISSING),
-                image=instance.image if instance else row["image"],
+                image=instance.image if instance else row.image,
                 restarts=instance.restart_count if instance else 0,
-                busy=row["busy"],
+                busy=row.busy,
                 drift=f"{decision.kind}: {decision.reason}" if decision else None,
             )
         )
-    live = {row["slug"] for row in rows}
+    live = {row.tenant.slug for row in rows}
     return FleetStatus(views, sorted(slug for slug in instances if slug not in live))
 
 

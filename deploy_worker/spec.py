@@ -25,8 +25,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fleet.data_plane import TenantNames
+from fleet.repositories.tenants import Tenant
 from fleet.settings import Settings
-from fleet.tenants import TenantSecrets
+from fleet.tenant_rows import TenantSecrets
 from schemas.runtime import FILE_SUFFIX, TenantRuntime, secret_env_names
 
 LABEL_TENANT = "botfleet.tenant"
@@ -159,7 +160,7 @@ class SpecBuilder:
         return self._settings.tenant_image
 
     def runtime_contract(
-        self, tenant: Mapping[str, Any], secrets: TenantSecrets, names: TenantNames
+        self, tenant: Tenant, secrets: TenantSecrets, names: TenantNames
     ) -> TenantRuntime:
         """The tenant runtime contract: what the bot reads from its environment."""
         user = quote(names.role, safe="")
@@ -173,15 +174,15 @@ class SpecBuilder:
             f"{self._redis_port}/{self._redis_db}"
         )
         return TenantRuntime(
-            slug=tenant["slug"],
+            slug=tenant.slug,
             bot_token=secrets.bot_token,
             database_url=database_url,
             redis_url=redis_url,
             redis_prefix=names.redis_prefix,
-            owner_ids=list(tenant["owner_telegram_ids"]),
-            locale=tenant["locale"],
-            timezone=tenant["timezone"],
-            display_name=tenant["display_name"],
+            owner_ids=list(tenant.owner_telegram_ids),
+            locale=tenant.locale,
+            timezone=tenant.timezone,
+            display_name=tenant.display_name,
             telegram_api_base=(
                 self._settings.tenant_telegram_api_base or self._settings.telegram_api_base
             ),
@@ -189,7 +190,7 @@ class SpecBuilder:
 
     def build(
         self,
-        tenant: Mapping[str, Any],
+        tenant: Tenant,
         secrets: TenantSecrets,
         names: TenantNames,
         *,
@@ -200,7 +201,7 @@ class SpecBuilder:
         env = self.runtime_contract(tenant, secrets, names).to_env()
         env["BOTFLEET_LOG_LEVEL"] = settings.log_level
         return RuntimeSpec(
-            slug=tenant["slug"],
+            slug=tenant.slug,
             namespace=self._namespace,
             image=image or settings.tenant_image,
             command=tuple(shlex.split(settings.tenant_command)),

@@ -56,21 +56,21 @@ class TenantLifecycle:
                 raise NotFoundError(
                     f"tenant {slug!r} does not exist; list tenants with `botfleet tenants list`"
                 )
-            tenant = await repo.lock(found["id"])
+            tenant = await repo.lock(found.id)
             assert tenant is not None
             changes: dict[str, Any] = {}
-            if desired is not None and tenant["desired_state"] != desired:
+            if desired is not None and tenant.desired_state != desired:
                 changes["desired_state"] = desired
-            if action == "deploy" and tenant["status"] in ("new", "error"):
+            if action == "deploy" and tenant.status in ("new", "error"):
                 changes.update(status="provisioning", status_reason=None)
             if action == "deprovision":
                 changes["status"] = "deleting"
             if changes:
-                await repo.update(tenant["id"], **changes)
+                await repo.update(tenant.id, **changes)
             job = await jobs.enqueue(
                 conn,
                 kind=kind,
-                tenant_id=tenant["id"],
+                tenant_id=tenant.id,
                 payload=payload,
                 request_id=request_id,
                 max_attempts=max_attempts,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 import asyncpg
 from redis.asyncio import Redis
@@ -20,23 +19,15 @@ from fleet.data_plane import (
     ensure_redis_user,
     move_legacy_keys,
 )
-from fleet.errors import ConflictError, NotFoundError, ValidationError
+from fleet.errors import NotFoundError, ValidationError
 from fleet.repositories import audit
 from fleet.repositories.plans import PlanRepository
-from fleet.repositories.tenants import TenantRepository
-from fleet.secrets import SecretBox, fingerprint, generate_password
-from schemas.tenants import TenantCreate, bot_id_of
+from fleet.repositories.tenants import Tenant, TenantRepository
+from fleet.secrets import SecretBox
+from fleet.tenant_rows import NewTenant, TenantSecrets, insert_tenant, secrets_of
+from schemas.tenants import TenantCreate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TenantSecrets:
-    """A tenant's decrypted secrets: only for the data plane and the runtime spec."""
-
-    bot_token: str
-    db_password: str
-    redis_password: str
 
 
 class TenantService:
@@ -69,12 +60,8 @@ class TenantService:
         """Where tenant roles and schemas are created, altered and dropped."""
         return self._provisioner or self._pool
 
-    def secrets_of(self, tenant: asyncpg.Record) -> TenantSecrets:
-        return TenantSecrets(
-            bot_token=self._secrets.decrypt(tenant["bot_token_enc"]),
-            db_password=self._secrets.decrypt(tenant["db_password_enc"]),
-            redis_password=self._secrets.decrypt(tenant["redis_password_enc"]),
-        )
+    def secrets_of(self, tenant: Tenant) -> TenantSecrets:
+        return secrets_of(self._secrets, tenant)
 
     async def create(
         self,
@@ -84,14 +71,12 @@ class TenantService:
         provision_now: bool,
         enqueue_provision: bool = True,
         request_id: str | None = None,
-    ) -> asyncpg.Record:
+    ) -> Tenant:
         """Create a tenant: the control row (desired state ``running``) and a provision job, in one
         transaction. With ``provision_now`` the data plane is built in that same transaction too
         (Redis last, undone if the commit fails), so a failure leaves nothing behind; with a
         provisioner role, on its own connection, and dropped again if the control row fails."""
-        token = data.bot_token.get_secret_value()
         names = self.names(data.slug)
-        db_password, redis_password = generate_password(), generate_password()
         async with self._pool.acquire() as conn, AsyncExitStack() as stack:
             ddl = conn
             if provision_now and self._provisioner is not None:
@@ -107,36 +92,29 @@ class TenantService:
             redis_touched = database_touched = False
             try:
                 async with conn.transaction():
-                    repo = TenantRepository(conn)
-                    if await repo.using_bot(fingerprint(token), bot_id_of(token)) is not None:
-                        raise ConflictError(
-                            "bot_token",
-                            "this bot token is already used by another tenant; "
-                            "create a new bot with @BotFather",
-                        )
-                    tenant = await repo.insert(
-                        slug=data.slug,
-                        display_name=data.display_name,
-                        owner_telegram_ids=data.owner_telegram_ids,
-                        plan_code=data.plan_code,
-                        locale=data.locale,
-                        timezone=data.timezone,
-                        bot_token_enc=self._secrets.encrypt(token),
-                        bot_token_fingerprint=fingerprint(token),
-                        bot_id=bot_id_of(token),
-                        db_password_enc=self._secrets.encrypt(db_password),
-                        redis_password_enc=self._secrets.encrypt(redis_password),
-                        status="provisioning",
-                        desired_state="running",
+                    tenant, secrets = await insert_tenant(
+                        conn,
+                        self._secrets,
+                        NewTenant(
+                            slug=data.slug,
+                            display_name=data.display_name,
+                            owner_telegram_ids=data.owner_telegram_ids,
+                            bot_token=data.bot_token.get_secret_value(),
+                            plan_code=data.plan_code,
+                            locale=data.locale,
+                            timezone=data.timezone,
+                            status="provisioning",
+                            desired_state="running",
+                        ),
                     )
                     if provision_now:
                         database_touched = ddl is not conn
                         await ensure_database_plane(
-                            ddl, names, password=db_password, limits=self._limits
+                            ddl, names, password=secrets.db_password, limits=self._limits
                         )
                     if enqueue_provision:
                         await jobs.enqueue(
-                            conn, kind="provision", tenant_id=tenant["id"], request_id=request_id
+                            conn, kind="provision", tenant_id=tenant.id, request_id=request_id
                         )
                     await audit.record(
                         conn,
@@ -148,7 +126,7 @@ class TenantService:
                     )
                     if provision_now:
                         redis_touched = True
-                        await ensure_redis_user(self._redis, names, password=redis_password)
+                        await ensure_redis_user(self._redis, names, password=secrets.redis_password)
             except BaseException:
                 if redis_touched:
                     await drop_redis_user(self._redis, names)
@@ -158,19 +136,19 @@ class TenantService:
         log.info("tenant created", extra={"tenant": data.slug, "actor": actor})
         return tenant
 
-    async def ensure_data_plane(self, tenant: asyncpg.Record) -> list[str]:
+    async def ensure_data_plane(self, tenant: Tenant) -> list[str]:
         """Converge the tenant's role, schema, migrations and Redis user (idempotent)."""
-        names = self.names(tenant["slug"])
+        names = self.names(tenant.slug)
         secrets = self.secrets_of(tenant)
         async with self.ddl_pool.acquire() as conn:
             applied = await ensure_database_plane(
                 conn, names, password=secrets.db_password, limits=self._limits
             )
         await ensure_redis_user(self._redis, names, password=secrets.redis_password)
-        if tenant.get("legacy_redis_keys"):
+        if tenant.legacy_redis_keys:
             # A tenant from before installation prefixes: its keys move under its prefix once.
             moved = await move_legacy_keys(self._redis, names)
-            await TenantRepository(self._pool).update(tenant["id"], legacy_redis_keys=False)
+            await TenantRepository(self._pool).update(tenant.id, legacy_redis_keys=False)
             log.info("tenant redis keys moved", extra={"tenant": names.slug, "keys": moved})
         return applied
 
@@ -180,10 +158,10 @@ class TenantService:
         tenant = await TenantRepository(self._pool).get(slug)
         async with self.ddl_pool.acquire() as conn:
             await drop_database_plane(conn, names)
-        legacy = bool(tenant is not None and tenant.get("legacy_redis_keys"))
+        legacy = tenant is not None and tenant.legacy_redis_keys
         await drop_redis_user(self._redis, names, legacy=legacy)
 
-    async def get(self, slug: str) -> asyncpg.Record:
+    async def get(self, slug: str) -> Tenant:
         tenant = await TenantRepository(self._pool).get(slug)
         if tenant is None:
             raise NotFoundError(f"tenant {slug!r} does not exist")
@@ -195,11 +173,11 @@ class TenantService:
         tenant = await self.get(slug)
         async with self._pool.acquire() as conn, conn.transaction():
             await TenantRepository(conn).update(
-                tenant["id"], status="deleting", desired_state="deleted"
+                tenant.id, status="deleting", desired_state="deleted"
             )
             await audit.record(
                 conn, actor=actor, action="tenant.delete", target=slug, request_id=request_id
             )
         await self.drop_data_plane(slug)
-        await TenantRepository(self._pool).mark_deleted(tenant["id"])
+        await TenantRepository(self._pool).mark_deleted(tenant.id)
         log.info("tenant deleted", extra={"tenant": slug, "actor": actor})

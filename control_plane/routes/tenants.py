@@ -26,6 +26,7 @@ from control_plane.endpoints import API_PREFIX, Cursor, Limit, Slug, resource_ro
 from control_plane.idempotency import Idempotent
 from control_plane.pagination import decode_cursor, split_page
 from control_plane.problems import problem_responses
+from fleet.repositories.tenants import Tenant
 from schemas.api import (
     Page,
     SubscriptionPublic,
@@ -53,9 +54,7 @@ _ACCEPTED: _AcceptedRoute = {
 }
 
 
-def _accepted(
-    tenant: render.Row, job: render.Row | None, tokens: render.TokenMasker
-) -> TenantAccepted:
+def _accepted(tenant: Tenant, job: render.Row | None, tokens: render.TokenMasker) -> TenantAccepted:
     return TenantAccepted(
         tenant=render.tenant(tenant, tokens=tokens),
         job=render.job(job) if job is not None else None,
@@ -78,7 +77,7 @@ async def list_tenants(
     rows = await tenants.list(
         status=status, plan_code=plan, after_id=after[0] if after else 0, limit=limit + 1
     )
-    page, next_cursor = split_page(rows, limit=limit, listing="tenants", key=lambda r: (r["id"],))
+    page, next_cursor = split_page(rows, limit=limit, listing="tenants", key=lambda r: (r.id,))
     return Page(items=[render.tenant(row, tokens=tokens) for row in page], next_cursor=next_cursor)
 
 
@@ -98,7 +97,7 @@ async def create_tenant(
     response: Response,
 ) -> TenantAccepted:
     tenant, job = await tenants.create(body, actor=key.actor, request_id=request_id)
-    response.headers["Location"] = f"{API_PREFIX}/tenants/{tenant['slug']}"
+    response.headers["Location"] = f"{API_PREFIX}/tenants/{tenant.slug}"
     return _accepted(tenant, job, tokens)
 
 

@@ -17,7 +17,7 @@ import asyncpg
 from fleet.errors import BotfleetError, NotFoundError
 from fleet.logs import mask
 from fleet.repositories.admin_views import AdminViews
-from fleet.repositories.tenants import TenantRepository
+from fleet.repositories.tenants import Tenant, TenantRepository
 
 
 @runtime_checkable
@@ -56,7 +56,7 @@ class DeploymentService:
 
     async def get(self, slug: str) -> asyncpg.Record:
         tenant = await self._tenant(slug)
-        deployment = await AdminViews(self._pool).deployment(tenant["id"])
+        deployment = await AdminViews(self._pool).deployment(tenant.id)
         if deployment is None:
             raise NotFoundError(
                 f"tenant {slug!r} has no deployment yet; the deploy worker creates it when it "
@@ -79,7 +79,7 @@ class DeploymentService:
             raise LogsUnavailable(f"the {self._logs.kind} runtime did not answer in time") from exc
         return self._logs.kind, [mask(line) for line in text.splitlines()[-lines:]]
 
-    async def _tenant(self, slug: str) -> asyncpg.Record:
+    async def _tenant(self, slug: str) -> Tenant:
         tenant = await TenantRepository(self._pool).get(slug)
         if tenant is None:
             raise NotFoundError(f"tenant {slug!r} does not exist")

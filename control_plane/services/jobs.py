@@ -31,7 +31,7 @@ class JobAdminService:
             row = await TenantRepository(self._pool).get(tenant)
             if row is None:
                 return []
-            tenant_id = row["id"]
+            tenant_id = row.id
         return await AdminViews(self._pool).jobs(
             status=status, kind=kind, tenant_id=tenant_id, before_id=before_id, limit=limit
         )

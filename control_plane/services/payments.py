@@ -32,7 +32,7 @@ class PaymentReadService:
             row = await TenantRepository(self._pool).get(tenant)
             if row is None:
                 return []
-            tenant_id = row["id"]
+            tenant_id = row.id
         return await PaymentReadRepository(self._pool).list(
             tenant_id=tenant_id, status=status, plan_code=plan_code, before=before, limit=limit
         )

@@ -27,11 +27,12 @@ from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
 from fleet.repositories.admin_views import AdminViews
 from fleet.repositories.plans import PlanRepository
-from fleet.repositories.tenants import TenantRepository
+from fleet.repositories.tenants import ShownTenant, Tenant, TenantRepository
 from fleet.secrets import SecretBox, fingerprint
+from fleet.tenant_rows import bot_columns
 from fleet.tenants import TenantService
 from schemas.api import TenantUpdate
-from schemas.tenants import TenantCreate, bot_id_of
+from schemas.tenants import TenantCreate
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,19 @@ def _with_slug(job: asyncpg.Record | None, slug: str) -> Row | None:
     return None if job is None else {**dict(job), "tenant_slug": slug}
 
 
-def _not_deleting(tenant: asyncpg.Record) -> None:
-    if tenant["status"] in ("deleting", "deleted") or tenant["desired_state"] == "deleted":
+def _not_deleting(tenant: Tenant) -> None:
+    if tenant.status in ("deleting", "deleted") or tenant.desired_state == "deleted":
         raise ConflictError(
-            "status", f"tenant {tenant['slug']!r} is being deleted; it cannot be changed"
+            "status", f"tenant {tenant.slug!r} is being deleted; it cannot be changed"
         )
 
 
-def _meant_to_run(tenant: asyncpg.Record) -> None:
+def _meant_to_run(tenant: Tenant) -> None:
     _not_deleting(tenant)
-    if tenant["desired_state"] != "running":
+    if tenant.desired_state != "running":
         raise ConflictError(
             "desired_state",
-            f"tenant {tenant['slug']!r} is suspended (desired state {tenant['desired_state']}); "
+            f"tenant {tenant.slug!r} is suspended (desired state {tenant.desired_state}); "
             "resume it instead of redeploying",
         )
 
@@ -92,7 +93,7 @@ class TenantAdminService:
         plan_code: str | None = None,
         after_id: int = 0,
         limit: int = 50,
-    ) -> list[asyncpg.Record]:
+    ) -> list[Tenant]:
         """Tenants in creation order (keyset on ``id``); deleted ones only when asked for."""
         return await TenantRepository(self._pool).list(
             status=status,
@@ -102,10 +103,10 @@ class TenantAdminService:
             include_deleted=status == "deleted",
         )
 
-    async def get(self, slug: str) -> asyncpg.Record:
+    async def get(self, slug: str) -> Tenant:
         return await self._tenants.get(slug)
 
-    async def get_shown(self, slug: str) -> asyncpg.Record:
+    async def get_shown(self, slug: str) -> ShownTenant:
         """Only the columns an answer shows (one round trip, no password ciphertexts)."""
         tenant = await TenantRepository(self._pool).get_shown(slug)
         if tenant is None:
@@ -114,19 +115,17 @@ class TenantAdminService:
 
     async def create(
         self, data: TenantCreate, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         """Create the tenant and its provision job (one transaction); the deploy worker builds it."""
         tenant = await self._tenants.create(
             data, actor=actor, provision_now=False, request_id=request_id
         )
-        queued = await AdminViews(self._pool).jobs(
-            tenant_id=tenant["id"], kind="provision", limit=1
-        )
+        queued = await AdminViews(self._pool).jobs(tenant_id=tenant.id, kind="provision", limit=1)
         return tenant, dict(queued[0]) if queued else None
 
     async def update(
         self, slug: str, data: TenantUpdate, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         """Change the given fields; a change the bot sees redeploys a running tenant."""
         changes = data.model_dump(exclude_unset=True)
         if not changes:
@@ -150,17 +149,17 @@ class TenantAdminService:
                     raise ValidationError(
                         "plan_code", f"unknown plan {value!r}; list plans to see the codes"
                     )
-                if tenant[name] != value:
+                if getattr(tenant, name) != value:
                     columns[name] = value
             if not columns:
                 return tenant, None
-            updated = await repo.update(tenant["id"], **columns)
+            updated = await repo.update(tenant.id, **columns)
             assert updated is not None
             changed = sorted({"bot_token" if k in _TOKEN_COLUMNS else k for k in columns})
             job = None
-            if _RUNTIME_FIELDS & set(changed) and updated["desired_state"] == "running":
+            if _RUNTIME_FIELDS & set(changed) and updated.desired_state == "running":
                 job = await jobs.enqueue(
-                    conn, kind="redeploy", tenant_id=tenant["id"], request_id=request_id
+                    conn, kind="redeploy", tenant_id=tenant.id, request_id=request_id
                 )
             await audit.record(
                 conn,
@@ -174,24 +173,19 @@ class TenantAdminService:
         log.info("tenant updated", extra={"tenant": slug, "fields": changed, "actor": actor})
         return updated, _with_slug(job, slug)
 
-    def _token_columns(self, tenant: asyncpg.Record, data: TenantUpdate) -> dict[str, Any]:
+    def _token_columns(self, tenant: Tenant, data: TenantUpdate) -> dict[str, Any]:
         assert data.bot_token is not None
         token = data.bot_token.get_secret_value()
-        if fingerprint(token) == tenant["bot_token_fingerprint"]:
+        if fingerprint(token) == tenant.bot_token_fingerprint:
             return {}
-        bot_id = bot_id_of(token)
-        columns: dict[str, Any] = {
-            "bot_token_enc": self._secrets.encrypt(token),
-            "bot_token_fingerprint": fingerprint(token),
-            "bot_id": bot_id,
-        }
-        if bot_id != tenant["bot_id"]:
+        columns = bot_columns(self._secrets, token)
+        if columns["bot_id"] != tenant.bot_id:
             columns["bot_username"] = None  # another bot: the worker learns its name again
         return columns
 
     async def suspend(
         self, slug: str, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         return await self._transition(
             slug,
             action="tenant.suspend",
@@ -204,7 +198,7 @@ class TenantAdminService:
 
     async def resume(
         self, slug: str, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         return await self._transition(
             slug,
             action="tenant.resume",
@@ -217,7 +211,7 @@ class TenantAdminService:
 
     async def redeploy(
         self, slug: str, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         return await self._transition(
             slug,
             action="tenant.redeploy",
@@ -230,7 +224,7 @@ class TenantAdminService:
 
     async def delete(
         self, slug: str, *, actor: str, request_id: str | None
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         """Mark the tenant for deletion; the deploy worker removes its bot and data."""
         return await self._transition(
             slug,
@@ -244,12 +238,12 @@ class TenantAdminService:
 
     async def subscriptions(self, slug: str) -> builtins.list[asyncpg.Record]:
         tenant = await self.get(slug)
-        return await AdminViews(self._pool).subscriptions(tenant["id"])
+        return await AdminViews(self._pool).subscriptions(tenant.id)
 
-    async def _locked(self, repo: TenantRepository, slug: str) -> asyncpg.Record:
+    async def _locked(self, repo: TenantRepository, slug: str) -> Tenant:
         found = await repo.get(slug)
-        tenant = await repo.lock(found["id"]) if found is not None else None
-        if tenant is None or tenant["deleted_at"] is not None:
+        tenant = await repo.lock(found.id) if found is not None else None
+        if tenant is None or tenant.deleted_at is not None:
             raise NotFoundError(f"tenant {slug!r} does not exist")
         return tenant
 
@@ -259,21 +253,21 @@ class TenantAdminService:
         *,
         action: str,
         job_kind: str,
-        check: Callable[[asyncpg.Record], None],
+        check: Callable[[Tenant], None],
         changes: dict[str, Any],
         actor: str,
         request_id: str | None,
-    ) -> tuple[asyncpg.Record, Row | None]:
+    ) -> tuple[Tenant, Row | None]:
         async with self._pool.acquire() as conn, conn.transaction():
             repo = TenantRepository(conn)
             tenant = await self._locked(repo, slug)
             check(tenant)
-            if any(tenant[k] != v for k, v in changes.items()):
-                updated = await repo.update(tenant["id"], **changes)
+            if any(getattr(tenant, k) != v for k, v in changes.items()):
+                updated = await repo.update(tenant.id, **changes)
                 assert updated is not None
                 tenant = updated
             job = await jobs.enqueue(
-                conn, kind=job_kind, tenant_id=tenant["id"], request_id=request_id
+                conn, kind=job_kind, tenant_id=tenant.id, request_id=request_id
             )
             await audit.record(
                 conn,

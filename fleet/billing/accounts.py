@@ -17,6 +17,7 @@ from fleet.repositories import audit
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox, fingerprint
+from fleet.tenant_rows import bot_columns, bot_taken
 from schemas.plans import plan_text
 
 log = logging.getLogger(__name__)
@@ -129,34 +130,29 @@ class OwnerAccounts:
             tenant = await repo.lock(tenant_id)
             if (
                 tenant is None
-                or tenant["deleted_at"] is not None
-                or owner_telegram_id not in tenant["owner_telegram_ids"]
+                or tenant.deleted_at is not None
+                or owner_telegram_id not in tenant.owner_telegram_ids
             ):
                 raise NotFoundError("you have no such bot")
-            if tenant["desired_state"] == "deleted":
+            if tenant.desired_state == "deleted":
                 raise ConflictError("bot_token", "this bot is being deleted")
-            if tenant["bot_token_fingerprint"] == token_fp:
+            if tenant.bot_token_fingerprint == token_fp:
                 raise ValidationError("bot_token", "this is the token the bot already uses")
             if await repo.using_bot(token_fp, identity.id, excluding=tenant_id) is not None:
-                raise ConflictError(
-                    "bot_token",
-                    "this bot is already connected to botfleet; create a new bot with @BotFather",
-                )
+                raise bot_taken()
             await repo.update(
                 tenant_id,
-                bot_token_enc=self._secrets.encrypt(token),
-                bot_token_fingerprint=token_fp,
-                bot_id=identity.id,
                 bot_username=identity.username,
+                **bot_columns(self._secrets, token, bot_id=identity.id),
             )
-            if tenant["status"] != "new" and tenant["desired_state"] == "running":
+            if tenant.status != "new" and tenant.desired_state == "running":
                 await jobs.enqueue(conn, kind="redeploy", tenant_id=tenant_id)
             await audit.record(
                 conn,
                 actor=f"telegram:{owner_telegram_id}",
                 action="tenant.change_token",
-                target=tenant["slug"],
+                target=tenant.slug,
                 details={"bot_id": identity.id},
             )
-        log.info("bot token changed", extra={"tenant": tenant["slug"]})
+        log.info("bot token changed", extra={"tenant": tenant.slug})
         return await self.get_bot(owner_telegram_id, tenant_id)

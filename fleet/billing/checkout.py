@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,8 +29,9 @@ from fleet.repositories import audit
 from fleet.repositories import payment_writes as payment_repo
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.plans import PlanRepository
-from fleet.repositories.tenants import TenantRepository
-from fleet.secrets import SecretBox, fingerprint, generate_password
+from fleet.repositories.tenants import Tenant, TenantRepository
+from fleet.secrets import SecretBox, fingerprint
+from fleet.tenant_rows import NewTenant, bot_columns, bot_taken, insert_tenant
 from schemas.plans import plan_text
 from schemas.tenants import check_timezone
 
@@ -120,7 +120,7 @@ class CheckoutService:
         their own unpaid purchase of it (which a new checkout reuses)."""
         row = await TenantRepository(self._pool).using_bot(fingerprint(token), bot_id)
         return row is None or (
-            row["status"] == "new" and list(row["owner_telegram_ids"]) == [owner_telegram_id]
+            row.status == "new" and list(row.owner_telegram_ids) == [owner_telegram_id]
         )
 
     async def active_plan(self, code: str) -> asyncpg.Record:
@@ -154,7 +154,7 @@ class CheckoutService:
                 conn,
                 actor=f"telegram:{order.owner_telegram_id}",
                 action="payment.checkout",
-                target=tenant["slug"],
+                target=tenant.slug,
                 details={"plan_code": plan["code"], "payment_id": str(payment["id"])},
                 request_id=request_id,
             )
@@ -175,19 +175,19 @@ class CheckoutService:
         tenant = await TenantRepository(self._pool).get_by_id(tenant_id)
         if (
             tenant is None
-            or tenant["deleted_at"] is not None
-            or owner_telegram_id not in tenant["owner_telegram_ids"]
+            or tenant.deleted_at is not None
+            or owner_telegram_id not in tenant.owner_telegram_ids
         ):
             raise NotFoundError("you have no such bot")
-        if tenant["desired_state"] == "deleted":
+        if tenant.desired_state == "deleted":
             raise ConflictError("tenant", "this bot is being deleted and cannot be renewed")
-        plan = await self.active_plan(plan_code or tenant["plan_code"] or "")
+        plan = await self.active_plan(plan_code or tenant.plan_code or "")
         async with self._pool.acquire() as conn, conn.transaction():
             payment = await self._open_payment(
                 conn,
                 tenant=tenant,
                 plan=plan,
-                purpose="purchase" if tenant["status"] == "new" else "renewal",
+                purpose="purchase" if tenant.status == "new" else "renewal",
                 payer=owner_telegram_id,
                 save_payment_method=save_payment_method,
                 contact={"email": customer_email, "phone": customer_phone},
@@ -265,53 +265,49 @@ class CheckoutService:
 
     async def _reserve_tenant(
         self, conn: asyncpg.Connection, order: Order, *, plan_code: str
-    ) -> asyncpg.Record:
+    ) -> Tenant:
         """The buyer's unpaid tenant for this bot: theirs from an earlier attempt, or a new one."""
         repo = TenantRepository(conn)
-        token_fp = fingerprint(order.bot_token)
-        existing = await repo.using_bot(token_fp, order.bot_id, for_update=True)
-        columns = {
-            "display_name": order.display_name,
-            "plan_code": plan_code,
-            "locale": order.locale,
-            "timezone": order.timezone,
-            "bot_token_enc": self._secrets.encrypt(order.bot_token),
-            "bot_token_fingerprint": token_fp,
-            "bot_id": order.bot_id,
-            "bot_username": order.bot_username,
-        }
+        existing = await repo.using_bot(fingerprint(order.bot_token), order.bot_id, for_update=True)
         if existing is not None:
-            if existing["status"] == "new" and existing["owner_telegram_ids"] == [
-                order.owner_telegram_id
-            ]:
-                updated = await repo.update(existing["id"], **columns)
-                assert updated is not None
-                return updated
-            raise ConflictError(
-                "bot_token",
-                "this bot is already connected to botfleet; create a new bot with @BotFather",
+            if existing.status != "new" or existing.owner_telegram_ids != [order.owner_telegram_id]:
+                raise bot_taken()
+            updated = await repo.update(
+                existing.id,
+                display_name=order.display_name,
+                plan_code=plan_code,
+                locale=order.locale,
+                timezone=order.timezone,
+                bot_username=order.bot_username,
+                **bot_columns(self._secrets, order.bot_token, bot_id=order.bot_id),
             )
-        slug = slug_for_bot(order.bot_username)
-        for attempt in range(5):
-            candidate = slug if attempt == 0 else f"{slug[:24]}_{secrets.token_hex(3)}"
-            if await repo.get(candidate) is not None:
-                continue
-            return await repo.insert(
-                slug=candidate,
+            assert updated is not None
+            return updated
+        tenant, _ = await insert_tenant(
+            conn,
+            self._secrets,
+            NewTenant(
+                slug=slug_for_bot(order.bot_username),
+                display_name=order.display_name,
                 owner_telegram_ids=[order.owner_telegram_id],
-                db_password_enc=self._secrets.encrypt(generate_password()),
-                redis_password_enc=self._secrets.encrypt(generate_password()),
+                bot_token=order.bot_token,
+                bot_id=order.bot_id,
+                bot_username=order.bot_username,
                 status="new",
                 desired_state="stopped",
-                **columns,
-            )
-        raise ConflictError("slug", "could not find a free name for this bot; try again")
+                plan_code=plan_code,
+                locale=order.locale,
+                timezone=order.timezone,
+            ),
+            slug_attempts=5,
+        )
+        return tenant
 
     async def _open_payment(
         self,
         conn: asyncpg.Connection,
         *,
-        tenant: asyncpg.Record,
+        tenant: Tenant,
         plan: asyncpg.Record,
         purpose: str,
         payer: int,
@@ -321,7 +317,7 @@ class CheckoutService:
         """An unpaid checkout of this tenant and plan to reuse, or a new payment row."""
         reusable = await payment_repo.find_open_checkout(
             conn,
-            tenant_id=tenant["id"],
+            tenant_id=tenant.id,
             plan_code=plan["code"],
             save_payment_method=save_payment_method,
             created_after=self._clock() - self._config.checkout_reuse,
@@ -330,7 +326,7 @@ class CheckoutService:
             return reusable
         return await payment_repo.insert_payment(
             conn,
-            tenant_id=tenant["id"],
+            tenant_id=tenant.id,
             plan_code=plan["code"],
             amount=plan["price"],
             currency=plan["currency"].strip(),
@@ -342,8 +338,8 @@ class CheckoutService:
         )
 
     @staticmethod
-    def _description(plan: asyncpg.Record, tenant: asyncpg.Record) -> str:
-        who = f"@{tenant['bot_username']}" if tenant["bot_username"] else tenant["slug"]
+    def _description(plan: asyncpg.Record, tenant: Tenant) -> str:
+        who = f"@{tenant.bot_username}" if tenant.bot_username else tenant.slug
         return f"botfleet: {plan['name']}, {plan['period_days']} d, {who}"[:128]
 
     @staticmethod
@@ -373,7 +369,7 @@ class CheckoutService:
         )
 
     async def _submit(
-        self, payment: asyncpg.Record, *, tenant: asyncpg.Record, plan: asyncpg.Record
+        self, payment: asyncpg.Record, *, tenant: Tenant, plan: asyncpg.Record
     ) -> Checkout:
         """Send a committed payment row to YooKassa (or reuse its earlier answer)."""
         if payment["status"] == "pending" and payment["confirmation_url"]:
@@ -416,18 +412,18 @@ class CheckoutService:
             raise ProviderUnavailable("YooKassa returned no confirmation URL for the payment")
         log.info(
             "checkout started",
-            extra={"payment_id": str(payment["id"]), "tenant": tenant["slug"]},
+            extra={"payment_id": str(payment["id"]), "tenant": tenant.slug},
         )
         return self._checkout(payment, tenant=tenant, plan=plan, url=remote.confirmation_url)
 
     @staticmethod
     def _checkout(
-        payment: asyncpg.Record, *, tenant: asyncpg.Record, plan: asyncpg.Record, url: str
+        payment: asyncpg.Record, *, tenant: Tenant, plan: asyncpg.Record, url: str
     ) -> Checkout:
         return Checkout(
             payment_id=payment["id"],
-            tenant_id=tenant["id"],
-            tenant_slug=tenant["slug"],
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
             confirmation_url=url,
             amount=payment["amount"],
             currency=payment["currency"].strip(),

@@ -29,7 +29,7 @@ from fleet.repositories import events as event_repo
 from fleet.repositories import payment_writes as payment_repo
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.plans import PlanRepository
-from fleet.repositories.tenants import TenantRepository
+from fleet.repositories.tenants import Tenant, TenantRepository
 from fleet.secrets import SecretBox
 from schemas.events import (
     PaymentCanceled,
@@ -198,11 +198,7 @@ class PaymentService:
         """Inside the payment's transaction: subscription, tenant state, job and owner event."""
         tenants = TenantRepository(conn)
         tenant = await tenants.lock(row["tenant_id"]) if row["tenant_id"] else None
-        if (
-            tenant is None
-            or tenant["deleted_at"] is not None
-            or tenant["desired_state"] == "deleted"
-        ):
+        if tenant is None or tenant.deleted_at is not None or tenant.desired_state == "deleted":
             # The money arrived but the bot is gone (deleted meanwhile): an operator must refund.
             if tenant is not None:
                 refund = PaymentRefundNeeded(
@@ -211,16 +207,16 @@ class PaymentService:
                     currency=row["currency"],
                     purpose=row["purpose"],
                 )
-                await event_repo.insert_event(conn, tenant_id=tenant["id"], event=refund)
-            return {"action": "refund_needed", "slug": tenant["slug"] if tenant else None}
+                await event_repo.insert_event(conn, tenant_id=tenant.id, event=refund)
+            return {"action": "refund_needed", "slug": tenant.slug if tenant else None}
         plan = await PlanRepository(conn).get(row["plan_code"])
         assert plan is not None  # payments.plan_code references plans
         period = timedelta(days=plan["period_days"])
-        subscription = await subscription_repo.lock_for_tenant(conn, tenant["id"])
+        subscription = await subscription_repo.lock_for_tenant(conn, tenant.id)
         if subscription is None:
             subscription = await subscription_repo.insert_subscription(
                 conn,
-                tenant_id=tenant["id"],
+                tenant_id=tenant.id,
                 plan_code=plan["code"],
                 period_start=now,
                 period_end=now + period,
@@ -246,7 +242,7 @@ class PaymentService:
         if method is not None and method.saved and row["save_payment_method"]:
             await subscription_repo.save_payment_method(
                 conn,
-                tenant["id"],
+                tenant.id,
                 method_id_enc=self._secrets.encrypt(method.id),
                 title=method.title,
             )
@@ -260,37 +256,35 @@ class PaymentService:
             paid_until=subscription["current_period_end"],
             plan_name=plan["name"],
         )
-        await event_repo.insert_event(conn, tenant_id=tenant["id"], event=paid)
+        await event_repo.insert_event(conn, tenant_id=tenant.id, event=paid)
         return {
             "action": action,
-            "slug": tenant["slug"],
+            "slug": tenant.slug,
             "paid_until": subscription["current_period_end"].isoformat(),
         }
 
     async def _converge(
         self,
         conn: asyncpg.Connection,
-        tenant: asyncpg.Record,
+        tenant: Tenant,
         *,
         plan_code: str,
         request_id: str | None,
     ) -> Literal["provision", "resume", "extend"]:
         """Set the tenant to run and queue what gets it there: provision, resume, or nothing."""
         tenants = TenantRepository(conn)
-        if tenant["status"] == "new":
+        if tenant.status == "new":
             await tenants.update(
-                tenant["id"], status="provisioning", desired_state="running", plan_code=plan_code
+                tenant.id, status="provisioning", desired_state="running", plan_code=plan_code
             )
-            await jobs.enqueue(
-                conn, kind="provision", tenant_id=tenant["id"], request_id=request_id
-            )
+            await jobs.enqueue(conn, kind="provision", tenant_id=tenant.id, request_id=request_id)
             return "provision"
-        if tenant["desired_state"] != "running" or tenant["status"] == "suspended":
-            await tenants.update(tenant["id"], desired_state="running", plan_code=plan_code)
-            await jobs.enqueue(conn, kind="resume", tenant_id=tenant["id"], request_id=request_id)
+        if tenant.desired_state != "running" or tenant.status == "suspended":
+            await tenants.update(tenant.id, desired_state="running", plan_code=plan_code)
+            await jobs.enqueue(conn, kind="resume", tenant_id=tenant.id, request_id=request_id)
             return "resume"
-        if tenant["plan_code"] != plan_code:
-            await tenants.update(tenant["id"], plan_code=plan_code)
+        if tenant.plan_code != plan_code:
+            await tenants.update(tenant.id, plan_code=plan_code)
         return "extend"
 
     async def record_refused(

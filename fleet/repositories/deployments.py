@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from fleet.db import Executor
+from fleet.repositories.tenants import Tenant
 
 _COLUMNS = frozenset(
     {
@@ -24,6 +27,46 @@ _COLUMNS = frozenset(
         "crash_window_restarts",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRow:
+    """A live tenant, its deployment's columns (None when it has no deployment row yet) and whether
+    a job of it is queued or running (``busy``)."""
+
+    tenant: Tenant
+    runtime: str | None
+    deployment_status: str | None
+    image: str | None
+    spec_hash: str | None
+    container_id: str | None
+    restart_count: int | None
+    last_error: str | None
+    started_at: datetime | None
+    ready_at: datetime | None
+    desired_image: str | None
+    crash_window_started_at: datetime | None
+    crash_window_restarts: int | None
+    busy: bool
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> FleetRow:
+        return cls(
+            tenant=Tenant.of(row),
+            runtime=row["runtime"],
+            deployment_status=row["deployment_status"],
+            image=row["image"],
+            spec_hash=row["spec_hash"],
+            container_id=row["container_id"],
+            restart_count=row["restart_count"],
+            last_error=row["last_error"],
+            started_at=row["started_at"],
+            ready_at=row["ready_at"],
+            desired_image=row["desired_image"],
+            crash_window_started_at=row["crash_window_started_at"],
+            crash_window_restarts=row["crash_window_restarts"],
+            busy=row["busy"],
+        )
 
 
 class DeploymentRepository:
@@ -101,13 +144,11 @@ class DeploymentRepository:
             )
         )
 
-    async def fleet_view(self) -> list[asyncpg.Record]:
+    async def fleet_view(self) -> list[FleetRow]:
         """Every live tenant with its deployment and whether it has a queued or running job — what
         the reconciler and ``fleet status`` compare against the runtime, in one query."""
-        return await self._db.fetch(
-            "SELECT t.id, t.slug, t.status, t.status_reason, t.desired_state, t.display_name,"
-            " t.owner_telegram_ids, t.locale, t.timezone, t.bot_token_enc, t.db_password_enc,"
-            " t.redis_password_enc, t.bot_username, t.updated_at AS tenant_updated_at,"
+        rows = await self._db.fetch(
+            "SELECT t.*,"
             " d.runtime, d.status AS deployment_status, d.image, d.spec_hash, d.container_id,"
             " d.restart_count, d.last_error, d.started_at, d.ready_at, d.desired_image,"
             " d.crash_window_started_at, d.crash_window_restarts,"
@@ -116,3 +157,4 @@ class DeploymentRepository:
             " FROM control.tenants t LEFT JOIN control.deployments d ON d.tenant_id = t.id"
             " WHERE t.deleted_at IS NULL ORDER BY t.id"
         )
+        return [FleetRow.of(row) for row in rows]

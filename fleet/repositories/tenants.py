@@ -1,8 +1,11 @@
-"""SQL over ``control.tenants``."""
+"""SQL over ``control.tenants``; rows leave as :class:`Tenant` (or :class:`ShownTenant`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
 
 import asyncpg
 
@@ -15,12 +18,59 @@ SHOWN_COLUMNS = (
     " locale, timezone, bot_id, bot_username, bot_token_enc, created_at, updated_at"
 )
 
+
+@dataclass(frozen=True, slots=True)
+class ShownTenant:
+    """What an API answer about a tenant is made of (``SHOWN_COLUMNS``): no password ciphertexts."""
+
+    slug: str
+    display_name: str
+    owner_telegram_ids: list[int]
+    status: str
+    status_reason: str | None
+    desired_state: str
+    plan_code: str | None
+    locale: str
+    timezone: str
+    bot_id: int
+    bot_username: str | None
+    bot_token_enc: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Self:
+        """The row's columns that are fields (a row may carry more)."""
+        return cls(**{name: row[name] for name in _field_names(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant(ShownTenant):
+    """A row of ``control.tenants``: what every layer above the repositories reads a tenant as."""
+
+    id: int
+    bot_token_fingerprint: str
+    db_password_enc: str = field(repr=False)
+    redis_password_enc: str = field(repr=False)
+    deleted_at: datetime | None
+    legacy_redis_keys: bool
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+SLUG_TAKEN = "a tenant with this slug already exists; pick another slug"
+BOT_TAKEN = "this bot token is already used by another tenant; create a new bot with @BotFather"
 _CONFLICTS = {
-    "tenants_slug_live": ("slug", "a tenant with this slug already exists; pick another slug"),
-    "tenants_token_fingerprint_live": (
-        "bot_token",
-        "this bot token is already used by another tenant; create a new bot with @BotFather",
-    ),
+    "tenants_slug_live": ("slug", SLUG_TAKEN),
+    "tenants_token_fingerprint_live": ("bot_token", BOT_TAKEN),
     "tenants_bot_id_live": (
         "bot_token",
         "this bot already serves another tenant; create a new bot with @BotFather",
@@ -29,8 +79,12 @@ _CONFLICTS = {
 
 
 def conflict_from(exc: asyncpg.UniqueViolationError) -> ConflictError:
-    field, message = _CONFLICTS.get(exc.constraint_name or "", ("tenant", str(exc)))
-    return ConflictError(field, message)
+    column, message = _CONFLICTS.get(exc.constraint_name or "", ("tenant", str(exc)))
+    return ConflictError(column, message)
+
+
+def _tenant(row: asyncpg.Record | None) -> Tenant | None:
+    return None if row is None else Tenant.of(row)
 
 
 class TenantRepository:
@@ -39,7 +93,7 @@ class TenantRepository:
     def __init__(self, db: Executor) -> None:
         self._db = db
 
-    async def insert(self, **columns: Any) -> asyncpg.Record:
+    async def insert(self, **columns: Any) -> Tenant:
         names = list(columns)
         placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
         sql = (
@@ -50,27 +104,34 @@ class TenantRepository:
         except asyncpg.UniqueViolationError as exc:
             raise conflict_from(exc) from exc
         assert row is not None
-        return row
+        return Tenant.of(row)
 
-    async def get(self, slug: str) -> asyncpg.Record | None:
-        return await self._db.fetchrow(
-            "SELECT * FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL", slug
+    async def get(self, slug: str) -> Tenant | None:
+        return _tenant(
+            await self._db.fetchrow(
+                "SELECT * FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL", slug
+            )
         )
 
-    async def get_shown(self, slug: str) -> asyncpg.Record | None:
+    async def get_shown(self, slug: str) -> ShownTenant | None:
         """The columns an API answer shows (and the token ciphertext to mask), nothing else: the
         tenant's encrypted DB and Redis passwords are not even fetched."""
-        return await self._db.fetchrow(
+        row = await self._db.fetchrow(
             f"SELECT {SHOWN_COLUMNS} FROM control.tenants WHERE slug = $1 AND deleted_at IS NULL",
             slug,
         )
+        return None if row is None else ShownTenant.of(row)
 
-    async def get_by_id(self, tenant_id: int) -> asyncpg.Record | None:
-        return await self._db.fetchrow("SELECT * FROM control.tenants WHERE id = $1", tenant_id)
+    async def get_by_id(self, tenant_id: int) -> Tenant | None:
+        return _tenant(
+            await self._db.fetchrow("SELECT * FROM control.tenants WHERE id = $1", tenant_id)
+        )
 
-    async def lock(self, tenant_id: int) -> asyncpg.Record | None:
-        return await self._db.fetchrow(
-            "SELECT * FROM control.tenants WHERE id = $1 FOR UPDATE", tenant_id
+    async def lock(self, tenant_id: int) -> Tenant | None:
+        return _tenant(
+            await self._db.fetchrow(
+                "SELECT * FROM control.tenants WHERE id = $1 FOR UPDATE", tenant_id
+            )
         )
 
     async def id_of(self, slug: str) -> int | None:
@@ -105,26 +166,29 @@ class TenantRepository:
         *,
         excluding: int | None = None,
         for_update: bool = False,
-    ) -> asyncpg.Record | None:
+    ) -> Tenant | None:
         """The live tenant (not deleted) that uses this bot, by its token's fingerprint or its
         bot id (a re-issued token of the same bot counts): the one rule for "is this bot taken",
         for creation, purchase and token changes. ``excluding`` a tenant id (the one changing its
         token); ``for_update`` locks the row."""
-        return await self._db.fetchrow(
-            "SELECT * FROM control.tenants WHERE deleted_at IS NULL"
-            " AND (bot_token_fingerprint = $1 OR bot_id = $2)"
-            " AND id IS DISTINCT FROM $3 ORDER BY id LIMIT 1"
-            + (" FOR UPDATE" if for_update else ""),
-            fingerprint,
-            bot_id,
-            excluding,
+        return _tenant(
+            await self._db.fetchrow(
+                "SELECT * FROM control.tenants WHERE deleted_at IS NULL"
+                " AND (bot_token_fingerprint = $1 OR bot_id = $2)"
+                " AND id IS DISTINCT FROM $3 ORDER BY id LIMIT 1"
+                + (" FOR UPDATE" if for_update else ""),
+                fingerprint,
+                bot_id,
+                excluding,
+            )
         )
 
-    async def live(self) -> list[asyncpg.Record]:
+    async def live(self) -> list[Tenant]:
         """Every live (not deleted) tenant, by id."""
-        return await self._db.fetch(
+        rows = await self._db.fetch(
             "SELECT * FROM control.tenants WHERE deleted_at IS NULL ORDER BY id"
         )
+        return [Tenant.of(row) for row in rows]
 
     async def list(
         self,
@@ -134,8 +198,8 @@ class TenantRepository:
         after_id: int = 0,
         limit: int = 100,
         include_deleted: bool = False,
-    ) -> list[asyncpg.Record]:
-        return await self._db.fetch(
+    ) -> list[Tenant]:
+        rows = await self._db.fetch(
             "SELECT * FROM control.tenants"
             " WHERE id > $1 AND ($2::text IS NULL OR status = $2)"
             " AND ($3::text IS NULL OR plan_code = $3) AND ($4 OR deleted_at IS NULL)"
@@ -146,13 +210,14 @@ class TenantRepository:
             include_deleted,
             limit,
         )
+        return [Tenant.of(row) for row in rows]
 
-    async def update(self, tenant_id: int, **columns: Any) -> asyncpg.Record | None:
+    async def update(self, tenant_id: int, **columns: Any) -> Tenant | None:
         """Set ``columns`` (and ``updated_at``); column names come from code, never from input."""
         names = list(columns)
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
         try:
-            return await self._db.fetchrow(
+            row = await self._db.fetchrow(
                 f"UPDATE control.tenants SET {assignments}, updated_at = now()"
                 " WHERE id = $1 RETURNING *",
                 tenant_id,
@@ -160,6 +225,7 @@ class TenantRepository:
             )
         except asyncpg.UniqueViolationError as exc:
             raise conflict_from(exc) from exc
+        return _tenant(row)
 
     async def set_status_if(self, tenant_id: int, *, frm: str, to: str, reason: str | None) -> bool:
         """Change the tenant's status (and reason) only if it is still ``frm`` and no job of it is

@@ -118,7 +118,7 @@ async def _prepare(admin_url: str, name: str, url: str, redis_url: str) -> str:
             provision_now=False,
         )
         await pool.execute(
-            "UPDATE control.jobs SET status = 'dead' WHERE tenant_id = $1", tenant["id"]
+            "UPDATE control.jobs SET status = 'dead' WHERE tenant_id = $1", tenant.id
         )
         made = await ApiKeyService(pool=pool).create(scopes=["admin"], actor="fuzz")
         return made.key

@@ -211,7 +211,7 @@ async def test_a_change_made_by_another_process_is_seen_once_notified(
     tenant = await repo.get(slug)
     assert tenant is not None
     # What the deploy worker does once a bot is up (another process, its own pool).
-    await repo.update(tenant["id"], status="active", status_reason=None, bot_username="shop_bot")
+    await repo.update(tenant.id, status="active", status_reason=None, bot_username="shop_bot")
 
     async def seen() -> bool:
         shown = await _shown(admin, slug)
@@ -226,7 +226,7 @@ async def test_a_change_made_by_another_process_is_seen_once_notified(
         return (await _shown(admin, slug))["display_name"] == "Renamed by SQL"
 
     await _until(renamed, "GET shows a plain SQL change")
-    await repo.mark_deleted(tenant["id"])
+    await repo.mark_deleted(tenant.id)
 
     async def gone() -> bool:
         return (await admin.get(f"/api/v1/tenants/{slug}")).status_code == 404

@@ -26,6 +26,7 @@ from deploy_worker.service import WorkerParts
 from fleet.data_plane import install_platform
 from fleet.db import create_pool
 from fleet.migrations import migrate_control
+from fleet.repositories.tenants import Tenant
 from fleet.secrets import SecretBox, generate_master_key
 from fleet.settings import Settings, load_settings
 from fleet.tenants import TenantService
@@ -236,11 +237,11 @@ def tenant_service(
 def make_tenant(
     tenant_service: TenantService,
     telegram_emulator: TelegramEmulator,  # noqa: F811
-) -> Callable[..., Awaitable[asyncpg.Record]]:
+) -> Callable[..., Awaitable[Tenant]]:
     """Create a tenant (desired running, a provision job queued); its bot is registered in the
     emulator unless ``register=False`` (an unknown token)."""
 
-    async def create(slug: str, *, register: bool = True, owner: int = 424242) -> asyncpg.Record:
+    async def create(slug: str, *, register: bool = True, owner: int = 424242) -> Tenant:
         token = new_bot_token()
         if register:
             telegram_emulator.register_bot(token, username=f"{slug}_bot")

@@ -48,7 +48,7 @@ async def test_operator_commands(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
 
     code, out, err = await _botfleet(settings, "fleet", "status", "--json")
     assert code == 0, err
@@ -61,14 +61,14 @@ async def test_operator_commands(
         settings, "tenants", "suspend", unique_slug, "--wait", "--timeout", "60"
     )
     assert code == 0, err
-    await wait_status(wpool, tenant["id"], "suspended")
+    await wait_status(wpool, tenant.id, "suspended")
     assert (await runtime.status(unique_slug)).state == InstanceState.STOPPED
 
     code, out, err = await _botfleet(
         settings, "tenants", "resume", unique_slug, "--wait", "--timeout", "60"
     )
     assert code == 0, err
-    await wait_status(wpool, tenant["id"], "active")
+    await wait_status(wpool, tenant.id, "active")
 
     code, out, err = await _botfleet(
         settings, "fleet", "upgrade", "--image", "botfleet:next", "--parallel", "2"
@@ -76,7 +76,7 @@ async def test_operator_commands(
     assert code == 0, out + err
     assert "1 upgraded, 0 failed" in out
     deployment = await wpool.fetchrow(
-        "SELECT image, desired_image FROM control.deployments WHERE tenant_id = $1", tenant["id"]
+        "SELECT image, desired_image FROM control.deployments WHERE tenant_id = $1", tenant.id
     )
     assert deployment["image"] == deployment["desired_image"] == "botfleet:next"
     assert (await runtime.status(unique_slug)).image == "botfleet:next"

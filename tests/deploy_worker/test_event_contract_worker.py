@@ -41,19 +41,19 @@ async def test_worker_events_render_for_owners_in_every_locale(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
     lifecycle = TenantLifecycle(pool=wpool)
     await lifecycle.request(unique_slug, "suspend", actor="test")
-    await wait_status(wpool, tenant["id"], "suspended", runtime=runtime)
+    await wait_status(wpool, tenant.id, "suspended", runtime=runtime)
     await lifecycle.request(unique_slug, "resume", actor="test")
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
     await lifecycle.request(unique_slug, "deprovision", actor="test")
-    await wait_status(wpool, tenant["id"], "deleted", runtime=runtime)
+    await wait_status(wpool, tenant.id, "deleted", runtime=runtime)
 
     broken = await make_tenant(f"{unique_slug}x"[:30], register=False)
-    await wait_status(wpool, broken["id"], "error", runtime=runtime)
+    await wait_status(wpool, broken.id, "error", runtime=runtime)
 
-    rows = [*await _events(wpool, tenant["id"]), *await _events(wpool, broken["id"])]
+    rows = [*await _events(wpool, tenant.id), *await _events(wpool, broken.id)]
     assert [r["kind"] for r in rows] == [
         "tenant.live",
         "tenant.suspended",

@@ -81,24 +81,22 @@ async def test_worker_killed_after_each_step_converges_on_restart(
         raise
     stderr = (await proc.stderr.read()).decode() if proc.stderr else ""  # type: ignore[union-attr]
     assert code == -9, f"the worker did not crash after {step} (exit {code}):\n{stderr[-3000:]}"
-    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant["id"])
+    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant.id)
     assert job["status"] == "running"  # held by a dead worker until its lease expires
 
     async with running_worker(
         settings, pool=wpool, redis=redis, secrets=secret_box, runtime=runtime
     ):
-        await wait_status(wpool, tenant["id"], "active", timeout=90, runtime=runtime)
-        await wait_until(
-            lambda: _job_status(wpool, tenant["id"], "done"), timeout=30, what="job done"
-        )
+        await wait_status(wpool, tenant.id, "active", timeout=90, runtime=runtime)
+        await wait_until(lambda: _job_status(wpool, tenant.id, "done"), timeout=30, what="job done")
 
     instances = await runtime.list_by_label()
     assert [(i.slug, i.state) for i in instances] == [(unique_slug, InstanceState.RUNNING)]
     schema = f"{settings.tenant_role_prefix}{unique_slug}"
     assert await _schema_versions(wpool, schema) == [m.version for m in load_migrations("tenant")]
-    events = await wpool.fetch("SELECT kind FROM control.events WHERE tenant_id = $1", tenant["id"])
+    events = await wpool.fetch("SELECT kind FROM control.events WHERE tenant_id = $1", tenant.id)
     assert [e["kind"] for e in events] == ["tenant.live"]
-    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant["id"])
+    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant.id)
     assert job["status"] == "done" and job["attempts"] == 2
     if runtime_kind == "process":
         # The bot forked before the crash was adopted, not doubled: one state file, one process.
@@ -194,7 +192,7 @@ async def test_two_workers_share_the_queue_without_running_a_job_twice(
                 parts.worker._handler = _Recorder(parts.worker._handler, shared)  # type: ignore[arg-type,assignment]
             tenants = [await make_tenant(slug) for slug in slugs]
             for tenant in tenants:
-                await wait_status(wpool, tenant["id"], "active", timeout=150, runtime=runtime)
+                await wait_status(wpool, tenant.id, "active", timeout=150, runtime=runtime)
     finally:
         if other_runtime is not runtime:
             await other_runtime.close()

@@ -37,11 +37,11 @@ async def test_provision_runs_the_bot_and_it_answers_start(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug, owner=777001)
-    active = await wait_status(wpool, tenant["id"], "active", timeout=60, runtime=runtime)
-    assert active["bot_username"] == f"{unique_slug}_bot"
+    active = await wait_status(wpool, tenant.id, "active", timeout=60, runtime=runtime)
+    assert active.bot_username == f"{unique_slug}_bot"
 
     deployment = await wpool.fetchrow(
-        "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant["id"]
+        "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant.id
     )
     status = await runtime.status(unique_slug)
     assert status.state == InstanceState.RUNNING
@@ -53,7 +53,7 @@ async def test_provision_runs_the_bot_and_it_answers_start(
     labelled = await runtime.list_by_label({LABEL_TENANT: unique_slug})
     assert [i.slug for i in labelled] == [unique_slug]
 
-    tenant_now = await tenant_row(wpool, tenant["id"])
+    tenant_now = await tenant_row(wpool, tenant.id)
     expected = worker.specs.build(
         tenant_now, worker.tenants.secrets_of(tenant_now), worker.tenants.names(unique_slug)
     )
@@ -101,11 +101,11 @@ async def test_provision_runs_the_bot_and_it_answers_start(
         f'SELECT array_agg(version ORDER BY version) FROM "{schema}".schema_migrations'
     )
     assert list(applied) == [m.version for m in load_migrations("tenant")]
-    events = await wpool.fetch("SELECT kind FROM control.events WHERE tenant_id = $1", tenant["id"])
+    events = await wpool.fetch("SELECT kind FROM control.events WHERE tenant_id = $1", tenant.id)
     assert [e["kind"] for e in events] == ["tenant.live"]
 
     bot_id = int(
-        await wpool.fetchval("SELECT bot_id FROM control.tenants WHERE id = $1", tenant["id"])
+        await wpool.fetchval("SELECT bot_id FROM control.tenants WHERE id = $1", tenant.id)
     )
     user = await telegram_sandbox.user(bot_id=bot_id, first_name="Ann")
     answer = await user.ask("/start", timeout=20)
@@ -121,23 +121,23 @@ async def test_invalid_token_fails_the_tenant_without_retries_or_instance(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug, register=False)
-    failed = await wait_status(wpool, tenant["id"], "error", timeout=30)
-    assert "rejected the bot token" in failed["status_reason"]
-    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant["id"])
+    failed = await wait_status(wpool, tenant.id, "error", timeout=30)
+    assert "rejected the bot token" in failed.status_reason
+    job = await wpool.fetchrow("SELECT * FROM control.jobs WHERE tenant_id = $1", tenant.id)
     assert job["status"] == "dead" and job["attempts"] == 1
     assert (await runtime.status(unique_slug)).state == InstanceState.MISSING
     assert await runtime.list_by_label() == []
     schema = f"{settings.tenant_role_prefix}{unique_slug}"
     assert not await wpool.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
     events = await wpool.fetch(
-        "SELECT kind, payload FROM control.events WHERE tenant_id = $1", tenant["id"]
+        "SELECT kind, payload FROM control.events WHERE tenant_id = $1", tenant.id
     )
     assert [e["kind"] for e in events] == ["tenant.failed"]
     deployment = await wpool.fetchrow(
-        "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant["id"]
+        "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant.id
     )
     assert deployment["status"] == "failed" and "rejected" in deployment["last_error"]
     # Nothing in the worker's view retries it: the reconciler leaves tenants in error alone.
     report = await worker.reconciler.run_once()
     assert report.enqueued == {}
-    assert (await tenant_row(wpool, tenant["id"]))["status"] == "error"
+    assert (await tenant_row(wpool, tenant.id)).status == "error"

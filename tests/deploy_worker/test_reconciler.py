@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from deploy_worker.service import WorkerParts
 from fleet.data_plane import TenantNames, redis_user_exists
 from fleet.lifecycle import TenantLifecycle
 from fleet.settings import Settings
-from tests.support.dw_helpers import wait_status, wait_until
+from tests.support.dw_helpers import tenant_row, wait_status, wait_until
 
 
 async def _kill(runtime: Runtime, slug: str) -> None:
@@ -36,7 +37,7 @@ async def test_killed_bot_is_restarted_by_the_reconciler(
     worker: WorkerParts, make_tenant: Any, wpool: asyncpg.Pool, runtime: Runtime, unique_slug: str
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
     before = await runtime.status(unique_slug)
 
     if runtime.kind == "process":
@@ -64,7 +65,7 @@ async def test_killed_bot_is_restarted_by_the_reconciler(
         what="the reconciler's redeploy",
     )
     await wait_until(
-        lambda: _job_done(wpool, tenant["id"], "redeploy"), timeout=60, what="redeploy job done"
+        lambda: _job_done(wpool, tenant.id, "redeploy"), timeout=60, what="redeploy job done"
     )
     assert len(await runtime.list_by_label()) == 1
     assert (await runtime.status(unique_slug)).state == InstanceState.RUNNING
@@ -80,13 +81,13 @@ async def test_deprovision_removes_instance_schema_role_acl_user_and_keys(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
     names = TenantNames.of(unique_slug, settings.tenant_role_prefix)
     await redis.set(f"{names.redis_prefix}fsm:1", "x")
 
     await TenantLifecycle(pool=wpool).request(unique_slug, "deprovision", actor="test")
-    deleted = await wait_status(wpool, tenant["id"], "deleted", runtime=runtime)
-    assert deleted["deleted_at"] is not None
+    deleted = await wait_status(wpool, tenant.id, "deleted", runtime=runtime)
+    assert deleted.deleted_at is not None
 
     assert (await runtime.status(unique_slug)).state == InstanceState.MISSING
     assert await runtime.list_by_label() == []
@@ -97,12 +98,12 @@ async def test_deprovision_removes_instance_schema_role_acl_user_and_keys(
     kinds = [
         r["kind"]
         for r in await wpool.fetch(
-            "SELECT kind FROM control.events WHERE tenant_id = $1 ORDER BY id", tenant["id"]
+            "SELECT kind FROM control.events WHERE tenant_id = $1 ORDER BY id", tenant.id
         )
     ]
     assert kinds == ["tenant.live", "tenant.deleted"]
     deployment = await wpool.fetchrow(
-        "SELECT status FROM control.deployments WHERE tenant_id = $1", tenant["id"]
+        "SELECT status FROM control.deployments WHERE tenant_id = $1", tenant.id
     )
     assert deployment["status"] == "removed"
 
@@ -111,12 +112,12 @@ async def test_instance_of_an_unknown_tenant_is_removed(
     worker: WorkerParts, make_tenant: Any, wpool: asyncpg.Pool, runtime: Runtime, unique_slug: str
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
-    row = await wpool.fetchrow("SELECT * FROM control.tenants WHERE id = $1", tenant["id"])
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
+    row = await tenant_row(wpool, tenant.id)
     # An instance labelled for a tenant this installation does not know (e.g. left by a crash).
     orphan = "orphan" + unique_slug[1:8]
     spec = worker.specs.build(
-        {**dict(row), "slug": orphan}, worker.tenants.secrets_of(row), worker.tenants.names(orphan)
+        replace(row, slug=orphan), worker.tenants.secrets_of(row), worker.tenants.names(orphan)
     )
     await runtime.ensure(spec)
     assert {i.slug for i in await runtime.list_by_label()} == {unique_slug, orphan}
@@ -132,11 +133,11 @@ async def test_crash_looping_bot_marks_the_tenant_degraded(
     worker: WorkerParts, make_tenant: Any, wpool: asyncpg.Pool, runtime: Runtime, unique_slug: str
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
     await worker.reconciler.run_once()
     # Restarts the runtime reports (as a crash-looping bot would) past the threshold (3 here).
     await wpool.execute(
-        "UPDATE control.deployments SET restart_count = 0 WHERE tenant_id = $1", tenant["id"]
+        "UPDATE control.deployments SET restart_count = 0 WHERE tenant_id = $1", tenant.id
     )
     real_status = runtime.status
     real_list = runtime.list_by_label
@@ -154,12 +155,12 @@ async def test_crash_looping_bot_marks_the_tenant_degraded(
         runtime.list_by_label = real_list  # type: ignore[method-assign]
         runtime.status = real_status  # type: ignore[method-assign]
     assert report.degraded == [unique_slug]
-    degraded = await wait_status(wpool, tenant["id"], "degraded")
-    assert "crash loop" in degraded["status_reason"]
+    degraded = await wait_status(wpool, tenant.id, "degraded")
+    assert "crash loop" in degraded.status_reason
     kinds = [
         r["kind"]
         for r in await wpool.fetch(
-            "SELECT kind FROM control.events WHERE tenant_id = $1 ORDER BY id", tenant["id"]
+            "SELECT kind FROM control.events WHERE tenant_id = $1 ORDER BY id", tenant.id
         )
     ]
     assert kinds == ["tenant.live", "tenant.degraded"]
@@ -168,31 +169,16 @@ async def test_crash_looping_bot_marks_the_tenant_degraded(
 def test_decisions() -> None:
     running = InstanceStatus(slug="abc", state=InstanceState.RUNNING, spec_hash="h1")
     stopped = InstanceStatus(slug="abc", state=InstanceState.STOPPED, spec_hash="h1")
-    row = {"status": "active", "desired_state": "running"}
-    assert decide(row, running, expected_hash="h1") is None
-    assert decide(row, running, expected_hash="h2").kind == "redeploy"  # type: ignore[union-attr]
-    assert decide(row, stopped, expected_hash="h1").kind == "redeploy"  # type: ignore[union-attr]
-    assert decide(row, None, expected_hash="h1").kind == "redeploy"  # type: ignore[union-attr]
-    assert decide(row, running, expected_hash="h1", silent=True).force  # type: ignore[union-attr]
-    assert (
-        decide({"status": "active", "desired_state": "stopped"}, running, expected_hash=None).kind
-        == "suspend"
-    )  # type: ignore[union-attr]
-    assert (
-        decide({"status": "suspended", "desired_state": "stopped"}, stopped, expected_hash=None)
-        is None
-    )
-    assert decide({"status": "error", "desired_state": "running"}, None, expected_hash=None) is None
-    assert (
-        decide(
-            {"status": "provisioning", "desired_state": "running"}, None, expected_hash=None
-        ).kind
-        == "provision"
-    )  # type: ignore[union-attr]
-    assert (
-        decide({"status": "deleting", "desired_state": "deleted"}, running, expected_hash=None).kind
-        == "deprovision"
-    )  # type: ignore[union-attr]
+    assert decide("active", "running", running, expected_hash="h1") is None
+    assert decide("active", "running", running, expected_hash="h2").kind == "redeploy"  # type: ignore[union-attr]
+    assert decide("active", "running", stopped, expected_hash="h1").kind == "redeploy"  # type: ignore[union-attr]
+    assert decide("active", "running", None, expected_hash="h1").kind == "redeploy"  # type: ignore[union-attr]
+    assert decide("active", "running", running, expected_hash="h1", silent=True).force  # type: ignore[union-attr]
+    assert decide("active", "stopped", running, expected_hash=None).kind == "suspend"  # type: ignore[union-attr]
+    assert decide("suspended", "stopped", stopped, expected_hash=None) is None
+    assert decide("error", "running", None, expected_hash=None) is None
+    assert decide("provisioning", "running", None, expected_hash=None).kind == "provision"  # type: ignore[union-attr]
+    assert decide("deleting", "deleted", running, expected_hash=None).kind == "deprovision"  # type: ignore[union-attr]
 
 
 async def _running_with_new_id(

@@ -34,8 +34,8 @@ async def test_the_reconciler_ends_a_tenant_query_that_set_its_timeout_away(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug)
-    await wait_status(wpool, tenant["id"], "active", runtime=runtime)
-    secrets = worker.tenants.secrets_of(await tenant_row(wpool, tenant["id"]))
+    await wait_status(wpool, tenant.id, "active", runtime=runtime)
+    secrets = worker.tenants.secrets_of(await tenant_row(wpool, tenant.id))
     role = worker.tenants.names(unique_slug).role
     parts = urlsplit(control_db)
     netloc = f"{role}:{quote(secrets.db_password, safe='')}@{parts.hostname}:{parts.port or 5432}"
@@ -54,4 +54,4 @@ async def test_the_reconciler_ends_a_tenant_query_that_set_its_timeout_away(
     finally:
         await conn.close()
     # The tenant's bot, whose queries are short, is untouched.
-    assert (await tenant_row(wpool, tenant["id"]))["status"] == "active"
+    assert (await tenant_row(wpool, tenant.id)).status == "active"

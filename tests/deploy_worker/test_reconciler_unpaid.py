@@ -22,14 +22,12 @@ MISSING = InstanceStatus.missing(SLUG)
 
 
 def _kind(status: str, desired: str, instance: InstanceStatus | None) -> str | None:
-    decision = decide(
-        {"status": status, "desired_state": desired, "slug": SLUG}, instance, expected_hash="h1"
-    )
+    decision = decide(status, desired, instance, expected_hash="h1")
     return None if decision is None else decision.kind
 
 
 def test_unpaid_purchase_without_an_instance_is_left_alone() -> None:
-    assert decide({"status": "new", "desired_state": "stopped"}, None, expected_hash=None) is None
+    assert decide("new", "stopped", None, expected_hash=None) is None
     assert _kind("new", "stopped", None) is None
 
 

@@ -126,7 +126,7 @@ async def test_tenant_reaches_only_its_database_redis_and_telegram(
         settings, pool=wpool, redis=redis, secrets=secret_box, runtime=runtime
     ):
         for tenant in (tenant_a, tenant_b):
-            await wait_status(wpool, tenant["id"], "active", timeout=90, runtime=runtime)
+            await wait_status(wpool, tenant.id, "active", timeout=90, runtime=runtime)
         a = await asyncio.to_thread(
             docker_engine.containers.get, (await runtime.status(slug_a)).instance_id
         )
@@ -143,8 +143,8 @@ async def test_tenant_reaches_only_its_database_redis_and_telegram(
         b_address = b.attrs["NetworkSettings"]["Networks"][DEFAULT_TENANT_NETWORK]["IPAddress"]
 
         # The bot works: /start through the emulator on the host's 127.0.0.1 (relayed).
-        row = await tenant_row(wpool, tenant_a["id"])
-        user = await telegram_sandbox.user(bot_id=int(row["bot_id"]), first_name="Net")
+        row = await tenant_row(wpool, tenant_a.id)
+        user = await telegram_sandbox.user(bot_id=row.bot_id, first_name="Net")
         answer = await user.ask("/start", timeout=30)
         assert answer.get("text"), answer
 

@@ -22,6 +22,7 @@ from deploy_worker.runtimes.base import Runtime
 from deploy_worker.runtimes.swarm import SwarmRuntime
 from deploy_worker.service import WorkerParts
 from deploy_worker.spec import SECRETS_DIR, RuntimeSpec
+from fleet.repositories.tenants import Tenant
 from fleet.secrets import SecretBox
 from fleet.tenants import TenantSecrets
 from sandbox.telegram import TelegramSandbox
@@ -102,7 +103,7 @@ def test_spec_hash_changes_with_a_rotated_secret_and_is_made_of_no_secret() -> N
 # -- docker: for real ------------------------------------------------------------------------------
 
 
-def _secrets_of(worker: WorkerParts, tenant: asyncpg.Record) -> list[str]:
+def _secrets_of(worker: WorkerParts, tenant: Tenant) -> list[str]:
     secrets: TenantSecrets = worker.tenants.secrets_of(tenant)
     values = [secrets.bot_token, secrets.db_password, secrets.redis_password]
     # The token's secret half alone, too (the part after the bot id).
@@ -141,8 +142,8 @@ async def test_docker_tenant_secrets_are_files_not_environment(
     unique_slug: str,
 ) -> None:
     tenant = await make_tenant(unique_slug, owner=777401)
-    await wait_status(wpool, tenant["id"], "active", timeout=90, runtime=runtime)
-    row = await tenant_row(wpool, tenant["id"])
+    await wait_status(wpool, tenant.id, "active", timeout=90, runtime=runtime)
+    row = await tenant_row(wpool, tenant.id)
     secrets = _secrets_of(worker, row)
     status = await runtime.status(unique_slug)
     container = await asyncio.to_thread(docker_engine.containers.get, status.instance_id)
@@ -166,7 +167,7 @@ async def test_docker_tenant_secrets_are_files_not_environment(
 
     # The bot works with them: it answers /start, and the health check (run by Docker in the
     # container with the same *_FILE contract) passes.
-    bot_id = int(row["bot_id"])
+    bot_id = row.bot_id
     user = await telegram_sandbox.user(bot_id=bot_id, first_name="Sec")
     answer = await user.ask("/start", timeout=30)
     assert answer.get("text"), answer
@@ -219,8 +220,8 @@ async def test_swarm_tenant_secrets_are_docker_secrets(
     async with running_worker(
         settings, pool=wpool, redis=redis, secrets=secret_box, runtime=swarm
     ) as parts:
-        await wait_status(wpool, tenant["id"], "active", timeout=150, runtime=swarm)
-        row = await tenant_row(wpool, tenant["id"])
+        await wait_status(wpool, tenant.id, "active", timeout=150, runtime=swarm)
+        row = await tenant_row(wpool, tenant.id)
         secrets = _secrets_of(parts, row)
         status = await swarm.status(unique_slug)
         service = await asyncio.to_thread(swarm_engine.services.get, status.instance_id)
@@ -244,7 +245,7 @@ async def test_swarm_tenant_secrets_are_docker_secrets(
         pids = [int(process[0]) for process in top["Processes"]]
         _assert_hidden(secrets, "/proc of the task", _host_proc_texts(pids))
 
-        user = await telegram_sandbox.user(bot_id=int(row["bot_id"]), first_name="Sw")
+        user = await telegram_sandbox.user(bot_id=row.bot_id, first_name="Sw")
         answer = await user.ask("/start", timeout=30)
         assert answer.get("text"), answer
         logs = await swarm.logs(unique_slug)

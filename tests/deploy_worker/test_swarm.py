@@ -46,7 +46,7 @@ async def test_swarm_provision_and_reconcile(
     async with running_worker(
         settings, pool=wpool, redis=redis, secrets=secret_box, runtime=swarm
     ) as parts:
-        await wait_status(wpool, tenant["id"], "active", timeout=120, runtime=swarm)
+        await wait_status(wpool, tenant.id, "active", timeout=120, runtime=swarm)
         status = await swarm.status(unique_slug)
         assert status.state == InstanceState.RUNNING
         service = await asyncio.to_thread(swarm._client.services.get, status.instance_id)
@@ -67,7 +67,7 @@ async def test_swarm_provision_and_reconcile(
             await wait_until(
                 lambda: _state_is(swarm, unique_slug, InstanceState.RUNNING), timeout=90
             )
-            await wait_until(lambda: _all_jobs_done(wpool, tenant["id"]), timeout=90)
+            await wait_until(lambda: _all_jobs_done(wpool, tenant.id), timeout=90)
         except AssertionError:
             jobs = await wpool.fetch("SELECT kind, status, last_error FROM control.jobs")
             raise AssertionError(f"jobs: {[dict(j) for j in jobs]}") from None

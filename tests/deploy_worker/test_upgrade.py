@@ -56,7 +56,7 @@ async def test_upgrade_stops_after_max_failures(
     ) as _parts:
         tenants = [await make_tenant(slug) for slug in slugs]  # ids ascend: the upgrade's order
         for tenant in tenants:
-            await wait_status(wpool, tenant["id"], "active", runtime=runtime)
+            await wait_status(wpool, tenant.id, "active", runtime=runtime)
         before = {
             r["slug"]: dict(r)
             for r in await wpool.fetch(

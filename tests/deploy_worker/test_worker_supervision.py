@@ -98,10 +98,10 @@ def _status_is(pool: asyncpg.Pool, job_id: int, status: str) -> Callable[[], Awa
 async def _stopped_tenant(make_tenant: Any, pool: asyncpg.Pool, slug: str) -> int:
     tenant = await make_tenant(slug)
     await pool.execute(
-        "UPDATE control.tenants SET desired_state = 'stopped' WHERE id = $1", tenant["id"]
+        "UPDATE control.tenants SET desired_state = 'stopped' WHERE id = $1", tenant.id
     )
-    await pool.execute("DELETE FROM control.jobs WHERE tenant_id = $1", tenant["id"])
-    return int(tenant["id"])
+    await pool.execute("DELETE FROM control.jobs WHERE tenant_id = $1", tenant.id)
+    return int(tenant.id)
 
 
 async def test_a_failing_reconciler_is_restarted_and_turns_the_worker_unready(

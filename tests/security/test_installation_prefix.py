@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 import pytest
@@ -49,12 +49,11 @@ class Installations:
             provision_now=False,
             enqueue_provision=False,
         )
-        tenant = dict(await service.get(row_slug))
+        tenant = replace(await service.get(row_slug), slug=slug)
         await pool.execute("DELETE FROM control.tenants WHERE slug = $1", row_slug)
-        tenant["slug"] = slug
-        await service.ensure_data_plane(tenant)  # type: ignore[arg-type]
+        await service.ensure_data_plane(tenant)
         self.made.append((service, slug))
-        names, password = service.names(slug), service.secrets_of(tenant).redis_password  # type: ignore[arg-type]
+        names, password = service.names(slug), service.secrets_of(tenant).redis_password
         return Redis.from_url(f"redis://{names.redis_user}:{password}@127.0.0.1:6379/0")
 
 
@@ -119,7 +118,7 @@ async def test_a_tenant_from_before_prefixes_has_its_keys_moved_once(
     )
     installations.made.append((service, slug))
     tenant = await service.get(slug)
-    assert tenant["legacy_redis_keys"] is False  # created after the upgrade: nothing to move
+    assert tenant.legacy_redis_keys is False  # created after the upgrade: nothing to move
     # As the upgrade finds it: a tenant row from before, its keys under the old prefix.
     await pool.execute("UPDATE control.tenants SET legacy_redis_keys = true WHERE slug = $1", slug)
     old = legacy_redis_prefix(slug)
@@ -131,7 +130,7 @@ async def test_a_tenant_from_before_prefixes_has_its_keys_moved_once(
     assert await redis.get(f"{new}locale:1001") == b"en"
     assert await redis.get(f"{new}fsm:1001:data") == b'{"service": 4}'
     assert [k async for k in redis.scan_iter(match=f"{old}*")] == []
-    assert (await service.get(slug))["legacy_redis_keys"] is False
+    assert (await service.get(slug)).legacy_redis_keys is False
     # The bot, with its real credentials, reads its moved keys and nothing under the old prefix.
     secrets_ = service.secrets_of(await service.get(slug))
     names = service.names(slug)

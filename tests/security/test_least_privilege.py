@@ -269,7 +269,7 @@ async def test_an_installation_from_before_the_roles_upgrades_in_place(
         await old.close()
     names = before.names(slug)
     tenant_url = _url(
-        inst.superuser_url, inst.database, names.role, box.decrypt(tenant["db_password_enc"])
+        inst.superuser_url, inst.database, names.role, box.decrypt(tenant.db_password_enc)
     )
     shop = await asyncpg.connect(tenant_url)
     try:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.service import WorkerParts, open_worker
+from fleet.repositories.tenants import Tenant, TenantRepository
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 
@@ -57,8 +58,8 @@ async def running_worker(
             await asyncio.wait_for(task, 60)
 
 
-async def tenant_row(pool: asyncpg.Pool, tenant_id: int) -> asyncpg.Record:
-    row = await pool.fetchrow("SELECT * FROM control.tenants WHERE id = $1", tenant_id)
+async def tenant_row(pool: asyncpg.Pool, tenant_id: int) -> Tenant:
+    row = await TenantRepository(pool).get_by_id(tenant_id)
     assert row is not None
     return row
 
@@ -70,21 +71,21 @@ async def wait_status(
     *,
     timeout: float = 60.0,
     runtime: Runtime | None = None,
-) -> asyncpg.Record:
+) -> Tenant:
     """Wait until the tenant has ``status``; the failure message shows its status and jobs."""
     deadline = time.monotonic() + timeout
     while True:
         row = await tenant_row(pool, tenant_id)
-        if row["status"] == status:
+        if row.status == status:
             return row
         if time.monotonic() > deadline:
             jobs = await pool.fetch(
                 "SELECT kind, status, attempts, last_error FROM control.jobs WHERE tenant_id = $1",
                 tenant_id,
             )
-            logs = await runtime.logs(row["slug"], tail=40) if runtime is not None else ""
+            logs = await runtime.logs(row.slug, tail=40) if runtime is not None else ""
             raise AssertionError(
-                f"tenant {row['slug']} is {row['status']} ({row['status_reason']}), not {status}; "
+                f"tenant {row.slug} is {row.status} ({row.status_reason}), not {status}; "
                 f"jobs: {[dict(j) for j in jobs]}\nbot logs:\n{logs}"
             )
         await asyncio.sleep(0.1)
