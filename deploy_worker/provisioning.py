@@ -109,7 +109,7 @@ class Converger:
 
         names = self._tenants.names(slug)
         deployment = await deployments.get(tenant_id)
-        pinned = deployment["desired_image"] if deployment is not None else None
+        pinned = deployment.desired_image if deployment is not None else None
         spec = self._specs.build(tenant, secrets, names, image=image or pinned)
         await self._step(slug, "spec")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,31 @@ _COLUMNS = frozenset(
         "crash_window_restarts",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A row of ``control.deployments``: what the deploy worker runs for one tenant."""
+
+    tenant_id: int
+    runtime: str
+    status: str
+    image: str | None
+    spec_hash: str | None
+    container_id: str | None
+    restart_count: int
+    last_error: str | None
+    started_at: datetime | None
+    ready_at: datetime | None
+    desired_image: str | None
+    crash_window_started_at: datetime | None
+    crash_window_restarts: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Deployment:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +101,13 @@ class DeploymentRepository:
     def __init__(self, db: Executor) -> None:
         self._db = db
 
-    async def get(self, tenant_id: int) -> asyncpg.Record | None:
-        return await self._db.fetchrow(
+    async def get(self, tenant_id: int) -> Deployment | None:
+        row = await self._db.fetchrow(
             "SELECT * FROM control.deployments WHERE tenant_id = $1", tenant_id
         )
+        return None if row is None else Deployment.of(row)
 
-    async def upsert(self, tenant_id: int, *, runtime: str, **columns: Any) -> asyncpg.Record:
+    async def upsert(self, tenant_id: int, *, runtime: str, **columns: Any) -> Deployment:
         """Insert or update the tenant's row; only ``columns`` given change (and ``updated_at``)."""
         unknown = set(columns) - _COLUMNS
         if unknown:
@@ -97,7 +124,7 @@ class DeploymentRepository:
             *values,
         )
         assert row is not None
-        return row
+        return Deployment.of(row)
 
     async def update(self, tenant_id: int, **columns: Any) -> None:
         """Change ``columns`` of an existing row (no-op when the tenant has none)."""
