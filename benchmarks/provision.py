@@ -48,6 +48,7 @@ from deploy_worker.spec import RuntimeSpec  # noqa: E402
 from fleet.data_plane import install_platform  # noqa: E402
 from fleet.db import create_pool  # noqa: E402
 from fleet.migrations import migrate_control  # noqa: E402
+from fleet.repositories.tenants import Tenant  # noqa: E402
 from fleet.secrets import SecretBox, generate_master_key  # noqa: E402
 from fleet.settings import Settings, load_settings  # noqa: E402
 from fleet.tenants import TenantService  # noqa: E402
@@ -162,7 +163,7 @@ class Bench:
 
 async def create_tenant(
     service: TenantService, emulator: TelegramEmulator, slug: str, *, enqueue: bool = True
-) -> tuple[asyncpg.Record, int]:
+) -> tuple[Tenant, int]:
     token = new_bot_token()
     emulator.register_bot(token, username=f"{slug}_bot")
     data = TenantCreate(
@@ -229,7 +230,7 @@ async def time_to_start(
             slug = bench.next_slug(kind)
             started = time.monotonic()
             tenant, bot_id = await create_tenant(service, emulator, slug)
-            await wait_active(pool, tenant["id"], 120)
+            await wait_active(pool, tenant.id, 120)
             user = await sandbox.user(bot_id=bot_id, first_name="Bench")
             answer = await user.ask("/start", timeout=60)
             if not answer.get("text"):
@@ -257,9 +258,9 @@ async def process_memory(
             for _ in range(count)
         ]
         for tenant in tenants:
-            await wait_active(pool, tenant["id"], 180)
+            await wait_active(pool, tenant.id, 180)
         await asyncio.sleep(2.0)  # idle: long polls parked, start-up garbage settled
-        usages = [parts.runtime.memory_of(t["slug"]) for t in tenants]  # type: ignore[attr-defined]
+        usages = [parts.runtime.memory_of(t.slug) for t in tenants]  # type: ignore[attr-defined]
         uss = [u["uss"] / 2**20 for u in usages if u]
         say(f"process runtime: {len(uss)} idle bots, USS mean {statistics.mean(uss):.1f} MB")
         return round(statistics.mean(uss), 2)
@@ -277,7 +278,7 @@ async def fresh_interpreter_rss(
     from deploy_worker.spec import SpecBuilder
 
     spec = SpecBuilder(settings=settings, namespace=bench.prefix).build(
-        tenant, service.secrets_of(tenant), service.names(tenant["slug"])
+        tenant, service.secrets_of(tenant), service.names(tenant.slug)
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTFLEET_")} | dict(spec.env)
     proc = await asyncio.create_subprocess_exec(
@@ -290,7 +291,7 @@ async def fresh_interpreter_rss(
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        key = service.names(tenant["slug"]).redis_prefix + "heartbeat"
+        key = service.names(tenant.slug).redis_prefix + "heartbeat"
         deadline = time.monotonic() + 90
         while not await redis.exists(key):
             if time.monotonic() > deadline or proc.returncode is not None:
@@ -363,24 +364,22 @@ async def reconcile_pass(
     started_at = datetime.now(UTC) - timedelta(hours=1)
     for _ in range(count):
         tenant, _ = await create_tenant(service, emulator, bench.next_slug("rec"), enqueue=False)
-        await pool.execute(
-            "UPDATE control.tenants SET status = 'active' WHERE id = $1", tenant["id"]
-        )
-        spec = specs.build(tenant, service.secrets_of(tenant), service.names(tenant["slug"]))
+        await pool.execute("UPDATE control.tenants SET status = 'active' WHERE id = $1", tenant.id)
+        spec = specs.build(tenant, service.secrets_of(tenant), service.names(tenant.slug))
         await pool.execute(
             "INSERT INTO control.deployments (tenant_id, runtime, status, image, spec_hash, restart_count)"
             " VALUES ($1, 'static', 'running', $2, $3, 0)",
-            tenant["id"],
+            tenant.id,
             spec.image,
             spec.spec_hash,
         )
-        await redis.set(service.names(tenant["slug"]).redis_prefix + "heartbeat", "{}", ex=600)
+        await redis.set(service.names(tenant.slug).redis_prefix + "heartbeat", "{}", ex=600)
         instances.append(
             InstanceStatus(
-                slug=tenant["slug"],
+                slug=tenant.slug,
                 state=InstanceState.RUNNING,
                 spec_hash=spec.spec_hash,
-                instance_id=tenant["slug"],
+                instance_id=tenant.slug,
                 started_at=started_at,
             )
         )
