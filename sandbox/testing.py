@@ -30,7 +30,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 
 from sandbox.telegram import EmulatorConfig, RateLimits, TelegramEmulator, TelegramSandbox
-from sandbox.yookassa import NotifierConfig, YooKassaSandbox, YooKassaStandIn
+from sandbox.yookassa import NotificationSenderConfig, YooKassaSandbox, YooKassaStandIn
 
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "_-"
 
@@ -62,9 +62,9 @@ def fast_emulator_config() -> EmulatorConfig:
     )
 
 
-def fast_notifier_config() -> NotifierConfig:
+def fast_notifier_config() -> NotificationSenderConfig:
     """Notification settings for tests: retries within milliseconds, five attempts."""
-    return NotifierConfig(retry_initial=0.02, retry_max=0.5, max_attempts=5, timeout=5.0)
+    return NotificationSenderConfig(retry_initial=0.02, retry_max=0.5, max_attempts=5, timeout=5.0)
 
 
 @pytest_asyncio.fixture

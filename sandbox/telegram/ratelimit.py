@@ -61,8 +61,12 @@ class _Bucket:
 
 
 @dataclass
-class RateLimiter:
-    """Per-bot and per-chat token buckets; :meth:`hit` raises 429 when either is empty."""
+class FloodBuckets:
+    """Telegram's flood limits as the emulator enforces them: per-bot and per-chat token buckets.
+
+    :meth:`hit` raises 429 when either is empty. (Not the API's request limiter, which is
+    ``control_plane.ratelimit.RateLimiter``.)
+    """
 
     limits: RateLimits = field(default_factory=RateLimits)
     clock: Callable[[], float] = time.monotonic

@@ -34,7 +34,7 @@ from sandbox.telegram.models import (
     UserAccount,
 )
 from sandbox.telegram.params import Upload
-from sandbox.telegram.ratelimit import RateLimiter, RateLimits
+from sandbox.telegram.ratelimit import FloodBuckets, RateLimits
 from sandbox.telegram.render import message_to_api, reply_keyboard_of
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class TelegramWorld:
 
     def __init__(self, *, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.limiter = RateLimiter(self.config.rate_limits)
+        self.limiter = FloodBuckets(self.config.rate_limits)
         self.bots: dict[int, BotAccount] = {}
         self.users: dict[int, UserAccount] = {}
         self.conversations: dict[tuple[int, int], Conversation] = {}

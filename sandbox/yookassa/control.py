@@ -14,7 +14,7 @@ from aiohttp import web
 from sandbox.yookassa.errors import ControlError, YooKassaError
 from sandbox.yookassa.faults import OPERATIONS, Fault, FaultPlan
 from sandbox.yookassa.ledger import PaymentLedger
-from sandbox.yookassa.notifier import Notifier
+from sandbox.yookassa.notifier import NotificationSender
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -44,7 +44,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
 class ControlApi:
     """Routes under ``/sandbox`` for tests and demos."""
 
-    def __init__(self, ledger: PaymentLedger, *, notifier: Notifier, faults: FaultPlan) -> None:
+    def __init__(
+        self, ledger: PaymentLedger, *, notifier: NotificationSender, faults: FaultPlan
+    ) -> None:
         self.ledger = ledger
         self.notifier = notifier
         self.faults = faults

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class NotifierConfig:
+class NotificationSenderConfig:
     """Where and how notifications go; ``webhook_url=None`` keeps them to the delivery log."""
 
     webhook_url: str | None = None
@@ -61,11 +61,14 @@ class Delivery:
         }
 
 
-class Notifier:
-    """Queues notifications and delivers each in a background task."""
+class NotificationSender:
+    """Sends YooKassa's payment notifications to the merchant's webhook, each in a background task.
 
-    def __init__(self, config: NotifierConfig | None = None) -> None:
-        self.config = config or NotifierConfig()
+    (Not the tenant bot's ``Notifier``, which tells people about bookings.)
+    """
+
+    def __init__(self, config: NotificationSenderConfig | None = None) -> None:
+        self.config = config or NotificationSenderConfig()
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None

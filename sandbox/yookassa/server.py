@@ -21,7 +21,7 @@ from sandbox.yookassa.checkout import CheckoutPages
 from sandbox.yookassa.control import ControlApi, control_errors
 from sandbox.yookassa.faults import FaultPlan
 from sandbox.yookassa.ledger import PaymentLedger
-from sandbox.yookassa.notifier import Notifier, NotifierConfig
+from sandbox.yookassa.notifier import NotificationSender, NotificationSenderConfig
 from sandbox.yookassa.payments import Payment
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,13 @@ class YooKassaStandIn:
         *,
         shop_id: str = DEFAULT_SHOP_ID,
         secret_key: str = DEFAULT_SECRET_KEY,
-        notifier: NotifierConfig | None = None,
+        notifier: NotificationSenderConfig | None = None,
         public_url: str | None = None,
     ) -> None:
         self.shop_id = shop_id
         self.secret_key = secret_key
         self.public_url = public_url
-        self.notifier = Notifier(notifier)
+        self.notifier = NotificationSender(notifier)
         self.faults = FaultPlan()
         self.ledger = PaymentLedger(shop_id=shop_id, on_event=self._on_event)
         self.api = PaymentsApi(
@@ -106,7 +106,7 @@ class YooKassaStandIn:
         secret_key: str = DEFAULT_SECRET_KEY,
         webhook_url: str | None = None,
         notify_from: str | None = None,
-        notifier: NotifierConfig | None = None,
+        notifier: NotificationSenderConfig | None = None,
         public_url: str | None = None,
     ) -> AsyncIterator[YooKassaStandIn]:
         """Run a stand-in for the duration of the ``async with`` block.
@@ -114,7 +114,7 @@ class YooKassaStandIn:
         ``webhook_url`` and ``notify_from`` (the source address of notifications) override the
         fields of ``notifier``.
         """
-        config = notifier or NotifierConfig()
+        config = notifier or NotificationSenderConfig()
         if webhook_url is not None:
             config.webhook_url = webhook_url
         if notify_from is not None:

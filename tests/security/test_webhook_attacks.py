@@ -35,7 +35,7 @@ from fleet.secrets import SecretBox, generate_master_key
 from fleet.settings import YOOKASSA_NETWORKS, load_settings
 from sandbox.testing import new_bot_token
 from sandbox.yookassa import DEFAULT_SECRET_KEY, DEFAULT_SHOP_ID, YooKassaStandIn
-from sandbox.yookassa.notifier import NotifierConfig
+from sandbox.yookassa.notifier import NotificationSenderConfig
 from tests.support.billing_fixtures import plan  # noqa: F401  (a plan of this test alone, removed after it)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ def master_key() -> str:
 
 @pytest.fixture
 async def standin() -> AsyncIterator[YooKassaStandIn]:
-    config = NotifierConfig(retry_initial=0.05, retry_max=0.2, max_attempts=3, timeout=5)
+    config = NotificationSenderConfig(retry_initial=0.05, retry_max=0.2, max_attempts=3, timeout=5)
     async with YooKassaStandIn.start(host="127.0.0.1", port=0, notifier=config) as yk:
         yield yk
 
