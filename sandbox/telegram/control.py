@@ -18,7 +18,7 @@ from sandbox.telegram.errors import ControlError
 from sandbox.telegram.models import Conversation
 from sandbox.telegram.ratelimit import RateLimits
 from sandbox.telegram.render import conversation_view, message_to_view
-from sandbox.telegram.world import TelegramWorld
+from sandbox.telegram.world import USER_FIELDS, TelegramWorld
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MAX_WAIT = 60.0
@@ -93,6 +93,7 @@ def _chat_summary(conv: Conversation) -> dict[str, Any]:
         "version": conv.signal.version,
         "blocked": conv.blocked,
         "message_count": len(visible),
+        "unread_count": conv.unread(),
         "last_message_id": visible[-1].message_id if visible else None,
     }
 
@@ -118,6 +119,7 @@ class ControlApi:
             web.get("/sandbox/users", self.list_users),
             web.post("/sandbox/users", self.create_user),
             web.get("/sandbox/users/{user_id}", self.get_user),
+            web.patch("/sandbox/users/{user_id}", self.update_user),
             web.get("/sandbox/chats", self.list_chats),
             web.get(chat, self.get_chat),
             web.get(chat + "/wait", self.wait_chat),
@@ -127,6 +129,7 @@ class ControlApi:
             web.post(chat + "/callback", self.press_inline_button),
             web.post(chat + "/block", self.block),
             web.post(chat + "/unblock", self.unblock),
+            web.post(chat + "/read", self.mark_read),
             web.get("/sandbox/callbacks/{query_id}", self.get_callback),
             web.get("/sandbox/files/{file_id}", self.get_file),
             web.get("/sandbox/rate-limits", self.get_rate_limits),
@@ -178,10 +181,14 @@ class ControlApi:
 
     async def create_bot(self, request: web.Request) -> web.Response:
         body = await _body(request)
+        idle_reply = body.get("idle_reply")
+        if idle_reply is not None and not isinstance(idle_reply, dict):
+            raise ControlError(400, 'idle_reply must be an object: {"en": "...", "ru": "..."}')
         bot = self.world.register_bot(
             token=str(body.get("token") or ""),
             username=str(body.get("username") or ""),
             first_name=body.get("first_name"),
+            idle_reply=idle_reply,
         )
         return web.json_response(_bot_json(self.world, bot.id), status=201)
 
@@ -239,6 +246,27 @@ class ControlApi:
     async def get_user(self, request: web.Request) -> web.Response:
         user = self.world.user(_int(request.match_info["user_id"], "user_id"))
         return web.json_response(user.to_user() | {"phone_number": user.phone_number})
+
+    async def update_user(self, request: web.Request) -> web.Response:
+        """Change a user's profile: bots see it in the next update (``language_code`` above all)."""
+        user = self.world.user(_int(request.match_info["user_id"], "user_id"))
+        body = await _body(request)
+        unknown = set(body) - set(USER_FIELDS)
+        if unknown:
+            raise ControlError(
+                400, f"unknown fields {sorted(unknown)}; allowed: {list(USER_FIELDS)}"
+            )
+        self.world.update_user(user, **body)
+        return web.json_response(user.to_user() | {"phone_number": user.phone_number})
+
+    async def mark_read(self, request: web.Request) -> web.Response:
+        """The user has seen the chat up to ``message_id`` (default: its newest message)."""
+        conv = self._conv(request)
+        body = await _body(request)
+        raw = body.get("message_id")
+        message_id = conv.next_message_id - 1 if raw is None else _int(raw, "message_id")
+        self.world.mark_read(conv, message_id)
+        return web.json_response({"read_up_to": conv.read_up_to, "version": conv.signal.version})
 
     async def list_chats(self, request: web.Request) -> web.Response:
         chats = [_chat_summary(c) for c in self.world.conversations.values()]

@@ -88,6 +88,10 @@ class BotAccount:
     update_signal: Signal = field(default_factory=Signal)
     poll_generation: int = 0
     faults: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
+    # What the emulator answers, per language code ("" for any other), while nobody runs the bot.
+    idle_reply: dict[str, str] | None = None
+    # update_id of the newest update a bot has fetched (getUpdates or its webhook).
+    fetched_up_to: int = 0
 
     def to_user(self) -> dict[str, Any]:
         """The bot as a Telegram ``User`` object."""
@@ -199,6 +203,7 @@ class Conversation:
     next_message_id: int = 1
     blocked: bool = False
     started: bool = False
+    read_up_to: int = 0  # the newest message id the user has seen
     chat_actions: list[dict[str, Any]] = field(default_factory=list)
     callback_answers: list[dict[str, Any]] = field(default_factory=list)
     signal: Signal = field(default_factory=Signal)
@@ -212,3 +217,11 @@ class Conversation:
     def visible(self) -> list[ChatMessage]:
         """Messages not deleted, oldest first."""
         return [m for m in self.messages.values() if not m.deleted]
+
+    def unread(self) -> int:
+        """The bot's messages past what the user has read (what a chat list's badge counts)."""
+        return sum(
+            1
+            for m in self.messages.values()
+            if m.from_bot and not m.deleted and m.message_id > self.read_up_to
+        )

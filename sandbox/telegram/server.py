@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from aiogram.client.telegram import TelegramAPIServer
@@ -24,6 +25,7 @@ from sandbox.telegram.control import ControlApi, control_errors
 from sandbox.telegram.models import BotAccount, UserAccount
 from sandbox.telegram.params import Params
 from sandbox.telegram.ratelimit import RateLimits
+from sandbox.telegram.store import WorldStore
 from sandbox.telegram.webhook import WebhookDelivery
 from sandbox.telegram.world import EmulatorConfig, TelegramWorld
 from sandbox.web import WebPage
@@ -37,8 +39,16 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 class TelegramEmulator:
     """An in-memory Telegram: the Bot API for bots, the control API and the web page for people."""
 
-    def __init__(self, *, config: EmulatorConfig | None = None) -> None:
+    def __init__(
+        self, *, config: EmulatorConfig | None = None, data_dir: Path | None = None
+    ) -> None:
         self.world = TelegramWorld(config=config)
+        # With a directory, users, bots and chats outlive a restart (see sandbox/telegram/store.py).
+        self.store = (
+            None
+            if data_dir is None
+            else WorldStore(data_dir, history_limit=self.world.config.history_limit)
+        )
         self._closing = asyncio.Event()
         self.webhooks = WebhookDelivery(self.world, execute=self._execute)
         self.bot_api = BotApi(self.world, webhooks=self.webhooks, closing=self._closing)
@@ -79,6 +89,9 @@ class TelegramEmulator:
         if self._running is not None:
             raise RuntimeError("the emulator is already running")
         self._closing.clear()
+        if self.store is not None:
+            await self.store.load(self.world)
+            self.store.start(self.world)
         self._running = await serve_app(self.make_app(), host=host, port=port)
         logger.info("telegram emulator listening url=%s", self._running.base_url)
         return self._running.base_url
@@ -91,8 +104,11 @@ class TelegramEmulator:
         for bot in self.world.bots.values():
             bot.update_signal.bump()
         await self.webhooks.close()
+        self.world.close()
         running, self._running = self._running, None
         await running.stop()
+        if self.store is not None:
+            await self.store.close(self.world)
 
     @classmethod
     @asynccontextmanager
@@ -103,12 +119,15 @@ class TelegramEmulator:
         port: int = 0,
         config: EmulatorConfig | None = None,
         rate_limits: RateLimits | None = None,
+        data_dir: Path | None = None,
     ) -> AsyncIterator[TelegramEmulator]:
-        """Run an emulator for the duration of the ``async with`` block."""
+        """Run an emulator for the duration of the ``async with`` block.
+
+        With ``data_dir``, the emulator starts from what it saved there and keeps saving to it."""
         if rate_limits is not None:
             config = config or EmulatorConfig()
             config.rate_limits = rate_limits
-        emulator = cls(config=config)
+        emulator = cls(config=config, data_dir=data_dir)
         await emulator.serve(host=host, port=port)
         try:
             yield emulator
@@ -118,10 +137,17 @@ class TelegramEmulator:
     # In-process shortcuts for tests that hold the emulator object itself.
 
     def register_bot(
-        self, token: str, *, username: str, first_name: str | None = None
+        self,
+        token: str,
+        *,
+        username: str,
+        first_name: str | None = None,
+        idle_reply: dict[str, str] | None = None,
     ) -> BotAccount:
         """Register a bot directly (same as ``POST /sandbox/bots``)."""
-        return self.world.register_bot(token=token, username=username, first_name=first_name)
+        return self.world.register_bot(
+            token=token, username=username, first_name=first_name, idle_reply=idle_reply
+        )
 
     def create_user(self, first_name: str = "Test", **fields: Any) -> UserAccount:
         """Create a user directly (same as ``POST /sandbox/users``)."""

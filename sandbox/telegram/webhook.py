@@ -77,6 +77,7 @@ class WebhookDelivery:
             update = bot.updates[0]
             if await self._deliver(bot, update):
                 failures = 0
+                self.world.fetched(bot, [update])
                 if bot.updates and bot.updates[0] is update:
                     bot.updates.popleft()
                 continue

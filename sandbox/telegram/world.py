@@ -7,6 +7,7 @@ waiters (long polling, "wait until the bot answered") wake up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^(\d{1,15}):([A-Za-z0-9_-]{8,})$")
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# What ``PATCH /sandbox/users/{id}`` may change.
+USER_FIELDS = ("first_name", "last_name", "username", "language_code", "phone_number")
 
 
 @dataclass
@@ -52,6 +56,11 @@ class EmulatorConfig:
     webhook_retry_max: float = 60.0
     webhook_timeout: float = 10.0
     callback_query_ttl: float = 900.0
+    # An idle reply (a bot registered with ``idle_reply``) is sent when a user's message is still
+    # unfetched this long after it was sent: nobody runs the bot.
+    idle_reply_after: float = 2.0
+    # Messages kept per chat (older ones are forgotten when the emulator saves to a directory).
+    history_limit: int = 1000
 
 
 def mask_token(token: str) -> str:
@@ -73,13 +82,30 @@ class TelegramWorld:
         self.changes = Signal()
         self._next_user_id = 100_000_001
         self._next_file = 1
+        self._timers: dict[tuple[int, int], asyncio.TimerHandle] = {}
 
     # ----- registry -------------------------------------------------------------------------
 
     def register_bot(
-        self, *, token: str, username: str, first_name: str | None = None
+        self,
+        *,
+        token: str,
+        username: str,
+        first_name: str | None = None,
+        idle_reply: dict[str, str] | None = None,
     ) -> BotAccount:
-        """Create a bot, or return it unchanged when the same token is registered again."""
+        """Create a bot, or return it when the same token is registered again.
+
+        ``idle_reply`` (text per language code, ``""`` for any other) is what the emulator answers
+        a user's message with while nobody runs the bot (a demo bot not sold yet); given again for
+        a registered bot, it replaces the old one."""
+        if idle_reply is not None and (
+            not idle_reply
+            or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in idle_reply.items()
+            )
+        ):
+            raise ControlError(400, "idle_reply must map language codes to non-empty texts")
         match = _TOKEN.match(token or "")
         if match is None:
             raise ControlError(400, "token must look like '<digits>:<at least 8 of A-Za-z0-9_->'")
@@ -90,11 +116,17 @@ class TelegramWorld:
         if existing is not None:
             if existing.token != token:
                 raise ControlError(409, f"bot id {bot_id} is already registered with another token")
+            if idle_reply is not None:
+                existing.idle_reply = dict(idle_reply)
             return existing
         if any(b.username.lower() == username.lower() for b in self.bots.values()):
             raise ControlError(409, f"username @{username} is taken")
         bot = BotAccount(
-            id=bot_id, token=token, username=username, first_name=first_name or username
+            id=bot_id,
+            token=token,
+            username=username,
+            first_name=first_name or username,
+            idle_reply=None if idle_reply is None else dict(idle_reply),
         )
         self.bots[bot_id] = bot
         self.changes.bump()
@@ -157,6 +189,21 @@ class TelegramWorld:
         self.changes.bump()
         return user
 
+    def update_user(self, user: UserAccount, **fields: Any) -> None:
+        """Change a user's profile fields (:data:`USER_FIELDS`); ``None`` clears an optional one."""
+        for name, value in fields.items():
+            if name not in USER_FIELDS:
+                raise ControlError(400, f"{name} is not a user field; allowed: {list(USER_FIELDS)}")
+            if value is not None and not isinstance(value, str):
+                raise ControlError(400, f"{name} must be a string")
+            if name == "first_name" and not value:
+                raise ControlError(400, "first_name must not be empty")
+            if name == "language_code" and value and not _LANGUAGE.match(value):
+                raise ControlError(400, "language_code must be an IETF language tag such as 'ru'")
+        for name, value in fields.items():
+            setattr(user, name, value or None)
+        self.changes.bump()
+
     def user(self, user_id: int) -> UserAccount:
         """A user by id for the control API (404 when unknown)."""
         user = self.users.get(user_id)
@@ -197,18 +244,95 @@ class TelegramWorld:
 
     # ----- updates and change notification --------------------------------------------------
 
-    def enqueue(self, bot: BotAccount, kind: str, payload: dict[str, Any]) -> None:
-        """Queue an update for a bot (dropped when the bot did not ask for this kind)."""
+    def enqueue(self, bot: BotAccount, kind: str, payload: dict[str, Any]) -> int | None:
+        """Queue an update for a bot (dropped when the bot did not ask for this kind).
+
+        Returns its ``update_id``, or None when it was dropped."""
         if kind not in bot.allowed_updates:
-            return
-        bot.updates.append({"update_id": bot.next_update_id, kind: payload})
+            return None
+        update_id = bot.next_update_id
+        bot.updates.append({"update_id": update_id, kind: payload})
         bot.next_update_id += 1
         bot.update_signal.bump()
+        return update_id
+
+    def fetched(self, bot: BotAccount, updates: list[dict[str, Any]]) -> None:
+        """The bot has received these updates (by getUpdates or its webhook)."""
+        if updates:
+            bot.fetched_up_to = max(bot.fetched_up_to, updates[-1]["update_id"])
+
+    def _arm_idle_reply(self, conv: Conversation, update_id: int | None) -> None:
+        if conv.bot.idle_reply is None or update_id is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven without a loop (a unit test): nobody could run the bot
+            return
+        key = (conv.bot.id, update_id)
+        self._timers[key] = loop.call_later(
+            self.config.idle_reply_after, self._idle_reply, conv, update_id
+        )
+
+    def _idle_reply(self, conv: Conversation, update_id: int) -> None:
+        """Answer for a bot nobody runs: its update was not fetched in time."""
+        bot = conv.bot
+        self._timers.pop((bot.id, update_id), None)
+        texts = bot.idle_reply
+        if texts is None or self.bots.get(bot.id) is not bot or bot.fetched_up_to >= update_id:
+            return
+        if self.conversations.get((bot.id, conv.user.id)) is not conv or conv.blocked:
+            return
+        text = (
+            texts.get(conv.user.language_code or "") or texts.get("") or next(iter(texts.values()))
+        )
+        msg = ChatMessage(
+            message_id=conv.new_message_id(),
+            from_bot=True,
+            date=self.now(),
+            text=text,
+            entities=automatic_entities(text),
+        )
+        conv.messages[msg.message_id] = msg
+        self.touch(conv)
+
+    def close(self) -> None:
+        """Cancel pending idle replies (the emulator is stopping)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
 
     def touch(self, conv: Conversation) -> None:
         """Record a visible change in a chat and wake its waiters."""
         conv.signal.bump()
         self.changes.bump()
+
+    def bot_changed(self, bot: BotAccount) -> None:
+        """Record a change of a bot's profile (name, commands) that the page shows."""
+        self.changes.bump()
+
+    def trim(self, conv: Conversation, limit: int) -> None:
+        """Forget all but the newest ``limit`` messages of a chat (deleted ones first)."""
+        if len(conv.messages) <= limit:
+            return
+        for message_id in [m for m, msg in conv.messages.items() if msg.deleted]:
+            del conv.messages[message_id]
+        for message_id in sorted(conv.messages)[:-limit]:
+            del conv.messages[message_id]
+
+    def counters(self) -> tuple[int, int]:
+        """The next user id and file number to hand out (what a saved world must keep)."""
+        return self._next_user_id, self._next_file
+
+    def restore_counters(self, *, next_user_id: int, next_file: int) -> None:
+        """Continue numbering users and files where a saved world left off."""
+        self._next_user_id = max(self._next_user_id, next_user_id)
+        self._next_file = max(self._next_file, next_file)
+
+    def mark_read(self, conv: Conversation, message_id: int) -> None:
+        """The user has seen the chat up to ``message_id`` (the page shows it)."""
+        if message_id > conv.read_up_to:
+            conv.read_up_to = min(message_id, conv.next_message_id - 1)
+            self.touch(conv)
 
     def now(self) -> int:
         """Unix time as Telegram stamps messages."""
@@ -242,7 +366,8 @@ class TelegramWorld:
         conv.messages[msg.message_id] = msg
         conv.started = True
         self.touch(conv)
-        self.enqueue(conv.bot, "message", message_to_api(conv, msg))
+        update_id = self.enqueue(conv.bot, "message", message_to_api(conv, msg))
+        self._arm_idle_reply(conv, update_id)
         return msg
 
     def user_sends_text(

@@ -79,3 +79,89 @@ async def test_block_sends_my_chat_member_update(telegram_emulator, telegram_san
     member = updates["result"][-1]["my_chat_member"]
     assert member["new_chat_member"]["status"] == "kicked"
     assert (await user.chat())["blocked"] is True
+
+
+async def test_a_user_changes_language_and_bots_see_it(telegram_emulator, telegram_sandbox):
+    token = new_bot_token()
+    await telegram_sandbox.register_bot(token, username="ctl_lang_bot")
+    user = await telegram_sandbox.create_user("Olga")
+    assert user["language_code"] == "en"
+    url = f"{telegram_emulator.base_url}/sandbox/users/{user['id']}"
+    async with httpx.AsyncClient() as http:
+        changed = await http.patch(url, json={"language_code": "ru"})
+        assert changed.status_code == 200 and changed.json()["language_code"] == "ru"
+        for body, fragment in (
+            ({"language_code": "Russian!"}, "IETF"),
+            ({"first_name": ""}, "first_name"),
+            ({"is_bot": True}, "unknown fields"),
+        ):
+            refused = await http.patch(url, json=body)
+            assert refused.status_code == 400 and fragment in refused.json()["error"]
+    olga = telegram_sandbox.as_user(bot_id=bot_id_of(token), user_id=user["id"])
+    await olga.send("/start")
+    bot = telegram_emulator.world.bots[bot_id_of(token)]
+    assert bot.updates[-1]["message"]["from"]["language_code"] == "ru"
+
+
+async def test_unread_counts_the_bots_messages_until_the_user_reads_them(
+    telegram_emulator, telegram_sandbox
+):
+    from sandbox.testing import make_bot
+
+    token = new_bot_token()
+    await telegram_sandbox.register_bot(token, username="ctl_unread_bot")
+    user = await telegram_sandbox.user(bot_id=bot_id_of(token))
+    await user.send("/start")
+
+    async def unread() -> int:
+        chats = (await telegram_sandbox.state())["chats"]
+        return next(c["unread_count"] for c in chats if c["user_id"] == user.id)
+
+    assert await unread() == 0, "the user's own message is read"
+    bot = make_bot(telegram_emulator, token)
+    try:
+        for text in ("one", "two", "three"):
+            await bot.send_message(user.id, text)
+    finally:
+        await bot.session.close()
+    assert await unread() == 3
+    read = f"{telegram_emulator.base_url}/sandbox/chats/{bot_id_of(token)}/{user.id}/read"
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(read, json={"message_id": 3})).json()["read_up_to"] == 3
+        assert await unread() == 1
+        assert (await http.post(read, json={})).json()["read_up_to"] == 4
+    assert await unread() == 0
+
+
+async def test_a_bot_nobody_runs_answers_with_its_idle_reply(telegram_emulator, telegram_sandbox):
+    from sandbox.testing import make_bot
+
+    telegram_emulator.world.config.idle_reply_after = 0.1
+    idle = {"en": "Not sold yet.", "ru": "Ещё не продан."}
+    token = new_bot_token()
+    await telegram_sandbox.request(
+        "POST", "/bots", json={"token": token, "username": "idle_demo_bot", "idle_reply": idle}
+    )
+    ann = await telegram_sandbox.user(bot_id=bot_id_of(token), language_code="ru")
+    assert (await ann.ask("/start"))["text"] == "Ещё не продан."
+    bob = await telegram_sandbox.user(bot_id=bot_id_of(token), language_code="de")
+    assert (await bob.ask("/start"))["text"] == "Not sold yet.", "English for other languages"
+
+    # Once the bot runs (it fetches its updates), the emulator stays out of the chat.
+    bot = make_bot(telegram_emulator, token)
+    try:
+        await bot.get_updates(timeout=0)
+        await ann.send("hello")
+        updates = await bot.get_updates(timeout=1)
+        await asyncio.sleep(0.3)
+        texts = [m["text"] for m in await ann.messages()]
+        assert texts == ["/start", "Ещё не продан.", "hello"]
+        assert updates[-1].message is not None and updates[-1].message.text == "hello"
+    finally:
+        await bot.session.close()
+    with pytest.raises(SandboxError, match="idle_reply"):
+        await telegram_sandbox.request(
+            "POST",
+            "/bots",
+            json={"token": new_bot_token(), "username": "x_bot", "idle_reply": "hi"},
+        )

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sandbox.telegram.errors import BotAPIError
 from sandbox.telegram.formatting import automatic_entities, parse_html, utf16_len
-from sandbox.telegram.ratelimit import RateLimiter, RateLimits
+from sandbox.telegram.ratelimit import FloodBuckets, RateLimits
 
 
 def test_html_entities_offsets_in_utf16():
@@ -74,7 +74,7 @@ def test_automatic_entities():
 
 def test_token_buckets_with_a_fake_clock():
     now = [0.0]
-    limiter = RateLimiter(RateLimits(per_chat_per_second=1, per_chat_burst=2), clock=lambda: now[0])
+    limiter = FloodBuckets(RateLimits(per_chat_per_second=1, per_chat_burst=2), clock=lambda: now[0])
     limiter.hit(1, 10)
     limiter.hit(1, 10)
     with pytest.raises(BotAPIError) as error:

@@ -72,6 +72,7 @@ async def set_my_commands(ctx: CallContext, params: Params) -> bool:
         ctx.bot.commands[key] = cleaned
     else:
         ctx.bot.commands.pop(key, None)
+    ctx.world.bot_changed(ctx.bot)
     return True
 
 
@@ -112,6 +113,7 @@ def _text_setter(kind: str, limit: int) -> tuple[Handler, Handler]:
         ctx.bot.texts[(kind, language)] = value
         if kind == "name" and value and not language:
             ctx.bot.first_name = value
+        ctx.world.bot_changed(ctx.bot)
         return True
 
     async def getter(ctx: CallContext, params: Params) -> dict[str, str]:

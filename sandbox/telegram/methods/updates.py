@@ -67,7 +67,9 @@ async def get_updates(ctx: CallContext, params: Params) -> list[dict[str, Any]]:
         if bot.webhook is not None:
             raise conflict("webhook is active")
         if bot.updates:
-            return list(bot.updates)[:limit]
+            batch = list(bot.updates)[:limit]
+            ctx.world.fetched(bot, batch)
+            return batch
         remaining = deadline - loop.time()
         if remaining <= 0 or ctx.closing.is_set():
             return []
