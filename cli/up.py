@@ -201,10 +201,13 @@ async def _sandbox(
     updates: dict[str, Any] = {"sandbox": plan.sandbox}
     if plan.telegram:
         from sandbox.telegram import TelegramEmulator
+        from sandbox.telegram.demo import not_sold_reply
 
         tg = await exits.enter_async_context(
             TelegramEmulator.start(
-                host=host, port=remembered_port(data / "telegram.port", 8081, host=host)
+                host=host,
+                port=remembered_port(data / "telegram.port", 8081, host=host),
+                data_dir=data / "telegram",
             )
         )
         token = _read_or_create(data / "sales_bot.token", _sandbox_token)
@@ -219,7 +222,12 @@ async def _sandbox(
             for i in range(1, DEMO_BOTS + 1)
         ]
         for i, demo_token in enumerate(demo, start=1):
-            tg.register_bot(demo_token, username=f"demo_booking_{i}_bot", first_name=f"Demo {i}")
+            tg.register_bot(
+                demo_token,
+                username=f"demo_booking_{i}_bot",
+                first_name=f"Demo {i}",
+                idle_reply=not_sold_reply(SALES_BOT_USERNAME),
+            )
         stack.lines.append("Bot tokens to sell (made 'with @BotFather' for you):")
         stack.lines.extend(f"  {t}" for t in demo)
     if plan.yookassa:
@@ -251,7 +259,7 @@ async def _sandbox(
 
 
 async def _register_tenant_bots(pool: Any, box: Any, emulator: Any) -> int:
-    """The emulator forgets bots on restart: register every live tenant's bot again."""
+    """Register every live tenant's bot (a no-op for those the emulator kept in its data dir)."""
     from fleet.repositories.tenants import TenantRepository
 
     rows = await TenantRepository(pool).live()

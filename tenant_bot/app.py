@@ -34,6 +34,7 @@ from typing import Any
 
 from schemas.runtime import HEARTBEAT_TTL_SECONDS, RuntimeContractError, TenantRuntime
 from tenant_bot.booking.models import Clock, utc_now
+from tenant_bot.bot_name import publish_name
 from tenant_bot.health import snapshot
 from tenant_bot.heartbeat import HEARTBEAT_INTERVAL_SECONDS, Heartbeat
 from tenant_bot.profile import seed_profile
@@ -97,6 +98,9 @@ async def run(
     )
     try:
         await seed_profile(resources.core, runtime)
+        await publish_name(
+            resources.bot, (await resources.core.catalogue.get_settings()).business_name
+        )
         await resources.register_commands()
         receiver = make_receiver(resources) if receive else IdleReceiver()
         await receiver.start()

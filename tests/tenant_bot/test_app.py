@@ -157,3 +157,24 @@ async def test_first_start_seeds_profile_and_serves_health(
     await bot.shutdown()
     await start_bot(runtime={"display_name": "Studio Nova"})
     assert (await tenant.core.catalogue.get_settings()).business_name == "Renamed"
+
+
+async def test_the_bots_name_follows_the_business_name(start_bot, tenant, emulator) -> None:
+    from tenant_bot.callbacks import Admin, Profile
+
+    await tenant.core.catalogue.update_settings(business_name="")
+    bot = await start_bot(runtime={"display_name": "Studio Nova"})
+    account = emulator.world.bots[bot.bot_id]
+    assert account.first_name == "Studio Nova", "the sidebar and chat list show the business"
+
+    owner = bot.owner
+    await owner.ask("/admin")
+    await owner.click(data=Admin(section="profile").pack())
+    await owner.wait_answer()
+    await owner.click(data=Profile(field="name").pack())
+    await owner.wait_answer()
+    await owner.ask("Barbershop Ivan")
+    assert account.first_name == "Barbershop Ivan"
+    await bot.shutdown()
+    await start_bot(runtime={"display_name": "Studio Nova"})
+    assert account.first_name == "Barbershop Ivan", "the owner's name wins over the contract's"

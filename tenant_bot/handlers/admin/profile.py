@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import BusinessSettings
+from tenant_bot.bot_name import publish_name
 from tenant_bot.callbacks import Admin, Profile
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
@@ -105,5 +106,7 @@ async def save(
     )
     if updated is None:
         return
+    if field == "business_name" and message.bot is not None:
+        await publish_name(message.bot, updated.business_name)
     await input_saved(message, state, texts, locale)
     await profile_screen(message, updated, texts, locale)
