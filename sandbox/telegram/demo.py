@@ -12,16 +12,16 @@ from __future__ import annotations
 def not_sold_reply(sales_bot_username: str) -> dict[str, str]:
     """The idle reply of a demo bot, per language code (``""`` for any other language)."""
     english = (
-        "This demo bot is not running: it has not been sold yet (or its subscription has "
-        f"ended). Buy it in @{sales_bot_username} with this bot's token (`botfleet up` prints "
-        "it), and it will answer here."
+        "This demo bot is not sold yet, so nobody runs it (or its subscription has ended). Buy "
+        f"it in @{sales_bot_username} with this bot's token (botfleet up printed it at start), "
+        "and it will answer here."
     )
     return {
         "": english,
         "en": english,
         "ru": (
-            "Этот демо-бот не запущен: его ещё не купили (или подписка закончилась). Купите его "
-            f"в @{sales_bot_username} с токеном этого бота (его печатает `botfleet up`), и он "
-            "ответит здесь."
+            "Этот демо-бот ещё не продан, и его никто не запускает (или подписка закончилась). Купите "
+            f"его в @{sales_bot_username} с токеном этого бота (его напечатал botfleet up при "
+            "запуске), и он ответит здесь."
         ),
     }

@@ -125,6 +125,7 @@ def conversation_view(conv: Conversation, *, files_url: str) -> dict[str, Any]:
         "user_id": conv.user.id,
         "version": conv.signal.version,
         "blocked": conv.blocked,
+        "read_up_to": conv.read_up_to,
         "messages": [message_to_view(m, files_url=files_url) for m in conv.visible()],
         "reply_keyboard": reply_keyboard_of(conv),
         "chat_actions": conv.chat_actions[-10:],

@@ -9,6 +9,15 @@
   const $ = (id) => document.getElementById(id);
   const DEFAULT_PHONE = "+79990000000";
   const POLL_SECONDS = 25;
+  // The languages a person can give a user's Telegram app; bots get it as language_code.
+  const LANGUAGES = [
+    ["en", "English"],
+    ["ru", "Русский"],
+  ];
+  // A tab opened from a chat's link (a checkout page) that comes back to the page without a chat
+  // in its address (the payment's return URL) opens that chat again, for this long.
+  const RETURN_KEY = "botfleet-sandbox-return";
+  const RETURN_FOR_MS = 60 * 60 * 1000;
 
   const state = {
     users: [],
@@ -204,6 +213,7 @@
         const a = link(href);
         a.className = "kb-button url";
         a.textContent = label;
+        a.addEventListener("click", rememberChat);
         return a;
       }
     }
@@ -223,6 +233,7 @@
   function messageElement(m) {
     const li = document.createElement("li");
     li.className = `message from-${m.from === "bot" ? "bot" : "user"}`;
+    if (m.inline_keyboard && m.inline_keyboard.length) li.classList.add("has-keyboard");
     li.dataset.messageId = String(m.message_id);
     const bubble = div("bubble");
     if (m.reply_to_message_id) {
@@ -366,6 +377,52 @@
     renderHeader();
     renderMessages(chat.messages);
     renderReplyKeyboard(chat.reply_keyboard);
+    // A bot never written to shows Start instead of the input, as Telegram does.
+    const fresh = chat.messages.length === 0 && !chat.blocked;
+    $("start-bar").hidden = !fresh;
+    $("composer").hidden = fresh;
+    markRead();
+  }
+
+  let readSent = 0;
+
+  /** Tell the emulator the person has seen the open chat (what the sidebar badges count). */
+  async function markRead() {
+    const chat = state.chat;
+    if (!chat || document.visibilityState !== "visible") return;
+    const last = chat.messages.length ? chat.messages[chat.messages.length - 1].message_id : 0;
+    if (last <= chat.read_up_to || last <= readSent) return;
+    readSent = last;
+    try {
+      await api("POST", `/chats/${chat.bot_id}/${chat.user_id}/read`, { message_id: last });
+    } catch {
+      readSent = 0; // the long poll retries on the next change
+    }
+  }
+
+  /** Remember the open chat for a tab that comes back from a link (the checkout's return URL). */
+  function rememberChat() {
+    if (state.userId === null || state.botId === null) return;
+    const chat = { user: state.userId, bot: state.botId, at: Date.now() };
+    try {
+      localStorage.setItem(RETURN_KEY, JSON.stringify(chat));
+    } catch {
+      // storage disabled: the return tab opens the first user, as before
+    }
+  }
+
+  /** The chat a link was opened from, once, if it was recent. */
+  function takeReturnChat() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(RETURN_KEY) || "null");
+      localStorage.removeItem(RETURN_KEY);
+      if (saved && Date.now() - saved.at < RETURN_FOR_MS && saved.user > 0 && saved.bot > 0) {
+        return { user: saved.user, bot: saved.bot };
+      }
+    } catch {
+      // nothing usable saved
+    }
+    return null;
   }
 
   // ----- sidebar: users and bots ----------------------------------------------------------
@@ -395,12 +452,44 @@
       select.append(option);
     }
     if (state.userId !== null) select.value = String(state.userId);
+    const me = state.users.find((u) => u.id === state.userId);
+    const lang = $("user-lang");
+    fillLanguages(lang, me?.language_code);
+    lang.disabled = !me;
+  }
+
+  function fillLanguages(select, current) {
+    const known = LANGUAGES.map(([code]) => code);
+    const options = current && !known.includes(current) ? [...LANGUAGES, [current, current]] : LANGUAGES;
+    select.replaceChildren();
+    for (const [code, name] of options) {
+      const option = document.createElement("option");
+      option.value = code;
+      option.textContent = name;
+      select.append(option);
+    }
+    select.value = current || "en";
+  }
+
+  async function changeLanguage(code) {
+    const me = state.users.find((u) => u.id === state.userId);
+    if (!me) return;
+    try {
+      const user = await api("PATCH", `/users/${me.id}`, { language_code: code });
+      Object.assign(me, user);
+      usersKey = "";
+      renderUsers();
+      const name = LANGUAGES.find(([c]) => c === code)?.[1] || code;
+      toast(`${user.first_name}'s Telegram is in ${name} now: bots see language_code "${code}".`);
+    } catch (error) {
+      toast(error.message, { error: true });
+    }
   }
 
   function renderBots() {
     const mine = state.chats
       .filter((c) => c.user_id === state.userId)
-      .map((c) => ({ bot_id: c.bot_id, blocked: c.blocked, message_count: c.message_count }));
+      .map((c) => ({ bot_id: c.bot_id, blocked: c.blocked, unread: c.unread_count }));
     const key = JSON.stringify([state.bots, mine, state.botId]);
     if (key === botsKey) return;
     botsKey = key;
@@ -421,7 +510,11 @@
       info.append(div("bot-name", bot.first_name), div("muted", "@" + bot.username));
       button.append(avatar, info);
       if (chat?.blocked) button.append(div("tag", "blocked"));
-      else if (chat?.message_count) button.append(div("tag count", String(chat.message_count)));
+      else if (chat?.unread) {
+        const badge = div("tag count", String(chat.unread));
+        badge.title = `${chat.unread} unread`;
+        button.append(badge);
+      }
       button.addEventListener("click", () => openChat(bot.id));
       li.append(button);
       list.append(li);
@@ -491,6 +584,7 @@
     $("messages").replaceChildren();
     $("messages").hidden = true;
     $("composer").hidden = true;
+    $("start-bar").hidden = true;
     $("empty").hidden = false;
     $("app").classList.remove("in-chat");
     renderReplyKeyboard(null);
@@ -509,6 +603,7 @@
     state.rendered.clear();
     state.lastMessageId = 0;
     state.stickToBottom = true;
+    readSent = 0;
     $("messages").replaceChildren();
     $("messages").hidden = false;
     $("composer").hidden = false;
@@ -569,7 +664,10 @@
       const answer = result.answer;
       if (answer?.text) toast(answer.text, { alert: Boolean(answer.show_alert) });
       const url = safeUrl(answer?.url);
-      if (url) window.open(url, "_blank", "noopener");
+      if (url) {
+        rememberChat();
+        window.open(url, "_blank", "noopener");
+      }
     } catch (error) {
       toast(error.message, { error: true });
     } finally {
@@ -588,17 +686,24 @@
 
   let toastTimer = null;
 
-  /** Show a short note; an alert (callback answer with show_alert) stays until OK. */
+  /**
+   * Show a note above the chat (never over it); ✕ or Escape dismisses it. An alert (a callback
+   * answer with show_alert) and an error stay until dismissed, other notes go after a few seconds.
+   */
   function toast(text, { alert = false, error = false } = {}) {
     const box = $("toast");
     $("toast-text").textContent = text;
     box.classList.toggle("alert", alert);
     box.classList.toggle("error", error);
-    $("toast-ok").hidden = !alert;
+    box.setAttribute("role", alert || error ? "alert" : "status");
     box.hidden = false;
     clearTimeout(toastTimer);
-    if (alert) $("toast-ok").focus();
-    else toastTimer = setTimeout(() => (box.hidden = true), 3500);
+    if (!alert && !error) toastTimer = setTimeout(dismissToast, 3500);
+  }
+
+  function dismissToast() {
+    clearTimeout(toastTimer);
+    $("toast").hidden = true;
   }
 
   // ----- wiring -------------------------------------------------------------------------------
@@ -613,6 +718,20 @@
     $("user-select").addEventListener("change", (event) => {
       if (event.target.value) selectUser(Number(event.target.value));
     });
+    fillLanguages($("user-form-lang"), "en");
+    $("user-lang").addEventListener("change", (event) => changeLanguage(event.target.value));
+    $("start").addEventListener("click", async () => {
+      $("start").disabled = true;
+      try {
+        await sendText("/start");
+      } finally {
+        $("start").disabled = false;
+      }
+    });
+    document.addEventListener("visibilitychange", markRead);
+    // A hash typed or followed (#user=..&bot=..) opens that chat, as on a fresh load. (The page
+    // writes its own hash with replaceState, which fires no hashchange.)
+    window.addEventListener("hashchange", () => location.reload());
 
     $("user-form").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -621,10 +740,12 @@
       const phone = $("user-phone").value.trim();
       if (id) body.id = Number(id);
       if (phone) body.phone_number = phone;
+      body.language_code = $("user-form-lang").value;
       try {
         const user = await api("POST", "/users", body);
         state.users.push(user);
         event.target.reset();
+        fillLanguages($("user-form-lang"), "en");
         $("new-user").open = false;
         selectUser(user.id);
         renderUsers();
@@ -691,9 +812,9 @@
       $("input").focus();
     });
 
-    $("toast-ok").addEventListener("click", () => ($("toast").hidden = true));
+    $("toast-ok").addEventListener("click", dismissToast);
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !$("toast").hidden) $("toast").hidden = true;
+      if (event.key === "Escape" && !$("toast").hidden) dismissToast();
     });
     // Let "typing…" expire even when nothing else changes.
     setInterval(renderHeader, 2000);
@@ -708,7 +829,8 @@
 
   async function main() {
     wire();
-    const wanted = restoreLocation();
+    let wanted = restoreLocation();
+    if (wanted.user === null && wanted.bot === null) wanted = takeReturnChat() || wanted;
     state.userId = wanted.user; // applyWorld forgets it when no such user exists
     try {
       applyWorld(await api("GET", "/state"));

@@ -20,6 +20,7 @@ from sandbox.testing import (  # noqa: F401  (fixtures are found by name)
     yookassa_standin,
 )
 from tests.support.sandbox_demo_bot import build_dispatcher
+from tests.support.sandbox_web import browser  # noqa: F401  (the fixture, found by name)
 
 PollingFactory = Callable[[], AbstractAsyncContextManager[tuple[Bot, int]]]
 

@@ -74,7 +74,9 @@ def test_automatic_entities():
 
 def test_token_buckets_with_a_fake_clock():
     now = [0.0]
-    limiter = FloodBuckets(RateLimits(per_chat_per_second=1, per_chat_burst=2), clock=lambda: now[0])
+    limiter = FloodBuckets(
+        RateLimits(per_chat_per_second=1, per_chat_burst=2), clock=lambda: now[0]
+    )
     limiter.hit(1, 10)
     limiter.hit(1, 10)
     with pytest.raises(BotAPIError) as error:

@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.filters import CommandStart
 from aiogram.fsm.storage.memory import MemoryStorage
@@ -36,14 +30,11 @@ from aiogram.types import (
 
 from sandbox.telegram import TelegramEmulator, TelegramSandbox
 from sandbox.yookassa import YooKassaStandIn
+from tests.support.sandbox_web import ARTIFACTS, bot_messages, waiter
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# Debian's paths; override where the browser lives elsewhere.
-CHROMIUM = Path(os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 RECEIPT = b"receipt 42\nplan: Basic\n"
 
@@ -178,64 +169,6 @@ async def payment_status(yk: YooKassaStandIn, payment_id: str) -> str:
 # ----- headless Chromium ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    """Headless Debian Chromium through chromedriver; skipped when either or selenium is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not binary.exists():
-            pytest.skip(f"{binary} is missing: apt-get install chromium chromium-driver")
-    profile = tempfile.mkdtemp(prefix="botfleet-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def waiter(driver: WebDriver, timeout: float = 10.0) -> Callable[[Callable[[Any], Any], str], Any]:
-    """``wait(condition, what)``: poll until the condition holds, fail naming ``what``."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def wait(condition: Callable[[Any], Any], what: str) -> Any:
-        return WebDriverWait(
-            driver,
-            timeout,
-            poll_frequency=0.05,
-            ignored_exceptions=[StaleElementReferenceException],
-        ).until(condition, message=f"timed out waiting for {what}")
-
-    return wait
-
-
-def bot_messages(driver: WebDriver) -> list[str]:
-    """Texts of the bot's messages as the page shows them."""
-    # One script call reads them all: a message re-rendered between two driver calls goes stale.
-    script = "return [...document.querySelectorAll('.from-bot .bubble')].map((e) => e.innerText)"
-    return list(driver.execute_script(script))
-
-
 def chat_in_browser(driver: WebDriver, *, web_url: str, bot_id: int) -> dict[str, Any]:
     """The person's side, run in a thread: create a user, chat, pay. Returns what it saw."""
     from selenium.webdriver.common.by import By
@@ -259,9 +192,17 @@ def chat_in_browser(driver: WebDriver, *, web_url: str, bot_id: int) -> dict[str
     wait(lambda d: d.find_elements(By.CSS_SELECTOR, 'button.bot[data-bot-id="990011"]'), "new bot")
     css(By.CSS_SELECTOR, f'button.bot[data-bot-id="{bot_id}"]').click()
 
-    # /start: formatting from entities, with the javascript: link defused.
+    # A bot never written to shows Start instead of the input, as Telegram does.
+    wait(lambda d: css(By.ID, "start").is_displayed(), "the Start button")
+    assert not css(By.ID, "composer").is_displayed()
+    driver.save_screenshot(str(ARTIFACTS / "sandbox-web-start-button.png"))
+    css(By.ID, "start").click()
+    wait(lambda d: css(By.ID, "composer").is_displayed(), "the input after Start")
+    assert not css(By.ID, "start-bar").is_displayed()
+    assert css(By.CSS_SELECTOR, ".from-user .text").text == "/start"
     box = css(By.ID, "input")
-    box.send_keys("/start", Keys.ENTER)
+
+    # /start's answer: formatting from entities, with the javascript: link defused.
     wait(lambda d: any("Welcome" in t for t in bot_messages(d)), "the welcome message")
     wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#reply-keyboard .kb-button"), "reply kb")
     welcome = css(By.CSS_SELECTOR, ".from-bot .text")
@@ -345,6 +286,14 @@ def chat_in_browser(driver: WebDriver, *, web_url: str, bot_id: int) -> dict[str
     assert "990.00 RUB" in css(By.CLASS_NAME, "amount").text
     css(By.CSS_SELECTOR, "button.pay").click()
     wait(lambda d: d.current_url.startswith(web_url), "the redirect to return_url")
+    # The return URL names no chat: the tab opens the chat the payer left for the checkout.
+    wait(
+        lambda d: "user=555000111" in d.current_url and f"bot={bot_id}" in d.current_url,
+        "the paying user's chat in the return tab",
+    )
+    wait(lambda d: any("Booked for 10:00" in t for t in bot_messages(d)), "the chat's messages")
+    assert css(By.ID, "user-select").get_attribute("value") == "555000111"
+    driver.save_screenshot(str(ARTIFACTS / "sandbox-web-return.png"))
     driver.close()
     driver.switch_to.window(chat_tab)
     driver.get("about:blank")  # end the page's long poll before the emulator stops

@@ -179,7 +179,13 @@ class Person:
         selector = f'button.bot[data-bot-id="{bot_id}"]'
         self.wait(lambda d: d.find_elements("css selector", selector), f"bot {bot_id} in the list")
         self.driver.find_element("css selector", selector).click()
-        self.wait(lambda d: d.find_element("id", "composer").is_displayed(), "the composer")
+        self.wait(
+            lambda d: (
+                d.find_element("id", "composer").is_displayed()
+                or d.find_element("id", "start").is_displayed()
+            ),
+            "the composer (or Start, for a bot never written to)",
+        )
 
     def say(self, text: str, expect: str) -> str:
         """Type ``text`` and press Enter; the bot's answer containing ``expect``."""
@@ -187,8 +193,11 @@ class Person:
 
         self._pace()
         before = self.bot_texts()
-        box = self.driver.find_element("id", "input")
-        box.send_keys(text, Keys.ENTER)
+        start = self.driver.find_element("id", "start")
+        if text == "/start" and start.is_displayed():
+            start.click()  # a chat never written to shows Start instead of the input
+        else:
+            self.driver.find_element("id", "input").send_keys(text, Keys.ENTER)
         return self.wait_last(expect, before=before)
 
     def _last_buttons(self) -> list[WebElement]:
