@@ -226,6 +226,7 @@ class WorldStore:
         self.history_limit = history_limit
         self._saved_chats: dict[tuple[int, int], int] = {}  # chat -> version written
         self._saved_files: set[str] = set()
+        self._chat_files: dict[tuple[int, int], tuple[int, dict[str, StoredFile]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.saves = 0
@@ -328,18 +329,29 @@ class WorldStore:
         saved: dict[tuple[int, int], int] = {}
         kept_files: dict[str, StoredFile] = {}
         for key, conv in world.conversations.items():
-            world.trim(conv, self.history_limit)
             saved[key] = conv.signal.version
-            for msg in conv.visible():
-                for stored in (msg.document, msg.photo):
-                    if stored is not None:
-                        kept_files[stored.file_id] = stored
-            if self._saved_chats.get(key) == conv.signal.version:
+            unchanged = self._saved_chats.get(key) == conv.signal.version
+            cached = self._chat_files.get(key)
+            if unchanged and cached is not None and cached[0] == conv.signal.version:
+                kept_files.update(cached[1])
+                continue
+            # Only chats that changed are walked, so a save costs what changed, not the history.
+            world.trim(conv, self.history_limit)
+            files = {
+                stored.file_id: stored
+                for msg in conv.visible()
+                for stored in (msg.document, msg.photo)
+                if stored is not None
+            }
+            self._chat_files[key] = (conv.signal.version, files)
+            kept_files.update(files)
+            if unchanged:
                 continue
             document = _chat_to_json(conv, limit=self.history_limit)
             snapshot.writes[chats_dir / f"{key[0]}_{key[1]}.json"] = _dump(document)
         for key in self._saved_chats.keys() - saved.keys():
             snapshot.removals.append(chats_dir / f"{key[0]}_{key[1]}.json")
+            self._chat_files.pop(key, None)
         files_dir = self.directory / "files"
         for file_id, stored in kept_files.items():
             if file_id not in self._saved_files:
