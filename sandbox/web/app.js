@@ -379,8 +379,10 @@
     renderReplyKeyboard(chat.reply_keyboard);
     // A bot never written to shows Start instead of the input, as Telegram does.
     const fresh = chat.messages.length === 0 && !chat.blocked;
+    const appearing = fresh ? $("start-bar").hidden : $("composer").hidden;
     $("start-bar").hidden = !fresh;
     $("composer").hidden = fresh;
+    if (appearing) (fresh ? $("start") : $("input")).focus();
     markRead();
   }
 
@@ -606,7 +608,9 @@
     readSent = 0;
     $("messages").replaceChildren();
     $("messages").hidden = false;
-    $("composer").hidden = false;
+    // The input or Start (for a bot never written to) shows once the chat has loaded.
+    $("composer").hidden = true;
+    $("start-bar").hidden = true;
     $("empty").hidden = true;
     $("commands").hidden = true;
     $("app").classList.add("in-chat");
@@ -615,7 +619,6 @@
     renderCommands();
     renderHeader();
     loadChat();
-    $("input").focus();
   }
 
   function refreshChatIfChanged() {
