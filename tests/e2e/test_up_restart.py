@@ -1,6 +1,7 @@
 """``botfleet up`` stopped and started again at once gets every port back (issue 16 item 3): the API,
 the sandbox web page, the YooKassa stand-in and the embedded PostgreSQL and Redis, although the
-connections the first run's servers closed keep those ports in TIME_WAIT; an open tab keeps working."""
+connections the first run's servers closed keep those ports in TIME_WAIT; an open tab keeps working,
+and the sandbox Telegram still knows its users (issue 16 item 4)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ async def test_up_restarted_at_once_keeps_every_port(work: Path) -> None:
         tab = httpx.AsyncClient(timeout=10)
         assert (await tab.get(before["web"])).status_code == 200
         assert (await tab.get(before["api"] + "/healthz")).status_code == 200
+        owner = {"first_name": "Owner", "id": 555000111, "language_code": "ru"}
+        created = await tab.post(before["web"] + "sandbox/users", json=owner)
+        assert created.status_code == 201, created.text
         conn = await asyncpg.connect(before["postgres"])
         redis = Redis.from_url(before["redis"])
         assert await redis.ping()
@@ -86,6 +90,9 @@ async def test_up_restarted_at_once_keeps_every_port(work: Path) -> None:
         await second.start(timeout=180)
         assert addresses(second.stdout) == before
         assert (await tab.get(before["web"])).status_code == 200  # the same tab, reconnecting
+        # The sandbox Telegram kept its users in the data dir (issue 16 item 4).
+        users = (await tab.get(before["web"] + "sandbox/users")).json()["users"]
+        assert [(u["id"], u["language_code"]) for u in users] == [(555000111, "ru")]
         assert (await tab.get(before["api"] + "/readyz")).status_code == 200
         assert await second.interrupt() == 0, second.stderr_tail()
         await tab.aclose()
