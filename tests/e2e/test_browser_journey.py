@@ -60,7 +60,8 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     # The owner sets the new bot up in its /admin.
     bot_id = bot_id_of(token)
     person.open_chat(bot_id)
-    person.say("/start", "Welcome to")  # a bot never written to shows Start, as in Telegram
+    # A bot never written to shows Start, as in Telegram: the welcome, then the menu.
+    person.say("/start", "What would you like to do?")
     person.say("/admin", "Owner menu")
     person.tap("Services", text="💈 Services")
     person.tap("name; minutes; price", text="➕ Add a service")
@@ -77,7 +78,7 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     # A customer books, sharing their phone with the reply keyboard's button.
     person.new_user("Anna", CUSTOMER_ID, "+79161234567")
     person.open_chat(bot_id)
-    person.say("/start", "Welcome to")
+    person.say("/start", "What would you like to do?")
     person.say("/book", "Choose a service")
     person.tap("Choose a day", pick=lambda label: label.startswith("Haircut"))
     if not any(is_free_day(label) for label in person.last_buttons()):

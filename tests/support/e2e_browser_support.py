@@ -177,8 +177,16 @@ class Person:
     def open_chat(self, bot_id: int) -> None:
         """Tap a bot in the list (it appears there as soon as it registers)."""
         selector = f'button.bot[data-bot-id="{bot_id}"]'
-        self.wait(lambda d: d.find_elements("css selector", selector), f"bot {bot_id} in the list")
-        self.driver.find_element("css selector", selector).click()
+
+        def click(driver: WebDriver) -> bool:
+            # The list is rebuilt when a bot registers or renames itself: find and click at once
+            # (a stale button is retried by the wait).
+            found = driver.find_elements("css selector", selector)
+            if found:
+                found[0].click()
+            return bool(found)
+
+        self.wait(click, f"bot {bot_id} in the list")
         self.wait(
             lambda d: (
                 d.find_element("id", "composer").is_displayed()
