@@ -7,7 +7,6 @@ waiters (long polling, "wait until the bot answered") wake up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -25,6 +24,7 @@ from sandbox.telegram.errors import (
     unauthorized,
 )
 from sandbox.telegram.formatting import automatic_entities
+from sandbox.telegram.idle import IdleReplies
 from sandbox.telegram.models import (
     BotAccount,
     CallbackQueryRecord,
@@ -82,7 +82,7 @@ class TelegramWorld:
         self.changes = Signal()
         self._next_user_id = 100_000_001
         self._next_file = 1
-        self._timers: dict[tuple[int, int], asyncio.TimerHandle] = {}
+        self.idle = IdleReplies(self)
 
     # ----- registry -------------------------------------------------------------------------
 
@@ -261,45 +261,9 @@ class TelegramWorld:
         if updates:
             bot.fetched_up_to = max(bot.fetched_up_to, updates[-1]["update_id"])
 
-    def _arm_idle_reply(self, conv: Conversation, update_id: int | None) -> None:
-        if conv.bot.idle_reply is None or update_id is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # driven without a loop (a unit test): nobody could run the bot
-            return
-        key = (conv.bot.id, update_id)
-        self._timers[key] = loop.call_later(
-            self.config.idle_reply_after, self._idle_reply, conv, update_id
-        )
-
-    def _idle_reply(self, conv: Conversation, update_id: int) -> None:
-        """Answer for a bot nobody runs: its update was not fetched in time."""
-        bot = conv.bot
-        self._timers.pop((bot.id, update_id), None)
-        texts = bot.idle_reply
-        if texts is None or self.bots.get(bot.id) is not bot or bot.fetched_up_to >= update_id:
-            return
-        if self.conversations.get((bot.id, conv.user.id)) is not conv or conv.blocked:
-            return
-        text = (
-            texts.get(conv.user.language_code or "") or texts.get("") or next(iter(texts.values()))
-        )
-        msg = ChatMessage(
-            message_id=conv.new_message_id(),
-            from_bot=True,
-            date=self.now(),
-            text=text,
-            entities=automatic_entities(text),
-        )
-        conv.messages[msg.message_id] = msg
-        self.touch(conv)
-
     def close(self) -> None:
         """Cancel pending idle replies (the emulator is stopping)."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.idle.cancel_all()
 
     def touch(self, conv: Conversation) -> None:
         """Record a visible change in a chat and wake its waiters."""
@@ -367,7 +331,8 @@ class TelegramWorld:
         conv.started = True
         self.touch(conv)
         update_id = self.enqueue(conv.bot, "message", message_to_api(conv, msg))
-        self._arm_idle_reply(conv, update_id)
+        if update_id is not None:
+            self.idle.arm(conv, update_id)
         return msg
 
     def user_sends_text(

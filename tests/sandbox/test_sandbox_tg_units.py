@@ -88,3 +88,14 @@ def test_token_buckets_with_a_fake_clock():
     limiter.configure(RateLimits.disabled())
     for _ in range(100):
         limiter.hit(1, 10)
+
+
+def test_idle_reply_language_falls_back_to_the_primary_tag_then_the_default() -> None:
+    from sandbox.telegram.idle import idle_text
+
+    texts = {"": "any", "en": "english", "ru": "русский"}
+    assert idle_text(texts, "ru") == "русский"
+    assert idle_text(texts, "en-GB") == "english"
+    assert idle_text(texts, "de") == "any"
+    assert idle_text(texts, None) == "any"
+    assert idle_text({"ru": "только"}, "de") == "только"
