@@ -3,8 +3,9 @@
 In Telegram a bot whose program is not running is silent, which in the sandbox looks broken (a
 person writes to ``botfleet up``'s demo bot "Demo 1" and waits). When a user's message to such a bot
 is still unfetched ``idle_reply_after`` seconds later (no getUpdates, no webhook delivery took it),
-the emulator posts the bot's idle reply in the user's language. Once a program runs the bot, it
-fetches its updates in time and the emulator stays out of the chat.
+the emulator posts the bot's idle reply in the user's language. Once a program has run the bot
+(getUpdates or setWebhook, remembered across restarts), the emulator stays out of its chats for
+good: a sold bot that is down for a moment (a redeploy) is silent, as a real bot would be.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class IdleReplies:
 
     def arm(self, conv: Conversation, update_id: int) -> None:
         """Check, a moment from now, whether a bot fetched the update carrying a user's message."""
-        if conv.bot.idle_reply is None:
+        if conv.bot.idle_reply is None or conv.bot.has_run:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -53,7 +54,12 @@ class IdleReplies:
         world, bot = self.world, conv.bot
         self._timers.pop((bot.id, update_id), None)
         texts = bot.idle_reply
-        if texts is None or world.bots.get(bot.id) is not bot or bot.fetched_up_to >= update_id:
+        if (
+            texts is None
+            or bot.has_run
+            or world.bots.get(bot.id) is not bot
+            or bot.fetched_up_to >= update_id
+        ):
             return
         if world.conversations.get((bot.id, conv.user.id)) is not conv or conv.blocked:
             return

@@ -92,6 +92,9 @@ class BotAccount:
     idle_reply: dict[str, str] | None = None
     # update_id of the newest update a bot has fetched (getUpdates or its webhook).
     fetched_up_to: int = 0
+    # Some program has run the bot (getUpdates or setWebhook): a sold demo bot that is down for a
+    # moment (a redeploy) stays silent like a real bot instead of saying it is not sold.
+    has_run: bool = False
 
     def to_user(self) -> dict[str, Any]:
         """The bot as a Telegram ``User`` object."""

@@ -104,6 +104,7 @@ def _bot_to_json(bot: BotAccount) -> dict[str, Any]:
         "texts": [[kind, lang, value] for (kind, lang), value in bot.texts.items()],
         "next_update_id": bot.next_update_id,
         "idle_reply": bot.idle_reply,
+        "has_run": bot.has_run,
     }
 
 
@@ -172,6 +173,7 @@ def _bot_from_json(data: dict[str, Any]) -> BotAccount:
         first_name=str(data["first_name"]),
         next_update_id=int(data.get("next_update_id", 1)),
         idle_reply=data.get("idle_reply"),
+        has_run=bool(data.get("has_run", False)),
     )
     bot.commands = {(scope, lang): cmds for scope, lang, cmds in data.get("commands", [])}
     bot.menu_buttons = {chat: button for chat, button in data.get("menu_buttons", [])}

@@ -256,6 +256,12 @@ class TelegramWorld:
         bot.update_signal.bump()
         return update_id
 
+    def mark_run(self, bot: BotAccount) -> None:
+        """A program runs this bot (getUpdates or setWebhook): no more idle replies, saved."""
+        if not bot.has_run:
+            bot.has_run = True
+            self.changes.bump()
+
     def fetched(self, bot: BotAccount, updates: list[dict[str, Any]]) -> None:
         """The bot has received these updates (by getUpdates or its webhook)."""
         if updates:

@@ -159,6 +159,10 @@ async def test_a_bot_nobody_runs_answers_with_its_idle_reply(telegram_emulator, 
         assert updates[-1].message is not None and updates[-1].message.text == "hello"
     finally:
         await bot.session.close()
+    # A bot that has run and is down for a moment (a sold bot redeploying) is silent, not "not sold".
+    await ann.send("anyone?")
+    await asyncio.sleep(0.3)
+    assert [m["text"] for m in await ann.messages()][-2:] == ["hello", "anyone?"]
     with pytest.raises(SandboxError, match="idle_reply"):
         await telegram_sandbox.request(
             "POST",

@@ -69,6 +69,7 @@ async def test_users_bots_and_chats_survive_a_restart_without_old_updates(tmp_pa
         document = after[3]
         assert await ivan.download(document) == b"csv,1\n"
         assert (await control.bot(bot_id))["first_name"] == "Barbershop Ivan"
+        assert tg.world.bots[bot_id].has_run, "a bot that ran gets no idle replies after a restart"
         # A new user gets a fresh id, not Ivan's.
         assert (await control.create_user("Ann"))["id"] != 424242
 

@@ -50,6 +50,7 @@ async def get_updates(ctx: CallContext, params: Params) -> list[dict[str, Any]]:
     if allowed is not None:
         bot.allowed_updates = allowed
     confirm_updates(bot, offset)
+    ctx.world.mark_run(bot)
     # A newer getUpdates terminates an older one, which is how Telegram reports two pollers.
     bot.poll_generation += 1
     generation = bot.poll_generation
@@ -95,6 +96,7 @@ async def set_webhook(ctx: CallContext, params: Params) -> bool:
         bot.allowed_updates = allowed
     if params.bool("drop_pending_updates"):
         bot.updates.clear()
+    ctx.world.mark_run(bot)
     bot.webhook = WebhookConfig(
         url=url,
         secret_token=secret,
