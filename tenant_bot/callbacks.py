@@ -53,6 +53,13 @@ class PickDay(CallbackData, prefix="d"):
     purpose: str = "b"
 
 
+class ClosedDay(CallbackData, prefix="dx"):
+    """A closed day in a customer's calendar (a day off, blocked, or no time left): tapping it
+    only says so."""
+
+    day: int
+
+
 class PickTime(CallbackData, prefix="t"):
     """A slot: start as epoch seconds and the staff member it belongs to."""
 
@@ -71,6 +78,14 @@ class Back(CallbackData, prefix="k"):
     """Step back in the booking flow to ``step``: service, staff, day, time."""
 
     step: str
+
+
+class MoveConfirm(CallbackData, prefix="rc"):
+    """The customer confirms moving their booking to the tapped time (``ts``, ``staff_id`` as in
+    :class:`PickTime`)."""
+
+    ts: int
+    staff_id: int
 
 
 class Waitlist(CallbackData, prefix="w"):
@@ -131,6 +146,17 @@ class Hours(CallbackData, prefix="ah"):
 
     staff_id: int
     weekday: int
+
+
+class HoursCopy(CallbackData, prefix="ay"):
+    """Copy one weekday's hours of a staff member: ``to`` is ``w`` (Monday to Friday), ``a``
+    (every day), ``p`` (the pick screen, ``days`` the ticked weekdays as bits, Monday = 1) or
+    ``g`` (copy to the ``days`` ticked)."""
+
+    staff_id: int
+    weekday: int
+    to: str
+    days: int = 0
 
 
 class Setting(CallbackData, prefix="ae"):

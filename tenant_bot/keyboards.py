@@ -16,6 +16,7 @@ from aiogram.types import (
 from tenant_bot.booking.models import BookingDetails, Service, Slot, Staff
 from tenant_bot.callbacks import (
     Back,
+    ClosedDay,
     Draft,
     Language,
     Menu,
@@ -31,6 +32,7 @@ from tenant_bot.callbacks import (
 from tenant_bot.texts import BotTexts
 
 NOOP = Menu(action="noop").pack()
+CLOSED_DAY = "✕"  # a closed day in a customer's calendar (the day picker's legend explains it)
 
 
 def button(text: str, data: str) -> InlineKeyboardButton:
@@ -90,13 +92,14 @@ def month_calendar(
     max_offset: int,
     today: date,
     last_day: date,
-    free_days: set[date],
+    free_days: set[date] | frozenset[date],
     purpose: str,
     back: InlineKeyboardButton | None,
-    mark_full: bool = True,
+    full_days: set[date] | frozenset[date] | None = None,
 ) -> InlineKeyboardMarkup:
-    """A month grid: free days are tappable; days within the horizon without free time are marked
-    (and, with ``mark_full``, tappable to offer the waitlist); other days are blank."""
+    """A month grid: free days are tappable. With ``full_days`` (a customer's calendar), fully
+    booked days are marked ``·N·`` and tappable (to offer the waitlist) and the other days within
+    the horizon are closed: ``✕``, which only says so when tapped. Days outside are blank."""
     rows: list[list[InlineKeyboardButton]] = [
         [button(f"{texts.month(locale, month)} {year}", NOOP)],
         [button(name, NOOP) for name in texts.weekday_names(locale)],
@@ -108,12 +111,14 @@ def month_calendar(
                 row.append(button(" ", NOOP))
             elif day in free_days:
                 row.append(button(str(day.day), PickDay(day=day_code(day), purpose=purpose).pack()))
-            elif mark_full:
+            elif full_days is None:
+                row.append(button(" ", NOOP))
+            elif day in full_days:
                 row.append(
                     button(f"·{day.day}·", PickDay(day=day_code(day), purpose=purpose).pack())
                 )
             else:
-                row.append(button(" ", NOOP))
+                row.append(button(CLOSED_DAY, ClosedDay(day=day_code(day)).pack()))
         rows.append(row)
     nav = [
         button("◀", Month(offset=offset - 1, purpose=purpose).pack()) if offset > 0 else None,

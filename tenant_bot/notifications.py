@@ -64,7 +64,9 @@ from tenant_bot.booking.models import (
     BookingStatus,
     BusinessSettings,
     ClaimedReminder,
+    Clock,
     WaitlistEntry,
+    utc_now,
 )
 from tenant_bot.booking.waitlist import WaitlistService
 from tenant_bot.callbacks import Menu, OwnerBooking
@@ -102,6 +104,7 @@ class Notifier:
         owner_ids: list[int],
         waitlist: WaitlistService,
         tally: DeliveryTally | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.courier = Courier(bot, redis=redis, prefix=prefix, tally=tally)
         self.redis = redis
@@ -110,6 +113,7 @@ class Notifier:
         self.locales = locales
         self.owner_ids = list(owner_ids)
         self.waitlist = waitlist
+        self.clock = clock
 
     @property
     def tally(self) -> DeliveryTally:
@@ -170,7 +174,7 @@ class Notifier:
         """One notice per owner (but the actor), each in the owner's language and on its own."""
 
         def render(locale: str) -> Message:
-            markup = owner_card(self.texts, locale, details) if card else None
+            markup = owner_card(self.texts, locale, details, now=self.clock()) if card else None
             return self.render(locale, notice(locale)), markup
 
         for owner in self.owner_ids:
@@ -378,8 +382,11 @@ class Notifier:
         return render
 
 
-def owner_card(texts: BotTexts, locale: str, details: BookingDetails) -> InlineKeyboardMarkup:
-    """The owner's buttons for a booking in its current status."""
+def owner_card(
+    texts: BotTexts, locale: str, details: BookingDetails, *, now: datetime
+) -> InlineKeyboardMarkup:
+    """The owner's buttons for a booking in its current status; "came" / "did not come" only
+    once it has started (:meth:`~tenant_bot.booking.models.Booking.awaits_outcome`)."""
     booking_id = details.booking.id
     status = details.booking.status
     rows = []
@@ -409,7 +416,7 @@ def owner_card(texts: BotTexts, locale: str, details: BookingDetails) -> InlineK
                 )
             ]
         )
-    if status is BookingStatus.CONFIRMED:
+    if details.booking.awaits_outcome(now):
         rows.append(
             [
                 button(

@@ -165,6 +165,7 @@ async def open_resources(
         locales=locales,
         owner_ids=runtime.owner_ids,
         waitlist=core.waitlist,
+        clock=clock,
     )
     dispatcher = build_dispatcher(
         runtime=runtime,

@@ -18,10 +18,11 @@ class BookingFlow(StatesGroup):
 
 
 class RescheduleFlow(StatesGroup):
-    """A customer moving a booking: day -> time."""
+    """A customer moving a booking: day -> time -> confirm."""
 
     day = State()
     time = State()
+    confirm = State()
 
 
 class OwnerInput(StatesGroup):

@@ -70,7 +70,8 @@ async def calendar_screen(
     back: InlineKeyboardButton | None,
     title_key: str = "pick_day",
 ) -> Screen:
-    """A month of the booking horizon with the days that have free time for the service."""
+    """A month of the booking horizon: the days that have free time for the service, the fully
+    booked ones, and the closed ones (not offered, not "fully booked")."""
     settings = await cache.settings()
     today = local_today(settings, clock)
     last = last_bookable_day(settings, clock)
@@ -78,7 +79,7 @@ async def calendar_screen(
     first = max(today, date(year, month, 1))
     month_end = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
     end = min(month_end, last)
-    free = await core.slots.available_days(
+    days = await core.slots.calendar_days(
         service_id, day_from=first, days=(end - first).days + 1, staff_id=staff_id
     )
     markup = keyboards.month_calendar(
@@ -90,7 +91,8 @@ async def calendar_screen(
         max_offset=max_offset,
         today=today,
         last_day=last,
-        free_days=set(free),
+        free_days=days.free,
+        full_days=days.full,
         purpose=purpose,
         back=back,
     )

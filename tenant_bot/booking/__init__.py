@@ -5,7 +5,7 @@ map :class:`~tenant_bot.booking.errors.BookingError` ``.code`` values to localiz
 
 Usage (the pool connects as the tenant's role; its default ``search_path`` finds the tables)::
 
-    from tenant_bot.booking import Actor, BookingCore, WorkInterval
+    from tenant_bot.booking import WORKWEEK, Actor, BookingCore, WorkInterval, parse_day_hours
 
     core = BookingCore(pool)                     # clock=... to inject time (tests)
 
@@ -15,14 +15,23 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
     ivan = await core.catalogue.create_staff(name="Ivan", service_ids=[cut.id])
     await core.catalogue.set_working_hours(ivan.id, 0, [WorkInterval.parse("10:00-14:00"),
                                                         WorkInterval.parse("15:00-19:00")])
+    await core.catalogue.copy_working_hours(ivan.id, 0, WORKWEEK)      # Monday's hours to Mon-Fri
+    await core.catalogue.set_working_hours(ivan.id, 5, parse_day_hours("9-13, 14:00–18:00"))
     await core.catalogue.set_date_exception(date(2030, 1, 1))          # day off for everyone
     await core.catalogue.block_period(start, end, staff_id=ivan.id, reason="dentist")
+
+    # the owner menu: a business with no staff has its owner as its one staff member
+    staff = await core.catalogue.team(owner_name="Ivan", owner_telegram_id=owner_tg_id)
+    cut = await core.catalogue.add_service(name="Haircut", duration_minutes=60, price=1500,
+                                           owner_name="Ivan", owner_telegram_id=owner_tg_id)
+    schedule = await core.bookings.day_schedule(today)   # .booked count, .cancelled apart
 
     # customer flow
     reads = core.catalogue.reader()              # one per update: cached, never staler than the DB
     services = await reads.services()            # also settings(), service(id), staff_for(id)
     customer = await core.customers.register(tg_user.id, name="Anna", locale="ru")
     days = await core.slots.available_days(cut.id, day_from=today, days=14)
+    month = await core.slots.calendar_days(cut.id, day_from=today, days=30)  # .free, .full
     slots = await core.slots.free_slots(cut.id, day_from=day, staff_id=None)   # None = anyone
     booking = await core.bookings.book(customer_id=customer.id, service_id=cut.id,
                                        start=slots[0].start, staff_id=slots[0].staff_id,
@@ -34,7 +43,8 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
 
     # owner actions and background loops
     await core.bookings.confirm(booking_id, actor=Actor.owner(owner_tg_id))
-    await core.bookings.mark_done(booking_id, actor=Actor.owner(owner_tg_id))   # or mark_no_show
+    if booking.awaits_outcome(now):              # confirmed and started: came / did not come?
+        await core.bookings.mark_done(booking_id, actor=Actor.owner(owner_tg_id))  # or mark_no_show
     for r in await core.reminders.claim_due(worker="bot-1"):
         ...send...; await core.reminders.mark_sent(r.id, r.claim_token)
     for d in await core.completion.claim_prompts(): ...ask the owner "came?"...
@@ -43,11 +53,15 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
 Services (attributes of :class:`BookingCore`):
 
 - ``catalogue`` :class:`~.catalogue.CatalogueService` — settings, services, staff, hours, exceptions,
-  blocked periods; ``reader()`` for the cached reads of customers' screens.
+  blocked periods; ``reader()`` for the cached reads of customers' screens; ``team`` and
+  ``add_service`` for the owner menu (a solo owner is its one staff member); ``copy_working_hours``.
+  Typed hours: :func:`~.hours.parse_day_hours` (``9-18``, ``9:00–18:00``, ``09.00 - 18.00``).
 - ``customers`` :class:`~.customers.CustomerService` — register/update by Telegram id, E.164 phones.
-- ``slots`` :class:`~.availability.SlotService` — ``free_slots``, ``available_days``.
+- ``slots`` :class:`~.availability.SlotService` — ``free_slots``, ``available_days``,
+  ``calendar_days`` (free, fully booked, and by elimination closed days).
 - ``bookings`` :class:`~.service.BookingService` — ``book``, ``cancel``, ``reschedule``,
   ``transition``/``confirm``/``mark_done``/``mark_no_show``, ``get``, ``for_customer``, ``for_day``,
+  ``day_schedule``,
   ``upcoming``, ``history``, ``purge_idempotency_keys``.
 - ``reminders`` :class:`~.reminders.ReminderService` — ``claim_due``, ``mark_sent``, ``release``
   (with a retry time), ``mark_failed``, ``expire_stale``.
@@ -90,6 +104,7 @@ from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError
+from tenant_bot.booking.hours import WEEK, WORKWEEK, parse_day_hours
 from tenant_bot.booking.models import (
     Actor,
     ActorKind,
@@ -98,10 +113,12 @@ from tenant_bot.booking.models import (
     BookingDetails,
     BookingStatus,
     BusinessSettings,
+    CalendarDays,
     ClaimedReminder,
     Clock,
     Customer,
     DateException,
+    DaySchedule,
     HistoryEntry,
     ReportSummary,
     Service,
@@ -136,6 +153,8 @@ class BookingCore:
 
 
 __all__ = [
+    "WEEK",
+    "WORKWEEK",
     "Actor",
     "ActorKind",
     "BlockedPeriod",
@@ -145,11 +164,13 @@ __all__ = [
     "BookingError",
     "BookingStatus",
     "BusinessSettings",
+    "CalendarDays",
     "CatalogueReader",
     "ClaimedReminder",
     "Clock",
     "Customer",
     "DateException",
+    "DaySchedule",
     "HistoryEntry",
     "ReportSummary",
     "Service",
@@ -160,5 +181,6 @@ __all__ = [
     "init_connection",
     "mask_phone",
     "normalize_phone",
+    "parse_day_hours",
     "utc_now",
 ]

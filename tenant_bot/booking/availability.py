@@ -12,7 +12,15 @@ import asyncpg
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, NotFound
-from tenant_bot.booking.models import BusinessSettings, Clock, Service, Slot, WorkInterval, utc_now
+from tenant_bot.booking.models import (
+    BusinessSettings,
+    CalendarDays,
+    Clock,
+    Service,
+    Slot,
+    WorkInterval,
+    utc_now,
+)
 from tenant_bot.booking.repositories import availability as repo
 
 MAX_RANGE_DAYS = 62
@@ -140,7 +148,8 @@ def _days(day_from: date, day_to: date) -> list[date]:
 
 
 class SlotService:
-    """Free slots for customers: ``free_slots`` for a day range, ``available_days`` for a calendar."""
+    """Free slots for customers: ``free_slots`` for a day range, ``available_days`` and
+    ``calendar_days`` (which also tells fully booked days from closed ones) for a calendar."""
 
     def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
         self._db = db
@@ -174,6 +183,31 @@ class SlotService:
         day_to = day_from + timedelta(days=max(days, 1) - 1)
         ctx, slots = await self._compute(service_id, day_from, day_to, staff_id)
         return sorted({slot.start.astimezone(ctx.rules.zone).date() for slot in slots})
+
+    async def calendar_days(
+        self,
+        service_id: int,
+        *,
+        day_from: date,
+        days: int = 14,
+        staff_id: int | None = None,
+    ) -> CalendarDays:
+        """The days among ``days`` from ``day_from`` with a free time, and those that are open but
+        fully booked; the rest are closed (see :class:`~.models.CalendarDays`)."""
+        day_to = day_from + timedelta(days=max(days, 1) - 1)
+        ctx, slots = await self._compute(service_id, day_from, day_to, staff_id)
+        if not ctx.service.active:
+            return CalendarDays(frozenset(), frozenset())
+        free = {slot.start.astimezone(ctx.rules.zone).date() for slot in slots}
+        opened = engine.open_days(
+            ctx.staff,
+            rules=ctx.rules,
+            service=ctx.spec,
+            business_exceptions=ctx.business_exceptions,
+            days=[day for day in _days(day_from, day_to) if day not in free],
+            now=self._clock(),
+        )
+        return CalendarDays(frozenset(free), frozenset(opened))
 
     async def _compute(
         self, service_id: int, day_from: date, day_to: date, staff_id: int | None

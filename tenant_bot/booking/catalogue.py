@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -15,6 +14,7 @@ import asyncpg
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, InvalidTimeZone, NotFound
+from tenant_bot.booking.hours import ordered_intervals
 from tenant_bot.booking.models import (
     BlockedPeriod,
     BusinessSettings,
@@ -28,14 +28,6 @@ from tenant_bot.booking.models import (
 from tenant_bot.booking.phones import normalize_phone
 from tenant_bot.booking.repositories import availability as hours_repo
 from tenant_bot.booking.repositories import catalogue as repo
-
-
-def _check_intervals(intervals: Sequence[WorkInterval]) -> list[WorkInterval]:
-    ordered = sorted(intervals)
-    for earlier, later in itertools.pairwise(ordered):
-        if later.start_minute < earlier.end_minute:
-            raise InvalidInput("intervals", f"{earlier} and {later} overlap")
-    return ordered
 
 
 def _validate_settings(changes: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +59,23 @@ def _validate_service(values: dict[str, Any]) -> dict[str, Any]:
     if "name" in values and not 1 <= len(values["name"].strip()) <= 100:
         raise InvalidInput("name", "must be 1-100 characters")
     return values
+
+
+async def _owner_as_staff(
+    conn: asyncpg.Connection, owner_name: str, owner_telegram_id: int | None
+) -> None:
+    """With no staff at all, the owner becomes the one staff member, providing every service (the
+    caller holds :func:`~.repositories.catalogue.lock_catalogue`, so two taps make one)."""
+    if await repo.has_staff(conn):
+        return
+    name = owner_name.strip()[:100]
+    if not name:
+        raise InvalidInput("owner_name", "must be 1-100 characters")
+    staff_id = await repo.insert_staff(
+        conn, {"name": name, "description": "", "telegram_user_id": owner_telegram_id}
+    )
+    services = await repo.list_services(conn, active_only=False)
+    await repo.replace_staff_services(conn, staff_id, [s.id for s in services])
 
 
 class CatalogueService:
@@ -138,6 +147,28 @@ class CatalogueService:
         )
         async with self._write() as conn:
             return await repo.insert_service(conn, values)
+
+    async def add_service(
+        self,
+        *,
+        name: str,
+        duration_minutes: int,
+        price: Decimal | int | str = 0,
+        owner_name: str,
+        owner_telegram_id: int | None = None,
+    ) -> Service:
+        """A service the owner adds from their menu, provided by every staff member. A business
+        with no staff yet gets its owner as its one staff member (as :meth:`team` does), so a solo
+        owner's service is bookable without an "add yourself as staff" step."""
+        values = _validate_service(
+            {"name": name, "duration_minutes": duration_minutes, "price": price}
+        )
+        async with self._write() as conn:
+            await repo.lock_catalogue(conn)
+            service = await repo.insert_service(conn, values)
+            await _owner_as_staff(conn, owner_name, owner_telegram_id)
+            await repo.offer_service_by_every_staff(conn, service.id)
+        return service
 
     async def update_service(self, service_id: int, **changes: Any) -> Service:
         """Change fields of a service (``active=False`` hides it from customers)."""
@@ -228,13 +259,25 @@ class CatalogueService:
         async with self._db.connection() as conn:
             return await repo.list_staff(conn, service_id=service_id, active_only=active_only)
 
+    async def team(self, *, owner_name: str, owner_telegram_id: int | None = None) -> list[Staff]:
+        """Every staff member (switched-off ones too), for the owner's menu. A business with none
+        has its owner as its one staff member, created here providing every service: a business
+        of one person needs no "add yourself as staff" step, and its customers see that person."""
+        staff = await self.list_staff(active_only=False)
+        if staff:
+            return staff
+        async with self._write() as conn:
+            await repo.lock_catalogue(conn)
+            await _owner_as_staff(conn, owner_name, owner_telegram_id)
+            return await repo.list_staff(conn, service_id=None, active_only=False)
+
     async def set_working_hours(
         self, staff_id: int, weekday: int, intervals: Sequence[WorkInterval]
     ) -> None:
         """Replace one weekday's hours (0 = Monday); several intervals make breaks, none a day off."""
         if not 0 <= weekday <= 6:
             raise InvalidInput("weekday", "must be 0 (Monday) to 6 (Sunday)")
-        ordered = _check_intervals(intervals)
+        ordered = ordered_intervals(intervals)
         async with self._write() as conn:
             if not await repo.lock_staff(conn, staff_id):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)
@@ -243,6 +286,19 @@ class CatalogueService:
     async def get_working_hours(self, staff_id: int) -> dict[int, list[WorkInterval]]:
         """Weekday (0 = Monday) -> intervals; missing weekdays are days off."""
         async with self._db.connection() as conn:
+            return await hours_repo.get_weekly_hours(conn, staff_id)
+
+    async def copy_working_hours(
+        self, staff_id: int, weekday: int, to_weekdays: Sequence[int]
+    ) -> dict[int, list[WorkInterval]]:
+        """Give each of ``to_weekdays`` the hours of ``weekday`` (e.g. :data:`~.hours.WORKWEEK`:
+        Monday's hours for the working week); returns the week as it now is."""
+        if not all(0 <= day <= 6 for day in (weekday, *to_weekdays)):
+            raise InvalidInput("weekday", "must be 0 (Monday) to 6 (Sunday)")
+        async with self._write() as conn:
+            if not await repo.lock_staff(conn, staff_id):
+                raise NotFound("no such staff member", entity="staff", id=staff_id)
+            await hours_repo.copy_day_hours(conn, staff_id, weekday, sorted(set(to_weekdays)))
             return await hours_repo.get_weekly_hours(conn, staff_id)
 
     async def set_date_exception(
@@ -254,7 +310,7 @@ class CatalogueService:
         note: str = "",
     ) -> DateException:
         """Replace the hours of one date: no intervals = a day off; ``staff_id`` None = everyone."""
-        ordered = _check_intervals(intervals)
+        ordered = ordered_intervals(intervals)
         async with self._write() as conn:
             if staff_id is not None and not await repo.lock_staff(conn, staff_id):
                 raise NotFound("no such staff member", entity="staff", id=staff_id)

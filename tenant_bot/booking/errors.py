@@ -9,6 +9,8 @@ storage boundary (:mod:`tenant_bot.booking.db`) with ``raise ... from exc``.
 - :class:`InvalidInput` — ``invalid_input``: a value is malformed (``field`` names it).
   - :class:`InvalidPhone` — ``invalid_phone``.
   - :class:`InvalidTimeZone` — ``invalid_time_zone``.
+  - :class:`InvalidHours` — ``invalid_hours``: typed working hours that cannot be read or make no
+    sense (``problem``: ``format``, ``time``, ``order`` or ``overlap``; ``text``: the part at fault).
 - :class:`SlotUnavailable` — the requested time cannot be booked:
   - :class:`SlotTaken` — ``slot_taken``: someone else holds it (or every seat is sold).
   - :class:`OutsideWorkingHours` — ``outside_working_hours``: not within hours / a day off / not on the
@@ -73,6 +75,18 @@ class InvalidTimeZone(InvalidInput):
     """A time zone name the IANA database does not know."""
 
     code = "invalid_time_zone"
+
+
+class InvalidHours(InvalidInput):
+    """Working hours that cannot be used: ``problem`` says why (``format``: not like 9:00-18:00,
+    ``time``: a time that does not exist, ``order``: the end is not after the start, ``overlap``:
+    two intervals overlap) and ``text`` shows the part at fault, as typed."""
+
+    code = "invalid_hours"
+
+    def __init__(self, problem: str, text: str) -> None:
+        super().__init__("hours", f"{problem}: {text!r}", problem=problem, text=text)
+        self.problem = problem
 
 
 class SlotUnavailable(BookingError):

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from tenant_bot.booking.errors import InvalidInput
+from tenant_bot.booking.errors import InvalidHours, InvalidInput
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware datetime; injected so tests and the bot control time."""
@@ -83,7 +83,10 @@ class Actor:
         return self.kind is ActorKind.CUSTOMER
 
 
-_HHMM = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+# A time is ``H``, ``H:MM`` or ``H.MM``; start and end are joined by a hyphen, a dash (en, em...)
+# or a minus sign, with or without spaces around it.
+_TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
+_RANGE = re.compile(rf"^\s*{_TIME}\s*[-\u2010-\u2015\u2212]\s*{_TIME}\s*$")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -101,14 +104,19 @@ class WorkInterval:
 
     @classmethod
     def parse(cls, text: str) -> WorkInterval:
-        """Parse ``"09:00-18:00"`` (``24:00`` allowed as an end)."""
-        match = _HHMM.match(text)
+        """Parse one interval as people type it: ``09:00-18:00``, ``9-18``, ``9:00–18:00`` (a
+        dash), ``09.00 - 18.00``; ``24`` is allowed as an end. Raises :class:`InvalidHours` saying
+        whether the form, a time or the order is wrong."""
+        match = _RANGE.match(text)
         if not match:
-            raise InvalidInput("interval", f"{text!r} is not like 09:00-18:00")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
+            raise InvalidHours("format", text.strip())
+        h1, m1, h2, m2 = (int(g) if g is not None else 0 for g in match.groups())
         if m1 > 59 or m2 > 59 or h1 > 23 or h2 > 24 or (h2 == 24 and m2):
-            raise InvalidInput("interval", f"{text!r} has an impossible time")
-        return cls(h1 * 60 + m1, h2 * 60 + m2)
+            raise InvalidHours("time", text.strip())
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if end <= start:
+            raise InvalidHours("order", text.strip())
+        return cls(start, end)
 
     @classmethod
     def of(cls, start: time, end: time) -> WorkInterval:
@@ -238,6 +246,11 @@ class Booking:
     created_at: datetime
     updated_at: datetime
 
+    def awaits_outcome(self, now: datetime) -> bool:
+        """Whether "came" / "did not come" can be marked at ``now``: a confirmed booking whose
+        start has come (before it, nobody knows yet)."""
+        return BookingStatus.DONE in ALLOWED_TRANSITIONS[self.status] and self.starts_at <= now
+
 
 @dataclass(frozen=True, slots=True)
 class BookingDetails:
@@ -250,6 +263,34 @@ class BookingDetails:
     customer_phone: str | None
     customer_telegram_id: int
     customer_locale: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaySchedule:
+    """One local day's bookings for the owner, by start: ``booked`` holds every booking that
+    counts (awaiting confirmation, confirmed, done, no-show), ``cancelled`` the cancelled ones."""
+
+    day: date
+    booked: tuple[BookingDetails, ...]
+    cancelled: tuple[BookingDetails, ...]
+
+    @classmethod
+    def of(cls, day: date, bookings: list[BookingDetails]) -> DaySchedule:
+        return cls(
+            day,
+            tuple(d for d in bookings if d.booking.status is not BookingStatus.CANCELLED),
+            tuple(d for d in bookings if d.booking.status is BookingStatus.CANCELLED),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDays:
+    """What a customer's calendar shows for a service: ``free`` days have a bookable time,
+    ``full`` days are open but booked up (a waitlist makes sense there); every other day is
+    closed (a day off, blocked, or no time left to book), not fully booked."""
+
+    free: frozenset[date]
+    full: frozenset[date]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ How the guarantees hold under concurrency (see also :mod:`.placement`):
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
@@ -42,6 +42,7 @@ from tenant_bot.booking.models import (
     ActorKind,
     Booking,
     Clock,
+    DaySchedule,
     utc_now,
 )
 from tenant_bot.booking.placement import Request, explain_no_staff, occupied_range, place
@@ -179,6 +180,10 @@ class BookingService(TransitionsMixin):
                 actor_id=actor.telegram_user_id,
                 reminder_offsets=ctx.settings.reminder_offsets_minutes,
             )
+
+    async def day_schedule(self, day: date, *, staff_id: int | None = None) -> DaySchedule:
+        """The owner's view of local ``day``: the bookings that count, and the cancelled ones."""
+        return DaySchedule.of(day, await self.for_day(day, staff_id=staff_id))
 
     async def purge_idempotency_keys(self, *, older_than: timedelta = timedelta(days=7)) -> int:
         """Forget idempotency keys older than ``older_than``; returns how many were removed."""

@@ -20,7 +20,7 @@ Rules, in the tenant's time zone (``zoneinfo``, so DST days are right):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -207,6 +207,32 @@ def free_slots(
                     best[slot.start] = key
         result.extend(best[start][2] for start in sorted(best))
     return result
+
+
+def open_days(
+    staff: Sequence[StaffAvailability],
+    *,
+    rules: Rules,
+    service: ServiceSpec,
+    business_exceptions: Mapping[date, Sequence[WorkInterval]],
+    days: Iterable[date],
+    now: datetime,
+) -> set[date]:
+    """The days among ``days`` that would have a bookable time if nothing were booked: what
+    tells a fully booked day from a closed one (a day off, blocked, or past its last time)."""
+    idle = [replace(member, busy=()) for member in staff]
+    return {
+        slot.start.astimezone(rules.zone).date()
+        for day in days
+        for slot in free_slots(
+            idle,
+            rules=rules,
+            service=service,
+            business_exceptions=business_exceptions,
+            days=[day],
+            now=now,
+        )[:1]
+    }
 
 
 def check_start(

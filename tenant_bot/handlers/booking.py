@@ -23,6 +23,7 @@ from tenant_bot.booking.errors import (
 from tenant_bot.booking.models import Clock, Service, Staff
 from tenant_bot.callbacks import (
     Back,
+    ClosedDay,
     Menu,
     Month,
     PickDay,
@@ -99,7 +100,9 @@ async def pick_service(
     service = await cache.service(callback_data.service_id)
     staff = await cache.staff_for(service.id)
     await callback.answer()
-    await state.update_data(service_id=service.id, staff_id=0, offset=0)
+    # one staff member is who the customer sees, not "anyone available"
+    only = staff[0].id if len(staff) == 1 else 0
+    await state.update_data(service_id=service.id, staff_id=only, offset=0)
     if len(staff) > 1:
         await state.set_state(BookingFlow.staff)
         await _staff_screen(callback, service, staff, texts, locale)
@@ -208,6 +211,15 @@ async def pick_day(
     await callback.answer()
     await state.update_data(day=callback_data.day)
     await show_times(callback, state, core, cache, texts, locale)
+
+
+@routes.callback_query(ClosedDay.filter())
+async def closed_day(
+    callback: CallbackQuery, callback_data: ClosedDay, texts: BotTexts, locale: str
+) -> None:
+    """A closed day in a calendar (booking or reschedule) says so; the calendar stays."""
+    day = day_of(callback_data.day)
+    await callback.answer(texts(locale, "day_closed", day=texts.day(locale, day)), show_alert=True)
 
 
 @routes.callback_query(Back.filter(), StateFilter(BookingFlow))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiogram import F
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from kit.routing import Routes
 from tenant_bot import keyboards, views
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.errors import BookingError, SlotTaken, SlotUnavailable, TooLate
+from tenant_bot.booking.errors import BookingError, SlotTaken, TooLate
 from tenant_bot.booking.models import Actor, BookingDetails, Clock
-from tenant_bot.callbacks import Menu, Month, MyBooking, PickDay, PickTime, day_of
+from tenant_bot.callbacks import Menu, Month, MoveConfirm, MyBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import (
     free_times_or_alert,
@@ -113,15 +115,19 @@ async def ask_cancel(
     callback: CallbackQuery,
     callback_data: MyBooking,
     core: BookingCore,
+    cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
 ) -> None:
-    if await _own_or_gone(callback, core, callback_data.booking_id, texts, locale) is None:
+    """The question before cancelling, naming the booking: service, staff, day and time."""
+    details = await _own_or_gone(callback, core, callback_data.booking_id, texts, locale)
+    if details is None:
         return
     await callback.answer()
+    facts = views.booking_facts(texts, locale, details, await cache.settings())
     await show(
         callback,
-        texts(locale, "cancel_sure"),
+        texts(locale, "cancel_sure_booking", **facts),
         keyboards.cancel_confirm(texts, locale, callback_data.booking_id),
     )
 
@@ -216,7 +222,9 @@ async def turn_month(
     await _calendar(callback, state, core, cache, texts, clock, locale)
 
 
-@routes.callback_query(PickDay.filter(F.purpose == "r"), RescheduleFlow.day)
+@routes.callback_query(
+    PickDay.filter(F.purpose == "r"), StateFilter(RescheduleFlow.day, RescheduleFlow.confirm)
+)
 async def pick_day(
     callback: CallbackQuery,
     callback_data: PickDay,
@@ -227,6 +235,7 @@ async def pick_day(
     clock: Clock,
     locale: str,
 ) -> None:
+    """The free times of the tapped day (also the way back from the confirm step)."""
     day = day_of(callback_data.day)
     data = await state.get_data()
     screen = await free_times_or_alert(
@@ -247,6 +256,46 @@ async def pick_time(
     state: FSMContext,
     core: BookingCore,
     cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """Ask before moving: the booking, its old time and the tapped one; confirm or go back."""
+    data = await state.get_data()
+    before = await _own(core, data["booking_id"], callback.from_user.id)
+    if before is None:
+        await state.clear()
+        await _gone(callback, texts, locale)
+        return
+    settings = await cache.settings()
+    new_start = datetime.fromtimestamp(callback_data.ts, UTC)
+    text = texts(
+        locale,
+        "move_sure",
+        service=before.service_name,
+        staff=await cache.staff_name(callback_data.staff_id),
+        old_when=texts.when(locale, before.booking.starts_at, settings.zone),
+        new_when=texts.when(locale, new_start, settings.zone),
+    )
+    confirm = MoveConfirm(ts=callback_data.ts, staff_id=callback_data.staff_id).pack()
+    back = PickDay(day=data["day"], purpose="r").pack()
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(texts(locale, "btn_yes_move"), confirm)],
+            [button(texts(locale, "btn_back"), back)],
+        ]
+    )
+    await callback.answer()
+    await state.set_state(RescheduleFlow.confirm)
+    await show(callback, text, markup)
+
+
+@routes.callback_query(MoveConfirm.filter(), RescheduleFlow.confirm)
+async def confirm_move(
+    callback: CallbackQuery,
+    callback_data: MoveConfirm,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueReader,
     notifier: Notifier,
     texts: BotTexts,
     clock: Clock,
@@ -259,9 +308,10 @@ async def pick_time(
         await state.clear()
         await _gone(callback, texts, locale)
         return
+    picked = PickTime(ts=callback_data.ts, staff_id=callback_data.staff_id)
     try:
         moved = await reschedule_to(
-            core, data["booking_id"], callback_data, actor=Actor.customer(callback.from_user.id)
+            core, data["booking_id"], picked, actor=Actor.customer(callback.from_user.id)
         )
     except SlotTaken:
         await callback.answer(texts(locale, "slot_just_taken"), show_alert=True)
@@ -276,7 +326,7 @@ async def pick_time(
             locale,
         )
         return
-    except (TooLate, SlotUnavailable, BookingError) as exc:
+    except BookingError as exc:
         await callback.answer()
         await state.clear()
         await _with_menu(callback, error_text(texts, locale, exc), texts, locale)

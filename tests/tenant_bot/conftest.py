@@ -81,6 +81,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def tenant(
+    request: pytest.FixtureRequest,
     database_url: str,
     redis: Redis,
     redis_url: str,
@@ -89,7 +90,8 @@ async def tenant(
     clock: FakeClock,
 ) -> AsyncIterator[Tenant]:
     """The tenant's role, schema, migrations and Redis ACL user; one service and one staff member
-    working 10:00-18:00 every day. Dropped afterwards."""
+    working 10:00-18:00 every day (``@pytest.mark.parametrize("tenant", ["bare"], indirect=True)``:
+    a business just bought, with neither). Dropped afterwards."""
     names = TenantNames.of(unique_slug, role_prefix)
     password = secrets.token_hex(12)
     conn = await asyncpg.connect(database_url)
@@ -108,14 +110,19 @@ async def tenant(
     await core.catalogue.update_settings(
         business_name="Barber <Ivan>", address="Tverskaya 1", time_zone="Europe/Moscow"
     )
-    service = await core.catalogue.create_service(name="Haircut", duration_minutes=60, price=1500)
-    staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
-    for weekday in range(7):
-        await core.catalogue.set_working_hours(
-            staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
+    seeded = Tenant(names, tenant_db, tenant_redis, core)
+    if getattr(request, "param", "seeded") != "bare":
+        service = await core.catalogue.create_service(
+            name="Haircut", duration_minutes=60, price=1500
         )
+        staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
+        for weekday in range(7):
+            await core.catalogue.set_working_hours(
+                staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
+            )
+        seeded.service_id, seeded.staff_id = service.id, staff.id
     try:
-        yield Tenant(names, tenant_db, tenant_redis, core, service.id, staff.id)
+        yield seeded
     finally:
         await pool.close()
         conn = await asyncpg.connect(database_url)

@@ -184,6 +184,7 @@ class Shop:
         await self.tap(person, data=MyBooking(booking_id=booking_id, action="r").pack())
         await self.tap(person, text=str(to_day.day))
         await self.tap(person, text=time)
+        await self.tap(person, text=TEXTS(person.locale, "btn_yes_move"))
 
     async def cancel(self, person: Person, day: date) -> None:
         booking_id = await self.open_own(person, day)

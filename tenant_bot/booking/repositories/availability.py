@@ -244,3 +244,24 @@ async def load_snapshot(
         busy=[tuple(b) for b in row["busy"]],
         load=dict(tuple(x) for x in row["load"]) if slot_start is not None else None,
     )
+
+
+async def copy_day_hours(
+    conn: asyncpg.Connection, staff_id: int, weekday: int, to_weekdays: Sequence[int]
+) -> None:
+    """Replace the hours of ``to_weekdays`` with those of ``weekday`` (none there: days off)."""
+    targets = [day for day in to_weekdays if day != weekday]
+    await conn.execute(
+        "DELETE FROM working_hours WHERE staff_id = $1 AND weekday = ANY($2::smallint[])",
+        staff_id,
+        targets,
+    )
+    await conn.execute(
+        "INSERT INTO working_hours (staff_id, weekday, start_minute, end_minute)"
+        " SELECT h.staff_id, t.day, h.start_minute, h.end_minute"
+        " FROM working_hours h CROSS JOIN unnest($3::smallint[]) AS t(day)"
+        " WHERE h.staff_id = $1 AND h.weekday = $2",
+        staff_id,
+        weekday,
+        targets,
+    )

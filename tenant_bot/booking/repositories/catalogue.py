@@ -213,3 +213,22 @@ async def replace_staff_services(
         staff_id,
         list(service_ids),
     )
+
+
+async def lock_catalogue(conn: asyncpg.Connection) -> None:
+    """Serialises catalogue edits that first look at what exists (the one settings row: every
+    catalogue change updates it anyway, through the version triggers)."""
+    await conn.execute("SELECT 1 FROM settings FOR UPDATE")
+
+
+async def has_staff(conn: asyncpg.Connection) -> bool:
+    """Whether the business has any staff member, switched off or not."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM staff)"))
+
+
+async def offer_service_by_every_staff(conn: asyncpg.Connection, service_id: int) -> None:
+    await conn.execute(
+        "INSERT INTO staff_services (staff_id, service_id) SELECT id, $1 FROM staff"
+        " ON CONFLICT DO NOTHING",
+        service_id,
+    )

@@ -10,7 +10,7 @@ from kit.routing import Routes
 from tenant_bot import views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
-from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus
+from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus, Clock
 from tenant_bot.callbacks import Admin, OwnerBooking
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
 from tenant_bot.handlers.common import sender_id, show
@@ -28,11 +28,12 @@ async def render_card(
     cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
+    clock: Clock,
 ) -> None:
     settings = await cache.settings()
     facts = views.booking_facts(texts, locale, details, settings)
     text = texts(locale, "adm_booking_card", **facts, reason=details.booking.cancel_reason or "")
-    card = owner_card(texts, locale, details)
+    card = owner_card(texts, locale, details, now=clock())
     markup = InlineKeyboardMarkup(
         inline_keyboard=[*card.inline_keyboard, back_to_menu(texts, locale, "menu")]
     )
@@ -47,10 +48,11 @@ async def view(
     cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
+    clock: Clock,
 ) -> None:
     details = await core.bookings.get(callback_data.booking_id)
     await callback.answer()
-    await render_card(callback, details, cache, texts, locale)
+    await render_card(callback, details, cache, texts, locale, clock)
 
 
 @routes.callback_query(OwnerBooking.filter(F.action.in_({"ok", "d", "n"})))
@@ -62,6 +64,7 @@ async def change_status(
     notifier: Notifier,
     texts: BotTexts,
     locale: str,
+    clock: Clock,
 ) -> None:
     """Confirm (the customer is told), or mark done / no-show after the start."""
     actor = Actor.owner(callback.from_user.id)
@@ -77,7 +80,7 @@ async def change_status(
     details = await core.bookings.get(callback_data.booking_id)
     if target is BookingStatus.CONFIRMED:
         await notifier.booking_confirmed(details, settings=await cache.settings())
-    await render_card(callback, details, cache, texts, locale)
+    await render_card(callback, details, cache, texts, locale, clock)
 
 
 @routes.callback_query(OwnerBooking.filter(F.action == "x"))
@@ -117,6 +120,7 @@ async def cancel_with_reason(
     notifier: Notifier,
     texts: BotTexts,
     locale: str,
+    clock: Clock,
 ) -> None:
     """Cancel; the customer gets the reason, the waitlist gets the freed time."""
     reason = (message.text or "").strip()
@@ -136,7 +140,7 @@ async def cancel_with_reason(
     await notifier.booking_cancelled(details, by="owner", actor_id=owner, settings=settings)
     await notifier.offer_freed_time(booking, settings=settings)
     await message.answer(texts(locale, "adm_cancelled"))
-    await render_card(message, details, cache, texts, locale)
+    await render_card(message, details, cache, texts, locale, clock)
 
 
 __all__ = ["Admin", "routes"]

@@ -69,13 +69,17 @@ async def show_day(
     texts: BotTexts,
     locale: str,
 ) -> None:
-    """The bookings of one local day, each a button to its card."""
+    """The bookings of one local day, each a button to its card; the count leaves out the
+    cancelled ones, listed apart below."""
     settings = await cache.settings()
-    items = await core.bookings.for_day(day)
-    lines = [_line(texts, locale, d, settings) for d in items]
-    text = texts(locale, "adm_schedule", day=texts.day(locale, day), count=len(items))
-    if lines:
-        text += "\n\n" + "\n".join(lines)
+    schedule = await core.bookings.day_schedule(day)
+    text = texts(locale, "adm_schedule", day=texts.day(locale, day), count=len(schedule.booked))
+    if schedule.booked:
+        text += "\n\n" + "\n".join(_line(texts, locale, d, settings) for d in schedule.booked)
+    if schedule.cancelled:
+        text += "\n\n" + texts(locale, "adm_schedule_cancelled", count=len(schedule.cancelled))
+        text += "\n" + "\n".join(_line(texts, locale, d, settings) for d in schedule.cancelled)
+    items = [*schedule.booked, *schedule.cancelled]
     await show(event, text[:4000], _booking_buttons(texts, locale, items, settings, "menu"))
 
 
@@ -125,7 +129,6 @@ async def admin_calendar(
         free_days=days,
         purpose=purpose,
         back=back_to_menu(texts, locale, back)[0],
-        mark_full=False,
     )
     await show(event, texts(locale, title_key), markup)
 

@@ -131,6 +131,7 @@ async def pick_time(
     notifier: Notifier,
     texts: BotTexts,
     locale: str,
+    clock: Clock,
 ) -> None:
     """Move atomically (owner rules: no notice limits); on refusal the booking keeps its time."""
     data = await state.get_data()
@@ -151,4 +152,4 @@ async def pick_time(
     await tell_rescheduled(
         notifier, details, before=before.booking, by="owner", actor_id=owner, settings=settings
     )
-    await render_card(callback, details, cache, texts, locale)
+    await render_card(callback, details, cache, texts, locale, clock)

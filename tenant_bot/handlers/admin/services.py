@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from aiogram import F
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore
@@ -167,7 +167,14 @@ async def save(
         message,
         texts,
         locale,
-        _store(core, service_id=service_id, name=name, minutes=minutes, price=price),
+        _store(
+            core,
+            service_id=service_id,
+            name=name,
+            minutes=minutes,
+            price=price,
+            owner=message.from_user,
+        ),
     )
     if service is None:
         return
@@ -176,14 +183,26 @@ async def save(
 
 
 async def _store(
-    core: BookingCore, *, service_id: int, name: str, minutes: int, price: Decimal
+    core: BookingCore,
+    *,
+    service_id: int,
+    name: str,
+    minutes: int,
+    price: Decimal,
+    owner: User | None,
 ) -> Service:
-    """Update the service, or create it (``service_id`` 0) for every staff member."""
+    """Update the service, or add it (``service_id`` 0): the core has every staff member provide
+    it, and makes the owner the one staff member of a business that has none."""
     if service_id:
         return await core.catalogue.update_service(
             service_id, name=name, duration_minutes=minutes, price=price
         )
-    service = await core.catalogue.create_service(name=name, duration_minutes=minutes, price=price)
-    for member in await core.catalogue.list_staff(active_only=False):
-        await core.catalogue.set_staff_services(member.id, [*member.service_ids, service.id])
-    return service
+    if owner is None:
+        raise AttributeError("'NoneType' object has no attribute 'full_name'")
+    return await core.catalogue.add_service(
+        name=name,
+        duration_minutes=minutes,
+        price=price,
+        owner_name=owner.full_name,
+        owner_telegram_id=owner.id,
+    )

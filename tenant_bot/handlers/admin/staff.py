@@ -1,4 +1,4 @@
-"""Staff: list, add, switch on/off, which services each provides, and weekly working hours."""
+"""Staff: list, add, switch on/off, which services each provides (weekly hours: :mod:`.hours`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore
-from tenant_bot.booking.errors import BookingError
-from tenant_bot.booking.models import Staff, WorkInterval
-from tenant_bot.callbacks import Admin, Hours, StaffEdit
+from tenant_bot.booking.models import Staff
+from tenant_bot.callbacks import Admin, StaffEdit
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
     back_to_menu,
@@ -19,28 +18,13 @@ from tenant_bot.handlers.admin.common import (
     paused_mark,
     show_catalogue_list,
 )
+from tenant_bot.handlers.admin.hours import weekday_hours
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
-from tenant_bot.middlewares.errors import error_text
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
 routes = Routes("admin_staff")
-
-
-def parse_intervals(text: str) -> list[WorkInterval]:
-    """``09:00-13:00, 14:00-18:00`` -> intervals; ``-`` -> none (a day off)."""
-    text = text.strip()
-    if text in {"-", "—"}:
-        return []
-    return [WorkInterval.parse(part) for part in text.replace(";", ",").split(",") if part.strip()]
-
-
-def _weekday_hours(
-    texts: BotTexts, locale: str, weekday: str, intervals: list[WorkInterval]
-) -> str:
-    """``Mon: 09:00-13:00, 14:00-18:00`` (or the day-off word)."""
-    return f"{weekday}: " + (", ".join(str(i) for i in intervals) or texts(locale, "adm_day_off"))
 
 
 def _back_to_card(texts: BotTexts, locale: str, staff_id: int) -> list[InlineKeyboardButton]:
@@ -50,7 +34,11 @@ def _back_to_card(texts: BotTexts, locale: str, staff_id: int) -> list[InlineKey
 async def staff_screen(
     event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
-    items = await core.catalogue.list_staff(active_only=False)
+    owner = event.from_user
+    if owner is None:
+        raise AttributeError("'NoneType' object has no attribute 'full_name'")
+    # the core makes a business with no staff its owner's: a solo owner never adds themself
+    items = await core.catalogue.team(owner_name=owner.full_name, owner_telegram_id=owner.id)
     add = StaffEdit(staff_id=0, action="new").pack()
     await show_catalogue_list(
         event,
@@ -68,7 +56,7 @@ async def staff_card(
     hours = await core.catalogue.get_working_hours(member.id)
     services = {s.id: s.name for s in await core.catalogue.list_services(active_only=False)}
     week = "\n".join(
-        _weekday_hours(texts, locale, name, hours.get(wd, []))
+        weekday_hours(texts, locale, name, hours.get(wd, []))
         for wd, name in enumerate(texts.weekday_names(locale))
     )
     text = texts(
@@ -197,70 +185,3 @@ async def services(
         texts(locale, "adm_staff_services_title", name=member.name),
         InlineKeyboardMarkup(inline_keyboard=rows),
     )
-
-
-@routes.callback_query(StaffEdit.filter(F.action == "h"))
-async def hours(
-    callback: CallbackQuery,
-    callback_data: StaffEdit,
-    core: BookingCore,
-    texts: BotTexts,
-    locale: str,
-) -> None:
-    member = await core.catalogue.get_staff(callback_data.staff_id)
-    week = await core.catalogue.get_working_hours(member.id)
-    await callback.answer()
-    rows = [
-        [
-            button(
-                _weekday_hours(texts, locale, name, week.get(wd, [])),
-                Hours(staff_id=member.id, weekday=wd).pack(),
-            )
-        ]
-        for wd, name in enumerate(texts.weekday_names(locale))
-    ]
-    rows.append(_back_to_card(texts, locale, member.id))
-    await show(
-        callback,
-        texts(locale, "adm_hours_title", name=member.name),
-        InlineKeyboardMarkup(inline_keyboard=rows),
-    )
-
-
-@routes.callback_query(Hours.filter())
-async def ask_hours(
-    callback: CallbackQuery, callback_data: Hours, state: FSMContext, texts: BotTexts, locale: str
-) -> None:
-    if not 0 <= callback_data.weekday <= 6:
-        raise ValueError("weekday out of range")
-    day = texts.weekday_names(locale)[callback_data.weekday]
-    back = StaffEdit(staff_id=callback_data.staff_id, action="h").pack()
-    await ask_for_input(
-        callback,
-        state,
-        input_state=OwnerInput.hours,
-        prompt=texts(locale, "adm_ask_hours", day=day),
-        back=[button(texts(locale, "btn_back"), back)],
-        data={"staff_id": callback_data.staff_id, "weekday": callback_data.weekday},
-    )
-
-
-@routes.message(OwnerInput.hours, F.text)
-async def save_hours(
-    message: Message,
-    state: FSMContext,
-    core: BookingCore,
-    texts: BotTexts,
-    locale: str,
-) -> None:
-    data = await state.get_data()
-    try:
-        intervals = parse_intervals(message.text or "")
-        await core.catalogue.set_working_hours(data["staff_id"], data["weekday"], intervals)
-    except BookingError as exc:
-        await message.answer(
-            error_text(texts, locale, exc) + "\n" + texts(locale, "adm_hours_example")
-        )
-        return
-    await input_saved(message, state, texts, locale)
-    await staff_card(message, await core.catalogue.get_staff(data["staff_id"]), core, texts, locale)
