@@ -12,6 +12,7 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
+    User,
 )
 
 from tenant_bot.booking.models import BusinessSettings
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
-def sender_id(event: CallbackQuery | Message) -> int:
-    """The Telegram id of the user who sent ``event``.
+def sender(event: CallbackQuery | Message) -> User:
+    """The Telegram user who sent ``event``.
 
     Telegram leaves ``Message.from_user`` empty only for messages sent on behalf of a channel, which
     never reach these private-chat routers; should one arrive, it fails as ``event.from_user.id``
@@ -33,7 +34,12 @@ def sender_id(event: CallbackQuery | Message) -> int:
     user = event.from_user
     if user is None:
         raise AttributeError("'NoneType' object has no attribute 'id'")
-    return user.id
+    return user
+
+
+def sender_id(event: CallbackQuery | Message) -> int:
+    """The Telegram id of the user who sent ``event`` (see :func:`sender`)."""
+    return sender(event).id
 
 
 def _bot(event: CallbackQuery) -> Bot:

@@ -261,3 +261,30 @@ async def test_reschedule_shows_old_and_new_time_before_moving(start_bot, tenant
     assert await tenant.core.bookings.for_day(TUE) == []
     [now] = await tenant.core.bookings.for_day(WED)
     assert now.booking.starts_at.hour == 13  # 16:00 Moscow
+
+
+async def test_the_same_in_russian(start_bot, tenant) -> None:
+    await tenant.core.catalogue.set_date_exception(THU)
+    bot = await start_bot()
+    owner = bot.owner
+    await say(owner, "/language")
+    await tap(owner, "🇷🇺 Русский")
+    await say(owner, "/admin")
+    await tap(owner, "👥 Мастера и часы")
+    await tap(owner, "Ivan")
+    await tap(owner, "🕘 Рабочие часы")
+    await tap(owner, "Пн: 10:00-18:00")
+    refused = await say(owner, "18-9")
+    assert refused["text"].startswith("В «18-9» конец не позже начала")
+    assert "Отправьте их так: 9:00-18:00, 9-18" in refused["text"]
+    saved = await say(owner, "9:00–18:00")
+    assert "Сохранено — Пн: 09:00-18:00" in saved["text"]
+    copied = await tap(owner, "📋 Пн–Пт")
+    assert "скопированы: Вт, Ср, Чт, Пт" in copied["text"]
+
+    anna = await bot.customer("Анна", language_code="ru")
+    await say(anna, "/book")
+    calendar = await tap(anna, "Haircut · 1 ч · 1 500 ₽")
+    assert "✕ — не работаем" in calendar["text"]
+    answer = await anna.callback_answer(await anna.click("✕"))
+    assert answer["text"] == "Чт 10 янв мы не работаем. Выберите другой день."

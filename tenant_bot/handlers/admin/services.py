@@ -21,7 +21,7 @@ from tenant_bot.handlers.admin.common import (
     paused_mark,
     show_catalogue_list,
 )
-from tenant_bot.handlers.common import show
+from tenant_bot.handlers.common import sender, show
 from tenant_bot.keyboards import button
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -173,7 +173,7 @@ async def save(
             name=name,
             minutes=minutes,
             price=price,
-            owner=message.from_user,
+            owner=sender(message),
         ),
     )
     if service is None:
@@ -189,7 +189,7 @@ async def _store(
     name: str,
     minutes: int,
     price: Decimal,
-    owner: User | None,
+    owner: User,
 ) -> Service:
     """Update the service, or add it (``service_id`` 0): the core has every staff member provide
     it, and makes the owner the one staff member of a business that has none."""
@@ -197,8 +197,6 @@ async def _store(
         return await core.catalogue.update_service(
             service_id, name=name, duration_minutes=minutes, price=price
         )
-    if owner is None:
-        raise AttributeError("'NoneType' object has no attribute 'full_name'")
     return await core.catalogue.add_service(
         name=name,
         duration_minutes=minutes,

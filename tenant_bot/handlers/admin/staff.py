@@ -19,7 +19,7 @@ from tenant_bot.handlers.admin.common import (
     show_catalogue_list,
 )
 from tenant_bot.handlers.admin.hours import weekday_hours
-from tenant_bot.handlers.common import show
+from tenant_bot.handlers.common import sender, show
 from tenant_bot.keyboards import button
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -34,9 +34,7 @@ def _back_to_card(texts: BotTexts, locale: str, staff_id: int) -> list[InlineKey
 async def staff_screen(
     event: CallbackQuery | Message, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
-    owner = event.from_user
-    if owner is None:
-        raise AttributeError("'NoneType' object has no attribute 'full_name'")
+    owner = sender(event)
     # the core makes a business with no staff its owner's: a solo owner never adds themself
     items = await core.catalogue.team(owner_name=owner.full_name, owner_telegram_id=owner.id)
     add = StaffEdit(staff_id=0, action="new").pack()
