@@ -67,9 +67,8 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     person.tap("name; minutes; price", text="➕ Add a service")
     person.say("Haircut; 60; 1500", "Haircut")
     person.say("/admin", "Owner menu")
-    person.tap("Staff", text="👥 Staff & hours")
-    person.tap("name", text="➕ Add a staff member")
-    person.say("Ivan", "Ivan")
+    person.tap("Staff: 1", text="👥 Staff & hours")  # the owner is the staff member
+    person.tap("Services: Haircut", text="Иван")
     day = tomorrow_weekday()
     person.tap("tap a day to change it", text="🕘 Working hours")
     person.tap("Send the hours", text=f"{day}: day off")

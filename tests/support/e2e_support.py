@@ -458,17 +458,19 @@ def tomorrow_weekday(zone: str = OWNER_ZONE) -> str:
     return WEEKDAYS[(datetime.now(ZoneInfo(zone)) + timedelta(days=1)).weekday()]
 
 
-async def owner_sets_up(owner: TelegramUser, *, hours: str = "09:00-18:00") -> str:
-    """In the new bot's /admin: a service, a staff member (providing it), working hours tomorrow.
-    Returns the service's name."""
+async def owner_sets_up(
+    owner: TelegramUser, *, owner_name: str = "Ivan", hours: str = "09:00-18:00"
+) -> str:
+    """In the new bot's /admin: a service, then working hours tomorrow for the owner, who is the
+    staff member (named ``owner_name``, their Telegram name) without adding themself. Returns the
+    service's name."""
     await say(owner, "/admin", "Owner menu")
     await tap(owner, "Services", text="💈 Services")
     await tap(owner, "name; minutes; price", text="➕ Add a service")
     await say(owner, "Haircut; 60; 1500", "Haircut")
     await say(owner, "/admin", "Owner menu")
-    await tap(owner, "Staff", text="👥 Staff & hours")
-    await tap(owner, "name", text="➕ Add a staff member")
-    await say(owner, "Ivan", "Ivan")
+    await tap(owner, "Staff: 1", text="👥 Staff & hours")
+    await tap(owner, "Services: Haircut", text=owner_name)
     day = tomorrow_weekday()
     await tap(owner, "tap a day to change it", text="🕘 Working hours")
     await tap(owner, "Send the hours", text=f"{day}: day off")
