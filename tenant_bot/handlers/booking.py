@@ -215,11 +215,19 @@ async def pick_day(
 
 @routes.callback_query(ClosedDay.filter())
 async def closed_day(
-    callback: CallbackQuery, callback_data: ClosedDay, texts: BotTexts, locale: str
+    callback: CallbackQuery,
+    callback_data: ClosedDay,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    clock: Clock,
+    locale: str,
 ) -> None:
-    """A closed day in a calendar (booking or reschedule) says so; the calendar stays."""
+    """A closed day in a calendar (booking or reschedule) says so (today: that no time is left);
+    the calendar stays."""
     day = day_of(callback_data.day)
-    await callback.answer(texts(locale, "day_closed", day=texts.day(locale, day)), show_alert=True)
+    today = views.local_today(await cache.settings(), clock)
+    key = "day_over" if day == today else "day_closed"
+    await callback.answer(texts(locale, key, day=texts.day(locale, day)), show_alert=True)
 
 
 @routes.callback_query(Back.filter(), StateFilter(BookingFlow))

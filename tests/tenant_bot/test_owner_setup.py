@@ -160,7 +160,7 @@ async def test_one_staff_member_is_named_not_anyone_available(start_bot, tenant)
     assert "👤 Ivan" in summary["text"] and "anyone" not in summary["text"]
 
 
-async def test_closed_days_are_closed_not_fully_booked(start_bot, tenant) -> None:
+async def test_closed_days_are_closed_not_fully_booked(start_bot, tenant, clock) -> None:
     await tenant.core.catalogue.set_working_hours(tenant.staff_id, 6, [])  # Sundays off
     await tenant.core.catalogue.set_date_exception(THU, note="holiday")  # closed for everyone
     for i, hour in enumerate(range(10, 18)):  # Tuesday fully booked
@@ -182,6 +182,14 @@ async def test_closed_days_are_closed_not_fully_booked(start_bot, tenant) -> Non
     assert answer["show_alert"]
     full = await tap(anna, "·8·")
     assert "No free time" in full["text"]  # a booked-up day still offers the waitlist
+
+    clock.advance(timedelta(hours=11))  # Mon 7 Jan 20:00 Moscow: today's last start has passed
+    await say(anna, "/book")
+    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    labels = await buttons(anna)
+    assert "7" not in labels and "·7·" not in labels and labels.count("✕") == 5
+    answer = await anna.callback_answer(await anna.click("✕"))
+    assert answer["text"] == "No more times to book on Mon 7 Jan. Please choose another day."
 
 
 async def test_came_and_no_show_appear_only_once_the_booking_started(
