@@ -66,7 +66,7 @@ async def test_hours_are_read_as_people_type_them_and_nonsense_is_explained(
     end_first = await say(owner, "18-9")
     assert "In «18-9» the end is not after the start" in end_first["text"]
     assert "<code>" not in end_first["text"] and "9:00-18:00" in end_first["text"]
-    assert "does not exist" in (await say(owner, "25:00-26:00"))["text"]
+    assert "The time in «25:00-26:00» does not exist" in (await say(owner, "25:00-26:00"))["text"]
     assert "could not read «from nine»" in (await say(owner, "from nine"))["text"]
     assert "overlap: 09:00-13:00, 12:00-18:00" in (await say(owner, "9-13, 12-18"))["text"]
     week = await tenant.core.catalogue.get_working_hours(tenant.staff_id)
@@ -136,7 +136,7 @@ async def test_a_solo_owner_is_the_staff_member_without_adding_themself(start_bo
 
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    calendar = await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    calendar = await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     assert "Choose a day" in calendar["text"]  # no "who would you like to see?" step
     assert "Anyone available" not in await buttons(anna)
     await tap(anna, "8")
@@ -152,7 +152,7 @@ async def test_one_staff_member_is_named_not_anyone_available(start_bot, tenant)
     bot = await start_bot()
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     await tap(anna, "8")
     await tap(anna, "10:00")
     await say(anna, "Anna")
@@ -168,7 +168,7 @@ async def test_closed_days_are_closed_not_fully_booked(start_bot, tenant, clock)
     bot = await start_bot()
     anna = await bot.customer("Anna")
     await say(anna, "/book")
-    calendar = await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    calendar = await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     assert "✕ — closed" in calendar["text"]
     labels = await buttons(anna)
     assert "·8·" in labels and "9" in labels  # booked up; free
@@ -185,7 +185,7 @@ async def test_closed_days_are_closed_not_fully_booked(start_bot, tenant, clock)
 
     clock.advance(timedelta(hours=11))  # Mon 7 Jan 20:00 Moscow: today's last start has passed
     await say(anna, "/book")
-    await tap(anna, "Haircut · 1 h · 1 500 ₽")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
     labels = await buttons(anna)
     assert "7" not in labels and "·7·" not in labels and labels.count("✕") == 5
     answer = await anna.callback_answer(await anna.click("✕"))
@@ -292,7 +292,7 @@ async def test_the_same_in_russian(start_bot, tenant) -> None:
 
     anna = await bot.customer("Анна", language_code="ru")
     await say(anna, "/book")
-    calendar = await tap(anna, "Haircut · 1 ч · 1 500 ₽")
+    calendar = await tap(anna, "Haircut · 1 ч · 1\u202f500 ₽")
     assert "✕ — не работаем" in calendar["text"]
     answer = await anna.callback_answer(await anna.click("✕"))
     assert answer["text"] == "Чт 10 янв мы не работаем. Выберите другой день."
