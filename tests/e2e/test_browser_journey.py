@@ -94,7 +94,7 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     person.open_chat(bot_id)
     seen["note"] = person.wait_any("New booking")
     person.say("/admin", "Owner menu")
-    seen["schedule"] = person.tap("booking(s)", text="📋 Tomorrow")
+    seen["schedule"] = person.tap("1 booking", text="📋 Tomorrow")
     shot = person.screenshot("e2e-browser-owner-schedule.png")
     seen["screenshot_bytes"] = str(shot.stat().st_size)
     seen["errors"] = repr(person.severe_console_errors())
@@ -128,7 +128,7 @@ async def test_the_journey_in_a_browser(start_platform: StartPlatform) -> None:
     assert "@demo_booking_1_bot" in seen["live"]
     assert "Haircut" in seen["booked"]
     assert "Anna" in seen["note"] and "+79161234567" in seen["note"]
-    assert "1 booking(s)" in seen["schedule"] and "Anna (confirmed)" in seen["schedule"]
+    assert "1 booking" in seen["schedule"] and "Anna (confirmed)" in seen["schedule"]
     assert seen["errors"] == "[]"
     assert int(seen["screenshot_bytes"]) > 10_000
     assert await up.interrupt() == 0, up.stderr_tail()
