@@ -38,12 +38,12 @@ from tenacity import wait_none
 
 from control_plane import problems
 from control_plane.routes.billing import router
-from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.checkout import Order
 from fleet.billing.config import BillingConfig
 from fleet.billing.notifications import SenderPolicy
 from fleet.billing.wiring import build_billing
 from fleet.billing.yookassa import YooKassaClient
+from fleet.bot_tokens import BotTokenChecker
 from fleet.data_plane import install_platform
 from fleet.db import create_pool
 from fleet.migrations import migrate_control
@@ -92,7 +92,7 @@ async def run(*, payments: int, repeats: int, senders: int) -> dict[str, object]
                 api_url=standin.api_url,
                 retry_wait=wait_none(),
             )
-            tokens = BotTokenVerifier(api_base="http://127.0.0.1:9")
+            tokens = BotTokenChecker(api_base="http://127.0.0.1:9")
             billing = build_billing(
                 pool=pool,
                 secrets=SecretBox(generate_master_key()),

@@ -2,16 +2,18 @@
 
 - :class:`WorkerError` — base of everything below (itself a :class:`fleet.errors.BotfleetError`).
 - :class:`PermanentJobError` — retrying cannot help (an invalid bot token): the job goes ``dead`` at once.
-- :class:`InvalidBotToken` — Telegram refused the token (401/404 on ``getMe``).
+- :class:`InvalidBotToken` — ``getMe`` refused the token (malformed, unknown to Telegram, not a bot).
 - :class:`RetryableJobError` — may pass (Telegram or a runtime unreachable): retried with backoff.
 - :class:`RuntimeBackendError` — the container runtime failed an operation.
 - :class:`HeartbeatTimeout` — the bot did not report ready in time.
 - :class:`StateDirLocked` — another worker already runs the process runtime on this state directory.
+
+:func:`token_job_error` turns a failed ``getMe`` (:class:`fleet.errors.BotTokenRejected`) into one of them.
 """
 
 from __future__ import annotations
 
-from fleet.errors import BotfleetError
+from fleet.errors import BotfleetError, BotTokenRejected
 
 
 class WorkerError(BotfleetError):
@@ -40,3 +42,11 @@ class HeartbeatTimeout(RetryableJobError):
 
 class StateDirLocked(WorkerError):
     """Another worker holds the process runtime's state directory (one worker per directory)."""
+
+
+def token_job_error(rejected: BotTokenRejected) -> WorkerError:
+    """The job error for a failed ``getMe``: :class:`InvalidBotToken` (the job is dead at once) for a
+    token Telegram refuses, :class:`RetryableJobError` when Telegram could not be asked."""
+    if rejected.reason == "unreachable":
+        return RetryableJobError(f"{rejected}; will retry")
+    return InvalidBotToken(f"{rejected}; the owner must give a valid token from @BotFather")

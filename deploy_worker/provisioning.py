@@ -23,11 +23,12 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from deploy_worker.errors import PermanentJobError
+from deploy_worker.errors import PermanentJobError, token_job_error
 from deploy_worker.heartbeat import wait_for_heartbeat
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.spec import SpecBuilder
-from deploy_worker.telegram import BotTokenChecker
+from fleet.bot_tokens import BotTokenChecker
+from fleet.errors import BotTokenRejected
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.repositories.events import insert_event
@@ -99,7 +100,10 @@ class Converger:
             )
         secrets = self._tenants.secrets_of(tenant)
 
-        identity = await self._tokens.get_me(secrets.bot_token)
+        try:
+            identity = await self._tokens.get_me(secrets.bot_token)
+        except BotTokenRejected as exc:
+            raise token_job_error(exc) from None
         if identity.username and identity.username != tenant.bot_username:
             tenant = await repo.update(tenant_id, bot_username=identity.username) or tenant
         await self._step(slug, "token")

@@ -20,8 +20,8 @@ from deploy_worker.provisioning import Converger, StepHook
 from deploy_worker.reconciler import Reconciler
 from deploy_worker.runtimes import Runtime, create_runtime
 from deploy_worker.spec import SpecBuilder
-from deploy_worker.telegram import BotTokenChecker
 from deploy_worker.worker import Worker
+from fleet.bot_tokens import BotTokenChecker
 from fleet.data_plane import TenantRoleLimits
 from fleet.secrets import SecretBox
 from fleet.settings import Settings

@@ -11,6 +11,8 @@ with ``raise ... from exc`` so callers handle one hierarchy.
 - :class:`ServiceUnavailable` — PostgreSQL or Redis cannot be reached (host and port named, never a password).
 - :class:`MigrationError` — a migration cannot be applied (edited file, SQL error), naming the schema and file.
 - :class:`SecretError` — a secret cannot be decrypted (wrong or missing master key).
+- :class:`BotTokenRejected` — Telegram's ``getMe`` does not accept a bot token (``reason`` says why:
+  ``malformed``, ``invalid`` or ``unreachable``; see :mod:`fleet.bot_tokens`).
 """
 
 from __future__ import annotations
@@ -56,3 +58,12 @@ class MigrationError(BotfleetError):
 
 class SecretError(BotfleetError):
     """A secret could not be encrypted or decrypted."""
+
+
+class BotTokenRejected(BotfleetError):
+    """``getMe`` did not accept a bot token; ``reason`` is ``malformed`` or ``invalid`` (the owner must
+    give another token) or ``unreachable`` (Telegram did not answer usefully: try again)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

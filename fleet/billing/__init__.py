@@ -9,6 +9,6 @@ Modules, one concept each:
 - :mod:`fleet.billing.payments` — :class:`PaymentService`: checkouts and notification processing.
 - :mod:`fleet.billing.subscriptions` — :class:`SubscriptionLifecycle`: reminders, expiry, grace,
   suspension, deletion, automatic renewal.
-- :mod:`fleet.billing.accounts` — :class:`OwnerAccounts`: an owner's bots, auto-renewal, token change.
-- :mod:`fleet.billing.bot_tokens` — checking a bot token with ``getMe``.
+- :mod:`fleet.billing.accounts` — :class:`OwnerAccounts`: an owner's bots, auto-renewal, token change
+  (the token checked first with :class:`fleet.bot_tokens.BotTokenChecker`).
 """

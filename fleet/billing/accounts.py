@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from fleet import jobs
-from fleet.billing.bot_tokens import BotIdentity
+from fleet.bot_tokens import BotIdentity
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
 from fleet.repositories import subscriptions as subscription_repo

@@ -4,7 +4,6 @@
   - :class:`ProviderUnavailable` — timeouts, network errors, 5xx/429 after every retry: try later.
   - :class:`ProviderRejected` — a 4xx answer: YooKassa refused the request (``code``, ``parameter``).
 - :class:`NotificationRejected` — a webhook request that must not be processed (wrong sender, bad body).
-- :class:`BotTokenRejected` — Telegram does not accept a bot token (``reason`` says why).
 """
 
 from __future__ import annotations
@@ -41,11 +40,3 @@ class NotificationRejected(BotfleetError):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class BotTokenRejected(BotfleetError):
-    """Telegram refused a bot token; ``reason`` is ``malformed``, ``invalid`` or ``unreachable``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import asyncpg
 
 from fleet.billing.accounts import OwnerAccounts
-from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.checkout import CheckoutService
 from fleet.billing.config import BillingConfig, Clock, utc_now
 from fleet.billing.notifications import SenderPolicy
 from fleet.billing.payments import PaymentService
 from fleet.billing.subscriptions import SubscriptionLifecycle
 from fleet.billing.yookassa import YooKassaClient
+from fleet.bot_tokens import BotTokenChecker
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 
@@ -38,7 +38,7 @@ class Billing:
     checkout: CheckoutService
     lifecycle: SubscriptionLifecycle
     accounts: OwnerAccounts
-    tokens: BotTokenVerifier
+    tokens: BotTokenChecker
 
 
 def build_billing(
@@ -48,7 +48,7 @@ def build_billing(
     provider: YooKassaClient,
     config: BillingConfig,
     senders: SenderPolicy,
-    tokens: BotTokenVerifier,
+    tokens: BotTokenChecker,
     clock: Clock = utc_now,
 ) -> Billing:
     """Wire the services from their parts (tests pass their own clock, provider and verifier)."""
@@ -85,7 +85,7 @@ async def open_billing(
         timeout=settings.yookassa_timeout_s,
         max_attempts=settings.yookassa_max_attempts,
     )
-    tokens = BotTokenVerifier(api_base=settings.telegram_api_base)
+    tokens = BotTokenChecker(api_base=settings.telegram_api_base)
     try:
         yield build_billing(
             pool=pool,

@@ -9,9 +9,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from fleet.billing.accounts import OwnerBot
-from fleet.billing.errors import BotTokenRejected, PaymentProviderError
+from fleet.billing.errors import PaymentProviderError
 from fleet.billing.wiring import Billing
-from fleet.errors import ConflictError, NotFoundError, ValidationError
+from fleet.errors import BotTokenRejected, ConflictError, NotFoundError, ValidationError
 from kit.formats import money, zone_label
 from kit.routing import Routes
 from sales_bot import keyboards
@@ -188,7 +188,7 @@ async def got_new_token(
     tenant_id = (await state.get_data()).get("tenant_id")
     owner = message.from_user.id if message.from_user else message.chat.id
     try:
-        identity = await billing.tokens.verify(token)
+        identity = await billing.tokens.get_me(token)
     except BotTokenRejected as exc:
         await message.answer(
             token_problem(texts, locale, exc), reply_markup=keyboards.cancel(texts, locale)

@@ -11,9 +11,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from fleet.billing.checkout import Order
-from fleet.billing.errors import BotTokenRejected, PaymentProviderError
+from fleet.billing.errors import PaymentProviderError
 from fleet.billing.wiring import Billing
-from fleet.errors import ConflictError, ValidationError
+from fleet.errors import BotTokenRejected, ConflictError, ValidationError
 from fleet.secrets import SecretBox
 from kit.formats import find_zone, money
 from kit.routing import Routes
@@ -118,7 +118,7 @@ async def got_token(
     token = (message.text or "").strip()
     await forget_message(bot, message)
     try:
-        identity = await billing.tokens.verify(token)
+        identity = await billing.tokens.get_me(token)
     except BotTokenRejected as exc:
         await message.answer(
             token_problem(texts, locale, exc), reply_markup=keyboards.cancel(texts, locale)

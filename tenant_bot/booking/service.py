@@ -34,6 +34,7 @@ from tenant_bot.booking.errors import (
     BookingError,
     Inactive,
     InvalidInput,
+    NotFound,
     SlotTaken,
     TooLate,
 )
@@ -41,14 +42,18 @@ from tenant_bot.booking.models import (
     Actor,
     ActorKind,
     Booking,
+    BookingDetails,
+    BookingStatus,
     Clock,
     DaySchedule,
+    HistoryEntry,
     utc_now,
 )
 from tenant_bot.booking.placement import Request, explain_no_staff, occupied_range, place
 from tenant_bot.booking.repositories import bookings as repo
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
-from tenant_bot.booking.transitions import TransitionsMixin
+from tenant_bot.booking.slots import to_utc
+from tenant_bot.booking.transitions import BookingStateMachine, lock_booking, require_active
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,12 @@ def _aware(value: datetime, field: str) -> datetime:
     return value
 
 
-class BookingService(TransitionsMixin):
-    """The booking rules. Every method is one transaction; errors are :class:`BookingError`."""
+class BookingService:
+    """The booking rules. Every method is one transaction; errors are :class:`BookingError`.
+
+    Status changes (cancel, confirm, done, no-show) are the state machine's
+    (:class:`~.transitions.BookingStateMachine`); this service hands them on, so handlers keep one
+    object to call."""
 
     def __init__(
         self, db: Database, *, clock: Clock = utc_now, cache: CatalogueCache | None = None
@@ -69,6 +78,7 @@ class BookingService(TransitionsMixin):
         self._clock = clock
         self._cache = cache or CatalogueCache()
         self._writer = BookingWriter(db, clock=clock)
+        self._states = BookingStateMachine(db, clock=clock)
 
     async def book(
         self,
@@ -139,8 +149,8 @@ class BookingService(TransitionsMixin):
     ) -> Booking:
         now = self._clock()
         async with self._db.transaction() as conn:
-            booking = await self._locked(conn, booking_id, actor)
-            self._require_active(booking)
+            booking = await lock_booking(conn, booking_id, actor)
+            require_active(booking)
             settings = await catalogue_repo.get_settings(conn)
             if actor.is_customer and booking.starts_at - now < timedelta(
                 minutes=settings.reschedule_notice_minutes
@@ -180,6 +190,79 @@ class BookingService(TransitionsMixin):
                 actor_id=actor.telegram_user_id,
                 reminder_offsets=ctx.settings.reminder_offsets_minutes,
             )
+
+    async def cancel(self, booking_id: int, *, actor: Actor, reason: str | None = None) -> Booking:
+        """Cancel an active booking; customers need ``cancel_notice_minutes`` before the start.
+
+        Cancelling a cancelled booking returns it unchanged (a repeated tap is harmless). Afterwards
+        the bot may offer the freed time to ``waitlist.candidates_for(booking)``.
+        """
+        return await self._states.cancel(booking_id, actor=actor, reason=reason)
+
+    async def transition(
+        self, booking_id: int, to: BookingStatus, *, actor: Actor, reason: str | None = None
+    ) -> Booking:
+        """Move a booking to ``to`` if the state machine allows it (owner and system only, except
+        cancelling, which follows :meth:`cancel`'s rules for customers)."""
+        return await self._states.transition(booking_id, to, actor=actor, reason=reason)
+
+    async def confirm(self, booking_id: int, *, actor: Actor) -> Booking:
+        """The owner confirms a pending booking."""
+        return await self._states.transition(booking_id, BookingStatus.CONFIRMED, actor=actor)
+
+    async def mark_done(self, booking_id: int, *, actor: Actor) -> Booking:
+        """The customer came."""
+        return await self._states.transition(booking_id, BookingStatus.DONE, actor=actor)
+
+    async def mark_no_show(self, booking_id: int, *, actor: Actor) -> Booking:
+        """The customer did not come."""
+        return await self._states.transition(booking_id, BookingStatus.NO_SHOW, actor=actor)
+
+    async def get(self, booking_id: int) -> BookingDetails:
+        """One booking with names; raises :class:`NotFound`."""
+        async with self._db.connection() as conn:
+            found = await repo.get_details(conn, booking_id)
+        if found is None:
+            raise NotFound("no such booking", entity="booking", id=booking_id)
+        return found
+
+    async def for_customer(
+        self, customer_id: int, *, include_past: bool = False
+    ) -> list[BookingDetails]:
+        """The customer's active bookings that have not ended (or, with ``include_past``, all)."""
+        async with self._db.connection() as conn:
+            if include_past:
+                return await repo.list_details(conn, customer_id=customer_id)
+            return await repo.list_details(
+                conn, customer_id=customer_id, active_only=True, ends_after=self._clock()
+            )
+
+    async def for_day(self, day: date, *, staff_id: int | None = None) -> list[BookingDetails]:
+        """Every booking starting on local ``day`` (the owner's day view), all statuses."""
+        async with self._db.connection() as conn:
+            zone = (await catalogue_repo.get_settings(conn)).zone
+            return await repo.list_details(
+                conn,
+                staff_id=staff_id,
+                starts_from=to_utc(day, 0, zone),
+                starts_before=to_utc(day, 1440, zone),
+            )
+
+    async def upcoming(self, *, until: datetime | None = None) -> list[BookingDetails]:
+        """Active bookings from now until ``until`` (default: a week)."""
+        now = self._clock()
+        async with self._db.connection() as conn:
+            return await repo.list_details(
+                conn,
+                active_only=True,
+                starts_from=now,
+                starts_before=until or now + timedelta(days=7),
+            )
+
+    async def history(self, booking_id: int) -> list[HistoryEntry]:
+        """Every recorded change of the booking, oldest first."""
+        async with self._db.connection() as conn:
+            return await repo.history(conn, booking_id)
 
     async def day_schedule(self, day: date, *, staff_id: int | None = None) -> DaySchedule:
         """The owner's view of local ``day``: the bookings that count, and the cancelled ones."""

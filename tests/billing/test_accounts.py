@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.billing.bot_tokens import BotIdentity
 from fleet.billing.payments import PaymentOutcome
 from fleet.billing.wiring import Billing
+from fleet.bot_tokens import BotIdentity
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from sandbox.testing import bot_id_of, new_bot_token
 from sandbox.yookassa import YooKassaStandIn

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.wiring import Billing
+from fleet.bot_tokens import BotTokenChecker
 from fleet.secrets import SecretBox
 from sales_bot.app import build_dispatcher, make_bot
 from sales_bot.outbox import OutboxDelivery
@@ -62,7 +62,7 @@ async def sales_bot(
 ) -> AsyncIterator[RunningSalesBot]:
     token = new_bot_token()
     await telegram_sandbox.register_bot(token, username=f"sales{bot_id_of(token)}_bot")
-    tokens = BotTokenVerifier(api_base=telegram_emulator.base_url)
+    tokens = BotTokenChecker(api_base=telegram_emulator.base_url)
     wired = dataclasses.replace(billing, tokens=tokens)
     texts = Texts("sales_bot")
     dispatcher = build_dispatcher(

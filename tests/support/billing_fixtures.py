@@ -21,12 +21,12 @@ from tenacity import wait_none
 
 from control_plane import problems
 from control_plane.routes.billing import router
-from fleet.billing.bot_tokens import BotTokenVerifier
 from fleet.billing.checkout import Order
 from fleet.billing.config import BillingConfig
 from fleet.billing.notifications import SenderPolicy
 from fleet.billing.wiring import Billing, build_billing
 from fleet.billing.yookassa import YooKassaClient
+from fleet.bot_tokens import BotTokenChecker
 from fleet.repositories.plans import PlanRepository
 from fleet.secrets import SecretBox, generate_master_key
 from sandbox.testing import (  # noqa: F401  (fixtures are found by name)
@@ -121,7 +121,7 @@ async def billing(
     billing_config: BillingConfig,
     clock: FakeClock,
 ) -> AsyncIterator[Billing]:
-    tokens = BotTokenVerifier(api_base="http://127.0.0.1:9")  # unused unless a test replaces it
+    tokens = BotTokenChecker(api_base="http://127.0.0.1:9")  # unused unless a test replaces it
     yield build_billing(
         pool=pool,
         secrets=secret_box,
