@@ -100,7 +100,7 @@ class ForkServer:
             self.failed_preloads = ready.get("failed") or {}
             for name, reason in self.failed_preloads.items():
                 log.warning(
-                    "fork server could not preload", extra={"module": name, "reason": reason}
+                    "fork server could not preload", extra={"preload": name, "reason": reason}
                 )
             self._reader = asyncio.create_task(self._read(self._proc), name="forkserver-reader")
             log.info(

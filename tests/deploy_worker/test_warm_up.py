@@ -54,3 +54,26 @@ async def test_fork_server_runs_warm_ups_and_reports_failures() -> None:
     assert ready["ready"] is True
     assert ready["preloaded"] == ["json", "tenant_bot.app:warm_up"]
     assert list(ready["failed"]) == ["json:no_such_function"]
+
+
+async def test_the_worker_reports_a_failed_preload_and_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A preload the fork server could not import is a warning naming it; the server still serves
+    (the log record once crashed: ``module`` is a reserved attribute of a LogRecord)."""
+    from deploy_worker.runtimes.forkclient import ForkServer
+
+    server = ForkServer(
+        preload=["json", "json:no_such_function"],
+        log_path=tmp_path / "forkserver.log",
+        on_exit=lambda pid, code: None,
+    )
+    try:
+        await server.start()
+        assert server.running
+    finally:
+        await server.close()
+    [record] = [r for r in caplog.records if r.getMessage() == "fork server could not preload"]
+    assert record.levelname == "WARNING"
+    assert record.preload == "json:no_such_function"  # type: ignore[attr-defined]
+    assert "no_such_function" in record.reason  # type: ignore[attr-defined]
