@@ -18,7 +18,11 @@ from fleet.errors import ConfigError
 from fleet.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from docker import DockerClient
+
+    from deploy_worker.runtimes.forkclient import ExitCallback, Spawner
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +82,19 @@ def resolve_kind(settings: Settings, *, sandbox: bool = False) -> str:
 
 
 def create_runtime(
-    settings: Settings, *, namespace: str, kind: str | None = None, observer: bool = False
+    settings: Settings,
+    *,
+    namespace: str,
+    kind: str | None = None,
+    observer: bool = False,
+    fork_server: Callable[[ExitCallback], Spawner] | None = None,
 ) -> Runtime:
     """Build the runtime ``kind`` (default: from settings) for ``namespace`` (the role prefix).
 
     ``observer``: for read-only callers beside a running worker (``fleet status``, logs); the process
-    runtime then neither takes its state directory's lock nor supervises anything.
+    runtime then neither takes its state directory's lock nor supervises anything. ``fork_server``:
+    the process runtime's fork server, built from its exit callback (tests share one; default: its
+    own, preloading ``settings.process_preload``).
 
     Blocking (it may ping the Docker engine): call it at start-up, or in a thread."""
     kind = kind or resolve_kind(settings)
@@ -97,6 +108,7 @@ def create_runtime(
             preload=preload,
             stop_timeout=settings.stop_timeout_s,
             observer=observer,
+            fork_server=fork_server,
             confinement=None if observer else process_confinement(settings, namespace=namespace),
         )
     if kind in ("docker", "swarm"):

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deploy_worker.errors import RuntimeBackendError
 
@@ -24,6 +24,29 @@ log = logging.getLogger(__name__)
 
 SERVER_MODULE = "deploy_worker.runtimes.forkserver"
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "SSL_CERT_FILE")
+
+ExitCallback = Callable[[int, int], None]
+"""Told ``(pid, exit code)`` when a child of the fork server ends."""
+
+
+class Spawner(Protocol):
+    """What the process runtime needs of a fork server: :class:`ForkServer`, or (tests) a handle on
+    one server shared by many runtimes."""
+
+    async def start(self) -> None: ...
+
+    async def spawn(
+        self,
+        *,
+        entry: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        name: str = "",
+        markers: Path | None = None,
+        jail: Mapping[str, object] | None = None,
+    ) -> int: ...
+
+    async def close(self) -> None: ...
 
 
 class ForkServer:
@@ -34,7 +57,7 @@ class ForkServer:
         *,
         preload: Sequence[str],
         log_path: Path,
-        on_exit: Callable[[int, int], None],
+        on_exit: ExitCallback,
         start_timeout: float = 120.0,
         request_timeout: float = 15.0,
         python: str = sys.executable,

@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from typing import Any
 from deploy_worker.errors import StateDirLocked
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
 from deploy_worker.runtimes.confinement import Confinement, Limits
-from deploy_worker.runtimes.forkclient import ForkServer
+from deploy_worker.runtimes.forkclient import ExitCallback, ForkServer, Spawner
 from deploy_worker.spec import LABEL_NAMESPACE, TENANT_PIDS_LIMIT, RuntimeSpec, instance_name
 from fleet.settings import FORKSERVER_PRELOAD, TENANT_BOT_WARM_UP
 
@@ -89,14 +89,16 @@ class ProcessRuntime:
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         stable_after: float = 60.0,
-        fork_server: ForkServer | None = None,
+        fork_server: Callable[[ExitCallback], Spawner] | None = None,
         observer: bool = False,
         confinement: Confinement | None = None,
     ) -> None:
         """``observer``: read-only (``botfleet fleet status``, logs) — no lock, no supervision, no
         fork server; ``ensure``/``stop``/``remove`` raise. A worker's runtime is never an observer.
         ``confinement``: a uid and cgroup limits per bot (None: bots run as this process's user,
-        without limits)."""
+        without limits). ``fork_server`` builds the fork server from the runtime's exit callback
+        (default: a :class:`ForkServer` of its own, preloading ``preload`` and ``warm_up``; tests hand
+        every runtime a handle on one shared server)."""
         self.namespace = namespace
         self._dir = state_dir
         self._logs = state_dir / "logs"
@@ -106,10 +108,14 @@ class ProcessRuntime:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._stable_after = stable_after
-        self._server = fork_server or ForkServer(
-            preload=[*preload, *warm_up],
-            log_path=state_dir / "forkserver.log",
-            on_exit=self._on_exit,
+        self._server: Spawner = (
+            fork_server(self._on_exit)
+            if fork_server is not None
+            else ForkServer(
+                preload=[*preload, *warm_up],
+                log_path=state_dir / "forkserver.log",
+                on_exit=self._on_exit,
+            )
         )
         self._children: dict[str, _Child] = {}
         self._locks: dict[str, asyncio.Lock] = {}

@@ -10,7 +10,6 @@ process state directory; everything is removed afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from sandbox.telegram import TelegramEmulator
 from sandbox.testing import new_bot_token, telegram_emulator, telegram_sandbox  # noqa: F401
 from schemas.tenants import TenantCreate
 from tests.support.dw_helpers import running_worker
+from tests.support.shared_fork_server import SharedForkServer
 
 IMAGE = "botfleet:latest"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -208,18 +208,35 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+@pytest.fixture(scope="session")
+def shared_fork_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedForkServer]:
+    """One fork server for every process runtime of this session (it costs seconds to start; the
+    runtimes of different tests share nothing else): see tests/support/shared_fork_server.py."""
+    shared = SharedForkServer(log_path=tmp_path_factory.mktemp("forkserver") / "forkserver.log")
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """The runtime under test; every instance of the test's namespace is removed afterwards."""
+async def runtime(
+    settings: Settings, shared_fork_server: SharedForkServer
+) -> AsyncIterator[Runtime]:
+    """The runtime under test; every instance of the test's namespace is removed afterwards. The
+    process runtime forks from the session's shared fork server."""
     from deploy_worker.runtimes import create_runtime
 
-    rt = await asyncio.to_thread(create_runtime, settings, namespace=settings.tenant_role_prefix)
+    rt = await asyncio.to_thread(
+        create_runtime,
+        settings,
+        namespace=settings.tenant_role_prefix,
+        fork_server=shared_fork_server.handle if settings.runtime == "process" else None,
+    )
     try:
         yield rt
     finally:
-        for instance in await rt.list_by_label():
-            with contextlib.suppress(Exception):
-                await rt.remove(instance.slug)
+        # all at once: each waits for its bot to stop (a test may leave 20)
+        instances = await rt.list_by_label()
+        await asyncio.gather(*(rt.remove(i.slug) for i in instances), return_exceptions=True)
         await rt.close()
 
 
