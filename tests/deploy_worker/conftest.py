@@ -4,7 +4,8 @@ is built), tenants with bots registered in the Telegram emulator, and a running 
 
 Each test gets a fresh database (the reconciler scans every tenant of its database, so tests sharing
 one would converge each other's tenants), its own role prefix (= runtime namespace) and its own
-process state directory; everything is removed afterwards.
+process state directory; everything is removed afterwards. The process runtimes of one session fork
+from one shared fork server (tests/support/shared_fork_server.py): starting one costs seconds of CPU.
 """
 
 from __future__ import annotations
