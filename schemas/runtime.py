@@ -64,6 +64,11 @@ class TenantRuntime(BaseModel):
     webhook_secret: SecretStr | None = None
     webhook_port: int = Field(default=8080, ge=1, le=65535)
     health_port: int | None = Field(default=None, ge=1, le=65535)
+    # PostgreSQL pool tuning (None: the bot's defaults, tenant_bot.resources). Left out of the
+    # environment when unset, so existing runtime specs (and their hashes) do not change.
+    db_pool_max: int | None = Field(default=None, ge=1, le=50)
+    db_idle_seconds: float | None = Field(default=None, gt=0, le=3600)
+    db_acquire_timeout: float | None = Field(default=None, gt=0, le=120)
 
     @field_validator("bot_token")
     @classmethod

@@ -11,6 +11,14 @@ Telegram's flood wait); one that can never be delivered (a text that cannot rend
 refuses, a customer who blocked the bot) is marked failed with its error, counted and logged once, and
 the items behind it go on.
 
+Idle tenants hold no database connection: after each pass the loop asks when the next reminder
+or completion card falls due (:meth:`~tenant_bot.booking.reminders.ReminderService.next_due`) and
+sleeps until then, at least ``interval`` and at most ``recheck`` seconds (the recheck finds work that
+another process queued). A booking made, moved or confirmed in this process calls :meth:`nudge`,
+which runs a pass ``interval`` seconds later (many nudges, one pass). The worker's booking core sits
+on a pool of its own whose one connection closes right after a pass (tenant_bot.resources), so a
+tenant with nothing due touches PostgreSQL once per ``recheck`` and holds nothing in between.
+
 Loop health: the loop runs under the process's :class:`~kit.supervisor.Supervisor` and reports
 every finished pass with ``beat``. A tick that fails because PostgreSQL is unreachable
 (:class:`~tenant_bot.booking.errors.StorageUnavailable`) is an outage, not a fault of the bot: it is
@@ -39,6 +47,8 @@ from tenant_bot.notifications import COMPLETION_CARD, REMINDER, Notifier
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 5.0
+RECHECK_SECONDS = 300.0  # a pass at least this often, even with nothing due
+IDLE_BEAT_SECONDS = 60.0  # while sleeping, the loop still tells its supervisor it is alive
 OUTAGE_PAUSE_MAX_SECONDS = 15.0  # a reminder due during an outage goes out soon after it
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 
@@ -47,35 +57,73 @@ class BackgroundWorker:
     """Runs :meth:`tick` every ``interval`` seconds until cancelled."""
 
     def __init__(
-        self, *, core: BookingCore, notifier: Notifier, clock: Clock, interval: float = TICK_SECONDS
+        self,
+        *,
+        core: BookingCore,
+        notifier: Notifier,
+        clock: Clock,
+        interval: float = TICK_SECONDS,
+        recheck: float = RECHECK_SECONDS,
     ) -> None:
         self.core = core
         self.notifier = notifier
         self.clock = clock
         self.interval = interval
+        self.recheck = max(recheck, interval)
         self.worker_id = f"{socket.gethostname()[:24]}:{os.getpid()}"
         self._last_housekeeping: datetime | None = None
+        self._next_due: datetime | None = None
+        self._nudged = False
         self.wake = asyncio.Event()
 
+    def nudge(self) -> None:
+        """Something may fall due soon: run a pass within ``interval`` seconds (not at once, so a
+        burst of bookings costs one pass)."""
+        if self._nudged:
+            return
+        self._nudged = True
+        asyncio.get_running_loop().call_later(self.interval, self.wake.set)
+
     async def run(self, *, beat: Callable[[], None] | None = None) -> None:
-        """Loop forever, calling ``beat`` after every pass (one cut short by an outage included)."""
+        """Loop forever, calling ``beat`` after every pass (one cut short by an outage included)
+        and at least every ``IDLE_BEAT_SECONDS`` while it sleeps."""
         outages = 0
         while True:
+            self._nudged = False
             try:
                 await self.tick()
                 outages = 0
+                pause = self.pause()
             except StorageUnavailable as exc:
                 outages += 1
                 log.warning("background tick failed", extra={"code": exc.code, "failures": outages})
+                pause = min(self.interval * 2 ** min(outages, 8), OUTAGE_PAUSE_MAX_SECONDS)
             if beat is not None:
                 beat()
-            pause = min(self.interval * 2 ** min(outages, 8), OUTAGE_PAUSE_MAX_SECONDS)
+            await self._sleep(max(pause, self.interval), beat)
+
+    def pause(self) -> float:
+        """Seconds until the next pass: until the next item falls due, within [interval, recheck]."""
+        if self._next_due is None:
+            return self.recheck
+        wait = (self._next_due - self.clock()).total_seconds()
+        return min(max(wait, self.interval), self.recheck)
+
+    async def _sleep(self, seconds: float, beat: Callable[[], None] | None) -> None:
+        """Sleep ``seconds`` or until woken, beating every ``IDLE_BEAT_SECONDS``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (remaining := deadline - loop.time()) > 0:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # arrives as its timeout fires, and the loop would then outlive its supervisor's stop.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(pause, self.interval)):
+                async with asyncio.timeout(min(remaining, IDLE_BEAT_SECONDS)):
                     await self.wake.wait()
-            self.wake.clear()
+            if self.wake.is_set():
+                break
+            if beat is not None:
+                beat()
+        self.wake.clear()
 
     async def tick(self) -> dict[str, int]:
         """One pass: send due reminders, put ended bookings to the owners, tidy up hourly."""
@@ -92,6 +140,7 @@ class BackgroundWorker:
             self._last_housekeeping = now
             await self.core.reminders.expire_stale()
             await self.core.bookings.purge_idempotency_keys()
+        self._next_due = await self.core.reminders.next_due()
         if any(counts.values()):
             log.info("background work done", extra=counts)
         return counts

@@ -17,7 +17,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import User
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from kit.flood import RetryAfterMiddleware
@@ -37,7 +37,23 @@ log = logging.getLogger(__name__)
 
 # A conversation left alone for a week is forgotten; nobody resumes a booking after that.
 FSM_TTL_SECONDS = 7 * 24 * 3600
+# PostgreSQL connections follow activity, not tenants (docs/ARCHITECTURE.md, "Connections"): the
+# pool opens none ahead of need and closes each one idle for DB_IDLE_SECONDS, so an idle bot holds
+# none; a burst uses at most DB_POOL_MAX, and a request that finds them all busy waits at most
+# DB_ACQUIRE_TIMEOUT_SECONDS, then the user is told to try again in a minute. The background work
+# has a pool of its own of one connection that closes as soon as a pass is over
+# (BACKGROUND_LINGER_SECONDS), so its rare passes hold nothing between them either.
 DB_POOL_MAX = 5
+DB_IDLE_SECONDS = 30.0
+DB_ACQUIRE_TIMEOUT_SECONDS = 5.0
+BACKGROUND_LINGER_SECONDS = 0.5
+# pg_stat_activity.application_name of the bot's connections ("tenant_bot:background" for the
+# background work's): operators and the density benchmark count them by it.
+APPLICATION_NAME = "tenant_bot"
+# Redis: the bot's commands share one client whose pool never opens more than this; a command that
+# finds them all busy waits for one (up to REDIS_WAIT_SECONDS) rather than failing.
+REDIS_MAX_CONNECTIONS = 5
+REDIS_WAIT_SECONDS = 10.0
 # A clean stop waits this long for each of the bot session, the FSM storage and the pool.
 CLOSE_TIMEOUT_SECONDS = 10.0
 # Updates per user per window (seconds): generous for people, tight for floods and scripts.
@@ -54,6 +70,7 @@ class BotResources:
 
     runtime: TenantRuntime
     pool: asyncpg.Pool
+    background_pool: asyncpg.Pool
     redis: Redis
     bot: Bot
     me: User
@@ -71,14 +88,21 @@ class BotResources:
         await register_commands(self.bot, texts=self.texts, owner_ids=self.runtime.owner_ids)
 
     async def close(self) -> None:
-        """Close the bot session, the FSM storage, Redis and the pool (each even if another fails)."""
-        for closer in (self.bot.session.close, self.storage.close, self.pool.close):
+        """Close the bot session, the FSM storage, Redis and the pools (each even if another fails)."""
+        closers = (
+            self.bot.session.close,
+            self.storage.close,
+            self.pool.close,
+            self.background_pool.close,
+        )
+        for closer in closers:
             try:
                 await asyncio.wait_for(closer(), timeout=CLOSE_TIMEOUT_SECONDS)
             except Exception:
                 log.warning("closing failed", extra={"closer": getattr(closer, "__qualname__", "")})
-                if closer == self.pool.close:
-                    self.pool.terminate()  # a connection still held is not waited for any longer
+                for pool in (self.pool, self.background_pool):
+                    if closer == pool.close:
+                        pool.terminate()  # a connection still held is not waited for any longer
         with contextlib.suppress(RedisError, OSError):
             await self.redis.aclose()
 
@@ -98,29 +122,50 @@ def make_bot(runtime: TenantRuntime) -> Bot:
     )
 
 
-async def _connect_database(runtime: TenantRuntime) -> asyncpg.Pool:
+async def _connect_database(runtime: TenantRuntime) -> tuple[asyncpg.Pool, asyncpg.Pool]:
+    """The bot's pool and the background work's, both empty until used; the database is checked
+    once (that connection closes when idle like any other)."""
+    dsn = runtime.database_url.get_secret_value()
+    pool = background = None
     try:
         pool = await asyncpg.create_pool(
-            runtime.database_url.get_secret_value(),
-            min_size=1,
-            max_size=DB_POOL_MAX,
+            dsn,
+            min_size=0,
+            max_size=runtime.db_pool_max or DB_POOL_MAX,
             command_timeout=30,
-            max_inactive_connection_lifetime=300,
+            max_inactive_connection_lifetime=runtime.db_idle_seconds or DB_IDLE_SECONDS,
             init=init_connection,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+        background = await asyncpg.create_pool(
+            dsn,
+            min_size=0,
+            max_size=1,
+            command_timeout=30,
+            max_inactive_connection_lifetime=BACKGROUND_LINGER_SECONDS,
+            init=init_connection,
+            server_settings={"application_name": APPLICATION_NAME + ":background"},
         )
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        for opened in (pool, background):
+            if opened is not None:
+                opened.terminate()
         raise StartupError(f"database unreachable: {type(exc).__name__}") from exc
-    return pool
+    return pool, background
 
 
 async def _connect_redis(runtime: TenantRuntime) -> Redis:
-    redis = Redis.from_url(
-        runtime.redis_url.get_secret_value(),
-        socket_timeout=10,
-        socket_connect_timeout=10,
-        health_check_interval=30,
+    redis = Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            runtime.redis_url.get_secret_value(),
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=REDIS_WAIT_SECONDS,
+            socket_timeout=10,
+            socket_connect_timeout=10,
+            health_check_interval=30,
+        )
     )
     try:
         await redis.ping()
@@ -134,11 +179,12 @@ async def open_resources(
     runtime: TenantRuntime, *, clock: Clock, rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
 ) -> BotResources:
     """Connect everything and wire the dispatcher; raises :class:`StartupError` naming what failed."""
-    pool = await _connect_database(runtime)
+    pool, background_pool = await _connect_database(runtime)
     try:
         redis = await _connect_redis(runtime)
     except StartupError:
         await pool.close()
+        await background_pool.close()
         raise
     bot = make_bot(runtime)
     try:
@@ -147,6 +193,7 @@ async def open_resources(
         await bot.session.close()
         await redis.aclose()
         await pool.close()
+        await background_pool.close()
         raise StartupError(f"telegram getMe failed: {type(exc).__name__}") from exc
     storage = RedisStorage(
         redis,
@@ -155,7 +202,8 @@ async def open_resources(
         data_ttl=FSM_TTL_SECONDS,
     )
     texts = BotTexts(default_locale=runtime.locale)
-    core = BookingCore(pool, clock=clock)
+    acquire_timeout = runtime.db_acquire_timeout or DB_ACQUIRE_TIMEOUT_SECONDS
+    core = BookingCore(pool, clock=clock, acquire_timeout=acquire_timeout)
     locales = LocaleStore(redis, prefix=runtime.redis_prefix)
     notifier = Notifier(
         bot,
@@ -179,10 +227,16 @@ async def open_resources(
         clock=clock,
         rate_limit=rate_limit,
     )
-    background = BackgroundWorker(core=core, notifier=notifier, clock=clock)
+    background = BackgroundWorker(
+        core=BookingCore(background_pool, clock=clock, acquire_timeout=acquire_timeout),
+        notifier=notifier,
+        clock=clock,
+    )
+    core.bookings.on_change = background.nudge  # a new or moved booking may bring work due soon
     return BotResources(
         runtime=runtime,
         pool=pool,
+        background_pool=background_pool,
         redis=redis,
         bot=bot,
         me=me,

@@ -139,8 +139,10 @@ from tenant_bot.booking.waitlist import WaitlistService
 class BookingCore:
     """The facade the tenant bot holds (one per process, built in its entry point from its pool)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, clock: Clock = utc_now) -> None:
-        db = Database(pool)
+    def __init__(
+        self, pool: asyncpg.Pool, *, clock: Clock = utc_now, acquire_timeout: float | None = None
+    ) -> None:
+        db = Database(pool, acquire_timeout=acquire_timeout)
         cache = CatalogueCache()
         self.catalogue = CatalogueService(db, clock=clock, cache=cache)
         self.customers = CustomerService(db, clock=clock)

@@ -86,16 +86,22 @@ _MAPPED = (asyncpg.PostgresError, asyncpg.exceptions.InternalClientError, *_UNAV
 
 
 class Database:
-    """Hands out connections/transactions of the tenant's pool with errors mapped to the domain."""
+    """Hands out connections/transactions of the tenant's pool with errors mapped to the domain.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    ``acquire_timeout`` bounds the wait for a connection when the pool is at its maximum (or a new
+    one is slow to open): past it the caller gets :class:`StorageUnavailable` (the bot tells the
+    user to try again in a minute) instead of waiting without end. None waits as long as it takes.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float | None = None) -> None:
         self._pool = pool
+        self._acquire_timeout = acquire_timeout
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection in autocommit mode (each statement its own transaction)."""
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
         except _MAPPED as exc:
             raise map_error(exc) from exc
@@ -104,7 +110,10 @@ class Database:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside one transaction, committed when the block ends without error."""
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with (
+                self._pool.acquire(timeout=self._acquire_timeout) as conn,
+                conn.transaction(),
+            ):
                 yield conn
         except _MAPPED as exc:
             raise map_error(exc) from exc

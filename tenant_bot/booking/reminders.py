@@ -104,3 +104,9 @@ class ReminderService:
         """Cancel reminders that can no longer be useful (booking started or not active)."""
         async with self._db.connection() as conn:
             return await repo.expire_stale(conn, now=self._clock())
+
+    async def next_due(self) -> datetime | None:
+        """When the next reminder or completion card falls due (maybe already past: due now), or
+        None when nothing is waiting. A sender sleeps until then instead of polling the database."""
+        async with self._db.connection() as conn:
+            return await repo.next_due(conn, now=self._clock())

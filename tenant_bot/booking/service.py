@@ -21,6 +21,7 @@ How the guarantees hold under concurrency (see also :mod:`.placement`):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -79,6 +80,12 @@ class BookingService:
         self._cache = cache or CatalogueCache()
         self._writer = BookingWriter(db, clock=clock)
         self._states = BookingStateMachine(db, clock=clock)
+        # Called after a booking is made, moved or confirmed (the background work's early wake-up).
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def book(
         self,
@@ -115,7 +122,7 @@ class BookingService:
         )
 
         try:
-            return await retry_busy(lambda: place(self._db, self._cache, self._writer, request))
+            booking = await retry_busy(lambda: place(self._db, self._cache, self._writer, request))
         except BookingError:
             if idempotency_key is not None:
                 async with self._db.connection() as conn:
@@ -125,6 +132,8 @@ class BookingService:
                 if existing is not None:
                     return existing
             raise
+        self._changed()
+        return booking
 
     async def reschedule(
         self,
@@ -140,9 +149,11 @@ class BookingService:
         for the new one. Atomic: on any error the booking keeps its old time.
         """
         new_start = _aware(new_start, "new_start")
-        return await retry_busy(
+        booking = await retry_busy(
             lambda: self._reschedule(booking_id, new_start, actor=actor, new_staff_id=new_staff_id)
         )
+        self._changed()
+        return booking
 
     async def _reschedule(
         self, booking_id: int, new_start: datetime, *, actor: Actor, new_staff_id: int | None
@@ -208,7 +219,9 @@ class BookingService:
 
     async def confirm(self, booking_id: int, *, actor: Actor) -> Booking:
         """The owner confirms a pending booking."""
-        return await self._states.transition(booking_id, BookingStatus.CONFIRMED, actor=actor)
+        booking = await self._states.transition(booking_id, BookingStatus.CONFIRMED, actor=actor)
+        self._changed()
+        return booking
 
     async def mark_done(self, booking_id: int, *, actor: Actor) -> Booking:
         """The customer came."""

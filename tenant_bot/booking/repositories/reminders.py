@@ -242,3 +242,29 @@ async def fail_completion_prompt(
         error,
     )
     return status == "UPDATE 1"
+
+
+async def next_due(conn: asyncpg.Connection, *, now: datetime) -> datetime | None:
+    """The earliest time :func:`claim_due` or :func:`claim_completion_prompts` could claim
+    something: an offset still armed on an active booking ahead, a reminder row waiting for its
+    time or for its lease (or backoff) to end, a confirmed booking's end not yet put to the owner.
+    None when there is nothing."""
+    return await conn.fetchval(
+        """
+        SELECT least(
+            (SELECT min(b.starts_at - make_interval(
+                        mins => (SELECT max(o) FROM unnest(b.reminder_offsets) AS o)))
+             FROM bookings b
+             WHERE b.status IN ('pending', 'confirmed') AND b.first_reminder_at IS NOT NULL
+               AND b.starts_at > $1 AND cardinality(b.reminder_offsets) > 0),
+            (SELECT min(greatest(r.due_at, coalesce(r.claimed_until, r.due_at)))
+             FROM reminders r JOIN bookings b ON b.id = r.booking_id
+             WHERE r.status = 'pending' AND b.status IN ('pending', 'confirmed')
+               AND b.starts_at > $1),
+            (SELECT min(greatest(ends_at, coalesce(completion_retry_at, ends_at)))
+             FROM bookings
+             WHERE status = 'confirmed' AND completion_prompted_at IS NULL)
+        )
+        """,
+        now,
+    )
