@@ -186,6 +186,9 @@ class SpecBuilder:
             telegram_api_base=(
                 self._settings.tenant_telegram_api_base or self._settings.telegram_api_base
             ),
+            db_pool_max=self._settings.tenant_db_pool_max,
+            db_idle_seconds=self._settings.tenant_db_idle_s,
+            db_acquire_timeout=self._settings.tenant_db_acquire_timeout_s,
         )
 
     def build(

@@ -243,6 +243,21 @@ class Settings(BaseSettings):
     tenant_connection_limit: int = Field(
         default=12, ge=2, le=1000, description="CONNECTION LIMIT of tenant roles (bot pool: 5)."
     )
+    tenant_db_pool_max: int | None = Field(
+        default=None, ge=1, le=50, description="Connections a tenant bot's pool opens at most (5)."
+    )
+    tenant_db_idle_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="A tenant bot closes a PostgreSQL connection idle this long (30).",
+    )
+    tenant_db_acquire_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=120,
+        description="A tenant bot's request waits this long for a busy pool, then apologises (5).",
+    )
     worker_concurrency: int = Field(default=8, ge=1, le=256, description="Jobs run at once.")
     worker_lease_s: float = Field(default=60.0, ge=1, le=3600)
     worker_poll_s: float = Field(default=5.0, gt=0, le=300, description="Poll when no NOTIFY.")

@@ -97,9 +97,12 @@ async def run(
         stale_after=HEARTBEAT_STALE_AFTER_SECONDS,
     )
     try:
-        await seed_profile(resources.core, runtime)
+        # on the background work's pool: its connection closes at once, so start-up leaves the bot
+        # holding no connection (a fleet starting at once does not fill PostgreSQL)
+        startup_core = resources.background.core
+        await seed_profile(startup_core, runtime)
         await publish_name(
-            resources.bot, (await resources.core.catalogue.get_settings()).business_name
+            resources.bot, (await startup_core.catalogue.get_settings()).business_name
         )
         await resources.register_commands()
         receiver = make_receiver(resources) if receive else IdleReceiver()

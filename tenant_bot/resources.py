@@ -124,7 +124,7 @@ def make_bot(runtime: TenantRuntime) -> Bot:
 
 async def _connect_database(runtime: TenantRuntime) -> tuple[asyncpg.Pool, asyncpg.Pool]:
     """The bot's pool and the background work's, both empty until used; the database is checked
-    once (that connection closes when idle like any other)."""
+    once, on the background pool (whose connection closes right after)."""
     dsn = runtime.database_url.get_secret_value()
     pool = background = None
     try:
@@ -146,7 +146,7 @@ async def _connect_database(runtime: TenantRuntime) -> tuple[asyncpg.Pool, async
             init=init_connection,
             server_settings={"application_name": APPLICATION_NAME + ":background"},
         )
-        async with pool.acquire() as conn:
+        async with background.acquire() as conn:
             await conn.fetchval("SELECT 1")
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         for opened in (pool, background):

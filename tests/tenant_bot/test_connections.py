@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import asyncpg
 
+from schemas.runtime import TenantRuntime
 from tenant_bot.background import RECHECK_SECONDS
 from tenant_bot.resources import REDIS_MAX_CONNECTIONS
 from tests.support.chat_helpers import book_first_slot, say, wait_for_text
@@ -33,6 +34,13 @@ async def _until_connections(database_url: str, role: str, want: int, timeout: f
     while (count := await _bot_connections(database_url, role)) != want:
         assert loop.time() < deadline, f"{count} connections, expected {want}"
         await asyncio.sleep(0.2)
+
+
+async def test_a_started_bot_holds_no_connection(start_bot, tenant, database_url) -> None:
+    """Start-up (the database check, the profile, the first background pass) leaves none open, so a
+    fleet starting at once does not fill PostgreSQL; the default idle close (30 s) is not waited."""
+    await start_bot()
+    await _until_connections(database_url, tenant.names.role, 0, timeout=3)
 
 
 async def test_idle_bot_holds_no_connection_and_a_cold_pool_still_books(
@@ -103,3 +111,32 @@ async def test_redis_connections_per_bot_are_bounded(start_bot) -> None:
         *(bot.resources.redis.ping() for _ in range(REDIS_MAX_CONNECTIONS * 4))
     )
     assert all(results)
+
+
+def test_deploy_worker_settings_reach_the_bots_pool() -> None:
+    """``BOTFLEET_TENANT_DB_*`` settings go into the runtime contract; unset, nothing is added (so
+    the specs of existing bots, and their hashes, do not change)."""
+    from deploy_worker.spec import SpecBuilder
+    from fleet.data_plane import TenantNames
+    from fleet.settings import load_settings
+    from fleet.tenants import TenantSecrets
+
+    tenant = {
+        "slug": "acme",
+        "owner_telegram_ids": [1],
+        "locale": "en",
+        "timezone": "Europe/Moscow",
+        "display_name": "Acme",
+    }
+    secrets = TenantSecrets("123456789:" + "S" * 35, "dbpass", "redispass")
+    names = TenantNames.of("acme")
+    base = {"database_url": "postgresql://p@db/botfleet", "redis_url": "redis://redis:6379/0"}
+
+    def contract(**settings: object) -> dict[str, str]:
+        builder = SpecBuilder(settings=load_settings(**base, **settings), namespace="tenant_")
+        return builder.runtime_contract(tenant, secrets, names).to_env()
+
+    assert not [name for name in contract() if name.startswith("BOTFLEET_TENANT_DB_")]
+    tuned = contract(tenant_db_pool_max=3, tenant_db_idle_s=10, tenant_db_acquire_timeout_s=2)
+    runtime = TenantRuntime.from_env(tuned)
+    assert (runtime.db_pool_max, runtime.db_idle_seconds, runtime.db_acquire_timeout) == (3, 10, 2)
