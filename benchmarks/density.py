@@ -1,0 +1,433 @@
+"""Density benchmark: many live tenant bots on one host (process runtime), their memory, their
+PostgreSQL and Redis connections, /start latency and race-free bookings (issue 17).
+
+    BOTFLEET_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/botfleet \\
+    BOTFLEET_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/density.py --quick
+
+``--quick``: 50 tenants, 20 concurrent booking tenants; the full default: 1000 tenants, 100
+bookers; ``--tenants N`` / ``--bookers N`` choose. One run, against the in-process Telegram emulator
+and a deploy worker on the ``process`` runtime (bots forked from one warmed interpreter):
+
+1. one tenant goes live alone and answers ``/start`` (paced): the baseline ``/start`` latency;
+2. the other tenants are enqueued at once; ``time_to_all_live_s`` runs until every one answered
+   ``/start``;
+3. every bot idles past its connection idle time: ``pg_connections_idle`` (server connections of
+   the run's tenant roles), ``redis_connections`` (clients of its ACL users), USS per bot;
+4. ``/start`` to random live tenants (paced): ``start_p50_ms`` / ``start_p99_ms`` and their ratio to
+   the baseline (most of these bots have a cold pool: the first query opens a connection);
+5. ``bookers`` tenants each get two customers tapping Confirm on the same slot at the same moment:
+   ``pg_connections_peak`` (sampled every 50 ms), ``double_bookings`` (slots held twice).
+
+The bots close a connection idle ``--db-idle-s`` seconds (the deploy worker's
+``tenant_db_idle_s``; 2 by default here so the run stays small on a shared server, 30 in
+production). PostgreSQL is shared: the run refuses to start unless the server has room for
+``--min-free`` more connections. It works in a scratch database with its own role prefix, Redis ACL
+users and state directory; everything is removed at the end. Progress on stderr, ONE JSON line on
+stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from redis.asyncio import Redis
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.provision import Bench, create_tenant, percentile, running, wait_active
+from fleet.db import create_pool
+from fleet.secrets import SecretBox
+from fleet.tenants import TenantService
+from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
+from sandbox.testing import fast_emulator_config
+from tenant_bot.booking import BookingCore, WorkInterval
+
+SERVICE = "Haircut · 1 h · 1 500 ₽"
+SUMMARY_MARK = "check your booking"
+ZONE = ZoneInfo("Europe/Moscow")
+
+
+def say(message: str) -> None:
+    print(f"[density] {message}", file=sys.stderr, flush=True)
+
+
+class Tenant:
+    """One benchmark tenant: its row, bot, schema and the sandbox users acting towards it."""
+
+    def __init__(self, row: asyncpg.Record, bot_id: int, schema: str) -> None:
+        self.row = row
+        self.slug: str = row["slug"]
+        self.bot_id = bot_id
+        self.schema = schema
+        self.visitor: TelegramUser | None = None
+        self.bookers: list[TelegramUser] = []
+
+
+async def first_answer_ms(user: TelegramUser, text: str = "/start", timeout: float = 30.0) -> float:
+    """Send ``text``; milliseconds until the bot's first reaction shows in the chat."""
+    started = time.perf_counter()
+    await user.send(text)
+    await user.wait_for_change(timeout=timeout)
+    return (time.perf_counter() - started) * 1000
+
+
+async def paced(
+    count: int, rate: float, make: Any, *, concurrency: int = 8
+) -> list[float | BaseException]:
+    """Run ``make(i)`` for i < count, starting at most ``rate`` per second, ``concurrency`` at once."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> float:
+        async with gate:
+            return await make(i)
+
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(one(i)))
+        await asyncio.sleep(1 / rate)
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+class Probe:
+    """Counts the run's server connections (its tenant roles) and remembers the peak."""
+
+    def __init__(self, pool: asyncpg.Pool, prefix: str) -> None:
+        self.pool = pool
+        self.prefix = prefix
+        self.peak = 0
+
+    async def count(self) -> int:
+        value = await self.pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename::text, $1)",
+            self.prefix,
+        )
+        self.peak = max(self.peak, value)
+        return int(value)
+
+    async def sample(self, stop: asyncio.Event, every: float = 0.05) -> None:
+        while not stop.is_set():
+            await self.count()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+
+async def seed(bench: Bench, tenant: Tenant, customers: list[TelegramUser]) -> None:
+    """One service, one staff member 10:00-18:00 every day, the customers registered."""
+    pool = await asyncpg.create_pool(
+        bench.database_url, min_size=0, max_size=1, server_settings={"search_path": tenant.schema}
+    )
+    try:
+        core = BookingCore(pool)
+        await core.catalogue.update_settings(
+            business_name=f"Bench {tenant.slug}", min_notice_minutes=0, time_zone="Europe/Moscow"
+        )
+        service = await core.catalogue.create_service(
+            name="Haircut", duration_minutes=60, price=1500
+        )
+        staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
+        for weekday in range(7):
+            await core.catalogue.set_working_hours(
+                staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
+            )
+        for user in customers:
+            await core.customers.register(user.id, name="Bench", phone="+79161234567", locale="en")
+    finally:
+        await pool.close()
+
+
+async def until(user: TelegramUser, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until the newest bot message satisfies ``predicate``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        chat = await user.chat()
+        bot_messages = [m for m in chat["messages"] if m["from"] == "bot"]
+        if bot_messages and predicate(bot_messages[-1]):
+            return bot_messages[-1]
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("the bot did not answer in time")
+        await user.sandbox.request(
+            "GET",
+            f"/chats/{user.bot_id}/{user.id}/wait",
+            params={"version": chat["version"], "timeout": min(remaining, 5.0)},
+        )
+
+
+def labels(message: dict[str, Any]) -> list[str]:
+    return [b["text"] for row in message["inline_keyboard"] or [] for b in row]
+
+
+async def to_summary(user: TelegramUser) -> None:
+    """/book -> the service -> tomorrow -> 10:00: the summary with its Confirm button."""
+    today = datetime.now(ZONE).date()
+    tomorrow = today + timedelta(days=1)
+    await user.send("/book")
+    await until(user, lambda m: SERVICE in labels(m))
+    await user.click(SERVICE)
+    await until(user, lambda m: "▶" in labels(m))
+    if tomorrow.month != today.month:
+        await user.click("▶")
+        await until(user, lambda m: "1" in labels(m))
+    await user.click(str(tomorrow.day))
+    await until(user, lambda m: "10:00" in labels(m))
+    await user.click("10:00")
+    await until(user, lambda m: SUMMARY_MARK in (m["text"] or ""))
+
+
+async def confirm(user: TelegramUser, start: asyncio.Event) -> None:
+    await start.wait()
+    await user.click("✅ Confirm")
+    await until(user, lambda m: SUMMARY_MARK not in (m["text"] or ""))
+
+
+async def double_bookings(pool: asyncpg.Pool, tenants: list[Tenant]) -> tuple[int, int]:
+    """(slots held more than once, tenants with exactly one booking) over ``tenants``."""
+    doubles = singles = 0
+    for tenant in tenants:
+        rows = await pool.fetch(
+            f'SELECT count(*) AS n FROM "{tenant.schema}".bookings'
+            " WHERE status IN ('pending', 'confirmed') GROUP BY staff_id, starts_at"
+        )
+        doubles += sum(r["n"] - 1 for r in rows if r["n"] > 1)
+        singles += int(len(rows) == 1 and rows[0]["n"] == 1)
+    return doubles, singles
+
+
+async def redis_clients(redis: Redis, prefix: str) -> int:
+    clients = await redis.client_list()
+    return sum(1 for c in clients if str(c.get("user", "")).startswith(prefix))
+
+
+async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
+    database_url = os.environ.get(
+        "BOTFLEET_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botfleet"
+    )
+    redis_url = os.environ.get("BOTFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
+    bench = Bench(database_url=database_url, redis_url=redis_url, quick=args.quick)
+    admin = await asyncpg.connect(database_url)
+    try:
+        free = await admin.fetchval(
+            "SELECT current_setting('max_connections')::int - count(*) FROM pg_stat_activity"
+        )
+    finally:
+        await admin.close()
+    if free < args.min_free:
+        raise SystemExit(
+            f"PostgreSQL has room for {free} connections, the run wants {args.min_free}"
+        )
+    result: dict[str, Any] = {
+        "benchmark": "density",
+        "runtime": "process",
+        "tenants": args.tenants,
+        "bookers": args.bookers,
+        "db_idle_s": args.db_idle_s,
+    }
+    started = time.monotonic()
+    redis = Redis.from_url(redis_url)
+    await bench.create_database()
+    pool = await create_pool(bench.database_url, max_size=4)
+    probe = Probe(pool, bench.prefix)
+    try:
+        async with (
+            TelegramEmulator.start(host="127.0.0.1", port=0, config=fast_emulator_config()) as tg,
+            TelegramSandbox(tg.base_url) as sandbox,
+        ):
+            settings = bench.settings(
+                "process", tg.base_url, tenant_db_idle_s=args.db_idle_s, worker_concurrency=8
+            )
+            service = TenantService(
+                pool=pool,
+                redis=redis,
+                secrets=SecretBox(bench.master_key),
+                role_prefix=bench.prefix,
+            )
+            async with running(settings, pool, redis) as parts:
+                result |= await phases(args, bench, service, parts, tg, sandbox, pool, redis, probe)
+    finally:
+        await pool.close()
+        await bench.drop_everything(redis)
+        await redis.aclose()
+        shutil.rmtree(bench.state_dir, ignore_errors=True)
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+async def make_tenant(
+    service: TenantService, tg: TelegramEmulator, sandbox: TelegramSandbox, bench: Bench
+) -> Tenant:
+    row, bot_id = await create_tenant(service, tg, bench.next_slug("den"))
+    tenant = Tenant(row, bot_id, service.names(row["slug"]).schema)
+    tenant.visitor = await sandbox.user(bot_id=bot_id, first_name="Visitor", language_code="en")
+    return tenant
+
+
+async def phases(
+    args: argparse.Namespace,
+    bench: Bench,
+    service: TenantService,
+    parts: Any,
+    tg: TelegramEmulator,
+    sandbox: TelegramSandbox,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    probe: Probe,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    # 1. the baseline: one tenant, alone
+    first = await make_tenant(service, tg, sandbox, bench)
+    await wait_active(pool, first.row["id"], 120)
+    assert first.visitor is not None
+    await first.visitor.send("/start")
+    await first.visitor.wait_for_change(timeout=60)
+    # one request in flight per user, and few per user (the bot's rate limit is 12 per 10 s)
+    visitors = [
+        await sandbox.user(bot_id=first.bot_id, first_name=f"V{i}", language_code="en")
+        for i in range(20)
+    ]
+    samples = await paced(
+        args.samples // 2,
+        args.rate,
+        lambda i: first_answer_ms(visitors[i % len(visitors)]),
+        concurrency=1,
+    )
+    alone = [v for v in samples if isinstance(v, float)]
+    if not alone:
+        raise RuntimeError(f"no /start answered by a tenant alone: {samples[:1]}")
+    out["baseline_start_p50_ms"] = round(statistics.median(alone), 1)
+    out["baseline_start_p99_ms"] = round(percentile(alone, 0.99) or 0, 1)
+    say(f"baseline /start alone: p50 {out['baseline_start_p50_ms']} ms")
+
+    # 2. everyone else at once
+    t0 = time.monotonic()
+    rest = [await make_tenant(service, tg, sandbox, bench) for _ in range(args.tenants - 1)]
+    tenants = [first, *rest]
+    say(f"{len(rest)} tenants enqueued in {time.monotonic() - t0:.1f} s")
+
+    async def live(tenant: Tenant) -> None:
+        await wait_active(pool, tenant.row["id"], 600)
+        assert tenant.visitor is not None
+        await tenant.visitor.send("/start")
+        await tenant.visitor.wait_for_change(timeout=120)
+
+    stop_sampling = asyncio.Event()
+    sampler = asyncio.create_task(probe.sample(stop_sampling, every=0.2))
+    gate = asyncio.Semaphore(8)
+
+    async def gated(tenant: Tenant) -> None:
+        async with gate:
+            await live(tenant)
+
+    await asyncio.gather(*(gated(t) for t in rest))
+    out["time_to_all_live_s"] = round(time.monotonic() - t0, 1)
+    say(f"all {len(tenants)} answered /start after {out['time_to_all_live_s']} s")
+
+    bookers = random.sample(tenants, min(args.bookers, len(tenants)))
+    for tenant in bookers:
+        tenant.bookers = [
+            await sandbox.user(bot_id=tenant.bot_id, first_name=f"B{i}", language_code="en")
+            for i in range(2)
+        ]
+    for tenant in tenants:
+        await seed(bench, tenant, tenant.bookers)
+    stop_sampling.set()
+    await sampler
+    out["pg_connections_peak_start_up"] = probe.peak
+
+    # 3. idle
+    await asyncio.sleep(args.db_idle_s + 3.0)
+    out["pg_connections_idle"] = await probe.count()
+    out["pg_connections_idle_per_tenant"] = round(out["pg_connections_idle"] / len(tenants), 3)
+    out["redis_connections"] = await redis_clients(redis, bench.prefix)
+    heartbeats = [service.names(t.slug).redis_prefix + "heartbeat" for t in tenants]
+    out["live_tenants"] = sum([await redis.exists(*chunk) for chunk in _chunks(heartbeats, 200)])
+    usages = [parts.runtime.memory_of(t.slug) for t in tenants]
+    uss = [u["uss"] / 2**20 for u in usages if u]
+    out["uss_per_tenant_mb"] = round(statistics.mean(uss), 2)
+    out["total_uss_gb"] = round(sum(uss) / 1024, 3)
+    say(
+        f"idle: {out['pg_connections_idle']} PostgreSQL and {out['redis_connections']} Redis "
+        f"connections, USS {out['uss_per_tenant_mb']} MB per bot"
+    )
+
+    # 4. /start to random live tenants
+    picks = [random.choice(tenants) for _ in range(args.samples)]
+    times = await paced(
+        args.samples, args.rate, lambda i: first_answer_ms(picks[i].visitor), concurrency=1
+    )
+    ok = [t for t in times if isinstance(t, float)]
+    out["start_errors"] = len(times) - len(ok)
+    out["start_p50_ms"] = round(statistics.median(ok), 1)
+    out["start_p99_ms"] = round(percentile(ok, 0.99) or 0, 1)
+    out["start_p99_ratio"] = round(out["start_p99_ms"] / out["baseline_start_p99_ms"], 2)
+    say(f"/start over {len(tenants)} live: p50 {out['start_p50_ms']} p99 {out['start_p99_ms']} ms")
+
+    # 5. concurrent bookers: two customers of each booking tenant confirm the same slot at once
+    await asyncio.sleep(args.db_idle_s + 1.0)
+    probe.peak = 0
+    stop_sampling = asyncio.Event()
+    sampler = asyncio.create_task(probe.sample(stop_sampling))
+    gate = asyncio.Semaphore(16)
+
+    async def prepare(user: TelegramUser) -> None:
+        async with gate:
+            await to_summary(user)
+
+    await asyncio.gather(*(prepare(u) for t in bookers for u in t.bookers))
+    go = asyncio.Event()
+    confirms = [asyncio.create_task(confirm(u, go)) for t in bookers for u in t.bookers]
+    await asyncio.sleep(0.2)
+    t0 = time.monotonic()
+    go.set()
+    outcomes = await asyncio.gather(*confirms, return_exceptions=True)
+    out["booking_wall_s"] = round(time.monotonic() - t0, 2)
+    await asyncio.sleep(0.5)
+    stop_sampling.set()
+    await sampler
+    out["booking_errors"] = sum(1 for o in outcomes if isinstance(o, BaseException))
+    out["pg_connections_peak"] = probe.peak
+    out["double_bookings"], out["booked_tenants"] = await double_bookings(pool, bookers)
+    say(
+        f"{len(bookers)} tenants booking at once: peak {probe.peak} connections, "
+        f"{out['double_bookings']} double bookings, {out['booked_tenants']} booked"
+    )
+    return out
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50 tenants, 20 bookers")
+    parser.add_argument("--tenants", type=int, default=None, help="live tenants (default 1000)")
+    parser.add_argument("--bookers", type=int, default=None, help="tenants booking at once")
+    parser.add_argument("--samples", type=int, default=None, help="/start samples (200)")
+    parser.add_argument("--rate", type=float, default=10.0, help="/start samples per second")
+    parser.add_argument("--db-idle-s", type=float, default=2.0, help="bots' connection idle close")
+    parser.add_argument("--min-free", type=int, default=50, help="free PostgreSQL connections")
+    args = parser.parse_args()
+    args.tenants = args.tenants or (50 if args.quick else 1000)
+    if args.tenants < 1:
+        parser.error("--tenants must be at least 1")
+    args.bookers = min(args.bookers or (20 if args.quick else 100), args.tenants)
+    args.samples = args.samples or (100 if args.quick else 200)
+    print(json.dumps(asyncio.run(bench_run(args))))
+
+
+if __name__ == "__main__":
+    main()
