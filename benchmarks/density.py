@@ -21,7 +21,7 @@ and a deploy worker on the ``process`` runtime (bots forked from one warmed inte
 The bots close a connection idle ``--db-idle-s`` seconds (the deploy worker's
 ``tenant_db_idle_s``; 2 by default here so the run stays small on a shared server, 30 in
 production). PostgreSQL is shared: the run refuses to start unless the server has room for
-``--min-free`` more connections. It works in a scratch database with its own role prefix, Redis ACL
+``--min-free`` more connections (default: 3 per booker + 10). It works in a scratch database with its own role prefix, Redis ACL
 users and state directory; everything is removed at the end. Progress on stderr, ONE JSON line on
 stdout.
 """
@@ -419,13 +419,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None, help="/start samples (200)")
     parser.add_argument("--rate", type=float, default=10.0, help="/start samples per second")
     parser.add_argument("--db-idle-s", type=float, default=2.0, help="bots' connection idle close")
-    parser.add_argument("--min-free", type=int, default=50, help="free PostgreSQL connections")
+    parser.add_argument(
+        "--min-free",
+        type=int,
+        default=None,
+        help="free PostgreSQL connections the run needs (default: 3 per booker + 10)",
+    )
     args = parser.parse_args()
     args.tenants = args.tenants or (50 if args.quick else 1000)
     if args.tenants < 1:
         parser.error("--tenants must be at least 1")
     args.bookers = min(args.bookers or (20 if args.quick else 100), args.tenants)
     args.samples = args.samples or (100 if args.quick else 200)
+    # measured: a booking tenant peaks at 2-3 server connections (two customers, the background pass)
+    args.min_free = args.min_free if args.min_free is not None else 3 * args.bookers + 10
     print(json.dumps(asyncio.run(bench_run(args))))
 
 
