@@ -67,9 +67,9 @@ def say(message: str) -> None:
 class Tenant:
     """One benchmark tenant: its row, bot, schema and the sandbox users acting towards it."""
 
-    def __init__(self, row: asyncpg.Record, bot_id: int, schema: str) -> None:
+    def __init__(self, row: Any, bot_id: int, schema: str) -> None:
         self.row = row
-        self.slug: str = row["slug"]
+        self.slug: str = row.slug
         self.bot_id = bot_id
         self.schema = schema
         self.visitor: TelegramUser | None = None
@@ -270,7 +270,7 @@ async def make_tenant(
     service: TenantService, tg: TelegramEmulator, sandbox: TelegramSandbox, bench: Bench
 ) -> Tenant:
     row, bot_id = await create_tenant(service, tg, bench.next_slug("den"))
-    tenant = Tenant(row, bot_id, service.names(row["slug"]).schema)
+    tenant = Tenant(row, bot_id, service.names(row.slug).schema)
     tenant.visitor = await sandbox.user(bot_id=bot_id, first_name="Visitor", language_code="en")
     return tenant
 
@@ -289,7 +289,7 @@ async def phases(
     out: dict[str, Any] = {}
     # 1. the baseline: one tenant, alone
     first = await make_tenant(service, tg, sandbox, bench)
-    await wait_active(pool, first.row["id"], 120)
+    await wait_active(pool, first.row.id, 120)
     assert first.visitor is not None
     await first.visitor.send("/start")
     await first.visitor.wait_for_change(timeout=60)
@@ -318,7 +318,7 @@ async def phases(
     say(f"{len(rest)} tenants enqueued in {time.monotonic() - t0:.1f} s")
 
     async def live(tenant: Tenant) -> None:
-        await wait_active(pool, tenant.row["id"], 600)
+        await wait_active(pool, tenant.row.id, 600)
         assert tenant.visitor is not None
         await tenant.visitor.send("/start")
         await tenant.visitor.wait_for_change(timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import asyncpg
 
@@ -121,13 +122,13 @@ def test_deploy_worker_settings_reach_the_bots_pool() -> None:
     from fleet.settings import load_settings
     from fleet.tenants import TenantSecrets
 
-    tenant = {
-        "slug": "acme",
-        "owner_telegram_ids": [1],
-        "locale": "en",
-        "timezone": "Europe/Moscow",
-        "display_name": "Acme",
-    }
+    tenant = SimpleNamespace(
+        slug="acme",
+        owner_telegram_ids=[1],
+        locale="en",
+        timezone="Europe/Moscow",
+        display_name="Acme",
+    )
     secrets = TenantSecrets("123456789:" + "S" * 35, "dbpass", "redispass")
     names = TenantNames.of("acme")
     base = {"database_url": "postgresql://p@db/botfleet", "redis_url": "redis://redis:6379/0"}
