@@ -73,7 +73,7 @@ async def test_sigterm_stops_the_process_cleanly(start_bot, tenant, redis) -> No
     # A fresh interpreter imports aiogram first: seconds on an idle machine, far more on a loaded
     # one, so wait for readiness generously (this is not a timing assertion).
     async with asyncio.timeout(60):
-        while not await redis.get(key) and proc.returncode is None:
+        while not await redis.get(key) and proc.returncode is None:  # noqa: ASYNC110 (polls Redis)
             await asyncio.sleep(0.05)
     assert await redis.get(key), "no heartbeat from the subprocess"
     proc.send_signal(signal.SIGTERM)
