@@ -320,7 +320,14 @@ class WorldStore:
         """Write the world index, every chat changed since the last save and new files."""
         async with self._lock:
             snapshot, saved = self._snapshot(world)
-            await asyncio.to_thread(_apply, snapshot)
+            writing = asyncio.ensure_future(asyncio.to_thread(_apply, snapshot))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: let it finish before the lock is released, or the
+                # next save (the one at close) would race it and an older snapshot could win.
+                await writing
+                raise
             self._saved_chats = saved
             self._saved_files = snapshot.files
             self.saves += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -121,3 +122,26 @@ async def test_a_damaged_directory_is_refused_with_where_it_is(tmp_path: Path) -
         await emulator.serve()
     with pytest.raises(ValueError, match="history_limit"):
         WorldStore(tmp_path, history_limit=0)
+
+
+async def test_a_save_cancelled_mid_write_finishes_before_the_next_one(tmp_path: Path) -> None:
+    """The background save is cancelled at stop while its thread may still be writing: the stop's
+    own save must not race it (a leftover temp file, or an older snapshot renamed in last)."""
+    token = new_bot_token()
+    async with TelegramEmulator.start(config=fast_emulator_config(), data_dir=tmp_path) as tg:
+        tg.register_bot(token, username="busy_bot")
+        for n in range(200):
+            tg.create_user(f"User {n}")
+        store = tg.store
+        assert store is not None
+        for _ in range(20):
+            tg.create_user("One more")
+            saving = asyncio.create_task(store.save(tg.world))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            saving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saving
+            assert not _leftovers(tmp_path), "the cancelled save's thread had finished"
+    users = json.loads((tmp_path / "world.json").read_text())["users"]
+    assert len(users) == 220
