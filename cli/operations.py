@@ -15,6 +15,7 @@ import typer
 from cli.common import EXIT_FAILURE, fail, open_resources, run, settings
 from cli.tenants import app as tenants_app
 from fleet import jobs
+from fleet.capacity import Capacity, read_capacity
 from fleet.lifecycle import Action, TenantLifecycle
 
 fleet_app = typer.Typer(help="The whole fleet: status and rolling upgrades.", no_args_is_help=True)
@@ -159,15 +160,29 @@ def status(
                         role_prefix=config.tenant_role_prefix,
                     )
                     specs = SpecBuilder(settings=config, namespace=config.tenant_role_prefix)
-                report = await fleet_status(res.pool, runtime, specs=specs, tenants=tenants)
+                capacity = await read_capacity(
+                    res.pool, res.redis, role_prefix=config.tenant_role_prefix
+                )
+                report = await fleet_status(
+                    res.pool, runtime, specs=specs, tenants=tenants, capacity=capacity
+                )
             finally:
                 await runtime.close()
         if as_json:
             typer.echo(json.dumps({"runtime": runtime.kind, **report.as_dict()}, indent=2))
             return
-        columns = ("slug", "status", "desired_state", "deployment", "actual", "restarts", "drift")
+        columns = (
+            "slug", "status", "desired_state", "deployment", "actual", "restarts", "host",
+            "rss_mb", "uss_mb", "drift",
+        )  # fmt: skip
         rows = [
-            {c: ("-" if getattr(t, c) is None else str(getattr(t, c))) for c in columns}
+            {
+                **{
+                    c: ("-" if getattr(t, c, None) is None else str(getattr(t, c))) for c in columns
+                },
+                "rss_mb": _mb(t.rss_bytes),
+                "uss_mb": _mb(t.uss_bytes),
+            }
             for t in report.tenants
         ]
         widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in columns}
@@ -178,8 +193,50 @@ def status(
             typer.echo("(no tenants)")
         for orphan in report.orphans:
             typer.echo(f"orphan instance: {orphan} (removed by the next reconcile)")
+        for line in _capacity_lines(capacity):
+            typer.echo(line)
 
     run(go)
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1_000_000:.1f}"
+
+
+def _capacity_lines(capacity: Capacity) -> list[str]:
+    """The capacity summary under ``fleet status``'s table: live bots per host, memory per bot,
+    PostgreSQL server connections against the tenants' pools."""
+    lines = []
+    snapshot = capacity.snapshot
+    pg = capacity.connections
+    if snapshot is None:
+        lines.append(
+            "capacity: no measurement from a worker lately (is `botfleet worker` running?)"
+        )
+    else:
+        hosts = ", ".join(f"{host} {count}" for host, count in snapshot.live_per_host().items())
+        lines.append(
+            f"live bots per host: {hosts or 'none'} (measured {capacity.age_s() or 0:.0f}s ago "
+            f"on the {snapshot.runtime} runtime)"
+        )
+        for kind in ("rss", "uss"):
+            values = [v for b in snapshot.bots if (v := getattr(b, f"{kind}_bytes")) is not None]
+            if values:
+                lines.append(
+                    f"memory per bot ({kind.upper()}): mean {_mb(sum(values) // len(values))} MB,"
+                    f" max {_mb(max(values))} MB, total {_mb(sum(values))} MB"
+                )
+    pooled = (
+        f"; the live bots' pools may open {snapshot.pooled_max()}"
+        f" ({snapshot.pool_max} x {len(snapshot.bots)} live)"
+        if snapshot is not None
+        else ""
+    )
+    lines.append(
+        f"postgres: {pg.tenants} tenant connections, {pg.total} server connections of"
+        f" max_connections {pg.max_connections}{pooled}"
+    )
+    return lines
 
 
 @fleet_app.command("upgrade")

@@ -16,6 +16,13 @@ never share or clash).
   tenant bots' heartbeats say (loops failing or stuck; messages set aside), refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
+- ``botfleet_tenant_bots_live{host}``, ``botfleet_tenant_bot_memory_bytes{tenant,host,kind}`` (kind
+  ``rss``, and ``uss`` on the process runtime) and ``botfleet_capacity_measurement_age_seconds``:
+  what the deploy worker last measured of the live bots (:mod:`fleet.capacity`, from Redis);
+  ``botfleet_postgres_tenant_connections``, ``botfleet_postgres_server_connections``,
+  ``botfleet_postgres_max_connections`` and ``botfleet_tenant_pools_max_connections`` (pool max x
+  live bots, what the pools could open at most): the server's connections against the pooled bound;
+  refreshed on each scrape.
 - ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
   (``{process,loop}``): the supervised background loops of this process (:mod:`kit.metrics`).
 """
@@ -38,6 +45,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from control_plane.tenant_cache import TenantCache
+from fleet.capacity import Capacity, read_capacity
 from fleet.identifiers import redis_prefix
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.admin_views import AdminViews
@@ -125,6 +133,44 @@ class Metrics:
             "Active tenants that should run but whose bot has no heartbeat in Redis",
             registry=self.registry,
         )
+        self.bots_live = Gauge(
+            "botfleet_tenant_bots_live",
+            "Live tenant bots by host, as the deploy worker last measured them",
+            ["host"],
+            registry=self.registry,
+        )
+        self.bot_memory = Gauge(
+            "botfleet_tenant_bot_memory_bytes",
+            "Memory of each live tenant bot as the deploy worker last measured it: rss (docker:"
+            " container usage less inactive page cache) and, on the process runtime, uss",
+            ["tenant", "host", "kind"],
+            registry=self.registry,
+        )
+        self.capacity_age = Gauge(
+            "botfleet_capacity_measurement_age_seconds",
+            "Seconds since the deploy worker last measured the live bots (-1: no measurement lately)",
+            registry=self.registry,
+        )
+        self.pg_tenant_connections = Gauge(
+            "botfleet_postgres_tenant_connections",
+            "PostgreSQL connections of this installation's tenant roles",
+            registry=self.registry,
+        )
+        self.pg_server_connections = Gauge(
+            "botfleet_postgres_server_connections",
+            "PostgreSQL client connections of the whole server (every role and database)",
+            registry=self.registry,
+        )
+        self.pg_max_connections = Gauge(
+            "botfleet_postgres_max_connections",
+            "PostgreSQL's max_connections",
+            registry=self.registry,
+        )
+        self.pools_max = Gauge(
+            "botfleet_tenant_pools_max_connections",
+            "Connections the live tenant bots' pools could open at most (pool max x live bots)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.scrape_errors = Counter(
             "botfleet_metrics_refresh_errors_total",
@@ -176,6 +222,11 @@ class Metrics:
         self.events_oldest_age.set(outbox["oldest_pending_age_seconds"])
         self.events_failed.set(outbox["failed"])
         self.subscriptions_set_aside.set(set_aside)
+        try:
+            self._show_capacity(await read_capacity(pool, redis, role_prefix=role_prefix))
+        except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.scrape_errors.inc()
+            log.warning("capacity read failed", extra={"error": str(exc)})
         if redis is None:
             return
         try:
@@ -188,6 +239,27 @@ class Metrics:
         except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             self.scrape_errors.inc()
             log.warning("heartbeat count failed", extra={"error": str(exc)})
+
+    def _show_capacity(self, capacity: Capacity) -> None:
+        connections = capacity.connections
+        self.pg_tenant_connections.set(connections.tenants)
+        self.pg_server_connections.set(connections.total)
+        self.pg_max_connections.set(connections.max_connections)
+        self.bots_live.clear()
+        self.bot_memory.clear()
+        snapshot = capacity.snapshot
+        if snapshot is None:
+            self.capacity_age.set(-1)
+            self.pools_max.set(0)
+            return
+        self.capacity_age.set(capacity.age_s() or 0.0)
+        self.pools_max.set(snapshot.pooled_max())
+        for host, count in snapshot.live_per_host().items():
+            self.bots_live.labels(host).set(count)
+        for bot in snapshot.bots:
+            for kind, value in (("rss", bot.rss_bytes), ("uss", bot.uss_bytes)):
+                if value is not None:
+                    self.bot_memory.labels(bot.slug, bot.host, kind).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,10 @@ PostgreSQL advisory lock elects it for the pass):
    for a lost job. Jobs keep "one job per tenant at a time", so the reconciler never races a handler;
 4. ends tenant database backends that outlive the tenant role's statement or idle-in-transaction
    timeout (a tenant can ``SET`` those away in its own session);
-5. marks a crash-looping tenant ``degraded`` (``crash_loop_restarts`` restarts within
+5. measures the live bots (host, memory: :meth:`MeasuresUsage.usage`) and stores the
+   :class:`~schemas.capacity.CapacitySnapshot` in Redis for ``botfleet fleet status`` and ``/metrics``
+   (:mod:`fleet.capacity`);
+6. marks a crash-looping tenant ``degraded`` (``crash_loop_restarts`` restarts within
    ``crash_loop_window_s``) with a ``tenant.degraded`` event, and back ``active`` with
    ``tenant.recovered`` once a window passes quietly.
 """
@@ -30,16 +33,19 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from deploy_worker.runtimes.base import InstanceState, InstanceStatus, Runtime
+from deploy_worker.runtimes.base import InstanceState, InstanceStatus, MeasuresUsage, Runtime
 from deploy_worker.spec import SpecBuilder
 from fleet import jobs
+from fleet.capacity import store_snapshot
 from fleet.data_plane import DEFAULT_ROLE_LIMITS, TenantRoleLimits, terminate_runaway_backends
 from fleet.db import session_lock
 from fleet.repositories.deployments import DeploymentRepository, FleetRow
 from fleet.repositories.events import insert_event
 from fleet.repositories.tenants import TenantRepository
 from fleet.tenants import TenantService
+from schemas.capacity import CapacitySnapshot
 from schemas.events import TenantDegraded, TenantRecovered
+from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,7 @@ class ReconcileReport:
     recovered: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     runaway_backends_terminated: int = 0
+    measured: CapacitySnapshot | None = None
     duration_s: float = 0.0
 
 
@@ -123,7 +130,11 @@ class Reconciler:
         heartbeat_grace_s: float = 60.0,
         concurrency: int = 8,
         role_limits: TenantRoleLimits = DEFAULT_ROLE_LIMITS,
+        pool_max: int = TENANT_DB_POOL_MAX_DEFAULT,
+        capacity_ttl_s: float = 90.0,
     ) -> None:
+        """``pool_max``: connections one tenant bot's pool opens at most; ``capacity_ttl_s``: how
+        long a capacity snapshot stays in Redis (a few passes)."""
         self._pool = pool
         self._redis = redis
         self._runtime = runtime
@@ -134,6 +145,8 @@ class Reconciler:
         self._heartbeat_grace = timedelta(seconds=heartbeat_grace_s)
         self._concurrency = concurrency
         self._role_limits = role_limits
+        self._pool_max = pool_max
+        self._capacity_ttl_s = capacity_ttl_s
         self._suspects: set[str] = set()  # silent once; redeployed if silent again next pass
         digest = hashlib.sha256(f"botfleet:reconciler:{runtime.namespace}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
@@ -176,6 +189,7 @@ class Reconciler:
         live = {row.tenant.slug for row in rows}
         await self._remove_orphans([slug for slug in instances if slug not in live], report)
         await self._stop_runaway_backends(report)
+        await self._measure(live, report)
         silent = await self._silent_bots(rows, instances)
         decisions: list[tuple[FleetRow, Decision]] = []
         now = datetime.now(UTC)
@@ -219,6 +233,30 @@ class Reconciler:
             report.errors["*runaway-backends*"] = f"{type(exc).__name__}: {exc}"[:300]
             return
         report.runaway_backends_terminated = len(killed)
+
+    async def _measure(self, live: set[str], report: ReconcileReport) -> None:
+        """Store where the live tenants' bots run and their memory (for operators); a runtime or
+        Redis failure costs this pass's figures only."""
+        if not isinstance(self._runtime, MeasuresUsage):
+            return
+        try:
+            usage = await self._runtime.usage()
+            snapshot = CapacitySnapshot(
+                runtime=self._runtime.kind,
+                measured_at=datetime.now(UTC),
+                pool_max=self._pool_max,
+                bots=sorted((u for u in usage if u.slug in live), key=lambda u: u.slug),
+            )
+            await store_snapshot(
+                self._redis,
+                snapshot,
+                role_prefix=self._runtime.namespace,
+                ttl_s=self._capacity_ttl_s,
+            )
+        except Exception as exc:  # figures for operators must never stop a pass
+            report.errors["*capacity*"] = f"{type(exc).__name__}: {exc}"[:300]
+            return
+        report.measured = snapshot
 
     def _expected_hash(self, row: FleetRow) -> str:
         tenant = row.tenant

@@ -21,6 +21,7 @@ from deploy_worker.reconciler import decide
 from deploy_worker.runtimes.base import InstanceState, Runtime
 from deploy_worker.spec import SpecBuilder
 from fleet import jobs
+from fleet.capacity import Capacity
 from fleet.repositories.deployments import DeploymentRepository
 from fleet.tenants import TenantService
 
@@ -40,15 +41,23 @@ class TenantView:
     restarts: int
     busy: bool
     drift: str | None
+    host: str | None = None  # where the bot ran at the worker's last measurement (None: not live)
+    rss_bytes: int | None = None
+    uss_bytes: int | None = None
 
 
 @dataclass
 class FleetStatus:
     tenants: list[TenantView]
     orphans: list[str]
+    capacity: Capacity | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tenants": [asdict(t) for t in self.tenants], "orphans": self.orphans}
+        return {
+            "tenants": [asdict(t) for t in self.tenants],
+            "orphans": self.orphans,
+            "capacity": None if self.capacity is None else self.capacity.as_dict(),
+        }
 
 
 async def fleet_status(
@@ -57,9 +66,12 @@ async def fleet_status(
     *,
     specs: SpecBuilder | None = None,
     tenants: TenantService | None = None,
+    capacity: Capacity | None = None,
 ) -> FleetStatus:
     """Desired vs actual for every tenant. With ``specs`` and ``tenants`` (the master key is known)
-    a changed spec shows as drift too."""
+    a changed spec shows as drift too; with ``capacity`` each live bot's host and memory as the
+    worker last measured them."""
+    snapshot = capacity.snapshot if capacity is not None else None
     instances = {i.slug: i for i in await runtime.list_by_label()}
     rows = await DeploymentRepository(pool).fleet_view()
     views = []
@@ -81,6 +93,7 @@ async def fleet_status(
         decision = decide(
             row.tenant.status, row.tenant.desired_state, instance, expected_hash=expected
         )
+        usage = snapshot.of(row.tenant.slug) if snapshot is not None else None
         views.append(
             TenantView(
                 slug=row.tenant.slug,
@@ -92,10 +105,15 @@ async def fleet_status(
                 restarts=instance.restart_count if instance else 0,
                 busy=row.busy,
                 drift=f"{decision.kind}: {decision.reason}" if decision else None,
+                host=usage.host if usage else None,
+                rss_bytes=usage.rss_bytes if usage else None,
+                uss_bytes=usage.uss_bytes if usage else None,
             )
         )
     live = {row.tenant.slug for row in rows}
-    return FleetStatus(views, sorted(slug for slug in instances if slug not in live))
+    return FleetStatus(
+        views, sorted(slug for slug in instances if slug not in live), capacity=capacity
+    )
 
 
 @dataclass

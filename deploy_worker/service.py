@@ -27,6 +27,7 @@ from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from fleet.tenants import TenantService
 from kit.supervisor import Supervisor
+from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT
 
 
 @dataclass
@@ -97,6 +98,8 @@ async def open_worker(
             heartbeat_grace_s=settings.heartbeat_timeout_s,
             concurrency=settings.worker_concurrency,
             role_limits=TenantRoleLimits.from_settings(settings),
+            pool_max=settings.tenant_db_pool_max or TENANT_DB_POOL_MAX_DEFAULT,
+            capacity_ttl_s=max(60.0, 3 * settings.reconcile_interval_s),
         )
         worker = Worker(
             pool=pool,

@@ -23,6 +23,9 @@ from schemas.tenants import SLUG_PATTERN, check_bot_token, check_timezone
 ENV_PREFIX = "BOTFLEET_TENANT_"
 FILE_SUFFIX = "_FILE"
 HEARTBEAT_TTL_SECONDS = 30
+# A tenant bot's PostgreSQL pool opens at most this many connections unless the contract's
+# ``db_pool_max`` (BOTFLEET_TENANT_DB_POOL_MAX, from the platform's BOTFLEET_TENANT_DB_POOL_MAX) says.
+TENANT_DB_POOL_MAX_DEFAULT = 5
 # Fields whose values are secrets: delivered as files by the container runtimes.
 SECRET_FIELDS: tuple[str, ...] = ("bot_token", "database_url", "redis_url", "webhook_secret")
 

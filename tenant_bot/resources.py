@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from kit.flood import RetryAfterMiddleware
 from kit.supervisor import Supervisor
-from schemas.runtime import TenantRuntime
+from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT, TenantRuntime
 from tenant_bot.background import BackgroundWorker
 from tenant_bot.booking import BookingCore, init_connection
 from tenant_bot.booking.models import Clock
@@ -43,7 +43,7 @@ FSM_TTL_SECONDS = 7 * 24 * 3600
 # DB_ACQUIRE_TIMEOUT_SECONDS, then the user is told to try again in a minute. The background work
 # has a pool of its own of one connection that closes as soon as a pass is over
 # (BACKGROUND_LINGER_SECONDS), so its rare passes hold nothing between them either.
-DB_POOL_MAX = 5
+DB_POOL_MAX = TENANT_DB_POOL_MAX_DEFAULT
 DB_IDLE_SECONDS = 30.0
 DB_ACQUIRE_TIMEOUT_SECONDS = 5.0
 BACKGROUND_LINGER_SECONDS = 0.5

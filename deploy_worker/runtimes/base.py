@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from deploy_worker.spec import RuntimeSpec
+from schemas.capacity import BotUsage
 
 
 class InstanceState(StrEnum):
@@ -91,4 +92,15 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Release the runtime's own resources (clients, helper processes); bots keep running."""
+        ...
+
+
+@runtime_checkable
+class MeasuresUsage(Protocol):
+    """A runtime that can tell where its live bots run and the memory each holds (every runtime
+    of the project; a protocol of its own so test doubles of :class:`Runtime` need not)."""
+
+    async def usage(self) -> list[BotUsage]:
+        """Every running bot of this namespace: its host and memory (None where unknown). Reads
+        ``/proc`` or the engine off the event loop."""
         ...

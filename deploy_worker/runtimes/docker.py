@@ -57,6 +57,7 @@ from deploy_worker.spec import (
     instance_name,
     secret_file_name,
 )
+from schemas.capacity import BotUsage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,6 +165,28 @@ class DockerRuntime:
         mine = [c for c in containers if c.labels.get(LABEL_TENANT)]
         await self._restore_relays(mine)
         return [self._status_of(c) for c in mine]
+
+    async def usage(self) -> list[BotUsage]:
+        """Each running bot's memory from the engine's stats API (one-shot reads, a few threads at
+        once), on the engine's host: RSS is the container's usage less its inactive page cache (what
+        ``docker stats`` shows); USS is unknown (None)."""
+        filters = {"label": [f"{LABEL_NAMESPACE}={self.namespace}"], "status": "running"}
+        containers = await self._call(self._client.containers.list, filters=filters)
+        mine = [c for c in containers if c.labels.get(LABEL_TENANT)]
+        if not mine:
+            return []
+        host = await self._call(engine_host, self._client)
+        limit = asyncio.Semaphore(STATS_CONCURRENCY)
+
+        async def one(container: Any) -> BotUsage:
+            async with limit:
+                try:
+                    memory = await self._call(container_memory, self._client, container.id)
+                except RuntimeBackendError:  # gone since it was listed
+                    memory = None
+            return BotUsage(slug=container.labels[LABEL_TENANT], host=host, rss_bytes=memory)
+
+        return list(await asyncio.gather(*(one(c) for c in mine)))
 
     async def close(self) -> None:
         await self._relay.close()
@@ -409,6 +432,31 @@ class DockerRuntime:
             exit_code=state.get("ExitCode") if status != "running" else None,
             detail=f"{status} (out of memory)" if state.get("OOMKilled") else status,
         )
+
+
+STATS_CONCURRENCY = 8
+
+
+def engine_host(client: Any) -> str:
+    """The name of the host the engine runs on (``docker info``'s ``Name``). Blocking."""
+    return str(client.info().get("Name") or "docker")
+
+
+def container_memory(client: Any, container_id: str) -> int | None:
+    """A container's memory in bytes as ``docker stats`` counts it: usage less the inactive page
+    cache (cgroup v2 ``inactive_file``, v1 ``total_inactive_file``). One-shot where the engine's API
+    allows it (1.41+), so the read does not wait a second for a second sample. Blocking."""
+    from docker.utils import version_gte
+
+    one_shot = version_gte(client.api._version, "1.41")
+    stats = client.api.stats(container_id, stream=False, **({"one_shot": True} if one_shot else {}))
+    memory = stats.get("memory_stats") or {}
+    usage = memory.get("usage")
+    if usage is None:
+        return None
+    detail = memory.get("stats") or {}
+    inactive = detail.get("inactive_file", detail.get("total_inactive_file", 0))
+    return max(0, int(usage) - int(inactive))
 
 
 def _explain(exc: Exception) -> str:

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from deploy_worker.runtimes.confinement import Confinement, Limits
 from deploy_worker.runtimes.forkclient import ExitCallback, ForkServer, Spawner
 from deploy_worker.spec import LABEL_NAMESPACE, TENANT_PIDS_LIMIT, RuntimeSpec, instance_name
 from fleet.settings import FORKSERVER_PRELOAD, TENANT_BOT_WARM_UP
+from schemas.capacity import BotUsage
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,31 @@ class ProcessRuntime:
         await self._load()
         for slug in list(self._children):
             await self.stop(slug)
+
+    async def usage(self) -> list[BotUsage]:
+        """Every running bot's RSS and USS (``/proc/<pid>/smaps_rollup``, read in one thread); all
+        on this host. A bot that exited since is left out."""
+        await self._load()
+        running = [
+            (child.slug, child.pid)
+            for child in list(self._children.values())
+            if child.pid is not None and child.state == InstanceState.RUNNING
+        ]
+        host = socket.gethostname()
+
+        def measure() -> list[BotUsage]:
+            found = []
+            for slug, pid in running:
+                memory = read_memory(pid)
+                if memory is not None:
+                    found.append(
+                        BotUsage(
+                            slug=slug, host=host, rss_bytes=memory["rss"], uss_bytes=memory["uss"]
+                        )
+                    )
+            return found
+
+        return await asyncio.to_thread(measure)
 
     def memory_of(self, slug: str) -> dict[str, int] | None:
         """``{"rss": bytes, "uss": bytes}`` of a running bot from ``/proc/<pid>/smaps_rollup``."""

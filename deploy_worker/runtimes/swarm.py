@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
-from deploy_worker.runtimes.docker import parse_time
+from deploy_worker.runtimes.docker import container_memory, parse_time
 from deploy_worker.spec import (
     LABEL_MANAGED,
     LABEL_NAMESPACE,
@@ -36,6 +36,7 @@ from deploy_worker.spec import (
     instance_name,
     secret_file_name,
 )
+from schemas.capacity import BotUsage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,6 +109,12 @@ class SwarmRuntime:
 
         return await self._call(collect)
 
+    async def usage(self) -> list[BotUsage]:
+        """Each running bot's node (its task's node's host name) and, for tasks on the node the
+        worker talks to, its container's memory (the engine's stats API); other nodes' memory is
+        unknown (None) here."""
+        return await self._call(self._usage_sync)
+
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 
@@ -121,6 +128,44 @@ class SwarmRuntime:
         except docker.errors.NotFound:
             return None
         return service if _labels(service).get(LABEL_NAMESPACE) == self.namespace else None
+
+    def _usage_sync(self) -> list[BotUsage]:
+        import docker.errors
+
+        services = self._client.services.list(
+            filters={"label": [f"{LABEL_NAMESPACE}={self.namespace}"]}
+        )
+        slugs = {s.id: _labels(s).get(LABEL_TENANT) for s in services}
+        slugs = {sid: slug for sid, slug in slugs.items() if slug}
+        if not slugs:
+            return []
+        tasks = self._client.api.tasks(filters={"service": list(slugs), "desired-state": "running"})
+        hosts = {
+            node.id: str(node.attrs.get("Description", {}).get("Hostname") or node.id)
+            for node in self._client.nodes.list()
+        }
+        local = self._client.info().get("Swarm", {}).get("NodeID")
+        found = []
+        for task in tasks:
+            status = task.get("Status") or {}
+            if status.get("State") != "running" or task.get("ServiceID") not in slugs:
+                continue
+            node = task.get("NodeID") or ""
+            memory = None
+            container_id = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if node == local and container_id:
+                try:
+                    memory = container_memory(self._client, container_id)
+                except docker.errors.DockerException:  # its container is gone since listed
+                    memory = None
+            found.append(
+                BotUsage(
+                    slug=slugs[task["ServiceID"]],
+                    host=hosts.get(node, node or "unknown"),
+                    rss_bytes=memory,
+                )
+            )
+        return found
 
     def _ensure_sync(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
         result = self._converge(spec, recreate)
