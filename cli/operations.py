@@ -136,7 +136,8 @@ def logs(
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Desired vs actual state of every tenant, and orphan instances."""
+    """Desired vs actual state of every tenant, orphan instances, and capacity: live bots per host,
+    memory per bot and PostgreSQL connections (as the worker last measured them)."""
     config = settings()
 
     async def go() -> None:

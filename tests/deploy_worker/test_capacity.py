@@ -18,7 +18,6 @@ from deploy_worker.runtimes.base import Runtime
 from deploy_worker.service import WorkerParts
 from fleet.capacity import capacity_key
 from fleet.settings import Settings
-from schemas.runtime import env_name
 from tests.deploy_worker.test_cli import _botfleet
 from tests.support.api_support import client_for
 from tests.support.dw_helpers import tenant_row, wait_status
@@ -60,10 +59,10 @@ async def test_fleet_status_and_metrics_show_capacity(
 
     # A connection of the tenant's own role counts as a tenant connection.
     row = await tenant_row(wpool, tenant.id)
-    spec = worker.specs.build(
+    contract = worker.specs.runtime_contract(
         row, worker.tenants.secrets_of(row), worker.tenants.names(unique_slug)
     )
-    tenant_conn = await asyncpg.connect(spec.env[env_name("database_url")])
+    tenant_conn = await asyncpg.connect(contract.database_url.get_secret_value())
     try:
         code, out, err = await _botfleet(settings, "fleet", "status", "--json")
         assert code == 0, err
@@ -103,7 +102,7 @@ async def test_fleet_status_and_metrics_show_capacity(
 
 @pytest.mark.parametrize("runtime_kind", ["process"], indirect=True)
 async def test_no_measurement_is_said(
-    wpool: asyncpg.Pool, redis: Redis, settings: Settings, runtime: Runtime
+    wpool: asyncpg.Pool, redis: Redis, settings: Settings
 ) -> None:
     """Without a worker's measurement the status says so and /metrics shows age -1, not stale
     figures."""

@@ -117,6 +117,7 @@ def test_the_rules_cover_what_a_paying_owner_relies_on() -> None:
         "botfleet_api_requests_total",
         "botfleet_loop_restarts_total",
         "botfleet_loop_healthy",
+        "botfleet_postgres_server_connections",
     ):
         assert metric in used, metric
 
