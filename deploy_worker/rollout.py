@@ -72,6 +72,7 @@ async def fleet_status(
     a changed spec shows as drift too; with ``capacity`` each live bot's host and memory as the
     worker last measured them."""
     snapshot = capacity.snapshot if capacity is not None else None
+    usages = snapshot.by_slug() if snapshot is not None else {}
     instances = {i.slug: i for i in await runtime.list_by_label()}
     rows = await DeploymentRepository(pool).fleet_view()
     views = []
@@ -93,7 +94,7 @@ async def fleet_status(
         decision = decide(
             row.tenant.status, row.tenant.desired_state, instance, expected_hash=expected
         )
-        usage = snapshot.of(row.tenant.slug) if snapshot is not None else None
+        usage = usages.get(row.tenant.slug)
         views.append(
             TenantView(
                 slug=row.tenant.slug,

@@ -42,5 +42,5 @@ class CapacitySnapshot(BaseModel):
         """The connections the live bots' pools could open at most (pool max x live bots)."""
         return self.pool_max * len(self.bots)
 
-    def of(self, slug: str) -> BotUsage | None:
-        return next((bot for bot in self.bots if bot.slug == slug), None)
+    def by_slug(self) -> dict[str, BotUsage]:
+        return {bot.slug: bot for bot in self.bots}
