@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from control_plane.app import create_app
 from deploy_worker.runtimes.base import Runtime
+from deploy_worker.runtimes.docker import container_memory
 from deploy_worker.service import WorkerParts
 from fleet.capacity import capacity_key
 from fleet.settings import Settings
@@ -115,3 +116,34 @@ async def test_no_measurement_is_said(
         text = (await client.get("/metrics")).text
     assert _sample(text, "botfleet_capacity_measurement_age_seconds") == -1
     assert "botfleet_tenant_bots_live{" not in text
+
+
+class _EngineAPI:
+    """The engine's stats answer for one container (the docker SDK's low-level client's shape)."""
+
+    def __init__(self, version: str, stats: dict[str, Any]) -> None:
+        self._version = version
+        self._stats = stats
+        self.calls: list[dict[str, Any]] = []
+
+    def stats(self, container_id: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append({"id": container_id, **kwargs})
+        return self._stats
+
+
+class _Engine:
+    def __init__(self, api: _EngineAPI) -> None:
+        self.api = api
+
+
+def test_container_memory_counts_as_docker_stats_does() -> None:
+    """Usage less the inactive page cache (cgroup v2 and v1), one-shot where the API allows it."""
+    v2 = _EngineAPI(
+        "1.43", {"memory_stats": {"usage": 150_000_000, "stats": {"inactive_file": 18_000_000}}}
+    )
+    assert container_memory(_Engine(v2), "c1") == 132_000_000
+    assert v2.calls == [{"id": "c1", "stream": False, "one_shot": True}]
+    v1 = _EngineAPI("1.40", {"memory_stats": {"usage": 90, "stats": {"total_inactive_file": 30}}})
+    assert container_memory(_Engine(v1), "c2") == 60
+    assert v1.calls == [{"id": "c2", "stream": False}]
+    assert container_memory(_Engine(_EngineAPI("1.43", {"memory_stats": {}})), "c3") is None
