@@ -128,7 +128,11 @@ class ForkServer:
             self._reader = asyncio.create_task(self._read(self._proc), name="forkserver-reader")
             log.info(
                 "fork server ready",
-                extra={"pid": self.server_pid, "preloaded": ready.get("preloaded")},
+                extra={
+                    "pid": self.server_pid,
+                    "preloaded": ready.get("preloaded"),
+                    "frozen_objects": ready.get("frozen"),
+                },
             )
 
     async def spawn(

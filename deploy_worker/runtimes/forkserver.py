@@ -14,7 +14,8 @@ serves requests on stdin and answers on stdout, one JSON object per line:
 - ``{"id": 2, "op": "ping"}`` -> ``{"id": 2, "ok": true}``.
 - unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
 
-On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}}``. It exits when stdin closes
+On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}, "frozen": N}`` (N: the
+objects it froze, which every bot inherits in the permanent generation). It exits when stdin closes
 (the worker is gone); the bots keep running and a restarted worker adopts them.
 
 Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``; a ``mod:func`` argument is a
@@ -152,6 +153,7 @@ def serve(preload: list[str]) -> None:
             failed[entry] = f"{type(exc).__name__}: {exc}"
     gc.collect()
     gc.freeze()
+    frozen = gc.get_freeze_count()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -161,7 +163,9 @@ def serve(preload: list[str]) -> None:
     stdin = cast("io.BufferedReader[io.FileIO]", sys.stdin.buffer).raw
     selector.register(stdin, selectors.EVENT_READ, "stdin")
     selector.register(wake_r, selectors.EVENT_READ, "signal")
-    _send({"ready": True, "pid": os.getpid(), "preloaded": loaded, "failed": failed})
+    _send(
+        {"ready": True, "pid": os.getpid(), "preloaded": loaded, "failed": failed, "frozen": frozen}
+    )
     buffer = b""
     while True:
         for key, _ in selector.select(timeout=5.0):

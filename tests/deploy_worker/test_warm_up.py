@@ -1,5 +1,6 @@
 """The fork server's warm-up: ``tenant_bot.app.warm_up`` builds without I/O; warm-ups run before the
-freeze and a failing one is reported, not fatal."""
+freeze and a failing one is reported, not fatal; the server freezes what it built and a bot it forks
+inherits it frozen, its own collector on."""
 
 from __future__ import annotations
 
@@ -54,6 +55,43 @@ async def test_fork_server_runs_warm_ups_and_reports_failures() -> None:
     assert ready["ready"] is True
     assert ready["preloaded"] == ["json", "tenant_bot.app:warm_up"]
     assert list(ready["failed"]) == ["json:no_such_function"]
+
+
+async def test_the_fork_server_freezes_what_it_built_for_the_bots(tmp_path: Path) -> None:
+    """The server reports how many objects it froze; a child it forks shares them in the permanent
+    generation (its collections never write to them) and collects its own garbage."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deploy_worker.runtimes.forkserver",
+        "json",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=str(ROOT),
+    )
+    log = tmp_path / "bot.log"
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        spawn = {
+            "id": 1,
+            "op": "spawn",
+            "entry": "tests.support.fork_probe:collector",
+            "env": {},
+            "log": str(log),
+        }
+        proc.stdin.write(json.dumps(spawn).encode() + b"\n")
+        await proc.stdin.drain()
+        replies = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) for _ in range(2)]
+    finally:
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 30)
+    assert ready["frozen"] > 1000  # the interpreter's and json's objects, at least
+    [pid] = [reply["pid"] for reply in replies if "pid" in reply]
+    assert {"exit": pid, "code": 0} in replies
+    child = json.loads(log.read_text())
+    assert child["enabled"] is True
+    assert child["frozen"] > 1000
 
 
 async def test_the_worker_reports_a_failed_preload_and_starts(
