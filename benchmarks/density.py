@@ -148,25 +148,6 @@ async def seed(bench: Bench, tenant: Tenant, customers: list[TelegramUser]) -> N
         await pool.close()
 
 
-async def until(user: TelegramUser, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
-    """Wait until the newest bot message satisfies ``predicate``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        chat = await user.chat()
-        bot_messages = [m for m in chat["messages"] if m["from"] == "bot"]
-        if bot_messages and predicate(bot_messages[-1]):
-            return bot_messages[-1]
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError("the bot did not answer in time")
-        await user.sandbox.request(
-            "GET",
-            f"/chats/{user.bot_id}/{user.id}/wait",
-            params={"version": chat["version"], "timeout": min(remaining, 5.0)},
-        )
-
-
 def labels(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in message["inline_keyboard"] or [] for b in row]
 
@@ -176,22 +157,22 @@ async def to_summary(user: TelegramUser) -> None:
     today = datetime.now(ZONE).date()
     tomorrow = today + timedelta(days=1)
     await user.send("/book")
-    menu = await until(user, lambda m: any(x.startswith(SERVICE) for x in labels(m)))
+    menu = await user.wait_for_bot_message(lambda m: any(x.startswith(SERVICE) for x in labels(m)))
     await user.click(next(x for x in labels(menu) if x.startswith(SERVICE)))
-    await until(user, lambda m: "▶" in labels(m))
+    await user.wait_for_bot_message(lambda m: "▶" in labels(m))
     if tomorrow.month != today.month:
         await user.click("▶")
-        await until(user, lambda m: "1" in labels(m))
+        await user.wait_for_bot_message(lambda m: "1" in labels(m))
     await user.click(str(tomorrow.day))
-    await until(user, lambda m: "10:00" in labels(m))
+    await user.wait_for_bot_message(lambda m: "10:00" in labels(m))
     await user.click("10:00")
-    await until(user, lambda m: SUMMARY_MARK in (m["text"] or ""))
+    await user.wait_for_bot_message(lambda m: SUMMARY_MARK in (m["text"] or ""))
 
 
 async def confirm(user: TelegramUser, start: asyncio.Event) -> None:
     await start.wait()
     await user.click("✅ Confirm")
-    await until(user, lambda m: SUMMARY_MARK not in (m["text"] or ""))
+    await user.wait_for_bot_message(lambda m: SUMMARY_MARK not in (m["text"] or ""))
 
 
 async def double_bookings(pool: asyncpg.Pool, tenants: list[Tenant]) -> tuple[int, int]:

@@ -188,25 +188,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _until(user: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-    """Wait (long-poll the chat) until the newest bot message satisfies ``predicate``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        chat = await user.chat()
-        bot_messages = [m for m in chat["messages"] if m["from"] == "bot"]
-        if bot_messages and predicate(bot_messages[-1]):
-            return bot_messages[-1]
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError("the bot did not answer in time")
-        await user.sandbox.request(
-            "GET",
-            f"/chats/{user.bot_id}/{user.id}/wait",
-            params={"version": chat["version"], "timeout": min(remaining, 5.0)},
-        )
-
-
 def _labels(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in message["inline_keyboard"] or [] for b in row]
 
@@ -287,31 +268,31 @@ async def bench(iterations: int, database_url: str, redis_url: str) -> dict[str,
             for user in users:
                 await user.send("/book")
                 # the price is formatted by kit.formats (a narrow no-break space in "1 500 ₽")
-                menu = await _until(
-                    user, lambda m: any(x.startswith("Haircut · ") for x in _labels(m))
+                menu = await user.wait_for_bot_message(
+                    lambda m: any(x.startswith("Haircut · ") for x in _labels(m))
                 )
                 await user.click(next(x for x in _labels(menu) if x.startswith("Haircut · ")))
-                await _until(user, lambda m: "▶" in _labels(m))
+                await user.wait_for_bot_message(lambda m: "▶" in _labels(m))
                 if tomorrow.month != today.month:  # tomorrow is on the next calendar page
                     await user.click("▶")
-                    await _until(user, lambda m: "1" in _labels(m))
+                    await user.wait_for_bot_message(lambda m: "1" in _labels(m))
                 await user.click(str(tomorrow.day))
-                await _until(user, lambda m: "10:00" in _labels(m))
+                await user.wait_for_bot_message(lambda m: "10:00" in _labels(m))
 
             async def pick_time(user: Any) -> float:
                 started = time.perf_counter()
                 await user.click("10:00")
-                await _until(user, lambda m: SUMMARY_MARK in (m["text"] or ""))
+                await user.wait_for_bot_message(lambda m: SUMMARY_MARK in (m["text"] or ""))
                 elapsed = time.perf_counter() - started
                 await user.click("Change time")
-                await _until(user, lambda m: "10:00" in _labels(m))
+                await user.wait_for_bot_message(lambda m: "10:00" in _labels(m))
                 return elapsed
 
             async def echo(user: Any, i: int) -> float:
                 text = f"ping {i}"
                 started = time.perf_counter()
                 await user.send(text)
-                await _until(user, lambda m: m["text"] == text)
+                await user.wait_for_bot_message(lambda m: m["text"] == text)
                 return time.perf_counter() - started
 
             for i in range(min(10, iterations)):  # warm-up, not timed

@@ -17,6 +17,7 @@ with ``botfleet sandbox``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -224,6 +225,26 @@ class TelegramUser:
         if not result["changed"]:
             raise TimeoutError(f"chat {self.bot_id}/{self.id} did not change within {timeout}s")
         return int(result["version"])
+
+    async def wait_for_bot_message(
+        self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Wait (long-polling the chat) until the bot's newest message satisfies ``predicate``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            chat = await self.chat()
+            bot_messages = [m for m in chat["messages"] if m["from"] == "bot"]
+            if bot_messages and predicate(bot_messages[-1]):
+                return bot_messages[-1]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("the bot did not answer in time")
+            await self.sandbox.request(
+                "GET",
+                self._path + "/wait",
+                params={"version": chat["version"], "timeout": min(remaining, 5.0)},
+            )
 
     async def wait_answer(self, *, timeout: float = 5.0, settle: float = 0.05) -> dict[str, Any]:
         """Wait until the bot reacted to the last action and went quiet; its newest message.

@@ -68,6 +68,29 @@ async def test_wait_times_out_then_wakes_on_change(telegram_emulator, telegram_s
     assert state["rate_limits"]["enabled"] is False
 
 
+async def test_wait_for_bot_message_waits_for_the_message_asked_for(
+    telegram_emulator, telegram_sandbox
+):
+    from sandbox.testing import make_bot
+
+    token = new_bot_token()
+    await telegram_sandbox.register_bot(token, username="ctl_waitmsg_bot")
+    user = await telegram_sandbox.user(bot_id=bot_id_of(token))
+    await user.send("/start")
+    with pytest.raises(TimeoutError):
+        await user.wait_for_bot_message(lambda m: True, timeout=0.1)
+    waiter = asyncio.create_task(user.wait_for_bot_message(lambda m: m["text"] == "second"))
+    bot = make_bot(telegram_emulator, token)
+    try:
+        await bot.send_message(user.id, "first")
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "the first message does not satisfy the predicate"
+        await bot.send_message(user.id, "second")
+        assert (await asyncio.wait_for(waiter, 5))["text"] == "second"
+    finally:
+        await bot.session.close()
+
+
 async def test_block_sends_my_chat_member_update(telegram_emulator, telegram_sandbox):
     token = new_bot_token()
     await telegram_sandbox.register_bot(token, username="ctl_block_bot")
