@@ -47,6 +47,9 @@ Usage (the pool connects as the tenant's role; its default ``search_path`` finds
         await core.bookings.mark_done(booking_id, actor=Actor.owner(owner_tg_id))  # or mark_no_show
     for r in await core.reminders.claim_due(worker="bot-1"):
         ...send...; await core.reminders.mark_sent(r.id, r.claim_token)
+    await core.attendance.confirm(booking_id, actor=Actor.customer(tg_user.id))  # "I'll come"
+    for released in await core.attendance.release_due(): ...tell them, offer to the waitlist...
+    standing = await core.no_shows.standing(customer.id)   # .no_shows, .blocked, .deposit_required
     for d in await core.completion.claim_prompts(): ...ask the owner "came?"...
     data = await core.reports.export_xlsx(day_from, day_to)
 
@@ -64,7 +67,12 @@ Services (attributes of :class:`BookingCore`):
   ``day_schedule``,
   ``upcoming``, ``history``, ``purge_idempotency_keys``.
 - ``reminders`` :class:`~.reminders.ReminderService` — ``claim_due``, ``mark_sent``, ``release``
-  (with a retry time), ``mark_failed``, ``expire_stale``.
+  (with a retry time), ``mark_failed``, ``expire_stale``. Changing the offsets in settings re-arms
+  the bookings ahead (a reminder already sent is not sent again).
+- ``attendance`` :class:`~.attendance.AttendanceService` — ``confirm`` (the customer's "I'll come",
+  idempotent), ``release_due`` (unconfirmed bookings at the owner's release time).
+- ``no_shows`` :class:`~.no_shows.NoShowService` — ``count``, ``standing``, ``requires_deposit``
+  (for the deposit flow), ``check_may_book`` (``book`` applies it to customers).
 - ``completion`` :class:`~.completion.CompletionService` — ``awaiting``, ``claim_prompts``,
   ``claim_cards``, ``retry_later``, ``mark_failed``.
 - ``waitlist`` :class:`~.waitlist.WaitlistService` — ``join``, ``leave``, ``for_customer``,
@@ -97,6 +105,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tenant_bot.booking.attendance import AttendanceService
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
@@ -120,6 +129,8 @@ from tenant_bot.booking.models import (
     DateException,
     DaySchedule,
     HistoryEntry,
+    NoShowAction,
+    NoShowStanding,
     ReportSummary,
     Service,
     Slot,
@@ -128,6 +139,7 @@ from tenant_bot.booking.models import (
     WorkInterval,
     utc_now,
 )
+from tenant_bot.booking.no_shows import NoShowService
 from tenant_bot.booking.phones import mask_phone, normalize_phone
 from tenant_bot.booking.reminders import ReminderService
 from tenant_bot.booking.reports import ReportService
@@ -147,8 +159,10 @@ class BookingCore:
         self.catalogue = CatalogueService(db, clock=clock, cache=cache)
         self.customers = CustomerService(db, clock=clock)
         self.slots = SlotService(db, clock=clock)
-        self.bookings = BookingService(db, clock=clock, cache=cache)
+        self.no_shows = NoShowService(db, cache=cache, clock=clock)
+        self.bookings = BookingService(db, clock=clock, cache=cache, no_shows=self.no_shows)
         self.reminders = ReminderService(db, clock=clock)
+        self.attendance = AttendanceService(db, clock=clock)
         self.completion = CompletionService(db, clock=clock)
         self.waitlist = WaitlistService(db, clock=clock)
         self.reports = ReportService(db, clock=clock)
@@ -174,6 +188,8 @@ __all__ = [
     "DateException",
     "DaySchedule",
     "HistoryEntry",
+    "NoShowAction",
+    "NoShowStanding",
     "ReportSummary",
     "Service",
     "Slot",

@@ -28,6 +28,7 @@ from tenant_bot.booking.models import (
 from tenant_bot.booking.phones import normalize_phone
 from tenant_bot.booking.repositories import availability as hours_repo
 from tenant_bot.booking.repositories import catalogue as repo
+from tenant_bot.booking.repositories import reminders as reminders_repo
 
 
 def _validate_settings(changes: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +48,32 @@ def _validate_settings(changes: dict[str, Any]) -> dict[str, Any]:
                 "reminder_offsets_minutes", "give up to 5 offsets between 1 and 43200 minutes"
             )
         changes["reminder_offsets_minutes"] = offsets
+    release = changes.get("release_unconfirmed_hours")
+    if release is not None and not 1 <= release <= 168:
+        raise InvalidInput(
+            "release_unconfirmed_hours", "give 1-168 hours before the start, or None for never"
+        )
+    if "no_show_action" in changes and changes["no_show_action"] not in {"off", "deposit", "block"}:
+        raise InvalidInput("no_show_action", "must be off, deposit or block")
+    if "no_show_threshold" in changes and not 1 <= changes["no_show_threshold"] <= 100:
+        raise InvalidInput("no_show_threshold", "give 1-100 no-shows")
     return changes
+
+
+def _check_release_after_reminder(settings: BusinessSettings) -> None:
+    """A booking is released only if its customer was reminded before the release time, so the
+    release must come after the first reminder (else it would never happen)."""
+    hours = settings.release_unconfirmed_hours
+    if hours is None:
+        return
+    first = max(settings.reminder_offsets_minutes, default=0)
+    if hours * 60 >= first:
+        raise InvalidInput(
+            "release_unconfirmed_hours",
+            "must be fewer hours before the start than the first reminder",
+            first_reminder_minutes=first,
+            hours=hours,
+        )
 
 
 def _validate_service(values: dict[str, Any]) -> dict[str, Any]:
@@ -119,8 +145,17 @@ class CatalogueService:
             raise InvalidInput(sorted(unknown)[0], "is not a setting")
         if not changes:
             return await self.get_settings()
+        changes = _validate_settings(changes)
         async with self._write() as conn:
-            return await repo.update_settings(conn, _validate_settings(changes), self._clock())
+            before = await repo.get_settings(conn)
+            updated = await repo.update_settings(conn, changes, self._clock())
+            _check_release_after_reminder(updated)
+            if updated.reminder_offsets_minutes != before.reminder_offsets_minutes:
+                # bookings ahead follow the new offsets (reminders already sent are not repeated)
+                await reminders_repo.rearm_future(
+                    conn, offsets=list(updated.reminder_offsets_minutes), now=self._clock()
+                )
+            return updated
 
     async def create_service(
         self,

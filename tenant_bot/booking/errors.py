@@ -21,6 +21,8 @@ storage boundary (:mod:`tenant_bot.booking.db`) with ``raise ... from exc``.
   - :class:`StaffCannotServe` — ``staff_cannot_serve``: the staff member does not do that service.
   - :class:`Inactive` — ``inactive``: the service or staff member is switched off.
 - :class:`LimitReached` — ``limit_reached``: the customer already has the maximum of active bookings.
+- :class:`CustomerBlocked` — ``customer_blocked``: the owner blocks bookings from customers with this
+  many no-shows (``no_shows``).
 - :class:`InvalidTransition` — ``invalid_transition``: e.g. confirming a cancelled booking.
 - :class:`Forbidden` — ``forbidden``: a customer acting on someone else's booking.
 - :class:`Conflict` — ``conflict``: the change clashes with existing data (e.g. overlapping hours).
@@ -141,6 +143,12 @@ class LimitReached(BookingError):
     """The customer already holds the maximum number of active bookings."""
 
     code = "limit_reached"
+
+
+class CustomerBlocked(BookingError):
+    """The owner's no-show rule blocks this customer's bookings (``no_shows`` is their count)."""
+
+    code = "customer_blocked"
 
 
 class InvalidTransition(BookingError):

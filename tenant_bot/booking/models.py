@@ -156,6 +156,10 @@ class BusinessSettings:
     confirmation_required: bool
     reminder_offsets_minutes: tuple[int, ...]
     updated_at: datetime
+    # reminders that ask and no-show memory (migration 0030): see .attendance and .no_shows
+    release_unconfirmed_hours: int | None = None
+    no_show_action: str = "off"
+    no_show_threshold: int = 2
 
     @property
     def zone(self) -> ZoneInfo:
@@ -245,6 +249,7 @@ class Booking:
     cancelled_by: str | None
     created_at: datetime
     updated_at: datetime
+    customer_confirmed_at: datetime | None = None  # "I'll come" tapped under a reminder
 
     def awaits_outcome(self, now: datetime) -> bool:
         """Whether "came" / "did not come" can be marked at ``now``: a confirmed booking whose
@@ -350,6 +355,36 @@ class WaitlistEntry:
     created_at: datetime
     customer_telegram_id: int = 0
     customer_locale: str | None = None
+
+
+class NoShowAction(StrEnum):
+    """What the owner does about customers with repeated no-shows."""
+
+    OFF = "off"
+    DEPOSIT = "deposit"  # a deposit is required from them, whatever the service
+    BLOCK = "block"  # they cannot book (the owner still can, for them)
+
+
+@dataclass(frozen=True, slots=True)
+class NoShowStanding:
+    """A customer's no-shows at this business and what the owner's rule makes of them."""
+
+    no_shows: int
+    action: NoShowAction
+    threshold: int
+
+    @property
+    def reached(self) -> bool:
+        """The rule is on and the customer has at least ``threshold`` no-shows."""
+        return self.action is not NoShowAction.OFF and self.no_shows >= self.threshold
+
+    @property
+    def blocked(self) -> bool:
+        return self.reached and self.action is NoShowAction.BLOCK
+
+    @property
+    def deposit_required(self) -> bool:
+        return self.reached and self.action is NoShowAction.DEPOSIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from tenant_bot.booking.models import (
     HistoryEntry,
     utc_now,
 )
+from tenant_bot.booking.no_shows import NoShowService
 from tenant_bot.booking.placement import Request, explain_no_staff, occupied_range, place
 from tenant_bot.booking.repositories import bookings as repo
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
@@ -73,11 +74,17 @@ class BookingService:
     object to call."""
 
     def __init__(
-        self, db: Database, *, clock: Clock = utc_now, cache: CatalogueCache | None = None
+        self,
+        db: Database,
+        *,
+        clock: Clock = utc_now,
+        cache: CatalogueCache | None = None,
+        no_shows: NoShowService | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._cache = cache or CatalogueCache()
+        self._no_shows = no_shows or NoShowService(db, cache=self._cache, clock=clock)
         self._writer = BookingWriter(db, clock=clock)
         self._states = BookingStateMachine(db, clock=clock)
         # Called after a booking is made, moved or confirmed (the background work's early wake-up).
@@ -100,8 +107,9 @@ class BookingService:
     ) -> Booking:
         """Book ``start`` for the customer; ``staff_id`` None picks the least-booked free one.
 
-        ``actor`` None means the customer themself (every rule applies); :meth:`Actor.owner` books on
-        the owner's behalf (no notice, horizon, grid or limit rules, confirmed at once). A repeated
+        ``actor`` None means the customer themself (every rule applies, the owner's no-show block
+        too: :class:`~.errors.CustomerBlocked`); :meth:`Actor.owner` books on the owner's behalf
+        (no notice, horizon, grid, limit or no-show rules, confirmed at once). A repeated
         ``idempotency_key`` of the same customer returns the first booking instead of a new one.
         """
         actor = actor or Actor(ActorKind.CUSTOMER)
@@ -120,6 +128,8 @@ class BookingService:
             comment=comment,
             now=self._clock(),
         )
+        if actor.is_customer:
+            await self._no_shows.check_may_book(customer_id)
 
         try:
             booking = await retry_busy(lambda: place(self._db, self._cache, self._writer, request))

@@ -47,6 +47,7 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         cancelled_by=row["cancelled_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        customer_confirmed_at=row.get("customer_confirmed_at"),
     )
 
 

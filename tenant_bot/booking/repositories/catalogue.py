@@ -31,6 +31,9 @@ SETTINGS_COLUMNS = frozenset(
         "reschedule_notice_minutes",
         "confirmation_required",
         "reminder_offsets_minutes",
+        "release_unconfirmed_hours",
+        "no_show_action",
+        "no_show_threshold",
     }
 )
 SERVICE_COLUMNS = frozenset(

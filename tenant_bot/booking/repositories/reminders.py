@@ -268,3 +268,52 @@ async def next_due(conn: asyncpg.Connection, *, now: datetime) -> datetime | Non
         """,
         now,
     )
+
+
+async def rearm_future(conn: asyncpg.Connection, *, offsets: list[int], now: datetime) -> int:
+    """The owner changed the reminder offsets: arm ``offsets`` on every active booking not started
+    yet, each offset whose time is still ahead and that was not claimed for the booking already
+    (a reminder sent, failed for good, or being sent keeps its row and is not sent again); unsent
+    claims of offsets no longer wanted are dropped. Returns how many bookings were re-armed.
+
+    Runs in the caller's transaction. The bookings are locked first (claimers skip them until
+    commit), so the statements after see every claim committed before; the unique (booking, offset)
+    row stays the one claim either way."""
+    await conn.execute(
+        "SELECT 1 FROM bookings WHERE status IN ('pending', 'confirmed') AND starts_at > $1"
+        " ORDER BY id FOR NO KEY UPDATE",
+        now,
+    )
+    # cancelled rows (an offset dropped before, a booking moved) would swallow a re-armed offset's
+    # claim: forget them, with the unsent claims of offsets no longer wanted
+    await conn.execute(
+        """
+        DELETE FROM reminders r USING bookings b
+        WHERE b.id = r.booking_id AND b.status IN ('pending', 'confirmed') AND b.starts_at > $1
+          AND (r.status = 'cancelled'
+               OR (r.status = 'pending' AND NOT r.offset_minutes = ANY ($2::int[])))
+        """,
+        now,
+        offsets,
+    )
+    status = await conn.execute(
+        """
+        WITH target AS (
+            SELECT b.id, b.starts_at,
+                   array(SELECT o FROM unnest($2::int[]) AS o
+                         WHERE b.starts_at - make_interval(mins => o) > $1
+                           AND NOT EXISTS (SELECT 1 FROM reminders r
+                                           WHERE r.booking_id = b.id AND r.offset_minutes = o)
+                         ORDER BY o DESC) AS offsets
+            FROM bookings b
+            WHERE b.status IN ('pending', 'confirmed') AND b.starts_at > $1
+        )
+        UPDATE bookings b SET reminder_offsets = t.offsets,
+            first_reminder_at = t.starts_at - make_interval(
+                mins => (SELECT max(o) FROM unnest(t.offsets) AS o))
+        FROM target t WHERE b.id = t.id
+        """,
+        now,
+        offsets,
+    )
+    return int(status.split()[-1])
