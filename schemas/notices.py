@@ -155,6 +155,14 @@ class Reminder(BookingNotice):
     recipient: ClassVar[Recipient] = "customer"
 
 
+class CustomerReleased(BookingNotice):
+    """The customer did not confirm a reminded booking by the owner's release time: it is cancelled
+    and its time offered to others."""
+
+    kind: ClassVar[str] = "customer_released"
+    recipient: ClassVar[Recipient] = "customer"
+
+
 class CompletionCard(BookingNotice):
     """A booking ended: did the customer come? (the owner's answer marks done / no-show)."""
 
@@ -180,6 +188,7 @@ NOTICES: dict[str, type[Notice]] = {
         OwnerMoved,
         CustomerMoved,
         Reminder,
+        CustomerReleased,
         CompletionCard,
         WaitlistFree,
     )

@@ -11,6 +11,11 @@ Telegram's flood wait); one that can never be delivered (a text that cannot rend
 refuses, a customer who blocked the bot) is marked failed with its error, counted and logged once, and
 the items behind it go on.
 
+Reminders ask "are you coming?"; when the owner chose to release unconfirmed bookings, each pass also
+releases those whose time has come (:meth:`~tenant_bot.booking.attendance.AttendanceService.release_due`,
+each booking once whatever the number of processes), tells their customers and owners and offers
+the time to the waitlist.
+
 Idle tenants hold no database connection: after each pass the loop asks when the next reminder
 or completion card falls due (:meth:`~tenant_bot.booking.reminders.ReminderService.next_due`) and
 sleeps until then, at least ``interval`` and at most ``recheck`` seconds (the recheck finds work that
@@ -128,10 +133,12 @@ class BackgroundWorker:
     async def tick(self) -> dict[str, int]:
         """One pass: send due reminders, put ended bookings to the owners, tidy up hourly."""
         settings = await self.core.catalogue.get_settings()
-        counts = {"reminders": 0, "completion_cards": 0, "retried": 0, "failed": 0}
+        counts = {"reminders": 0, "completion_cards": 0, "retried": 0, "failed": 0, "released": 0}
         for reminder in await self.core.reminders.claim_due(worker=self.worker_id):
             outcome = await self._remind(reminder, settings)
             counts[_COUNTER[outcome]] += 1
+        if settings.release_unconfirmed_hours is not None:
+            counts["released"] = await self._release_unconfirmed(settings)
         for prompt in await self.core.completion.claim_cards():
             outcome = await self._ask_owners(prompt, settings)
             counts[_COUNTER[outcome] if outcome is not Outcome.SENT else "completion_cards"] += 1
@@ -144,6 +151,16 @@ class BackgroundWorker:
         if any(counts.values()):
             log.info("background work done", extra=counts)
         return counts
+
+    async def _release_unconfirmed(self, settings: BusinessSettings) -> int:
+        """Release the bookings nobody confirmed by the owner's release time; tell their customers
+        and owners, and offer each freed time to the waitlist."""
+        released = await self.core.attendance.release_due()
+        for details in released:
+            log.info("unconfirmed booking released", extra={"booking_id": details.booking.id})
+            await self.notifier.booking_released(details, settings=settings)
+            await self.notifier.offer_freed_time(details.booking, settings=settings)
+        return len(released)
 
     async def _remind(self, reminder: ClaimedReminder, settings: BusinessSettings) -> Outcome:
         result = await self.notifier.remind(reminder, settings=settings)

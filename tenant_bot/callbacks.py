@@ -175,3 +175,9 @@ class Profile(CallbackData, prefix="ap"):
     """A business profile field to edit."""
 
     field: str
+
+
+class Attend(CallbackData, prefix="ra"):
+    """ "I'll come" under a reminder (its "Cancel" / "Reschedule" are :class:`MyBooking` buttons)."""
+
+    booking_id: int

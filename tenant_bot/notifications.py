@@ -10,7 +10,8 @@
 | booking rescheduled   | owner    | moved                     | moved                     |
 | booking ended         | system   | —                         | card: came / no-show      |
 | time freed            | system   | waitlisted: a time is free| —                         |
-| reminder due          | system   | reminder                  | —                         |
+| reminder due          | system   | reminder (I'll come / cancel / reschedule) | —        |
+| unconfirmed, released | system   | released                  | cancelled                 |
 
 Every notice sent while handling an update is sent at most once: a Redis ``SET NX`` key per (event,
 booking, version) guards against double taps and retried updates. Customers hear their own language
@@ -50,6 +51,7 @@ from schemas.notices import (
     CustomerCancelled,
     CustomerConfirmed,
     CustomerMoved,
+    CustomerReleased,
     Notice,
     OwnerCancelled,
     OwnerMoved,
@@ -69,7 +71,7 @@ from tenant_bot.booking.models import (
     utc_now,
 )
 from tenant_bot.booking.waitlist import WaitlistService
-from tenant_bot.callbacks import Menu, OwnerBooking
+from tenant_bot.callbacks import Attend, Menu, MyBooking, OwnerBooking
 from tenant_bot.courier import Courier, Message
 from tenant_bot.delivery import Delivery, DeliveryTally, Outcome
 from tenant_bot.keyboards import button
@@ -313,15 +315,30 @@ class Notifier:
 
         def render() -> Message:
             notice = self._booking_notice(Reminder, details, settings, locale)
-            markup = InlineKeyboardMarkup(
-                inline_keyboard=[[button(self.texts(locale, "btn_my"), Menu(action="my").pack())]]
+            return self.render(locale, notice), reminder_buttons(
+                self.texts, locale, details.booking.id, attend=True
             )
-            return self.render(locale, notice), markup
 
         result = await self.courier.attempt(details.customer_telegram_id, render)
         if result.outcome is Outcome.FAILED:
             self.tally.set_aside(REMINDER, reminder.id, result.error)
         return result
+
+    async def booking_released(
+        self, details: BookingDetails, *, settings: BusinessSettings
+    ) -> None:
+        """An unconfirmed booking was released: its customer and the owners are told (once)."""
+        if not await self.once(f"released:{details.booking.id}"):
+            return
+        await self._to_customer(
+            functools.partial(self._booking_notice, CustomerReleased, details, settings), details
+        )
+
+        def to_owners(locale: str) -> OwnerCancelled:
+            reason = self.texts(locale, "release_reason")
+            return self._booking_notice(OwnerCancelled, details, settings, locale, reason=reason)
+
+        await self._to_owners(details, actor_id=None, notice=to_owners)
 
     async def completion_card(
         self, details: BookingDetails, *, settings: BusinessSettings
@@ -380,6 +397,30 @@ class Notifier:
             return self.render(locale, notice), markup
 
         return render
+
+
+def reminder_buttons(
+    texts: BotTexts, locale: str, booking_id: int, *, attend: bool
+) -> InlineKeyboardMarkup:
+    """Under a reminder: "I'll come" (while not answered), "Cancel" and "Reschedule" (the
+    customer's usual flows, with their rules), and "My bookings"."""
+    rows = []
+    if attend:
+        rows.append([button(texts(locale, "btn_attend"), Attend(booking_id=booking_id).pack())])
+    rows.append(
+        [
+            button(
+                texts(locale, "btn_remind_cancel"),
+                MyBooking(booking_id=booking_id, action="c").pack(),
+            ),
+            button(
+                texts(locale, "btn_remind_move"),
+                MyBooking(booking_id=booking_id, action="r").pack(),
+            ),
+        ]
+    )
+    rows.append([button(texts(locale, "btn_my"), Menu(action="my").pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def owner_card(

@@ -8,7 +8,15 @@ from aiogram import Router
 def routers() -> list[Router]:
     """Fresh feature routers, most specific first; the fallback router (stale buttons, stray
     messages) stays last."""
-    from tenant_bot.handlers import booking, checkout, fallback, language, my_bookings, start
+    from tenant_bot.handlers import (
+        attendance,
+        booking,
+        checkout,
+        fallback,
+        language,
+        my_bookings,
+        start,
+    )
     from tenant_bot.handlers.admin import admin_router
 
     return [
@@ -18,5 +26,6 @@ def routers() -> list[Router]:
         booking.routes.build(),
         checkout.routes.build(),
         my_bookings.routes.build(),
+        attendance.routes.build(),
         fallback.routes.build(),
     ]

@@ -18,6 +18,7 @@ from kit.routing import Routes
 from tenant_bot import keyboards, views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import (
+    CustomerBlocked,
     NotFound,
 )
 from tenant_bot.booking.models import Clock, Service, Staff
@@ -35,6 +36,7 @@ from tenant_bot.callbacks import (
 from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import show_calendar
 from tenant_bot.keyboards import button
+from tenant_bot.middlewares.errors import error_text
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -79,6 +81,17 @@ async def start_booking(
         await event.answer()
     draft: dict[str, Any] = {"draft": secrets.token_hex(6)}
     customer = await core.customers.by_telegram_id(sender_id(event))
+    if customer is not None:
+        try:  # the owner's no-show rule, said before the customer picks anything
+            await core.no_shows.check_may_book(customer.id)
+        except CustomerBlocked as exc:
+            await state.clear()
+            await show(
+                event,
+                error_text(texts, locale, exc),
+                keyboards.main_menu(texts, locale, is_owner=False),
+            )
+            return
     if customer is not None and customer.name and customer.phone:
         draft.update(customer_id=customer.id, name=customer.name, phone=customer.phone)
     await state.set_state(BookingFlow.service)

@@ -45,7 +45,7 @@ from tenant_bot.texts import BotTexts
 from tests.support.chat_helpers import bot_view, say, settle
 
 TEXTS = BotTexts(default_locale="en")
-TUE, WED, THU, FRI = (date(2030, 1, d) for d in (8, 9, 10, 11))
+TUE, WED, THU, FRI, SAT = (date(2030, 1, d) for d in (8, 9, 10, 11, 12))
 
 # How each kind's message starts, per locale: how a notice is told apart from the screens around it.
 HEADLINES: dict[str, dict[str, str]] = {
@@ -65,6 +65,10 @@ HEADLINES: dict[str, dict[str, str]] = {
         "ru": r"🔁 Ваша запись перенесена с ",
     },
     "reminder": {"en": r"⏰ Reminder: you are booked\.", "ru": r"⏰ Напоминаем о записи\."},
+    "customer_released": {
+        "en": r"❌ Your booking was released ",
+        "ru": r"❌ Ваша запись снята",
+    },
     "owner_did_they_come": {"en": r"Did the customer come\?", "ru": r"Клиент пришёл\?"},
     "waitlist_free": {
         "en": r"🔔 A time has freed up on .+!",
@@ -341,6 +345,23 @@ async def test_every_notice_kind_renders_in_every_locale(
     await shop.wake()
     for owner in ("olga", "oscar"):
         await shop.expect(owner, "owner_did_they_come")
+
+    # Reminded and silent: released 3 h before the start; customers and owners are told.
+    await shop.book(shop.wendy, SAT, "14:00")
+    await shop.book(shop.vera, SAT, "15:00")
+    for owner in ("olga", "oscar"):
+        await shop.expect(owner, "owner_new_booking", 6)
+    await shop.tenant.core.catalogue.update_settings(release_unconfirmed_hours=3)
+    clock.now = datetime(2030, 1, 11, 12, 1, tzinfo=UTC)  # Fri 15:01: both 24 h reminders
+    await shop.wake()
+    await shop.expect("wendy", "reminder")
+    await shop.expect("vera", "reminder")
+    clock.now = datetime(2030, 1, 12, 9, 1, tzinfo=UTC)  # Sat 12:01: 3 h before 15:00
+    await shop.wake()
+    await shop.expect("wendy", "customer_released")
+    await shop.expect("vera", "customer_released")
+    for owner in ("olga", "oscar"):
+        await shop.expect(owner, "owner_cancelled", 4)
 
     await shop.record()
     delivered: set[tuple[str, str]] = set()

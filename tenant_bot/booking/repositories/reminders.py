@@ -247,7 +247,8 @@ async def fail_completion_prompt(
 async def next_due(conn: asyncpg.Connection, *, now: datetime) -> datetime | None:
     """The earliest time :func:`claim_due` or :func:`claim_completion_prompts` could claim
     something: an offset still armed on an active booking ahead, a reminder row waiting for its
-    time or for its lease (or backoff) to end, a confirmed booking's end not yet put to the owner.
+    time or for its lease (or backoff) to end, a confirmed booking's end not yet put to the owner,
+    an unconfirmed booking's release time (when the owner releases them).
     None when there is nothing."""
     return await conn.fetchval(
         """
@@ -263,7 +264,18 @@ async def next_due(conn: asyncpg.Connection, *, now: datetime) -> datetime | Non
                AND b.starts_at > $1),
             (SELECT min(greatest(ends_at, coalesce(completion_retry_at, ends_at)))
              FROM bookings
-             WHERE status = 'confirmed' AND completion_prompted_at IS NULL)
+             WHERE status = 'confirmed' AND completion_prompted_at IS NULL),
+            -- an unconfirmed booking's release (repositories.attendance.release_unconfirmed)
+            (SELECT min(b.starts_at - make_interval(hours => s.release_unconfirmed_hours))
+             FROM bookings b CROSS JOIN settings s
+             WHERE s.release_unconfirmed_hours IS NOT NULL
+               AND b.status IN ('pending', 'confirmed') AND b.customer_confirmed_at IS NULL
+               AND b.starts_at > $1
+               AND EXISTS (
+                   SELECT 1 FROM reminders r
+                   WHERE r.booking_id = b.id AND r.status = 'sent'
+                     AND r.sent_at
+                         <= b.starts_at - make_interval(hours => s.release_unconfirmed_hours)))
         )
         """,
         now,

@@ -22,8 +22,22 @@ from tenant_bot.texts import BotTexts
 routes = Routes("admin_booking")
 
 
+async def attendance_lines(
+    core: BookingCore, details: BookingDetails, texts: BotTexts, locale: str
+) -> str:
+    """Whether the customer said they will come, and their no-shows here (issue 19)."""
+    lines = ""
+    if details.booking.customer_confirmed_at is not None:
+        lines += "\n" + texts(locale, "adm_customer_will_come")
+    no_shows = await core.no_shows.count(details.booking.customer_id)
+    if no_shows:
+        lines += "\n" + texts(locale, "adm_no_shows", count=no_shows)
+    return lines
+
+
 async def render_card(
     event: CallbackQuery | Message,
+    core: BookingCore,
     details: BookingDetails,
     cache: CatalogueReader,
     texts: BotTexts,
@@ -33,6 +47,7 @@ async def render_card(
     settings = await cache.settings()
     facts = views.booking_facts(texts, locale, details, settings)
     text = texts(locale, "adm_booking_card", **facts, reason=details.booking.cancel_reason or "")
+    text += await attendance_lines(core, details, texts, locale)
     card = owner_card(texts, locale, details, now=clock())
     markup = InlineKeyboardMarkup(
         inline_keyboard=[*card.inline_keyboard, back_to_menu(texts, locale, "menu")]
@@ -52,7 +67,7 @@ async def view(
 ) -> None:
     details = await core.bookings.get(callback_data.booking_id)
     await callback.answer()
-    await render_card(callback, details, cache, texts, locale, clock)
+    await render_card(callback, core, details, cache, texts, locale, clock)
 
 
 @routes.callback_query(OwnerBooking.filter(F.action.in_({"ok", "d", "n"})))
@@ -80,7 +95,7 @@ async def change_status(
     details = await core.bookings.get(callback_data.booking_id)
     if target is BookingStatus.CONFIRMED:
         await notifier.booking_confirmed(details, settings=await cache.settings())
-    await render_card(callback, details, cache, texts, locale, clock)
+    await render_card(callback, core, details, cache, texts, locale, clock)
 
 
 @routes.callback_query(OwnerBooking.filter(F.action == "x"))
@@ -140,7 +155,7 @@ async def cancel_with_reason(
     await notifier.booking_cancelled(details, by="owner", actor_id=owner, settings=settings)
     await notifier.offer_freed_time(booking, settings=settings)
     await message.answer(texts(locale, "adm_cancelled"))
-    await render_card(message, details, cache, texts, locale, clock)
+    await render_card(message, core, details, cache, texts, locale, clock)
 
 
 __all__ = ["Admin", "routes"]

@@ -152,4 +152,4 @@ async def pick_time(
     await tell_rescheduled(
         notifier, details, before=before.booking, by="owner", actor_id=owner, settings=settings
     )
-    await render_card(callback, details, cache, texts, locale, clock)
+    await render_card(callback, core, details, cache, texts, locale, clock)

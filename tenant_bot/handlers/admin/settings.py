@@ -1,5 +1,5 @@
 """Booking rules: notice, horizon, buffers, slot step, cancel/reschedule notice, limit, reminders,
-and whether the owner confirms bookings."""
+whether the owner confirms bookings, releasing unconfirmed bookings and the no-show rule."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import BusinessSettings
+from tenant_bot.booking.errors import BookingError, InvalidInput
+from tenant_bot.booking.models import BusinessSettings, NoShowAction
 from tenant_bot.callbacks import Admin, Setting
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
     back_to_menu,
-    change_or_explain,
     input_saved,
 )
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
+from tenant_bot.middlewares.errors import error_text
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -36,6 +37,13 @@ NUMERIC = {
     "cancel": "cancel_notice_minutes",
     "move": "reschedule_notice_minutes",
     "limit": "max_active_per_customer",
+}
+# Typed values of the "reminders that ask" settings (issue 19): hours or "-" (off), a count.
+ATTENDANCE = {"release": "release_unconfirmed_hours", "noshow_n": "no_show_threshold"}
+_NEXT_ACTION = {
+    NoShowAction.OFF: NoShowAction.DEPOSIT,
+    NoShowAction.DEPOSIT: NoShowAction.BLOCK,
+    NoShowAction.BLOCK: NoShowAction.OFF,
 }
 _OFFSET = re.compile(r"^(\d+)\s*([mhdмчд]?)")
 _UNITS = {"": 1, "m": 1, "м": 1, "h": 60, "ч": 60, "d": 1440, "д": 1440}
@@ -84,6 +92,17 @@ async def settings_screen(
             )
         ]
     )
+    text += "\n" + texts(
+        locale,
+        "adm_settings_attendance",
+        release=settings.release_unconfirmed_hours or 0,
+        action=texts(locale, f"adm_noshow_{settings.no_show_action}"),
+        threshold=settings.no_show_threshold,
+    )
+    rows += [
+        [button(texts(locale, f"adm_set_{name}"), Setting(name=name).pack())] for name in ATTENDANCE
+    ]
+    rows.append([button(texts(locale, "adm_set_noshow"), Setting(name="noshow").pack())])
     rows.append(back_to_menu(texts, locale))
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
@@ -109,7 +128,18 @@ async def toggle_confirmation(
     await settings_screen(callback, updated, texts, locale)
 
 
-@routes.callback_query(Setting.filter(F.name.in_({*NUMERIC, "reminders"})))
+@routes.callback_query(Setting.filter(F.name == "noshow"))
+async def cycle_no_show_action(
+    callback: CallbackQuery, core: BookingCore, texts: BotTexts, locale: str
+) -> None:
+    """What happens to repeat no-shows: nothing -> deposit -> block -> nothing."""
+    current = NoShowAction((await core.catalogue.get_settings()).no_show_action)
+    updated = await core.catalogue.update_settings(no_show_action=_NEXT_ACTION[current].value)
+    await callback.answer(texts(locale, "adm_saved"))
+    await settings_screen(callback, updated, texts, locale)
+
+
+@routes.callback_query(Setting.filter(F.name.in_({*NUMERIC, *ATTENDANCE, "reminders"})))
 async def ask_value(
     callback: CallbackQuery, callback_data: Setting, state: FSMContext, texts: BotTexts, locale: str
 ) -> None:
@@ -134,17 +164,64 @@ async def save_value(
     name = (await state.get_data()).get("setting", "")
     text = (message.text or "").strip()
     try:
-        if name == "reminders":
-            changes: dict[str, object] = {"reminder_offsets_minutes": parse_offsets(text)}
-        else:
-            changes = {NUMERIC[name]: int(text)}
-    except (ValueError, KeyError):
-        await message.answer(texts(locale, "adm_bad_number"))
+        changes = _typed_change(name, text)
+    except _BadValue as bad:
+        values = {} if bad.key == "adm_bad_number" else {"value": bad.value[:40]}
+        await message.answer(texts(locale, bad.key, **values))
         return
-    updated = await change_or_explain(
-        message, texts, locale, core.catalogue.update_settings(**changes)
-    )
-    if updated is None:
+    try:
+        updated = await core.catalogue.update_settings(**changes)
+    except BookingError as exc:  # refused: say what to fix, the owner may type again
+        key = _REFUSED.get(exc.field) if isinstance(exc, InvalidInput) else None
+        explained = (
+            error_text(texts, locale, exc)
+            if key is None
+            else texts(locale, key, first=_hours(exc.details))
+        )
+        await message.answer(explained)
         return
     await input_saved(message, state, texts, locale)
     await settings_screen(message, updated, texts, locale)
+
+
+class _BadValue(ValueError):
+    """A typed value that is not of the asked form: ``key`` is the text explaining the form."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(value)
+        self.key = key
+        self.value = value
+
+
+# the core's refusals of well-formed values, by field: what to fix
+_REFUSED = {
+    "reminder_offsets_minutes": "adm_bad_offsets_range",
+    "release_unconfirmed_hours": "adm_bad_release",
+    "no_show_threshold": "adm_bad_noshow_n",
+}
+
+
+def _typed_change(name: str, text: str) -> dict[str, object]:
+    """The settings change a typed value asks for; :class:`_BadValue` if it cannot be read."""
+    if name == "reminders":
+        try:
+            return {"reminder_offsets_minutes": parse_offsets(text)}
+        except ValueError as exc:
+            raise _BadValue("adm_bad_offsets", str(exc)) from exc
+    if name == "release" and text in {"-", "—", "0"}:
+        return {"release_unconfirmed_hours": None}
+    field = NUMERIC.get(name) or ATTENDANCE.get(name)
+    if field is None:
+        raise _BadValue("adm_bad_number", text)
+    try:
+        return {field: int(text.removesuffix("h").removesuffix("ч").strip())}
+    except ValueError as exc:
+        key = {"release": "adm_bad_release", "noshow_n": "adm_bad_noshow_n"}.get(
+            name, "adm_bad_number"
+        )
+        raise _BadValue(key, text) from exc
+
+
+def _hours(details: dict[str, object]) -> str:
+    first = details.get("first_reminder_minutes")
+    return f"{int(first) // 60}" if isinstance(first, int) else ""
