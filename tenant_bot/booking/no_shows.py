@@ -64,10 +64,14 @@ class NoShowService:
             return False
         return (await self.standing(customer_id, settings=settings)).deposit_required
 
-    async def check_may_book(self, customer_id: int) -> None:
+    async def check_may_book(
+        self, customer_id: int, *, settings: BusinessSettings | None = None
+    ) -> None:
         """Raise :class:`CustomerBlocked` if the owner's rule blocks this customer. No database
-        round trip while no block rule is on (the settings come from the catalogue cache)."""
-        settings = await self._settings()
+        round trip while no block rule is on: ``settings`` default to the catalogue cache's copy
+        (a rule changed by this process applies at once; by another, within the cache's TTL —
+        pass a ``CatalogueReader``'s settings to be exact)."""
+        settings = settings or await self._settings()
         if settings.no_show_action != NoShowAction.BLOCK:
             return
         standing = await self.standing(customer_id, settings=settings)

@@ -83,7 +83,7 @@ async def start_booking(
     customer = await core.customers.by_telegram_id(sender_id(event))
     if customer is not None:
         try:  # the owner's no-show rule, said before the customer picks anything
-            await core.no_shows.check_may_book(customer.id)
+            await core.no_shows.check_may_book(customer.id, settings=await cache.settings())
         except CustomerBlocked as exc:
             await state.clear()
             await show(
