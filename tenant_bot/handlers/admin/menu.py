@@ -47,7 +47,7 @@ def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: Busin
         customer=details.customer_name,
         status=texts(locale, f"status_{details.booking.status.value}"),
     ) + (  # the customer answered a reminder "I'll come"
-        texts(locale, "adm_will_come_mark")
+        " " + texts(locale, "adm_will_come_mark")
         if details.booking.customer_confirmed_at and details.booking.status.active
         else ""
     )
