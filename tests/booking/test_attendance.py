@@ -272,3 +272,35 @@ async def test_no_show_count_block_and_deposit(
     await core.bookings.book(
         customer_id=anna.id, service_id=shop.service.id, start=start + timedelta(hours=6)
     )
+
+
+async def test_a_moved_booking_is_asked_again_before_it_can_be_released(
+    core: BookingCore, shop: Shop, clock: FakeClock
+) -> None:
+    anna = await core.customers.register(101)
+    booking = await core.bookings.book(
+        customer_id=anna.id,
+        service_id=shop.service.id,
+        staff_id=shop.ivan.id,
+        start=moscow(WEDNESDAY, 10),
+    )
+    await core.catalogue.update_settings(release_unconfirmed_hours=3)
+    clock.now = moscow(WEDNESDAY - timedelta(days=1), 10, 1)
+    assert await _send_due(core) == [(booking.id, 1440)]
+    await core.attendance.confirm(booking.id, actor=Actor.customer(101))
+    # the owner moves it to 11:00: the 24 h reminder of 10:00 was about another time, and the
+    # customer's "I'll come" too; the new 24 h one is still ahead
+    moved = await core.bookings.reschedule(
+        booking.id, new_start=moscow(WEDNESDAY, 11), actor=Actor.owner()
+    )
+    assert moved.customer_confirmed_at is None
+    clock.now = moscow(WEDNESDAY - timedelta(days=1), 10, 30)
+    await core.bookings.reschedule(  # and again, to 10:30: its 24 h time has passed
+        booking.id, new_start=moscow(WEDNESDAY, 10, 30), actor=Actor.owner()
+    )
+    clock.now = moscow(WEDNESDAY, 8)  # past 3 h before 10:30, never reminded of 10:30
+    assert await core.attendance.release_due() == []
+    clock.now = moscow(WEDNESDAY, 8, 31)  # the 2 h reminder of 10:30: after the release time
+    assert await _send_due(core) == [(booking.id, 120)]
+    assert await core.attendance.release_due() == []
+    assert (await core.bookings.get(booking.id)).booking.status.active

@@ -43,8 +43,9 @@ async def release_unconfirmed(
     conn: asyncpg.Connection, *, now: datetime, limit: int
 ) -> list[BookingDetails]:
     """Cancel (as the system) up to ``limit`` active bookings whose release time has come: the
-    owner's ``release_unconfirmed_hours`` before the start, the customer reminded before then and
-    silent since. Locked rows are skipped (a customer answering right now wins, or is told the
+    owner's ``release_unconfirmed_hours`` before the start, the customer reminded of this start
+    time (a reminder of a time the booking was moved from does not count) before then and silent
+    since. Locked rows are skipped (a customer answering right now wins, or is told the
     booking is gone). Returns the released bookings with names."""
     rows = await conn.fetch(
         """
@@ -57,6 +58,7 @@ async def release_unconfirmed(
               AND EXISTS (
                   SELECT 1 FROM reminders r
                   WHERE r.booking_id = b.id AND r.status = 'sent'
+                    AND r.due_at = b.starts_at - make_interval(mins => r.offset_minutes)
                     AND r.sent_at
                         <= b.starts_at - make_interval(hours => s.release_unconfirmed_hours))
             ORDER BY b.starts_at, b.id

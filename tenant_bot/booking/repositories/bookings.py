@@ -244,6 +244,8 @@ async def move_booking(
         ), moved AS (
             UPDATE bookings SET staff_id = $2, starts_at = $3, ends_at = $4,
                 occupied = tstzrange($5, $6), seat = $7, updated_at = $8,
+                -- "I'll come" was said of the old time
+                customer_confirmed_at = CASE WHEN starts_at = $3 THEN customer_confirmed_at END,
                 reminder_offsets = armed.offsets,
                 first_reminder_at = $3::timestamptz - make_interval(
                     mins => (SELECT max(o) FROM unnest(armed.offsets) AS o))

@@ -274,6 +274,7 @@ async def next_due(conn: asyncpg.Connection, *, now: datetime) -> datetime | Non
                AND EXISTS (
                    SELECT 1 FROM reminders r
                    WHERE r.booking_id = b.id AND r.status = 'sent'
+                    AND r.due_at = b.starts_at - make_interval(mins => r.offset_minutes)
                      AND r.sent_at
                          <= b.starts_at - make_interval(hours => s.release_unconfirmed_hours)))
         )
