@@ -77,6 +77,13 @@ SAMPLES: dict[str, Any] = {
     "minutes": 90,
     "reminders": "24 ч, 2 ч",
     "timezone": "Москва (UTC+3)",
+    # reminders that ask, no-show memory (issue 19)
+    "value": "2x",
+    "first": "24",
+    "release": 3,
+    "action": "нужна предоплата",
+    "threshold": 2,
+    "no_shows": 2,
     "field": "phone",
     "bot": "barber_ivan_bot",
     "bot_username": "barber_ivan_bot",

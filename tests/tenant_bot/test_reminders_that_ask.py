@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 from tenant_bot.booking import Actor, BookingStatus
-from tenant_bot.callbacks import Attend, MyBooking
+from tenant_bot.callbacks import Attend, MyBooking, Setting
 from tests.support.chat_helpers import book_first_slot, bot_view, buttons, say, settle, tap
 
 TUE = date(2030, 1, 8)
@@ -203,7 +203,9 @@ async def _last_with(user, needle: str, timeout: float = 5.0) -> dict:
         await asyncio.sleep(0.05)
 
 
-async def test_owner_settings_refuse_bad_input_and_rearm(start_bot, tenant, clock) -> None:
+async def test_owner_settings_refuse_bad_input_and_rearm(
+    start_bot, tenant, clock, emulator
+) -> None:
     bot = await start_bot()
     owner = bot.owner
     anna = await bot.customer("Anna")
@@ -229,6 +231,9 @@ async def test_owner_settings_refuse_bad_input_and_rearm(start_bot, tenant, cloc
     await say(owner, "2")
     screen = await tap(owner, "🚫 Repeat no-shows: change what happens")
     assert "Customers with 2+ no-shows: a deposit is required" in screen["text"]
+    # a double tap (the first button replayed) sets the same again, it does not step on
+    await owner.callback_answer(_forge(emulator, owner, Setting(name="noshow_deposit").pack()))
+    assert (await tenant.core.catalogue.get_settings()).no_show_action == "deposit"
     screen = await tap(owner, "🚫 Repeat no-shows: change what happens")
     assert "Customers with 2+ no-shows: they cannot book" in screen["text"]
     settings = await tenant.core.catalogue.get_settings()

@@ -102,7 +102,11 @@ async def settings_screen(
     rows += [
         [button(texts(locale, f"adm_set_{name}"), Setting(name=name).pack())] for name in ATTENDANCE
     ]
-    rows.append([button(texts(locale, "adm_set_noshow"), Setting(name="noshow").pack())])
+    # the button names the action it sets, so a double tap sets it twice instead of moving on
+    following = _NEXT_ACTION[NoShowAction(settings.no_show_action)].value
+    rows.append(
+        [button(texts(locale, "adm_set_noshow"), Setting(name=f"noshow_{following}").pack())]
+    )
     rows.append(back_to_menu(texts, locale))
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
@@ -128,13 +132,13 @@ async def toggle_confirmation(
     await settings_screen(callback, updated, texts, locale)
 
 
-@routes.callback_query(Setting.filter(F.name == "noshow"))
-async def cycle_no_show_action(
-    callback: CallbackQuery, core: BookingCore, texts: BotTexts, locale: str
+@routes.callback_query(Setting.filter(F.name.in_({f"noshow_{a.value}" for a in NoShowAction})))
+async def set_no_show_action(
+    callback: CallbackQuery, callback_data: Setting, core: BookingCore, texts: BotTexts, locale: str
 ) -> None:
-    """What happens to repeat no-shows: nothing -> deposit -> block -> nothing."""
-    current = NoShowAction((await core.catalogue.get_settings()).no_show_action)
-    updated = await core.catalogue.update_settings(no_show_action=_NEXT_ACTION[current].value)
+    """What happens to repeat no-shows; the button steps nothing -> deposit -> block -> nothing."""
+    action = callback_data.name.removeprefix("noshow_")
+    updated = await core.catalogue.update_settings(no_show_action=action)
     await callback.answer(texts(locale, "adm_saved"))
     await settings_screen(callback, updated, texts, locale)
 
