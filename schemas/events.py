@@ -89,6 +89,9 @@ class SubscriptionRenewalFailed(PaymentCanceled):
     """An automatic charge of the saved payment method was refused."""
 
     kind: ClassVar[str] = "subscription.renewal_failed"
+    # what the owner can still do: pay by hand before ``paid_until``; the bot stops at ``suspend_at``
+    paid_until: datetime | None = None
+    suspend_at: datetime | None = None
 
 
 class PaymentRefundNeeded(Event):
@@ -108,6 +111,14 @@ class SubscriptionReminder(Event):
     days_left: int = Field(ge=0)
     paid_until: datetime
     auto_renew: bool
+    # the next period's terms: what will be charged (or is to be paid), when, for how long, on what
+    # plan, to which card (older rows lack them)
+    amount: Money | None = None
+    currency: str | None = None
+    charge_at: datetime | None = None
+    period_days: int | None = None
+    plan_name: str | None = None
+    card: str | None = None
 
 
 class SubscriptionExpired(Event):

@@ -14,6 +14,7 @@ from fleet import jobs
 from fleet.bot_tokens import BotIdentity
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
+from fleet.repositories import payments as payment_read_repo
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.tenants import TenantRepository
 from fleet.secrets import SecretBox, fingerprint
@@ -44,6 +45,27 @@ class OwnerBot:
     payment_method_title: str | None
     timezone: str = "UTC"
     plan_translations: dict[str, Any] = field(default_factory=dict)
+    plan_code: str | None = None
+    period_days: int | None = None
+    # a change scheduled for the end of the paid time: the next plan and when it starts
+    next_plan_code: str | None = None
+    next_plan_name: str | None = None
+    next_plan_translations: dict[str, Any] = field(default_factory=dict)
+    next_plan_at: datetime | None = None
+    next_price: Decimal | None = None
+    next_period_days: int | None = None
+    autopay_consented: bool = False
+
+    def next_plan_name_in(self, locale: str) -> str | None:
+        """The scheduled plan's name in ``locale``; None when no change is scheduled."""
+        if self.next_plan_name is None:
+            return None
+        plan = {
+            "name": self.next_plan_name,
+            "description": "",
+            "translations": self.next_plan_translations,
+        }
+        return plan_text(plan, locale)[0]
 
     def plan_name_in(self, locale: str) -> str | None:
         """The plan's name in ``locale`` (its translation, else its name); None without a plan."""
@@ -72,7 +94,62 @@ class OwnerBot:
             payment_method_title=row["payment_method_title"],
             timezone=row["timezone"],
             plan_translations=row["plan_translations"] or {},
+            plan_code=row["plan_code"] or row["tenant_plan_code"],
+            period_days=row["period_days"],
+            next_plan_code=row["next_plan_code"],
+            next_plan_name=row["next_plan_name"],
+            next_plan_translations=row["next_plan_translations"] or {},
+            next_plan_at=row["scheduled_plan_at"],
+            next_price=row["next_price"],
+            next_period_days=row["next_period_days"],
+            autopay_consented=bool(row["autopay_consented"]),
         )
+
+
+PER_PAGE = 8
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One payment in an owner's history."""
+
+    day: datetime
+    amount: Decimal
+    currency: str
+    status: str
+    purpose: str
+    plan_name: str
+    plan_translations: dict[str, Any]
+    cancellation_reason: str | None
+    refunded: Decimal | None
+
+    def plan_name_in(self, locale: str) -> str:
+        plan = {"name": self.plan_name, "description": "", "translations": self.plan_translations}
+        return plan_text(plan, locale)[0]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> HistoryEntry:
+        return cls(
+            day=row["paid_at"] or row["created_at"],
+            amount=row["amount"],
+            currency=row["currency"].strip(),
+            status=row["status"],
+            purpose=row["purpose"],
+            plan_name=row["plan_name"],
+            plan_translations=row["plan_translations"] or {},
+            cancellation_reason=row["cancellation_reason"],
+            refunded=row["refunded_amount"] or None,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of a bot's payments (``page`` from 0, newest first)."""
+
+    bot: OwnerBot
+    page: int
+    entries: list[HistoryEntry]
+    has_older: bool
 
 
 class OwnerAccounts:
@@ -93,9 +170,15 @@ class OwnerAccounts:
         raise NotFoundError("you have no such bot")
 
     async def set_auto_renew(
-        self, *, owner_telegram_id: int, tenant_id: int, enabled: bool
+        self,
+        *,
+        owner_telegram_id: int,
+        tenant_id: int,
+        enabled: bool,
+        consent: dict[str, Any] | None = None,
     ) -> OwnerBot:
-        """Switch automatic renewal; turning it on needs a card saved by an earlier payment."""
+        """Switch automatic renewal; turning it on needs a card saved by an earlier payment and
+        the owner's consent to the terms (:meth:`autopay_terms`, recorded with its time)."""
         bot = await self.get_bot(owner_telegram_id, tenant_id)
         if bot.subscription_status is None:
             raise ValidationError("auto_renew", "pay for the bot first")
@@ -103,16 +186,52 @@ class OwnerAccounts:
             raise ValidationError(
                 "auto_renew", "no saved card: pay once with 'remember the card' to turn this on"
             )
+        if enabled and consent is None:
+            raise ValidationError(
+                "consent", "automatic charges need the owner's consent to the amount and period"
+            )
         async with self._pool.acquire() as conn, conn.transaction():
             await subscription_repo.set_auto_renew(conn, tenant_id, enabled=enabled)
+            if consent is not None:
+                await subscription_repo.record_autopay_consent(conn, tenant_id, consent=consent)
             await audit.record(
                 conn,
                 actor=f"telegram:{owner_telegram_id}",
                 action="subscription.auto_renew",
                 target=bot.slug,
-                details={"enabled": enabled},
+                details={"enabled": enabled, **({"consent": consent} if consent else {})},
             )
         return await self.get_bot(owner_telegram_id, tenant_id)
+
+    @staticmethod
+    def autopay_terms(bot: OwnerBot, *, now: datetime) -> dict[str, Any]:
+        """The terms an owner agrees to when automatic charges are turned on: the next period's
+        plan, amount and length, and how to cancel; stored with the time of consent."""
+        price = bot.next_price if bot.next_plan_code else bot.price
+        return {
+            "plan_code": bot.next_plan_code or bot.plan_code,
+            "amount": str(price) if price is not None else None,
+            "currency": bot.currency,
+            "period_days": bot.next_period_days or bot.period_days,
+            "cancel": "sales bot: My bots -> the bot -> Turn auto-renewal off",
+            "agreed_at": now.isoformat(),
+        }
+
+    async def payment_history(
+        self, owner_telegram_id: int, tenant_id: int, *, page: int, per_page: int = PER_PAGE
+    ) -> HistoryPage:
+        """One page (from 0) of a bot's payments, newest first, as its owner sees them."""
+        bot = await self.get_bot(owner_telegram_id, tenant_id)
+        page = max(page, 0)
+        rows = await payment_read_repo.history_page(
+            self._pool, tenant_id=tenant_id, offset=page * per_page, limit=per_page + 1
+        )
+        return HistoryPage(
+            bot=bot,
+            page=page,
+            entries=[HistoryEntry.from_row(r) for r in rows[:per_page]],
+            has_older=len(rows) > per_page,
+        )
 
     async def change_token(
         self,

@@ -65,6 +65,8 @@ class Order:
     save_payment_method: bool = False
     customer_email: str | None = None
     customer_phone: str | None = None
+    # the terms the buyer agreed to for automatic charges (with ``save_payment_method``)
+    autopay_consent: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class CheckoutService:
                 payer=order.owner_telegram_id,
                 save_payment_method=order.save_payment_method,
                 contact={"email": order.customer_email, "phone": order.customer_phone},
+                autopay_consent=order.autopay_consent if order.save_payment_method else None,
             )
             await audit.record(
                 conn,
@@ -181,7 +184,10 @@ class CheckoutService:
             raise NotFoundError("you have no such bot")
         if tenant.desired_state == "deleted":
             raise ConflictError("tenant", "this bot is being deleted and cannot be renewed")
-        plan = await self.active_plan(plan_code or tenant.plan_code or "")
+        subscription = await subscription_repo.get_for_tenant(self._pool, tenant_id)
+        # A scheduled plan change: the next period is paid at the new plan's price.
+        next_plan = subscription["scheduled_plan_code"] if subscription else None
+        plan = await self.active_plan(plan_code or next_plan or tenant.plan_code or "")
         async with self._pool.acquire() as conn, conn.transaction():
             payment = await self._open_payment(
                 conn,
@@ -212,7 +218,9 @@ class CheckoutService:
             ):
                 return None
             tenant = await TenantRepository(conn).get_by_id(tenant_id)
-            plan = await PlanRepository(conn).get(subscription["plan_code"])
+            plan = await PlanRepository(conn).get(
+                subscription["scheduled_plan_code"] or subscription["plan_code"]
+            )
             if tenant is None or plan is None or not plan["active"]:
                 return None
             payment = await payment_repo.insert_auto_renewal(
@@ -252,6 +260,16 @@ class CheckoutService:
             confirmation_url=None,
         )
         return await self._payments.apply(remote, request_id=request_id)
+
+    async def submit(
+        self, payment: asyncpg.Record, *, tenant: Tenant, plan: asyncpg.Record
+    ) -> Checkout:
+        """Send a committed payment row to YooKassa, as every checkout is (plan changes use it)."""
+        return await self._submit(payment, tenant=tenant, plan=plan)
+
+    def description(self, plan: asyncpg.Record, tenant: Tenant) -> str:
+        """The payment description YooKassa shows (and the receipt item carries)."""
+        return self._description(plan, tenant)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -313,6 +331,7 @@ class CheckoutService:
         payer: int,
         save_payment_method: bool,
         contact: dict[str, str | None],
+        autopay_consent: dict[str, Any] | None = None,
     ) -> asyncpg.Record:
         """An unpaid checkout of this tenant and plan to reuse, or a new payment row."""
         reusable = await payment_repo.find_open_checkout(
@@ -335,6 +354,7 @@ class CheckoutService:
             payer_telegram_id=payer,
             save_payment_method=save_payment_method,
             metadata={"receipt": {k: v for k, v in contact.items() if v}},
+            autopay_consent=autopay_consent,
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from fleet import jobs
 from fleet.billing.config import Clock, utc_now
 from fleet.billing.errors import ProviderRejected
 from fleet.billing.notifications import Notification
+from fleet.billing.prorate import converted_period_end, unused_credit
 from fleet.billing.yookassa import ProviderPayment, YooKassaClient, money
 from fleet.repositories import audit
 from fleet.repositories import events as event_repo
@@ -91,11 +93,13 @@ class PaymentService:
         provider: YooKassaClient,
         secrets: SecretBox,
         clock: Clock = utc_now,
+        grace: timedelta = timedelta(days=3),
     ) -> None:
         self._pool = pool
         self._provider = provider
         self._secrets = secrets
         self._clock = clock
+        self._grace = grace
 
     async def process_notification(
         self, notification: Notification, *, request_id: str | None = None
@@ -221,12 +225,25 @@ class PaymentService:
                 period_start=now,
                 period_end=now + period,
             )
+        elif row["purpose"] == "upgrade":
+            subscription = await self._upgrade(conn, subscription, plan, row, now=now)
         elif subscription["current_period_end"] > now:
-            # Still paid for: the new period follows the current one, not today.
+            # Still paid for: the new period follows the current one, not today. A period paid on
+            # another plan starts that plan when it starts (a scheduled change), not now.
+            if plan["code"] != subscription["plan_code"]:
+                await subscription_repo.schedule_plan(
+                    conn,
+                    tenant.id,
+                    plan_code=plan["code"],
+                    at=subscription["scheduled_plan_at"] or subscription["current_period_end"],
+                )
+            elif subscription["scheduled_plan_at"] == subscription["current_period_end"]:
+                # The coming period was paid on the current plan: a change scheduled for it is off.
+                await subscription_repo.schedule_plan(conn, tenant.id, plan_code=None, at=None)
             subscription = await subscription_repo.start_period(
                 conn,
                 subscription["id"],
-                plan_code=plan["code"],
+                plan_code=subscription["plan_code"],
                 period_start=subscription["current_period_start"],
                 period_end=subscription["current_period_end"] + period,
             )
@@ -246,7 +263,13 @@ class PaymentService:
                 method_id_enc=self._secrets.encrypt(method.id),
                 title=method.title,
             )
-        action = await self._converge(conn, tenant, plan_code=plan["code"], request_id=request_id)
+            if row["autopay_consent"] is not None:
+                await subscription_repo.record_autopay_consent(
+                    conn, tenant.id, consent=row["autopay_consent"]
+                )
+        action = await self._converge(
+            conn, tenant, plan_code=subscription["plan_code"], request_id=request_id
+        )
         paid = PaymentSucceeded(
             payment_id=str(row["id"]),
             amount=money(row["amount"]),
@@ -262,6 +285,30 @@ class PaymentService:
             "slug": tenant.slug,
             "paid_until": subscription["current_period_end"].isoformat(),
         }
+
+    async def _upgrade(
+        self,
+        conn: asyncpg.Connection,
+        subscription: asyncpg.Record,
+        plan: asyncpg.Record,
+        row: asyncpg.Record,
+        *,
+        now: datetime,
+    ) -> asyncpg.Record:
+        """An upgrade paid: the new plan starts now, and what was paid and not used yet (this
+        payment plus the unused time at this moment) becomes time on it (see plan_changes)."""
+        plans = PlanRepository(conn)
+        current = await plans.get(subscription["plan_code"])
+        scheduled_code = subscription["scheduled_plan_code"]
+        scheduled = await plans.get(scheduled_code) if scheduled_code else None
+        credit = unused_credit(subscription, current=current, scheduled=scheduled, now=now)
+        end = converted_period_end(plan, now=now, value=Decimal(row["amount"]) + credit)
+        await subscription_repo.schedule_plan(
+            conn, subscription["tenant_id"], plan_code=None, at=None
+        )
+        return await subscription_repo.start_period(
+            conn, subscription["id"], plan_code=plan["code"], period_start=now, period_end=end
+        )
 
     async def _converge(
         self,
@@ -317,17 +364,26 @@ class PaymentService:
                 provider_payment_id=remote.id if remote is not None else None,
             ):
                 return Result(PaymentOutcome.DUPLICATE, f"already {row['status']}", payment_id)
-            event_type = (
-                SubscriptionRenewalFailed if row["purpose"] == "auto_renewal" else PaymentCanceled
-            )
-            canceled = event_type(
-                payment_id=str(payment_id),
-                reason=reason,
-                party=party,
-                purpose=row["purpose"],
-                amount=money(row["amount"]),
-                currency=row["currency"],
-            )
+            canceled: PaymentCanceled
+            fields: dict[str, Any] = {
+                "payment_id": str(payment_id),
+                "reason": reason,
+                "party": party,
+                "purpose": row["purpose"],
+                "amount": money(row["amount"]),
+                "currency": row["currency"],
+            }
+            if row["purpose"] == "auto_renewal":
+                # Tell the owner what is left to do: pay by hand before the period ends, or the
+                # bot stops when the grace is over.
+                paid_until = row["renews_period_end"]
+                canceled = SubscriptionRenewalFailed(
+                    **fields,
+                    paid_until=paid_until,
+                    suspend_at=paid_until + self._grace if paid_until else None,
+                )
+            else:
+                canceled = PaymentCanceled(**fields)
             await event_repo.insert_event(conn, tenant_id=row["tenant_id"], event=canceled)
             await audit.record(
                 conn,

@@ -33,11 +33,13 @@ import asyncpg
 from fleet import jobs
 from fleet.billing.checkout import CheckoutService
 from fleet.billing.config import BillingConfig, Clock, utc_now
+from fleet.billing.yookassa import money
 from fleet.errors import BotfleetError
 from fleet.repositories import audit
 from fleet.repositories import events as event_repo
 from fleet.repositories import payment_writes as payment_repo
 from fleet.repositories import subscriptions as subscription_repo
+from fleet.repositories.plans import PlanRepository
 from fleet.repositories.tenants import TenantRepository
 from schemas.events import (
     SubscriptionExpired,
@@ -69,6 +71,7 @@ BATCH = 100
 class LifecycleReport:
     """How many subscriptions each step handled in one run."""
 
+    plans_changed: int = 0
     reminded: int = 0
     charged: int = 0
     expired: int = 0
@@ -112,6 +115,7 @@ class SubscriptionLifecycle:
         now = now or self._clock()
         report = LifecycleReport()
         self._set_aside = 0
+        report.plans_changed = await self._drain(self._apply_scheduled_plans, now, tenant_ids)
         report.charged, report.errors = await self._auto_renew(now, tenant_ids)
         report.reminded = await self._drain(self._remind, now, tenant_ids)
         report.expired = await self._drain(self._expire, now, tenant_ids)
@@ -187,10 +191,17 @@ class SubscriptionLifecycle:
         rows = await subscription_repo.claim_reminders_due(
             conn, now=now, reminder_days=days, tenant_ids=tenant_ids, limit=BATCH
         )
+        plans = PlanRepository(conn)
         for row in rows:
             async with self._isolated(conn, row, step="remind"):
                 reached = reminder_marks(days, left=row["current_period_end"] - now)
                 marks = [f"{d}d" for d in reached]
+                end = row["current_period_end"]
+                auto = bool(row["auto_renew"] and row["payment_method_id_enc"])
+                # The next period's terms, as the owner agreed to them: its plan (a scheduled
+                # change included), price, length, and when the saved card is charged.
+                plan = await plans.get(row["scheduled_plan_code"] or row["plan_code"])
+                assert plan is not None  # subscriptions.plan_code references plans
                 # Only the nearest reminder is sent; earlier ones missed (a runner was down) are
                 # marked so the owner does not get "3 days left" after "1 day left".
                 await event_repo.insert_event(
@@ -198,11 +209,42 @@ class SubscriptionLifecycle:
                     tenant_id=row["tenant_id"],
                     event=SubscriptionReminder(
                         days_left=reached[-1],
-                        paid_until=row["current_period_end"],
-                        auto_renew=bool(row["auto_renew"] and row["payment_method_id_enc"]),
+                        paid_until=end,
+                        auto_renew=auto,
+                        amount=money(plan["price"]),
+                        currency=plan["currency"].strip(),
+                        charge_at=max(end - self._config.autorenew_lead, now) if auto else None,
+                        period_days=plan["period_days"],
+                        plan_name=plan["name"],
+                        card=row["payment_method_title"] if auto else None,
                     ),
                 )
                 await subscription_repo.add_marks(conn, row["id"], marks)
+        return len(rows)
+
+    async def _apply_scheduled_plans(
+        self, conn: asyncpg.Connection, now: datetime, tenant_ids: Sequence[int] | None
+    ) -> int:
+        """A downgrade scheduled for the end of the paid time: that time has come."""
+        rows = await subscription_repo.claim_scheduled_plans_due(
+            conn, now=now, tenant_ids=tenant_ids, limit=BATCH
+        )
+        for row in rows:
+            async with self._isolated(conn, row, step="apply_scheduled_plan"):
+                code = row["scheduled_plan_code"]
+                await subscription_repo.switch_plan(conn, row["tenant_id"], plan_code=code)
+                await TenantRepository(conn).update(row["tenant_id"], plan_code=code)
+                await audit.record(
+                    conn,
+                    actor=ACTOR,
+                    action="subscription.plan_changed",
+                    target=row["slug"],
+                    details={
+                        "from_plan": row["plan_code"],
+                        "to_plan": code,
+                        "scheduled_at": row["scheduled_plan_at"].isoformat(),
+                    },
+                )
         return len(rows)
 
     async def _expire(

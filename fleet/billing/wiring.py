@@ -20,6 +20,7 @@ from fleet.billing.checkout import CheckoutService
 from fleet.billing.config import BillingConfig, Clock, utc_now
 from fleet.billing.notifications import SenderPolicy
 from fleet.billing.payments import PaymentService
+from fleet.billing.plan_changes import PlanChangeService
 from fleet.billing.subscriptions import SubscriptionLifecycle
 from fleet.billing.yookassa import YooKassaClient
 from fleet.bot_tokens import BotTokenChecker
@@ -39,6 +40,7 @@ class Billing:
     lifecycle: SubscriptionLifecycle
     accounts: OwnerAccounts
     tokens: BotTokenChecker
+    plan_changes: PlanChangeService
 
 
 def build_billing(
@@ -52,7 +54,9 @@ def build_billing(
     clock: Clock = utc_now,
 ) -> Billing:
     """Wire the services from their parts (tests pass their own clock, provider and verifier)."""
-    payments = PaymentService(pool=pool, provider=provider, secrets=secrets, clock=clock)
+    payments = PaymentService(
+        pool=pool, provider=provider, secrets=secrets, clock=clock, grace=config.grace
+    )
     checkout = CheckoutService(
         pool=pool,
         provider=provider,
@@ -70,6 +74,7 @@ def build_billing(
         lifecycle=SubscriptionLifecycle(pool=pool, checkout=checkout, config=config, clock=clock),
         accounts=OwnerAccounts(pool=pool, secrets=secrets),
         tokens=tokens,
+        plan_changes=PlanChangeService(pool=pool, checkout=checkout, config=config, clock=clock),
     )
 
 

@@ -32,12 +32,14 @@ async def insert_payment(
     payer_telegram_id: int | None,
     save_payment_method: bool,
     metadata: dict[str, Any] | None = None,
+    autopay_consent: dict[str, Any] | None = None,
 ) -> asyncpg.Record:
     """A new payment with a fresh idempotence key (status ``new``: not yet sent to YooKassa)."""
     row = await db.fetchrow(
         "INSERT INTO control.payments (id, tenant_id, plan_code, amount, currency, description,"
-        " purpose, payer_telegram_id, save_payment_method, metadata, idempotence_key)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+        " purpose, payer_telegram_id, save_payment_method, metadata, idempotence_key,"
+        " autopay_consent)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
         uuid.uuid4(),
         tenant_id,
         plan_code,
@@ -49,6 +51,7 @@ async def insert_payment(
         save_payment_method,
         metadata or {},
         uuid.uuid4(),
+        autopay_consent,
     )
     assert row is not None
     return row
@@ -116,7 +119,7 @@ async def find_open_checkout(
     """The newest unpaid checkout of a tenant for a plan, created after ``created_after``."""
     return await db.fetchrow(
         "SELECT * FROM control.payments WHERE tenant_id = $1 AND plan_code = $2"
-        " AND status IN ('new', 'pending') AND purpose <> 'auto_renewal'"
+        " AND status IN ('new', 'pending') AND purpose IN ('purchase', 'renewal')"
         " AND save_payment_method = $3 AND created_at > $4"
         " ORDER BY created_at DESC LIMIT 1",
         tenant_id,
@@ -204,3 +207,27 @@ async def cancel_open_payments(conn: Executor, tenant_id: int, *, reason: str) -
         tenant_id,
         reason,
     )
+
+
+async def find_open_upgrade(
+    db: Executor, *, tenant_id: int, plan_code: str, created_after: datetime
+) -> asyncpg.Record | None:
+    """The newest unpaid upgrade checkout of a tenant to ``plan_code`` (reused on a second tap)."""
+    return await db.fetchrow(
+        "SELECT * FROM control.payments WHERE tenant_id = $1 AND plan_code = $2"
+        " AND purpose = 'upgrade' AND status IN ('new', 'pending') AND created_at > $3"
+        " ORDER BY created_at DESC LIMIT 1",
+        tenant_id,
+        plan_code,
+        created_after,
+    )
+
+
+async def last_receipt_contact(db: Executor, tenant_id: int) -> dict[str, str]:
+    """The receipt contact (email / phone) the owner gave with their newest payment that had one."""
+    contact = await db.fetchval(
+        "SELECT metadata -> 'receipt' FROM control.payments WHERE tenant_id = $1"
+        " AND metadata -> 'receipt' <> '{}'::jsonb ORDER BY created_at DESC LIMIT 1",
+        tenant_id,
+    )
+    return dict(contact or {})

@@ -47,3 +47,30 @@ class PaymentReadRepository:
             before_id,
             limit,
         )
+
+
+# What was refunded of a payment. Payments carry no refund data yet; when refunds get their own table
+# this becomes a sum over it (``coalesce((SELECT sum(r.amount) FROM control.refunds r WHERE
+# r.payment_id = p.id AND r.status = 'succeeded'), 0)``) and the history shows it with no other change.
+_REFUNDED = "NULL::numeric(12, 2)"
+
+
+async def history_page(
+    db: Executor, *, tenant_id: int, offset: int, limit: int
+) -> list[asyncpg.Record]:
+    """A tenant's payments as its owner sees them, newest first (``limit`` rows from ``offset``):
+    when, how much, what for, how it ended and what was refunded. Checkouts that never reached
+    YooKassa (status ``new``) are left out: nothing was asked of the owner."""
+    return await db.fetch(
+        "SELECT p.id, p.created_at, p.paid_at, p.amount, p.currency, p.status, p.purpose,"
+        " p.plan_code, p.cancellation_reason, pl.name AS plan_name,"
+        " pl.translations AS plan_translations, "
+        + _REFUNDED
+        + " AS refunded_amount FROM control.payments p"
+        " JOIN control.plans pl ON pl.code = p.plan_code"
+        " WHERE p.tenant_id = $1 AND p.status <> 'new'"
+        " ORDER BY p.created_at DESC, p.id DESC OFFSET $2 LIMIT $3",
+        tenant_id,
+        offset,
+        limit,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -319,11 +320,68 @@ async def list_for_owner(db: Executor, owner_telegram_id: int) -> list[asyncpg.R
         " s.id AS subscription_id, s.status AS subscription_status, s.current_period_end,"
         " s.auto_renew, s.payment_method_id_enc IS NOT NULL AS has_payment_method,"
         " s.payment_method_title, p.name AS plan_name, p.translations AS plan_translations,"
-        " p.price, p.currency, p.period_days"
+        " p.price, p.currency, p.period_days, s.plan_code, s.scheduled_plan_at,"
+        " s.autopay_consent IS NOT NULL AS autopay_consented,"
+        " n.code AS next_plan_code, n.name AS next_plan_name,"
+        " n.translations AS next_plan_translations, n.price AS next_price,"
+        " n.period_days AS next_period_days"
         " FROM control.tenants t"
         " LEFT JOIN control.subscriptions s ON s.tenant_id = t.id"
         " LEFT JOIN control.plans p ON p.code = coalesce(s.plan_code, t.plan_code)"
+        " LEFT JOIN control.plans n ON n.code = s.scheduled_plan_code"
         " WHERE t.deleted_at IS NULL AND $1 = ANY(t.owner_telegram_ids)"
         " ORDER BY t.created_at, t.id",
         owner_telegram_id,
+    )
+
+
+# -- plan changes and auto-renewal consent (issue 18) -------------------------------------------
+
+
+async def schedule_plan(
+    conn: Executor, tenant_id: int, *, plan_code: str | None, at: datetime | None
+) -> None:
+    """Set (or, with None, clear) the plan the subscription moves to at ``at``."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET scheduled_plan_code = $2, scheduled_plan_at = $3,"
+        " updated_at = now() WHERE tenant_id = $1",
+        tenant_id,
+        plan_code,
+        at,
+    )
+
+
+async def switch_plan(conn: Executor, tenant_id: int, *, plan_code: str) -> None:
+    """Move the subscription to ``plan_code`` now, its period unchanged; any schedule dropped."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET plan_code = $2, scheduled_plan_code = NULL,"
+        " scheduled_plan_at = NULL, updated_at = now() WHERE tenant_id = $1",
+        tenant_id,
+        plan_code,
+    )
+
+
+async def claim_scheduled_plans_due(
+    conn: asyncpg.Connection, *, now: datetime, tenant_ids: Sequence[int] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Subscriptions whose scheduled plan change has come (``scheduled_plan_at <= now``)."""
+    return await conn.fetch(
+        _DUE_SELECT
+        + " AND s.scheduled_plan_code IS NOT NULL AND s.scheduled_plan_at <= $3"
+        + _DUE_LOCK,
+        _ids(tenant_ids),
+        limit,
+        now,
+    )
+
+
+async def record_autopay_consent(
+    conn: Executor, tenant_id: int, *, consent: dict[str, Any]
+) -> None:
+    """Remember the terms the owner agreed to for automatic charges."""
+    await conn.execute(
+        "UPDATE control.subscriptions SET autopay_consent = $2, updated_at = now()"
+        " WHERE tenant_id = $1",
+        tenant_id,
+        consent,
     )
