@@ -20,6 +20,8 @@ class BotAction(StrEnum):
     AUTO_ON = "on"
     AUTO_OFF = "off"
     TOKEN = "token"  # noqa: S105  (the "change token" action, not a secret)
+    AUTO_AGREE = "agree"  # consent to automatic charges given: turn auto-renewal on
+    PLANS = "plans"  # the plans to change to
 
 
 class MenuCb(CallbackData, prefix="m"):
@@ -63,3 +65,18 @@ class BotCb(CallbackData, prefix="b"):
 
     action: BotAction
     tenant_id: int
+
+
+class ChangePlanCb(CallbackData, prefix="cp"):
+    """A plan to change one of the owner's bots to: first the quote, then ``go`` to confirm it."""
+
+    tenant_id: int
+    code: str
+    go: bool = False
+
+
+class HistoryCb(CallbackData, prefix="ph"):
+    """A page (from 0, newest first) of a bot's payments."""
+
+    tenant_id: int
+    page: int = 0

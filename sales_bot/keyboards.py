@@ -13,6 +13,8 @@ from kit.formats import money, zone_label
 from sales_bot.callbacks import (
     BotAction,
     BotCb,
+    ChangePlanCb,
+    HistoryCb,
     LanguageCb,
     MenuAction,
     MenuCb,
@@ -157,6 +159,130 @@ def bot_card(texts: Texts, locale: str, bot: OwnerBot) -> InlineKeyboardMarkup:
             text=texts(locale, "button_change_token"),
             callback_data=BotCb(action=BotAction.TOKEN, tenant_id=tid),
         )
+        kb.button(
+            text=texts(locale, "button_change_plan"),
+            callback_data=BotCb(action=BotAction.PLANS, tenant_id=tid),
+        )
+    kb.button(text=texts(locale, "button_payments"), callback_data=HistoryCb(tenant_id=tid))
     kb.button(text=texts(locale, "button_back"), callback_data=MenuCb(action=MenuAction.BOTS))
     kb.adjust(1)
+    return kb.as_markup()
+
+
+# -- issue 18: plan changes, payment history, auto-renewal consent ------------------------------
+
+
+def autopay_offer(
+    texts: Texts, locale: str, *, amount: str, period_days: int
+) -> InlineKeyboardMarkup:
+    """Consent to automatic charges in words, or paying by hand."""
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=texts(locale, "button_autopay_agree", amount=amount, period_days=period_days),
+        callback_data=SaveCardCb(save=True),
+    )
+    kb.button(text=texts(locale, "button_save_card_no"), callback_data=SaveCardCb(save=False))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def autopay_confirm(
+    texts: Texts, locale: str, *, tenant_id: int, amount: str, period_days: int
+) -> InlineKeyboardMarkup:
+    """Turning auto-renewal back on: agree to the terms, or go back."""
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=texts(locale, "button_autopay_agree", amount=amount, period_days=period_days),
+        callback_data=BotCb(action=BotAction.AUTO_AGREE, tenant_id=tenant_id),
+    )
+    kb.button(
+        text=texts(locale, "button_back"),
+        callback_data=BotCb(action=BotAction.SHOW, tenant_id=tenant_id),
+    )
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def plan_choices(
+    texts: Texts, locale: str, *, tenant_id: int, items: Sequence[Any], current: str | None
+) -> InlineKeyboardMarkup:
+    """The plans on sale to change to (the current one marked)."""
+    kb = InlineKeyboardBuilder()
+    for plan in items:
+        kb.button(
+            text=texts(
+                locale,
+                "plan_change_button",
+                name=plan_text(plan, locale)[0],
+                price=money(plan["price"], plan["currency"]),
+                period_days=plan["period_days"],
+                current=plan["code"] == current,
+            ),
+            callback_data=ChangePlanCb(tenant_id=tenant_id, code=plan["code"]),
+        )
+    kb.button(
+        text=texts(locale, "button_back"),
+        callback_data=BotCb(action=BotAction.SHOW, tenant_id=tenant_id),
+    )
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def confirm_plan_change(
+    texts: Texts, locale: str, *, tenant_id: int, code: str, label: str
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=label, callback_data=ChangePlanCb(tenant_id=tenant_id, code=code, go=True))
+    kb.button(
+        text=texts(locale, "button_back"),
+        callback_data=BotCb(action=BotAction.PLANS, tenant_id=tenant_id),
+    )
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def history_pages(
+    texts: Texts, locale: str, *, tenant_id: int, page: int, has_older: bool
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    if page > 0:
+        kb.button(
+            text=texts(locale, "button_newer"),
+            callback_data=HistoryCb(tenant_id=tenant_id, page=page - 1),
+        )
+    if has_older:
+        kb.button(
+            text=texts(locale, "button_older"),
+            callback_data=HistoryCb(tenant_id=tenant_id, page=page + 1),
+        )
+    kb.button(
+        text=texts(locale, "button_back"),
+        callback_data=BotCb(action=BotAction.SHOW, tenant_id=tenant_id),
+    )
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def event_buttons(
+    texts: Texts, locale: str, *, kind: str, tenant_id: int, payload: dict[str, Any]
+) -> InlineKeyboardMarkup | None:
+    """What an owner can do about an event in one tap (pay by hand, turn auto-renewal off)."""
+    kb = InlineKeyboardBuilder()
+    if kind == "subscription.renewal_failed":
+        kb.button(
+            text=texts(locale, "button_pay_by_hand"),
+            callback_data=BotCb(action=BotAction.RENEW, tenant_id=tenant_id),
+        )
+    elif kind == "subscription.reminder" and payload.get("auto_renew"):
+        kb.button(
+            text=texts(locale, "button_autorenew_off"),
+            callback_data=BotCb(action=BotAction.AUTO_OFF, tenant_id=tenant_id),
+        )
+    elif kind in ("subscription.reminder", "subscription.expired"):
+        kb.button(
+            text=texts(locale, "button_renew"),
+            callback_data=BotCb(action=BotAction.RENEW, tenant_id=tenant_id),
+        )
+    else:
+        return None
     return kb.as_markup()

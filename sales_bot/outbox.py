@@ -38,6 +38,7 @@ from aiogram.exceptions import (
 from fleet.repositories import events as event_repo
 from fleet.repositories import owners as owner_repo
 from kit.formats import money
+from sales_bot import keyboards
 from sales_bot.formatting import day
 from schemas.events import OWNER_EVENT_KINDS, Event, parse_event
 from templates import Texts
@@ -45,7 +46,7 @@ from templates import Texts
 log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = OWNER_EVENT_KINDS
-_DATES = ("paid_until", "suspend_at", "delete_at")
+_DATES = ("paid_until", "suspend_at", "delete_at", "charge_at")
 MAX_ATTEMPTS = 10
 LEASE_SECONDS = 120.0
 
@@ -114,13 +115,25 @@ class OutboxDelivery:
                 )
                 for owner in recipients
             }
+            markups = {
+                owner: keyboards.event_buttons(
+                    self._texts,
+                    locales.get(owner, event["locale"]),
+                    kind=event["kind"],
+                    tenant_id=event["tenant_id"],
+                    payload=event["payload"] or {},
+                )
+                for owner in recipients
+            }
         except Exception as exc:  # no retry can render it: set it aside, go on with the next
             await self._set_aside(event, f"cannot render: {type(exc).__name__}: {exc}")
             return
         given_up: list[str] = []
         for owner in recipients:
             try:
-                await self._bot.send_message(chat_id=owner, text=texts[owner])
+                await self._bot.send_message(
+                    chat_id=owner, text=texts[owner], reply_markup=markups[owner]
+                )
             except (TelegramForbiddenError, TelegramBadRequest) as exc:
                 # Blocked the bot, or never opened it: no retry reaches them.
                 given_up.append(type(exc).__name__)

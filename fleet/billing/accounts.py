@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from fleet import jobs
+from fleet.billing.config import Clock, utc_now
 from fleet.bot_tokens import BotIdentity
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
@@ -107,6 +108,22 @@ class OwnerBot:
 
 
 PER_PAGE = 8
+CANCEL_HOW = "sales bot: My bots -> the bot -> Turn auto-renewal off (one tap, any time)"
+
+
+def consent_terms(
+    *, plan_code: str, amount: Decimal, currency: str, period_days: int, now: datetime
+) -> dict[str, Any]:
+    """What a payer agrees to for automatic charges, as recorded (YooKassa requires the amount,
+    the period and how to cancel to be agreed before a card is saved for them)."""
+    return {
+        "plan_code": plan_code,
+        "amount": f"{Decimal(amount):.2f}",
+        "currency": currency.strip(),
+        "period_days": period_days,
+        "cancel": CANCEL_HOW,
+        "agreed_at": now.isoformat(),
+    }
 
 
 @dataclass(frozen=True)
@@ -155,9 +172,10 @@ class HistoryPage:
 class OwnerAccounts:
     """An owner's view of their tenants; every call checks the owner owns the tenant."""
 
-    def __init__(self, *, pool: asyncpg.Pool, secrets: SecretBox) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, secrets: SecretBox, clock: Clock = utc_now) -> None:
         self._pool = pool
         self._secrets = secrets
+        self._clock = clock
 
     async def list_bots(self, owner_telegram_id: int) -> list[OwnerBot]:
         rows = await subscription_repo.list_for_owner(self._pool, owner_telegram_id)
@@ -203,19 +221,17 @@ class OwnerAccounts:
             )
         return await self.get_bot(owner_telegram_id, tenant_id)
 
-    @staticmethod
-    def autopay_terms(bot: OwnerBot, *, now: datetime) -> dict[str, Any]:
-        """The terms an owner agrees to when automatic charges are turned on: the next period's
-        plan, amount and length, and how to cancel; stored with the time of consent."""
+    def autopay_terms(self, bot: OwnerBot) -> dict[str, Any]:
+        """The terms an owner agrees to when automatic charges are turned on again: the next
+        period's plan, amount and length, and how to cancel; stamped with the time of consent."""
         price = bot.next_price if bot.next_plan_code else bot.price
-        return {
-            "plan_code": bot.next_plan_code or bot.plan_code,
-            "amount": str(price) if price is not None else None,
-            "currency": bot.currency,
-            "period_days": bot.next_period_days or bot.period_days,
-            "cancel": "sales bot: My bots -> the bot -> Turn auto-renewal off",
-            "agreed_at": now.isoformat(),
-        }
+        return consent_terms(
+            plan_code=bot.next_plan_code or bot.plan_code or "",
+            amount=price if price is not None else Decimal(0),
+            currency=bot.currency or "RUB",
+            period_days=bot.next_period_days or bot.period_days or 0,
+            now=self._clock(),
+        )
 
     async def payment_history(
         self, owner_telegram_id: int, tenant_id: int, *, page: int, per_page: int = PER_PAGE

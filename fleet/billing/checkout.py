@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from fleet.billing.accounts import consent_terms
 from fleet.billing.config import BillingConfig, Clock, utc_now
 from fleet.billing.errors import ProviderRejected, ProviderUnavailable
 from fleet.billing.payments import PaymentService, Result
@@ -116,6 +117,17 @@ class CheckoutService:
     async def list_plans(self) -> list[asyncpg.Record]:
         """Plans on sale, cheapest first."""
         return await PlanRepository(self._pool).list(active_only=True)
+
+    def autopay_consent(self, plan: asyncpg.Record) -> dict[str, Any]:
+        """The consent a buyer gives now to automatic charges of ``plan`` (recorded with the
+        payment that saves their card)."""
+        return consent_terms(
+            plan_code=plan["code"],
+            amount=plan["price"],
+            currency=plan["currency"],
+            period_days=plan["period_days"],
+            now=self._clock(),
+        )
 
     async def token_available(self, *, token: str, bot_id: int, owner_telegram_id: int) -> bool:
         """Whether ``owner_telegram_id`` may buy for this bot: no live tenant uses it, or only

@@ -72,7 +72,7 @@ def build_billing(
         payments=payments,
         checkout=checkout,
         lifecycle=SubscriptionLifecycle(pool=pool, checkout=checkout, config=config, clock=clock),
-        accounts=OwnerAccounts(pool=pool, secrets=secrets),
+        accounts=OwnerAccounts(pool=pool, secrets=secrets, clock=clock),
         tokens=tokens,
         plan_changes=PlanChangeService(pool=pool, checkout=checkout, config=config, clock=clock),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiogram import Bot, F
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -25,7 +24,7 @@ router = Routes("my_bots")
 
 
 def render_card(texts: Texts, locale: str, bot: OwnerBot) -> str:
-    return texts(
+    card = texts(
         locale,
         "bot_card",
         display_name=bot.display_name,
@@ -37,6 +36,24 @@ def render_card(texts: Texts, locale: str, bot: OwnerBot) -> str:
         card=bot.payment_method_title,
         timezone=zone_label(bot.timezone, locale),
     )
+    currency = bot.currency or "RUB"
+    if bot.next_plan_name is not None and bot.next_price is not None:
+        card += "\n" + texts(
+            locale,
+            "bot_card_next_plan",
+            plan_name=bot.next_plan_name_in(locale),
+            day=day(bot.next_plan_at, bot.timezone),
+            amount=money(bot.next_price, currency),
+        )
+    if bot.auto_renew and bot.has_payment_method:
+        price = bot.next_price if bot.next_price is not None else bot.price
+        card += "\n" + texts(
+            locale,
+            "bot_card_autopay_terms",
+            amount=money(price or 0, currency),
+            period_days=bot.next_period_days or bot.period_days,
+        )
+    return card
 
 
 async def _show_list(
@@ -120,16 +137,63 @@ async def renew(
         )
 
 
-@router.callback_query(BotCb.filter(F.action.in_({BotAction.AUTO_ON, BotAction.AUTO_OFF})))
+@router.callback_query(BotCb.filter(F.action == BotAction.AUTO_ON))
+async def offer_auto_renew(
+    query: CallbackQuery, callback_data: BotCb, billing: Billing, texts: Texts, locale: str
+) -> None:
+    """Turning auto-renewal on asks for consent to its terms first (amount, period, cancelling)."""
+    try:
+        bot = await billing.accounts.get_bot(query.from_user.id, callback_data.tenant_id)
+    except NotFoundError:
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    if bot.subscription_status is None or not bot.has_payment_method:
+        await query.answer(texts(locale, "autorenew_needs_card"), show_alert=True)
+        return
+    await query.answer()
+    terms = billing.accounts.autopay_terms(bot)
+    amount = money(terms["amount"], terms["currency"])
+    plan_name = bot.next_plan_name_in(locale) or bot.plan_name_in(locale)
+    if query.message is not None:
+        await query.message.answer(
+            texts(
+                locale,
+                "autopay_confirm",
+                bot_username=bot.bot_username or bot.slug,
+                plan_name=plan_name,
+                amount=amount,
+                period_days=terms["period_days"],
+                card=bot.payment_method_title,
+                paid_until=day(bot.paid_until, bot.timezone),
+            ),
+            reply_markup=keyboards.autopay_confirm(
+                texts,
+                locale,
+                tenant_id=bot.tenant_id,
+                amount=amount,
+                period_days=terms["period_days"],
+            ),
+        )
+
+
+@router.callback_query(BotCb.filter(F.action.in_({BotAction.AUTO_AGREE, BotAction.AUTO_OFF})))
 async def switch_auto_renew(
     query: CallbackQuery, callback_data: BotCb, billing: Billing, texts: Texts, locale: str
 ) -> None:
-    enabled = callback_data.action == BotAction.AUTO_ON
+    """Consent given (turn on, recording the terms and when), or one tap to turn it off."""
+    enabled = callback_data.action == BotAction.AUTO_AGREE
+    owner = query.from_user.id
     try:
+        consent = None
+        if enabled:
+            consent = billing.accounts.autopay_terms(
+                await billing.accounts.get_bot(owner, callback_data.tenant_id)
+            )
         bot = await billing.accounts.set_auto_renew(
-            owner_telegram_id=query.from_user.id,
+            owner_telegram_id=owner,
             tenant_id=callback_data.tenant_id,
             enabled=enabled,
+            consent=consent,
         )
     except NotFoundError:
         await query.answer(texts(locale, "stale_button"), show_alert=True)
@@ -138,16 +202,28 @@ async def switch_auto_renew(
         await query.answer(texts(locale, "autorenew_needs_card"), show_alert=True)
         return
     await query.answer(texts(locale, "autorenew_switched", enabled=enabled))
-    if query.message is not None:
-        try:
-            await query.message.edit_text(  # type: ignore[union-attr]
-                render_card(texts, locale, bot),
-                reply_markup=keyboards.bot_card(texts, locale, bot),
-            )
-        except TelegramBadRequest:
-            await query.message.answer(
-                render_card(texts, locale, bot), reply_markup=keyboards.bot_card(texts, locale, bot)
-            )
+    if query.message is None:
+        return
+    username = bot.bot_username or bot.slug
+    if consent is not None:
+        told = texts(
+            locale,
+            "autopay_on",
+            bot_username=username,
+            amount=money(consent["amount"], consent["currency"]),
+            period_days=consent["period_days"],
+        )
+    else:
+        told = texts(
+            locale,
+            "autopay_off",
+            bot_username=username,
+            paid_until=day(bot.paid_until, bot.timezone),
+        )
+    await query.message.answer(told)
+    await query.message.answer(
+        render_card(texts, locale, bot), reply_markup=keyboards.bot_card(texts, locale, bot)
+    )
 
 
 @router.callback_query(BotCb.filter(F.action == BotAction.TOKEN))

@@ -179,7 +179,12 @@ async def timezone_typed(message: Message, state: FSMContext, texts: Texts, loca
 
 @router.callback_query(Purchase.language, LanguageCb.filter())
 async def language_chosen(
-    query: CallbackQuery, callback_data: LanguageCb, state: FSMContext, texts: Texts, locale: str
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    state: FSMContext,
+    billing: Billing,
+    texts: Texts,
+    locale: str,
 ) -> None:
     if callback_data.locale not in LOCALES:
         await query.answer(texts(locale, "stale_button"), show_alert=True)
@@ -187,10 +192,28 @@ async def language_chosen(
     await query.answer()
     await state.update_data(bot_locale=callback_data.locale)
     await state.set_state(Purchase.save_card)
-    if query.message is not None:
-        await query.message.answer(
-            texts(locale, "ask_save_card"), reply_markup=keyboards.save_card(texts, locale)
-        )
+    if query.message is None:
+        return
+    try:
+        plan = await billing.checkout.active_plan((await state.get_data()).get("plan_code", ""))
+    except ValidationError:
+        await state.clear()
+        await query.message.answer(texts(locale, "stale_button"))
+        return
+    # Consent to automatic charges is asked in words: amount, period, how to cancel.
+    amount = money(plan["price"], plan["currency"])
+    await query.message.answer(
+        texts(
+            locale,
+            "autopay_offer",
+            plan_name=plan_text(plan, locale)[0],
+            amount=amount,
+            period_days=plan["period_days"],
+        ),
+        reply_markup=keyboards.autopay_offer(
+            texts, locale, amount=amount, period_days=plan["period_days"]
+        ),
+    )
 
 
 @router.callback_query(Purchase.save_card, SaveCardCb.filter())
@@ -204,7 +227,17 @@ async def save_card_chosen(
     locale: str,
 ) -> None:
     await query.answer()
-    await state.update_data(save_card=callback_data.save)
+    consent = None
+    if callback_data.save:
+        try:
+            plan = await billing.checkout.active_plan((await state.get_data()).get("plan_code", ""))
+        except ValidationError:
+            await state.clear()
+            if query.message is not None:
+                await query.message.answer(texts(locale, "stale_button"))
+            return
+        consent = billing.checkout.autopay_consent(plan)
+    await state.update_data(save_card=callback_data.save, autopay_consent=consent)
     if query.message is None:
         return
     if billing.checkout.receipts_required:
@@ -251,6 +284,7 @@ async def _checkout(
         timezone=data.get("timezone", "Europe/Moscow"),
         locale=data.get("bot_locale", locale),
         save_payment_method=bool(data.get("save_card")),
+        autopay_consent=data.get("autopay_consent"),
         customer_email=data.get("email"),
     )
     try:

@@ -21,7 +21,7 @@ from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories.plans import PlanRepository
 from sandbox.yookassa import YooKassaStandIn
-from tests.support.billing_fixtures import FakeClock, _cleanup_plan
+from tests.support.billing_fixtures import _cleanup_plan
 
 PlanFactory = Callable[..., Awaitable[asyncpg.Record]]
 

@@ -92,6 +92,35 @@ SAMPLES: dict[str, Any] = {
     "card": "Bank card *4477",
     "support": "@botfleet_support",
     "code": "expired_on_confirmation",
+    # issue 18: plan changes, payment history, auto-renewal consent
+    "period_days": 30,
+    "kind": "upgrade_paid",
+    "amount_due": "1 000 ₽",
+    "credit": "990 ₽",
+    "effective_at": "31.12.2030",
+    "current": True,
+    "page": 1,
+    "purpose": "auto_renewal",
+    "entries": [
+        {
+            "day": "01.12.2030",
+            "amount": "990 ₽",
+            "status": "succeeded",
+            "purpose": "purchase",
+            "plan": "Месяц",
+            "refunded": "500 ₽",
+            "reason": None,
+        },
+        {
+            "day": "02.12.2030",
+            "amount": "990 ₽",
+            "status": "canceled",
+            "purpose": "auto_renewal",
+            "plan": "Месяц",
+            "refunded": None,
+            "reason": "insufficient_funds",
+        },
+    ],
     "items": [
         {"name": "Месяц", "price": "990 ₽", "currency": "", "period_days": 30, "description": ""},
         {
@@ -117,6 +146,9 @@ SAMPLES: dict[str, Any] = {
         "support": "@botfleet_support",
         "plan_name": "Месяц",
         "previous_status": "provisioning",
+        "charge_at": "30.12.2030",
+        "period_days": 30,
+        "card": "Bank card *4477",
     },
 }
 # Other values the notices' payload fields take, each rendered too.
@@ -126,6 +158,8 @@ PAYLOAD_VARIANTS: dict[str, list[Any]] = {
     "days_left": [1, 7],
     "auto_renew": [False],
     "export": [False],
+    "amount": [None],
+    "paid_until": [None],
 }
 # Values a caller may leave empty even where the macro has no default (a business without an
 # address, a staff member without services, a bot not paid yet); parameters with defaults, flags and
@@ -148,6 +182,13 @@ MAY_BE_EMPTY = {
 VARIANTS: dict[str, list[Any]] = {
     "status": ["active", "provisioning", "new", "suspended", "error", "deleting", "ожидает"],
     "code": ["insufficient_funds", "3d_secure_failed", "abandoned", "something_new"],
+    "kind": [
+        "upgrade_credited",
+        "at_period_end",
+        "keep_current",
+        "immediate",
+        "unchanged",
+    ],
 }
 # Values of error macros' keyword arguments (``error_invalid_input(field=...)``).
 KWARGS: dict[str, Any] = {"field": "phone", "minutes": 120, "status": "отменена"}
