@@ -197,7 +197,12 @@ class SubscriptionLifecycle:
                 reached = reminder_marks(days, left=row["current_period_end"] - now)
                 marks = [f"{d}d" for d in reached]
                 end = row["current_period_end"]
-                auto = bool(row["auto_renew"] and row["payment_method_id_enc"])
+                # A refused charge is not tried again this period: the owner pays by hand.
+                auto = bool(
+                    row["auto_renew"] and row["payment_method_id_enc"]
+                ) and not await payment_repo.auto_renewal_failed(
+                    conn, row["tenant_id"], renews_period_end=end
+                )
                 # The next period's terms, as the owner agreed to them: its plan (a scheduled
                 # change included), price, length, and when the saved card is charged.
                 plan = await plans.get(row["scheduled_plan_code"] or row["plan_code"])

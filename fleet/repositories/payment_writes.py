@@ -231,3 +231,15 @@ async def last_receipt_contact(db: Executor, tenant_id: int) -> dict[str, str]:
         tenant_id,
     )
     return dict(contact or {})
+
+
+async def auto_renewal_failed(db: Executor, tenant_id: int, *, renews_period_end: datetime) -> bool:
+    """Whether the automatic charge of the period ending ``renews_period_end`` was refused."""
+    return bool(
+        await db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM control.payments WHERE tenant_id = $1"
+            " AND purpose = 'auto_renewal' AND renews_period_end = $2 AND status = 'canceled')",
+            tenant_id,
+            renews_period_end,
+        )
+    )
