@@ -82,7 +82,7 @@ async def test_honest_auto_renewal(
     user = await telegram_sandbox.user(
         bot_id=sales_bot.bot_id, first_name="Ivan", language_code="en"
     )
-    username, token = await _buy_with_consent(user, telegram_sandbox, plan)
+    _, token = await _buy_with_consent(user, telegram_sandbox, plan)
     tenant = await pool.fetchrow(
         "SELECT * FROM control.tenants WHERE bot_id = $1 AND deleted_at IS NULL", bot_id_of(token)
     )
@@ -172,7 +172,7 @@ async def test_change_plan_and_payment_history(
     clock: FakeClock,
 ) -> None:
     pro_code = "p" + secrets.token_hex(5)
-    pro = await PlanRepository(pool).insert(
+    await PlanRepository(pool).insert(
         code=pro_code, name=f"Pro {pro_code}", price=Decimal("1990.00"), period_days=30
     )
     try:
