@@ -33,6 +33,7 @@ from control_plane.routes import (
     health,
     jobs,
     payments,
+    plan_changes,
     plans,
     tenants,
 )
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     plans.router,
     tenants.router,
+    plan_changes.router,
     deployments.router,
     payments.router,
     jobs.router,

@@ -463,3 +463,42 @@ class EventPublic(BaseModel):
     next_attempt_at: datetime
     delivered_at: datetime | None
     failed_at: datetime | None
+
+
+# -- plan changes (issue 18) --------------------------------------------------------------------
+
+PlanChangeKind = Literal[
+    "upgrade_paid", "upgrade_credited", "at_period_end", "keep_current", "immediate", "unchanged"
+]
+
+
+class PlanChangeRequest(BaseModel):
+    """Move a tenant to another plan by the billing rule (README, "Billing rules for owners")."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"plan_code": "pro"}]}
+    )
+
+    plan_code: str = Field(pattern=PLAN_CODE_PATTERN, description="The plan to move to")
+
+
+class PlanChangePublic(BaseModel):
+    """What a plan change does (a quote) or did: ``upgrade_paid`` waits for the owner to pay
+    ``amount_due`` at ``confirmation_url``; ``at_period_end`` starts at ``effective_at``; the
+    others are done."""
+
+    kind: PlanChangeKind
+    tenant: str
+    from_plan: str | None
+    to_plan: str
+    currency: str
+    price: Decimal = Field(description="The new plan's price for one period")
+    period_days: int
+    credit: Decimal = Field(description="The unused paid time, in money, taken off an upgrade")
+    amount_due: Decimal = Field(description="What the owner pays now (upgrade_paid only)")
+    effective_at: datetime | None = Field(description="When the plan changes (null: once paid)")
+    paid_until: datetime | None = Field(description="The paid time after the change")
+    payment_id: UUID | None = None
+    confirmation_url: str | None = Field(
+        default=None, description="Where the owner pays an upgrade (YooKassa's checkout)"
+    )
