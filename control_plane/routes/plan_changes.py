@@ -20,7 +20,8 @@ from fleet.billing.plan_changes import PlanChange
 from schemas.api import PlanChangePublic, PlanChangeRequest
 from schemas.plans import PLAN_CODE_PATTERN
 
-router = resource_router("/tenants", tag="tenants")
+# Tagged "billing": its answers depend on the YooKassa settings (like the webhook).
+router = resource_router("/tenants", tag="billing")
 
 
 def _public(change: PlanChange) -> PlanChangePublic:
