@@ -165,3 +165,59 @@ def retry(
         typer.echo(f"subscription {subscription_id} handed back to the lifecycle")
 
     run(go)
+
+
+@app.command("plan")
+def change_plan(
+    slug: str = typer.Argument(..., help="The tenant's slug."),
+    plan_code: str = typer.Argument(..., help="The plan to move it to."),
+    quote: bool = typer.Option(False, "--quote", help="Only say what the change would do."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Change a tenant's plan by the owners' rule (README, "Billing rules for owners"): a dearer
+    plan at once, once the difference is paid (the checkout URL is printed for the owner); a
+    cheaper one at the end of the paid time."""
+    config = settings()
+    for name in ("master_key", "yookassa_shop_id", "yookassa_secret_key", "yookassa_return_url"):
+        try:
+            config.require(name)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from None
+
+    async def go() -> None:
+        from fleet.billing.wiring import open_billing
+        from fleet.errors import NotFoundError
+        from fleet.repositories.tenants import TenantRepository
+
+        async with open_resources(config, redis=False) as res:
+            assert res.secrets is not None
+            tenant = await TenantRepository(res.pool).get(slug)
+            if tenant is None:
+                raise NotFoundError(f"tenant {slug!r} does not exist")
+            async with open_billing(settings=config, pool=res.pool, secrets=res.secrets) as billing:
+                if quote:
+                    change = await billing.plan_changes.quote(
+                        tenant_id=tenant.id, plan_code=plan_code
+                    )
+                else:
+                    change = await billing.plan_changes.change(
+                        tenant_id=tenant.id, plan_code=plan_code, actor="cli"
+                    )
+        shown = {
+            "kind": change.kind.value,
+            "tenant": change.slug,
+            "from_plan": change.from_plan,
+            "to_plan": change.to_plan,
+            "credit": str(change.credit),
+            "amount_due": str(change.amount_due),
+            "currency": change.currency,
+            "effective_at": change.effective_at.isoformat() if change.effective_at else None,
+            "paid_until": change.paid_until.isoformat() if change.paid_until else None,
+            "confirmation_url": change.checkout.confirmation_url if change.checkout else None,
+        }
+        if as_json:
+            typer.echo(json.dumps(shown, indent=2))
+            return
+        typer.echo(" ".join(f"{k}={v}" for k, v in shown.items() if v is not None))
+
+    run(go)

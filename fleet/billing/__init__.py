@@ -9,6 +9,10 @@ Modules, one concept each:
 - :mod:`fleet.billing.payments` — :class:`PaymentService`: checkouts and notification processing.
 - :mod:`fleet.billing.subscriptions` — :class:`SubscriptionLifecycle`: reminders, expiry, grace,
   suspension, deletion, automatic renewal.
-- :mod:`fleet.billing.accounts` — :class:`OwnerAccounts`: an owner's bots, auto-renewal, token change
-  (the token checked first with :class:`fleet.bot_tokens.BotTokenChecker`).
+- :mod:`fleet.billing.accounts` — :class:`OwnerAccounts`: an owner's bots, auto-renewal (with the
+  owner's recorded consent), payment history, token change (the token checked first with
+  :class:`fleet.bot_tokens.BotTokenChecker`).
+- :mod:`fleet.billing.plan_changes` — :class:`PlanChangeService`: the plan change rule (upgrade at
+  once with the unused time credited, downgrade at the end of the paid time), quoted and carried out;
+  :mod:`fleet.billing.prorate` holds its arithmetic.
 """

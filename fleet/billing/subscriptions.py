@@ -12,6 +12,7 @@ and the step goes on with the others.
 
 ::
 
+    active --(scheduled_plan_at)--> the plan scheduled by a downgrade takes over
     active --(end - 3d, end - 1d)--> reminders         active --(end - lead)--> auto-renewal charge
     active --(end)--> grace --(end + grace)--> expired/suspended (desired stopped, suspend job)
     expired --(suspended + retention - warning)--> deletion warning

@@ -6,6 +6,7 @@ cancelling a scheduled change, and many concurrent taps doing one thing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -14,13 +15,17 @@ from decimal import Decimal
 import asyncpg
 import pytest
 import pytest_asyncio
+from click.testing import Result
+from typer.testing import CliRunner
 
+from cli.main import app
 from fleet.billing.payments import PaymentOutcome
 from fleet.billing.plan_changes import ChangeKind
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories.plans import PlanRepository
-from sandbox.yookassa import YooKassaStandIn
+from fleet.secrets import generate_master_key
+from sandbox.yookassa import DEFAULT_SECRET_KEY, DEFAULT_SHOP_ID, YooKassaStandIn
 from tests.support.billing_fixtures import _cleanup_plan
 
 PlanFactory = Callable[..., Awaitable[asyncpg.Record]]
@@ -319,3 +324,48 @@ async def test_bad_requests_say_what_is_wrong(
         )
     unchanged = await billing.plan_changes.change(tenant_id=tid, plan_code=plan["code"], actor="a")
     assert unchanged.kind is ChangeKind.UNCHANGED
+
+
+async def test_the_cli_quotes_and_changes_plans(
+    billing: Billing,
+    yookassa_standin: YooKassaStandIn,
+    pool,
+    make_order,
+    make_plan,
+    plan,
+    database_url: str,
+) -> None:
+    tid, _ = await _paid_tenant(billing, yookassa_standin, pool, make_order(owner=7710009))
+    slug = await pool.fetchval("SELECT slug FROM control.tenants WHERE id = $1", tid)
+    pro = await make_plan(price="1990.00")
+    env = {
+        "BOTFLEET_DATABASE_URL": database_url,
+        "BOTFLEET_MASTER_KEY": generate_master_key(),
+        "BOTFLEET_YOOKASSA_SHOP_ID": DEFAULT_SHOP_ID,
+        "BOTFLEET_YOOKASSA_SECRET_KEY": DEFAULT_SECRET_KEY,
+        "BOTFLEET_YOOKASSA_API_URL": yookassa_standin.api_url,
+        "BOTFLEET_YOOKASSA_RETURN_URL": "https://t.me/botfleet_sales_bot",
+    }
+
+    def botfleet(*args: str) -> Result:
+        return CliRunner().invoke(app, ["billing", "plan", *args], env=env)
+
+    quoted = await asyncio.to_thread(botfleet, slug, pro["code"], "--quote", "--json")
+    assert quoted.exit_code == 0, quoted.output
+    assert json.loads(quoted.output)["kind"] == "upgrade_paid"
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM control.payments WHERE tenant_id = $1 AND purpose = 'upgrade'",
+            tid,
+        )
+        == 0
+    )
+    changed = await asyncio.to_thread(botfleet, slug, pro["code"], "--json")
+    assert changed.exit_code == 0, changed.output
+    shown = json.loads(changed.output)
+    assert shown["confirmation_url"].startswith(yookassa_standin.base_url)
+    assert Decimal(shown["amount_due"]) + Decimal(shown["credit"]) == Decimal("1990.00")
+    missing = await asyncio.to_thread(botfleet, "nosuchtenant", pro["code"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    bad = await asyncio.to_thread(botfleet, slug, "nosuchplan")
+    assert bad.exit_code == 2 and "no plan 'nosuchplan' on sale" in bad.output
