@@ -147,6 +147,7 @@ class CheckoutService:
         """Reserve the bot as an unpaid tenant and start its first payment."""
         plan = await self.active_plan(order.plan_code)
         self._check_contact(order.customer_email, order.customer_phone)
+        self._check_consent(order.save_payment_method, order.autopay_consent)
         if not 1 <= len(order.display_name.strip()) <= 128:
             raise ValidationError("display_name", "give the business a name of 1-128 characters")
         try:
@@ -184,9 +185,12 @@ class CheckoutService:
         save_payment_method: bool = False,
         customer_email: str | None = None,
         customer_phone: str | None = None,
+        autopay_consent: dict[str, Any] | None = None,
     ) -> Checkout:
-        """Start a payment extending an owner's tenant (or resuming it if suspended)."""
+        """Start a payment extending an owner's tenant (or resuming it if suspended); saving the
+        card for automatic charges needs the owner's ``autopay_consent``."""
         self._check_contact(customer_email, customer_phone)
+        self._check_consent(save_payment_method, autopay_consent)
         tenant = await TenantRepository(self._pool).get_by_id(tenant_id)
         if (
             tenant is None
@@ -209,6 +213,7 @@ class CheckoutService:
                 payer=owner_telegram_id,
                 save_payment_method=save_payment_method,
                 contact={"email": customer_email, "phone": customer_phone},
+                autopay_consent=autopay_consent if save_payment_method else None,
             )
         return await self._submit(payment, tenant=tenant, plan=plan)
 
@@ -284,6 +289,16 @@ class CheckoutService:
         return self._description(plan, tenant)
 
     # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_consent(save_payment_method: bool, consent: dict[str, Any] | None) -> None:
+        # YooKassa: a card is saved for automatic charges only with the payer's consent to them.
+        if save_payment_method and not consent:
+            raise ValidationError(
+                "autopay_consent",
+                "saving the card for automatic charges needs the payer's consent to the amount,"
+                " the period and how to cancel (CheckoutService.autopay_consent)",
+            )
 
     def _check_contact(self, email: str | None, phone: str | None) -> None:
         if self._config.receipts and not (email or phone):

@@ -88,7 +88,10 @@ async def test_every_billing_event_renders_in_every_locale(
     first = await billing.checkout.purchase(make_order(owner=owner, save_payment_method=True))
     await _settle(billing, yookassa_standin, pool, first.payment_id, ok=False)
     checkout = await billing.checkout.renew(
-        tenant_id=first.tenant_id, owner_telegram_id=owner, save_payment_method=True
+        tenant_id=first.tenant_id,
+        owner_telegram_id=owner,
+        save_payment_method=True,
+        autopay_consent={"amount": "990.00", "period_days": 30, "agreed_at": "2026-01-01"},
     )
     await _settle(billing, yookassa_standin, pool, checkout.payment_id, ok=True)
     tid = first.tenant_id

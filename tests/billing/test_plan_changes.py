@@ -193,7 +193,12 @@ async def test_downgrade_waits_for_the_end_of_the_paid_time(
         billing,
         yookassa_standin,
         pool,
-        make_order(owner=owner, plan_code=pro["code"], save_payment_method=True),
+        make_order(
+            owner=owner,
+            plan_code=pro["code"],
+            save_payment_method=True,
+            autopay_consent=billing.checkout.autopay_consent(pro),
+        ),
     )
     end = sub["current_period_end"]
     clock.advance(days=10)
@@ -369,3 +374,10 @@ async def test_the_cli_quotes_and_changes_plans(
     assert missing.exit_code == 1 and "does not exist" in missing.output
     bad = await asyncio.to_thread(botfleet, slug, "nosuchplan")
     assert bad.exit_code == 2 and "no plan 'nosuchplan' on sale" in bad.output
+
+
+async def test_a_card_is_saved_for_automatic_charges_only_with_consent(
+    billing: Billing, make_order
+) -> None:
+    with pytest.raises(ValidationError, match="consent to the amount, the period"):
+        await billing.checkout.purchase(make_order(save_payment_method=True, autopay_consent=None))

@@ -21,6 +21,7 @@ from tenacity import wait_none
 
 from control_plane import problems
 from control_plane.routes.billing import router
+from fleet.billing.accounts import consent_terms
 from fleet.billing.checkout import Order
 from fleet.billing.config import BillingConfig
 from fleet.billing.notifications import SenderPolicy
@@ -199,6 +200,19 @@ def make_order(plan: asyncpg.Record) -> Iterator[type]:
             "locale": "ru",
         }
         values.update(overrides)
+        if (
+            values.get("save_payment_method")
+            and "autopay_consent" not in overrides
+            and values["plan_code"] == plan["code"]
+        ):
+            # The buyer agreed to automatic charges of this plan (as the sales bot asks them to).
+            values["autopay_consent"] = consent_terms(
+                plan_code=plan["code"],
+                amount=plan["price"],
+                currency=plan["currency"],
+                period_days=plan["period_days"],
+                now=datetime.now(UTC),
+            )
         return Order(**values)  # type: ignore[arg-type]
 
     yield build  # type: ignore[misc]
