@@ -171,8 +171,14 @@ async def test_the_bots_name_follows_the_business_name(start_bot, tenant, emulat
     owner = bot.owner
     await owner.ask("/admin")
     await owner.click(data=Admin(section="profile").pack())
-    await owner.wait_answer()
-    await owner.click(data=Profile(field="name").pack())
+    name_button = Profile(field="name").pack()
+    await owner.wait_for_bot_message(
+        lambda m: any(
+            b.get("callback_data") == name_button for row in m["inline_keyboard"] or [] for b in row
+        ),
+        timeout=10,
+    )
+    await owner.click(data=name_button)
     await owner.wait_answer()
     await owner.ask("Barbershop Ivan")
     assert account.first_name == "Barbershop Ivan"
