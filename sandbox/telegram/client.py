@@ -120,6 +120,11 @@ class TelegramSandbox:
             body["retry_after"] = retry_after
         await self.request("POST", f"/bots/{bot_id}/faults", json=body)
 
+    async def deliver_again(self, *, bot_id: int, update_id: int) -> int:
+        """Deliver a recent update to the bot once more (a repeat); the new update id."""
+        result = await self.request("POST", f"/bots/{bot_id}/updates/{update_id}/again")
+        return int(result["update_id"])
+
     async def download(self, file_id: str) -> bytes:
         """The bytes of a file a bot sent."""
         response = await self._http.get(f"{self.base_url}/sandbox/files/{file_id}")
@@ -186,6 +191,29 @@ class TelegramUser:
         if not result["answered"]:
             raise TimeoutError(f"the bot did not answer callback query {query_id}")
         return result["answer"]
+
+    async def pay(
+        self,
+        message_id: int | None = None,
+        *,
+        outcome: str = "success",
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Pay an invoice of the chat (the newest open one by default) as the user would: the bot
+        gets a ``pre_checkout_query`` and, once it approves, ``successful_payment``. ``outcome``
+        ``"declined"`` has the card declined after the approval, ``"cancel"`` closes the form.
+        Returns ``{"status": "paid" | "refused" | "timeout" | "declined" | "cancelled", ...}``."""
+        body: dict[str, Any] = {"message_id": message_id, "outcome": outcome}
+        if timeout is not None:
+            body["timeout"] = timeout
+        return self._marked(await self.sandbox.request("POST", self._path + "/pay", json=body))
+
+    async def open_invoice_link(self, link: str) -> dict[str, Any]:
+        """Open a ``createInvoiceLink`` link: the invoice shows in the chat (pay it with ``pay``)."""
+        result = self._marked(
+            await self.sandbox.request("POST", self._path + "/invoice-link", json={"link": link})
+        )
+        return result["message"]
 
     async def block(self) -> None:
         """Block the bot: its sends now fail with 403."""

@@ -130,6 +130,9 @@ class ControlApi:
             web.post(chat + "/block", self.block),
             web.post(chat + "/unblock", self.unblock),
             web.post(chat + "/read", self.mark_read),
+            web.post(chat + "/pay", self.pay),
+            web.post(chat + "/invoice-link", self.open_invoice_link),
+            web.post("/sandbox/bots/{bot_id}/updates/{update_id}/again", self.deliver_again),
             web.get("/sandbox/callbacks/{query_id}", self.get_callback),
             web.get("/sandbox/files/{file_id}", self.get_file),
             web.get("/sandbox/rate-limits", self.get_rate_limits),
@@ -325,6 +328,33 @@ class ControlApi:
                 "version": conv.signal.version,
             }
         )
+
+    async def pay(self, request: web.Request) -> web.Response:
+        """The user pays an invoice: ``{"message_id"?, "outcome"?: "success" | "declined" |
+        "cancel", "timeout"?}``; answers once the payment succeeded or failed."""
+        conv = self._conv(request)
+        body = await _body(request)
+        message_id = body.get("message_id")
+        timeout = body.get("timeout")
+        result = await self.world.payments.pay(
+            conv,
+            message_id=None if message_id is None else _int(message_id, "message_id"),
+            outcome=str(body.get("outcome") or "success"),
+            timeout=None if timeout is None else _float(timeout, "timeout", 10.0),
+        )
+        return web.json_response({**result, "version": conv.signal.version})
+
+    async def open_invoice_link(self, request: web.Request) -> web.Response:
+        """The user opens a ``createInvoiceLink`` link: ``{"link": "https://t.me/$..."}``."""
+        conv = self._conv(request)
+        body = await _body(request)
+        msg = self.world.payments.open_link(conv, str(body.get("link") or ""))
+        return self._message(request, conv, msg.message_id)
+
+    async def deliver_again(self, request: web.Request) -> web.Response:
+        bot = self.world.bot(_int(request.match_info["bot_id"], "bot_id"))
+        again = self.world.deliver_again(bot, _int(request.match_info["update_id"], "update_id"))
+        return web.json_response({"update_id": again})
 
     async def block(self, request: web.Request) -> web.Response:
         conv = self._conv(request)

@@ -84,6 +84,7 @@ class BotAccount:
     webhook: WebhookConfig | None = None
     allowed_updates: frozenset[str] = DEFAULT_UPDATE_TYPES
     updates: deque[dict[str, Any]] = field(default_factory=deque)
+    recent: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     next_update_id: int = 1
     update_signal: Signal = field(default_factory=Signal)
     poll_generation: int = 0
@@ -174,6 +175,9 @@ class ChatMessage:
     reply_to_message_id: int | None = None
     edit_date: int | None = None
     deleted: bool = False
+    # payments: an invoice the bot sent (with its state: open, paid), a payment the user made
+    invoice: dict[str, Any] | None = None
+    successful_payment: dict[str, Any] | None = None
 
     @property
     def inline_keyboard(self) -> list[list[dict[str, Any]]]:

@@ -31,6 +31,14 @@ def photo_to_api(stored: StoredFile) -> list[dict[str, Any]]:
     ]
 
 
+def invoice_to_api(invoice: dict[str, Any]) -> dict[str, Any]:
+    """A Telegram ``Invoice`` object (what a message shows of an invoice)."""
+    return {
+        key: invoice[key]
+        for key in ("title", "description", "start_parameter", "currency", "total_amount")
+    }
+
+
 def message_to_api(conv: Conversation, msg: ChatMessage, *, nested: bool = False) -> dict[str, Any]:
     """A Telegram ``Message`` object as the bot receives it."""
     sender = conv.bot.to_user() if msg.from_bot else conv.user.to_user()
@@ -56,6 +64,10 @@ def message_to_api(conv: Conversation, msg: ChatMessage, *, nested: bool = False
         data["contact"] = msg.contact
     if msg.edit_date is not None:
         data["edit_date"] = msg.edit_date
+    if msg.invoice is not None:
+        data["invoice"] = invoice_to_api(msg.invoice)
+    if msg.successful_payment is not None:
+        data["successful_payment"] = msg.successful_payment
     # Telegram echoes only inline keyboards back in Message objects.
     if msg.reply_markup and "inline_keyboard" in msg.reply_markup:
         data["reply_markup"] = {"inline_keyboard": msg.inline_keyboard}
@@ -84,6 +96,15 @@ def message_to_view(msg: ChatMessage, *, files_url: str) -> dict[str, Any]:
         "document": None,
         "photo": None,
         "contact": msg.contact,
+        "invoice": None
+        if msg.invoice is None
+        else {
+            **invoice_to_api(msg.invoice),
+            "prices": msg.invoice["prices"],
+            "state": msg.invoice["state"],
+            "receipt_message_id": msg.invoice.get("receipt_message_id"),
+        },
+        "successful_payment": msg.successful_payment,
     }
     for kind in ("document", "photo"):
         stored: StoredFile | None = getattr(msg, kind)

@@ -135,7 +135,16 @@ def _message_to_json(msg: ChatMessage) -> dict[str, Any]:
         "from_bot": msg.from_bot,
         "date": msg.date,
     }
-    for key in ("text", "caption", "reply_markup", "contact", "reply_to_message_id", "edit_date"):
+    for key in (
+        "text",
+        "caption",
+        "reply_markup",
+        "contact",
+        "reply_to_message_id",
+        "edit_date",
+        "invoice",
+        "successful_payment",
+    ):
         value = getattr(msg, key)
         if value is not None:
             data[key] = value

@@ -35,6 +35,7 @@ from sandbox.telegram.models import (
     UserAccount,
 )
 from sandbox.telegram.params import Upload
+from sandbox.telegram.payments import PaymentDesk
 from sandbox.telegram.ratelimit import FloodBuckets, RateLimits
 from sandbox.telegram.render import message_to_api, reply_keyboard_of
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 _TOKEN = re.compile(r"^(\d{1,15}):([A-Za-z0-9_-]{8,})$")
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# Updates kept per bot for a delivery again (POST /sandbox/bots/{id}/updates/{update_id}/again).
+RECENT_UPDATES = 500
 # What ``PATCH /sandbox/users/{id}`` may change.
 USER_FIELDS = ("first_name", "last_name", "username", "language_code", "phone_number")
 
@@ -61,6 +64,8 @@ class EmulatorConfig:
     idle_reply_after: float = 2.0
     # Messages kept per chat (older ones are forgotten when the emulator saves to a directory).
     history_limit: int = 1000
+    # A bot must answer a pre_checkout_query within this many seconds or the payment fails.
+    pre_checkout_timeout: float = 10.0
 
 
 def mask_token(token: str) -> str:
@@ -83,6 +88,7 @@ class TelegramWorld:
         self._next_user_id = 100_000_001
         self._next_file = 1
         self.idle = IdleReplies(self)
+        self.payments = PaymentDesk(self)
 
     # ----- registry -------------------------------------------------------------------------
 
@@ -252,9 +258,23 @@ class TelegramWorld:
             return None
         update_id = bot.next_update_id
         bot.updates.append({"update_id": update_id, kind: payload})
+        bot.recent[update_id] = (kind, payload)
+        while len(bot.recent) > RECENT_UPDATES:
+            del bot.recent[next(iter(bot.recent))]
         bot.next_update_id += 1
         bot.update_signal.bump()
         return update_id
+
+    def deliver_again(self, bot: BotAccount, update_id: int) -> int:
+        """Deliver a recent update once more (as Telegram does when a bot did not confirm it, or
+        after a crash between handling and confirming); returns the new ``update_id``."""
+        found = bot.recent.get(update_id)
+        if found is None:
+            raise ControlError(404, f"update {update_id} is not among the bot's recent updates")
+        again = self.enqueue(bot, *found)
+        if again is None:
+            raise ControlError(409, "the bot no longer receives this kind of update")
+        return again
 
     def mark_run(self, bot: BotAccount) -> None:
         """A program runs this bot (getUpdates or setWebhook): no more idle replies, saved."""

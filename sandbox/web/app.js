@@ -194,6 +194,50 @@
     return a;
   }
 
+  function formatAmount(minor, currency) {
+    return `${(minor / 100).toFixed(2)} ${currency}`;
+  }
+
+  /** An invoice as Telegram shows it: title, description, total, and Pay (or Decline) until paid. */
+  function invoiceElement(m) {
+    const inv = m.invoice;
+    const card = div("invoice");
+    card.append(div("invoice-title", inv.title), div("invoice-description", inv.description));
+    card.append(div("invoice-total", formatAmount(inv.total_amount, inv.currency)));
+    if (inv.state === "paid") {
+      card.append(div("invoice-state paid", "Paid"));
+      return card;
+    }
+    const actions = div("invoice-actions");
+    const pay = document.createElement("button");
+    pay.type = "button";
+    pay.className = "kb-button invoice-pay";
+    pay.textContent = `Pay ${formatAmount(inv.total_amount, inv.currency)}`;
+    pay.addEventListener("click", () => payInvoice(pay, m.message_id, "success"));
+    const decline = document.createElement("button");
+    decline.type = "button";
+    decline.className = "kb-button invoice-decline";
+    decline.textContent = "Decline card";
+    decline.title = "The bot approves the order, then the card is declined: nothing is charged";
+    decline.addEventListener("click", () => payInvoice(decline, m.message_id, "declined"));
+    actions.append(pay, decline);
+    card.append(actions);
+    return card;
+  }
+
+  async function payInvoice(button, messageId, outcome) {
+    button.classList.add("pending");
+    try {
+      // The bot has 10 seconds to approve the order (pre_checkout_query) before the payment fails.
+      const result = await act("/pay", { message_id: messageId, outcome });
+      if (!result) return;
+      if (result.status === "paid") toast("Payment successful");
+      else toast(`Payment failed: ${result.error_message || result.status}`, { error: true });
+    } finally {
+      button.classList.remove("pending");
+    }
+  }
+
   function inlineKeyboard(message) {
     const keyboard = div("inline-keyboard");
     for (const row of message.inline_keyboard || []) {
@@ -221,7 +265,9 @@
     el.type = "button";
     el.className = "kb-button";
     el.textContent = label;
-    if (typeof button.callback_data === "string") {
+    if (button.pay && message.invoice && message.invoice.state !== "paid") {
+      el.addEventListener("click", () => payInvoice(el, message.message_id, "success"));
+    } else if (typeof button.callback_data === "string") {
       el.addEventListener("click", () => pressInline(el, message.message_id, button.callback_data));
     } else {
       el.disabled = true;
@@ -254,6 +300,11 @@
       const card = div("contact-card");
       card.append(div("contact-icon", "☎"), div("", `${name}\n${m.contact.phone_number}`));
       bubble.append(card);
+    }
+    if (m.invoice) bubble.append(invoiceElement(m));
+    if (m.successful_payment) {
+      const paid = m.successful_payment;
+      bubble.append(div("payment-receipt", `✔ Paid ${formatAmount(paid.total_amount, paid.currency)}`));
     }
     const body = m.text ?? m.caption;
     if (body) {

@@ -79,6 +79,12 @@ Services (attributes of :class:`BookingCore`):
   ``candidates_for``, ``mark_failed``.
 - ``reports`` :class:`~.reports.ReportService` — ``bookings``, ``summary``, ``export_csv``,
   ``export_xlsx``.
+- ``deposits`` :class:`~.deposits.DepositService` — ``settings``/``update_settings`` (provider token
+  ciphertext, hold, receipts, cancellation policy), ``set_rule`` (per service), ``quote`` (the deposit
+  a booking asks: ``quote(service, settings, override=rule)``), ``check_payable`` (pre-checkout),
+  ``record_payment``, ``expire_holds``, ``pending_releases``/``release_done``, ``terms`` (what
+  cancelling now returns), ``mark_refunded``. ``bookings.book(..., deposit_rule=rule)`` imposes a
+  deposit on one booking (``DepositRule.full()``) or waives it (``DepositRule()``).
 
 All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
 in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`; the
@@ -112,6 +118,7 @@ from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
 from tenant_bot.booking.db import Database
+from tenant_bot.booking.deposits import DepositService
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.hours import WEEK, WORKWEEK, parse_day_hours
 from tenant_bot.booking.models import (
@@ -128,6 +135,8 @@ from tenant_bot.booking.models import (
     Customer,
     DateException,
     DaySchedule,
+    DepositKind,
+    DepositRule,
     HistoryEntry,
     NoShowAction,
     NoShowStanding,
@@ -166,6 +175,7 @@ class BookingCore:
         self.completion = CompletionService(db, clock=clock)
         self.waitlist = WaitlistService(db, clock=clock)
         self.reports = ReportService(db, clock=clock)
+        self.deposits = DepositService(db, catalogue=self.catalogue, clock=clock)
 
 
 __all__ = [
@@ -187,6 +197,8 @@ __all__ = [
     "Customer",
     "DateException",
     "DaySchedule",
+    "DepositKind",
+    "DepositRule",
     "HistoryEntry",
     "NoShowAction",
     "NoShowStanding",

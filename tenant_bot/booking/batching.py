@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from decimal import Decimal
 
 import asyncpg
 
@@ -31,7 +32,8 @@ from tenant_bot.booking.repositories.bookings import SlotOutcome, SlotRequest
 
 MAX_BATCH = 64
 
-_Waiter = tuple[SlotRequest, "asyncio.Future[SlotOutcome]"]
+# (request, its deposit (0: none), the caller's future)
+_Waiter = tuple[SlotRequest, Decimal, "asyncio.Future[SlotOutcome]"]
 
 
 class BookingWriter:
@@ -46,10 +48,11 @@ class BookingWriter:
         self._waiting: list[_Waiter] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, request: SlotRequest) -> SlotOutcome:
-        """The request's (outcome, booking), written alone or with the requests beside it."""
+    async def write(self, request: SlotRequest, *, deposit: Decimal = Decimal(0)) -> SlotOutcome:
+        """The request's (outcome, booking), written alone or with the requests beside it; a
+        ``deposit`` makes it a booking awaiting payment (when the business takes payments)."""
         future: asyncio.Future[SlotOutcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
+        self._waiting.append((request, deposit, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_waiting(), name="booking-writer")
         return await future
@@ -59,7 +62,7 @@ class BookingWriter:
             while self._waiting:
                 await self._drain()
         except BaseException:  # cancelled (shutdown): nobody may be left waiting
-            for _, future in self._waiting:
+            for _, _, future in self._waiting:
                 future.cancel()
             self._waiting.clear()
             raise
@@ -91,7 +94,7 @@ class BookingWriter:
                 for waiter in batch:
                     await self._write_alone(waiter)
         except BaseException:
-            for _, future in batch:
+            for _, _, future in batch:
                 future.cancel()
             raise
 
@@ -99,13 +102,13 @@ class BookingWriter:
         while self._waiting:
             taken = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
-            batch = [w for w in taken if not w[1].done()]  # callers cancelled meanwhile: dropped
+            batch = [w for w in taken if not w[2].done()]  # callers cancelled meanwhile: dropped
             if batch:
                 return batch
         return []
 
     async def _write_alone(self, waiter: _Waiter) -> None:
-        if waiter[1].done():
+        if waiter[2].done():
             return
         try:
             async with self._db.connection() as conn:
@@ -115,13 +118,19 @@ class BookingWriter:
 
     async def _send(self, conn: asyncpg.Connection, batch: Sequence[_Waiter]) -> None:
         """Write ``batch`` in one ``book_slots`` call and answer each caller still waiting."""
-        outcomes = await repo.book_slots(conn, [request for request, _ in batch], now=self._clock())
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        deposits = [deposit for _, deposit, _ in batch]
+        outcomes = await repo.book_slots(
+            conn,
+            [request for request, _, _ in batch],
+            now=self._clock(),
+            deposits=deposits if any(deposits) else (),
+        )
+        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
 
 
 def _fail(batch: Sequence[_Waiter], exc: BaseException) -> None:
-    for _, future in batch:
+    for _, _, future in batch:
         if not future.done():
             future.set_exception(exc)

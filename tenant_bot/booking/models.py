@@ -40,6 +40,54 @@ class BookingStatus(StrEnum):
         return self in (BookingStatus.PENDING, BookingStatus.CONFIRMED)
 
 
+class PaymentState(StrEnum):
+    """A booking's deposit: none asked, awaiting payment (the seat held), paid, or released unpaid."""
+
+    NONE = "none"
+    AWAITING = "awaiting"
+    PAID = "paid"
+    RELEASED = "released"
+
+
+class DepositKind(StrEnum):
+    """What a service asks before it is booked."""
+
+    NONE = "none"
+    FIXED = "fixed"  # a fixed amount (capped at the price)
+    PERCENT = "percent"  # a percentage of the price
+    FULL = "full"  # full prepayment
+
+
+@dataclass(frozen=True, slots=True)
+class DepositRule:
+    """A service's deposit rule (or an override of it for one booking: see ``BookingService.book``)."""
+
+    kind: DepositKind = DepositKind.NONE
+    value: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise InvalidInput("deposit_value", "must not be negative")
+        if self.kind is DepositKind.PERCENT and not 0 < self.value <= 100:
+            raise InvalidInput("deposit_value", "a percentage must be between 1 and 100")
+        if self.kind is DepositKind.FIXED and self.value <= 0:
+            raise InvalidInput("deposit_value", "a fixed deposit must be more than 0")
+
+    @classmethod
+    def full(cls) -> DepositRule:
+        return cls(DepositKind.FULL)
+
+    def amount(self, price: Decimal) -> Decimal:
+        """The deposit for a booking at ``price`` (never more than the price; 0: none)."""
+        if self.kind is DepositKind.FIXED:
+            return min(self.value, price).quantize(Decimal("0.01"))
+        if self.kind is DepositKind.PERCENT:
+            return (price * self.value / 100).quantize(Decimal("0.01"))
+        if self.kind is DepositKind.FULL:
+            return price.quantize(Decimal("0.01"))
+        return Decimal(0)
+
+
 ALLOWED_TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
     BookingStatus.CONFIRMED: frozenset(
@@ -179,6 +227,7 @@ class Service:
     capacity: int
     active: bool
     sort_order: int
+    deposit_rule: DepositRule = field(default_factory=DepositRule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +299,18 @@ class Booking:
     created_at: datetime
     updated_at: datetime
     customer_confirmed_at: datetime | None = None  # "I'll come" tapped under a reminder
+    # money (issue 19): what is asked, where its payment stands, what the owner owes back
+    deposit: Decimal = Decimal(0)
+    payment: PaymentState = PaymentState.NONE
+    hold_until: datetime | None = None
+    paid_amount: Decimal | None = None
+    refund_due: Decimal | None = None
+    refunded_at: datetime | None = None
+
+    @property
+    def awaits_payment(self) -> bool:
+        """Active and holding its seat until the deposit is paid (or ``hold_until`` passes)."""
+        return self.payment is PaymentState.AWAITING and self.status.active
 
     def awaits_outcome(self, now: datetime) -> bool:
         """Whether "came" / "did not come" can be marked at ``now``: a confirmed booking whose
@@ -396,3 +457,43 @@ class ReportSummary:
     by_service: dict[str, int] = field(default_factory=dict)
     by_staff: dict[str, int] = field(default_factory=dict)
     revenue: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    """How the business takes deposits (issue 19). ``provider_token`` is the stored ciphertext (the
+    bot decrypts it); deposits are asked only while one is set."""
+
+    provider_token: str | None = field(default=None, repr=False)
+    hold_minutes: int = 15
+    receipts: bool = False
+    receipt_vat_code: int = 1
+    free_cancel_hours: int = 24
+    late_keep_percent: int = 100
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider_token is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTerms:
+    """What cancelling a booking now means for its deposit: ``refund`` goes back, ``kept`` stays."""
+
+    paid: Decimal
+    refund: Decimal
+    kept: Decimal
+    free: bool  # before the free-cancellation deadline
+
+    @property
+    def applies(self) -> bool:
+        return self.paid > 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """What a ``successful_payment`` did: ``confirmed`` it, was a ``repeat`` of one applied, or came
+    ``late`` (the hold had ended: the whole amount is due back)."""
+
+    outcome: str
+    booking: Booking

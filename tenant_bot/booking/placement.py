@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 
@@ -38,7 +39,14 @@ from tenant_bot.booking.errors import (
     StaffCannotServe,
     StorageError,
 )
-from tenant_bot.booking.models import Actor, Booking, BookingStatus, BusinessSettings, Service
+from tenant_bot.booking.models import (
+    Actor,
+    Booking,
+    BookingStatus,
+    BusinessSettings,
+    DepositRule,
+    Service,
+)
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
 from tenant_bot.booking.repositories.bookings import SlotRequest
 
@@ -59,6 +67,8 @@ class Request:
     idempotency_key: str | None
     comment: str
     now: datetime
+    # None: the service's own deposit rule; a rule replaces it for this booking (issue 19)
+    deposit_rule: DepositRule | None = None
 
 
 async def place(
@@ -180,6 +190,8 @@ async def _write(
     by_customer = req.actor.is_customer
     pending = by_customer and settings.confirmation_required
     occupied_from, occupied_until = occupied_range(settings, req.start, service.duration_minutes)
+    rule = req.deposit_rule or service.deposit_rule
+    deposit = rule.amount(service.price) if by_customer else Decimal(0)
     outcome, booking = await writer.write(
         SlotRequest(
             customer_id=req.customer_id,
@@ -199,7 +211,8 @@ async def _write(
             local_day=req.start.astimezone(settings.zone).date(),
             catalogue_version=version,
             capacity=service.capacity,
-        )
+        ),
+        deposit=deposit,
     )
     if outcome == "ok":
         assert booking is not None

@@ -47,6 +47,7 @@ from tenant_bot.booking.models import (
     BookingStatus,
     Clock,
     DaySchedule,
+    DepositRule,
     HistoryEntry,
     utc_now,
 )
@@ -104,8 +105,14 @@ class BookingService:
         actor: Actor | None = None,
         idempotency_key: str | None = None,
         comment: str = "",
+        deposit_rule: DepositRule | None = None,
     ) -> Booking:
         """Book ``start`` for the customer; ``staff_id`` None picks the least-booked free one.
+
+        A customer's booking of a service with a deposit (or with ``deposit_rule``, which replaces
+        the service's own rule for this booking: ``DepositRule.full()``, or ``DepositRule()`` for
+        none) is written pending and awaiting payment, its seat held for the business's hold time,
+        when the business takes payments (``deposits.settings()``); else as ever.
 
         ``actor`` None means the customer themself (every rule applies, the owner's no-show block
         too: :class:`~.errors.CustomerBlocked`); :meth:`Actor.owner` books on the owner's behalf
@@ -127,6 +134,7 @@ class BookingService:
             idempotency_key=idempotency_key,
             comment=comment,
             now=self._clock(),
+            deposit_rule=deposit_rule,
         )
         if actor.is_customer:
             await self._no_shows.check_may_book(customer_id)

@@ -13,6 +13,7 @@ from datetime import timedelta
 import asyncpg
 
 from tenant_bot.booking.db import Database
+from tenant_bot.booking.deposits import settle
 from tenant_bot.booking.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, TooLate
 from tenant_bot.booking.models import (
     ALLOWED_TRANSITIONS,
@@ -71,7 +72,7 @@ class BookingStateMachine:
                 settings = await catalogue_repo.get_settings(conn)
                 if booking.starts_at - now < timedelta(minutes=settings.cancel_notice_minutes):
                     raise TooLate("too late to cancel", minutes=settings.cancel_notice_minutes)
-            return await repo.set_status(
+            cancelled = await repo.set_status(
                 conn,
                 booking,
                 to=BookingStatus.CANCELLED,
@@ -80,6 +81,7 @@ class BookingStateMachine:
                 actor_id=actor.telegram_user_id,
                 reason=reason,
             )
+            return await settle(conn, cancelled, by=actor.kind, now=now)
 
     async def transition(
         self, booking_id: int, to: BookingStatus, *, actor: Actor, reason: str | None = None
@@ -105,7 +107,7 @@ class BookingStateMachine:
                 raise InvalidTransition(
                     "the booking has not started yet", status=booking.status.value, to=to.value
                 )
-            return await repo.set_status(
+            changed = await repo.set_status(
                 conn,
                 booking,
                 to=to,
@@ -114,3 +116,4 @@ class BookingStateMachine:
                 actor_id=actor.telegram_user_id,
                 reason=reason,
             )
+            return await settle(conn, changed, by=actor.kind, now=now)

@@ -38,10 +38,21 @@ CREATE OR REPLACE FUNCTION staff_lock_key(p_staff_id bigint) RETURNS bigint
 -- session is sold) | no_service | taken (the slot overlaps an active booking) | duplicate (the
 -- customer's idempotency key names a booking already). Each statement takes a fresh snapshot, so what
 -- is read after the locks sees every transaction that held them before.
-CREATE OR REPLACE FUNCTION book_slots(p_requests booking_request[], p_now timestamptz)
+--
+-- p_deposits (issue 19, migration 0020) holds one amount per request (missing or 0: none): with a
+-- payment provider set up, such a booking is written pending, awaiting payment, its seat held until
+-- now + payment_settings.hold_minutes; without one the amount is ignored and the booking is as ever.
+-- They travel beside the requests so bots of an older image keep calling the two-argument form.
+CREATE OR REPLACE FUNCTION book_slots(
+    p_requests booking_request[], p_now timestamptz, p_deposits numeric[]
+)
     RETURNS TABLE (ordinal integer, outcome text, booking bookings)
     LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
+    v_pay_on boolean;
+    v_hold_until timestamptz;
+    v_deposit numeric;
+    v_status text;
     v_key bigint;
     v_locked bigint[];
     v_version bigint;
@@ -68,9 +79,15 @@ BEGIN
                                 WHERE x.active_limit IS NOT NULL))
           ORDER BY id FOR NO KEY UPDATE) AS c;
 
+    SELECT p.provider_token IS NOT NULL, p_now + make_interval(mins => p.hold_minutes)
+    INTO v_pay_on, v_hold_until FROM payment_settings p;
+
     FOR i IN 1 .. coalesce(cardinality(p_requests), 0) LOOP
         r := p_requests[i];
         v_row := NULL;
+        v_deposit := CASE WHEN coalesce(v_pay_on, false) AND coalesce(p_deposits[i], 0) > 0
+                          THEN p_deposits[i] ELSE 0 END;
+        v_status := CASE WHEN v_deposit > 0 THEN 'pending' ELSE r.status END;
         BEGIN  -- a subtransaction: this request's failure undoes only its own writes
             IF r.active_limit IS NOT NULL AND NOT r.customer_id = ANY (v_locked) THEN
                 v_outcome := 'no_customer';
@@ -107,16 +124,19 @@ BEGIN
                         INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at,
                                               occupied, seat, status, price, currency, comment,
                                               created_at, updated_at, reminder_offsets,
-                                              first_reminder_at, idempotency_key)
+                                              first_reminder_at, idempotency_key, deposit,
+                                              payment, hold_until)
                         SELECT r.customer_id, r.service_id, r.staff_id, r.starts_at, r.ends_at,
-                               tstzrange(r.occupied_from, r.occupied_until), v_seat, r.status,
+                               tstzrange(r.occupied_from, r.occupied_until), v_seat, v_status,
                                sv.price, sv.currency, r.comment, p_now, p_now,
                                array(SELECT o FROM unnest(r.reminder_offsets) AS o
                                      WHERE r.starts_at - make_interval(mins => o) > p_now),
                                r.starts_at - make_interval(mins => (
                                    SELECT max(o) FROM unnest(r.reminder_offsets) AS o
                                    WHERE r.starts_at - make_interval(mins => o) > p_now)),
-                               r.idempotency_key
+                               r.idempotency_key, v_deposit,
+                               CASE WHEN v_deposit > 0 THEN 'awaiting' ELSE 'none' END,
+                               CASE WHEN v_deposit > 0 THEN v_hold_until END
                         FROM services sv WHERE sv.id = r.service_id
                         RETURNING *
                     ), history AS (
@@ -149,6 +169,15 @@ BEGIN
         booking := v_row;
         RETURN NEXT;
     END LOOP;
+END
+$$;
+
+-- The two-argument form of 0004 (bots of an older image): no deposits.
+CREATE OR REPLACE FUNCTION book_slots(p_requests booking_request[], p_now timestamptz)
+    RETURNS TABLE (ordinal integer, outcome text, booking bookings)
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM book_slots(p_requests, p_now, '{}'::numeric[]);
 END
 $$;
 

@@ -7,12 +7,12 @@ are matched case-insensitively, as Telegram does.
 
 from __future__ import annotations
 
-from sandbox.telegram.methods import bot_settings, editing, messages, updates
+from sandbox.telegram.methods import bot_settings, editing, messages, payments, updates
 from sandbox.telegram.methods.base import CallContext, Handler, WebhookControl
 
 METHODS: dict[str, Handler] = {
     name.lower(): handler
-    for module in (bot_settings, editing, messages, updates)
+    for module in (bot_settings, editing, messages, payments, updates)
     for name, handler in module.METHODS.items()
 }
 

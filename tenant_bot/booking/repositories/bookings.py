@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 import asyncpg
@@ -15,6 +16,7 @@ from tenant_bot.booking.models import (
     BookingDetails,
     BookingStatus,
     HistoryEntry,
+    PaymentState,
 )
 
 ACTIVE = ("pending", "confirmed")
@@ -48,6 +50,12 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         customer_confirmed_at=row.get("customer_confirmed_at"),
+        deposit=row["deposit"],
+        payment=PaymentState(row["payment"]),
+        hold_until=row["hold_until"],
+        paid_amount=row["paid_amount"],
+        refund_due=row["refund_due"],
+        refunded_at=row["refunded_at"],
     )
 
 
@@ -94,20 +102,26 @@ BOOK_SLOTS_SQL = """
            (r.booking).staff_id, (r.booking).starts_at, (r.booking).ends_at, (r.booking).seat,
            (r.booking).status, (r.booking).price, (r.booking).currency, (r.booking).comment,
            (r.booking).cancel_reason, (r.booking).cancelled_by, (r.booking).created_at,
-           (r.booking).updated_at
-    FROM book_slots($1::booking_request[], $2) AS r
+           (r.booking).updated_at, (r.booking).deposit, (r.booking).payment,
+           (r.booking).hold_until, (r.booking).paid_amount, (r.booking).refund_due,
+           (r.booking).refunded_at
+    FROM book_slots($1::booking_request[], $2, $3::numeric[]) AS r
 """
 
 
 async def book_slots(
-    conn: asyncpg.Connection, requests: Sequence[SlotRequest], *, now: datetime
+    conn: asyncpg.Connection,
+    requests: Sequence[SlotRequest],
+    *,
+    now: datetime,
+    deposits: Sequence[Decimal] = (),
 ) -> list[SlotOutcome]:
     """Take a batch of slots in one round trip and one transaction (``book_slots``, migration 0004).
 
     One (outcome, booking) per request, in order: ``ok`` with the booking, or ``no_customer`` /
     ``limit`` / ``stale`` / ``full`` / ``no_service`` / ``taken`` / ``duplicate`` without one.
     """
-    rows = await conn.fetch(BOOK_SLOTS_SQL, requests, now)
+    rows = await conn.fetch(BOOK_SLOTS_SQL, requests, now, list(deposits))
     if len(rows) != len(requests):
         raise StorageError(f"book_slots answered {len(rows)} rows for {len(requests)} requests")
     outcomes: list[SlotOutcome] = [("", None)] * len(requests)

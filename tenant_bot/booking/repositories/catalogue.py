@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from tenant_bot.booking.models import BusinessSettings, Service, Staff
+from tenant_bot.booking.models import BusinessSettings, DepositKind, DepositRule, Service, Staff
 
 SETTINGS_COLUMNS = frozenset(
     {
@@ -46,6 +46,8 @@ SERVICE_COLUMNS = frozenset(
         "capacity",
         "active",
         "sort_order",
+        "deposit_kind",
+        "deposit_value",
     }
 )
 STAFF_COLUMNS = frozenset({"name", "description", "telegram_user_id", "active", "sort_order"})
@@ -97,6 +99,7 @@ def service_from_row(row: asyncpg.Record) -> Service:
         capacity=row["capacity"],
         active=row["active"],
         sort_order=row["sort_order"],
+        deposit_rule=DepositRule(DepositKind(row["deposit_kind"]), row["deposit_value"]),
     )
 
 
