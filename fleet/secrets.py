@@ -12,9 +12,11 @@ import binascii
 import hashlib
 import secrets
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet
 
 from fleet.errors import SecretError
+from kit.secrets import SecretBox as KitBox
+from kit.secrets import SecretUnreadable
 
 
 def generate_master_key() -> str:
@@ -25,10 +27,6 @@ def generate_master_key() -> str:
 def generate_password(length: int = 32) -> str:
     """A random password of URL-safe characters (safe inside URLs and SQL literals)."""
     return secrets.token_urlsafe(length)[:length]
-
-
-def key_id(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def parse_master_keys(raw: str) -> list[str]:
@@ -50,43 +48,38 @@ def parse_master_keys(raw: str) -> list[str]:
 
 
 class SecretBox:
-    """Encrypts with the first master key, decrypts with whichever key id a ciphertext names."""
+    """The platform's box: encrypts with the first master key, decrypts with whichever key id a
+    ciphertext names (the mechanism is :class:`kit.secrets.SecretBox`; errors are ``SecretError``)."""
 
-    PREFIX = "v1"
+    PREFIX = KitBox.PREFIX
 
     def __init__(self, master_keys: str) -> None:
         try:
             keys = parse_master_keys(master_keys)
         except ValueError as exc:
             raise SecretError(f"BOTFLEET_MASTER_KEY {exc}") from None
-        self._current = keys[0]
-        self._fernets = {key_id(key): Fernet(key.encode()) for key in keys}
+        self._box = KitBox(keys)
 
     def encrypt(self, plaintext: str) -> str:
-        kid = key_id(self._current)
-        token = self._fernets[kid].encrypt(plaintext.encode()).decode()
-        return f"{self.PREFIX}:{kid}:{token}"
+        return self._box.encrypt(plaintext)
 
     def decrypt(self, ciphertext: str) -> str:
         try:
-            version, kid, token = ciphertext.split(":", 2)
-        except ValueError:
-            raise SecretError("stored secret is malformed") from None
-        if version != self.PREFIX:
-            raise SecretError(f"stored secret has unknown format {version!r}")
-        fernet = self._fernets.get(kid)
-        if fernet is None:
-            raise SecretError(
-                f"stored secret was encrypted with master key {kid}, which is not configured; "
-                "add it to BOTFLEET_MASTER_KEY (comma-separated, after the current key)"
-            )
-        try:
-            return fernet.decrypt(token.encode()).decode()
-        except InvalidToken:
-            raise SecretError(f"stored secret does not decrypt with master key {kid}") from None
+            return self._box.decrypt(ciphertext)
+        except SecretUnreadable as exc:
+            message = str(exc)
+            if "which is not held" in message:
+                kid = message.split("key ", 1)[1].split(",", 1)[0]
+                message = (
+                    f"stored secret was encrypted with master key {kid}, which is not configured; "
+                    "add it to BOTFLEET_MASTER_KEY (comma-separated, after the current key)"
+                )
+            else:
+                message = message.replace("with key", "with master key")
+            raise SecretError(message) from None
 
     def needs_rotation(self, ciphertext: str) -> bool:
-        return ciphertext.split(":", 2)[1:2] != [key_id(self._current)]
+        return self._box.needs_rotation(ciphertext)
 
 
 def fingerprint(value: str) -> str:

@@ -17,7 +17,8 @@ Handler = Callable[..., Any]
 
 
 class Routes:
-    """Collects handler registrations (message, callback_query, errors) for :meth:`build`."""
+    """Collects handler registrations (message, callback_query, pre_checkout_query, errors) for
+    :meth:`build`."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -37,6 +38,9 @@ class Routes:
 
     def callback_query(self, *filters: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self._collect("callback_query", filters, kwargs)
+
+    def pre_checkout_query(self, *filters: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self._collect("pre_checkout_query", filters, kwargs)
 
     def errors(self, *filters: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self._collect("errors", filters, kwargs)

@@ -91,6 +91,11 @@ async def run(
             lambda: resources.background.run(beat=supervisor.beater("background")),
             stale_after=BACKGROUND_STALE_AFTER_SECONDS,
         )
+        supervisor.add(  # deposits: unpaid holds end and free their seats (issue 19)
+            "holds",
+            lambda: resources.holds.run(beat=supervisor.beater("holds")),
+            stale_after=BACKGROUND_STALE_AFTER_SECONDS,
+        )
     supervisor.add(
         "heartbeat",
         lambda: heartbeat.run(beat=supervisor.beater("heartbeat")),

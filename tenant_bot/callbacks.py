@@ -181,3 +181,21 @@ class Attend(CallbackData, prefix="ra"):
     """ "I'll come" under a reminder (its "Cancel" / "Reschedule" are :class:`MyBooking` buttons)."""
 
     booking_id: int
+
+
+# ----- deposits (issue 19) -----
+
+
+class Refund(CallbackData, prefix="rf"):
+    """The owner made the refund due on ``booking_id``."""
+
+    booking_id: int
+
+
+class PaySetting(CallbackData, prefix="py"):
+    """The owner's payment set-up: ``token``, ``hold``, ``free``, ``keep``, ``vat`` ask for a value;
+    ``receipts`` toggles; ``off`` forgets the provider token; ``svc`` lists services, ``dep`` asks
+    ``service_id``'s deposit rule."""
+
+    name: str
+    service_id: int = 0

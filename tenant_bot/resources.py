@@ -28,9 +28,11 @@ from tenant_bot.booking import BookingCore, init_connection
 from tenant_bot.booking.models import Clock
 from tenant_bot.commands import register_commands
 from tenant_bot.dispatcher import build_dispatcher
+from tenant_bot.holds import HoldReleaser
 from tenant_bot.isolation import ChatEventIsolation
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.notifications import Notifier
+from tenant_bot.payments import Payments
 from tenant_bot.texts import BotTexts
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class BotResources:
     notifier: Notifier
     background: BackgroundWorker
     texts: BotTexts
+    holds: HoldReleaser
     # the bot's loops (background work, heartbeat) run under it; its health is the bot's health
     supervisor: Supervisor = field(default_factory=lambda: Supervisor("tenant_bot"))
 
@@ -233,6 +236,16 @@ async def open_resources(
         clock=clock,
     )
     core.bookings.on_change = background.nudge  # a new or moved booking may bring work due soon
+    payments = Payments(
+        core=core,
+        bot=bot,
+        bot_token=runtime.bot_token.get_secret_value(),
+        texts=texts,
+        notifier=notifier,
+    )
+    dispatcher["payments"] = payments
+    holds = HoldReleaser(core=background.core, payments=payments, notifier=notifier, clock=clock)
+    payments.on_hold = holds.nudge
     return BotResources(
         runtime=runtime,
         pool=pool,
@@ -246,4 +259,5 @@ async def open_resources(
         notifier=notifier,
         background=background,
         texts=texts,
+        holds=holds,
     )

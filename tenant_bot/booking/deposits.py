@@ -240,6 +240,11 @@ class DepositService:
             log.info("hold expired", extra={"booking_id": booking.id})
         return expired
 
+    async def next_hold_end(self) -> datetime | None:
+        """When the next hold awaiting payment runs out (None: no hold)."""
+        async with self._db.connection() as conn:
+            return await repo.next_hold_end(conn)
+
     async def pending_releases(self, *, limit: int = 100) -> list[Booking]:
         """Freed times (expired holds) the waitlist has not been told of yet."""
         async with self._db.connection() as conn:

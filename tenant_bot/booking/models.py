@@ -306,6 +306,7 @@ class Booking:
     paid_amount: Decimal | None = None
     refund_due: Decimal | None = None
     refunded_at: datetime | None = None
+    provider_charge_id: str | None = None
 
     @property
     def awaits_payment(self) -> bool:

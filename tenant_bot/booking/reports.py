@@ -35,6 +35,13 @@ EXPORT_COLUMNS = (
     "currency",
     "comment",
     "cancel_reason",
+    # deposits (issue 19): asked, where the payment stands (none, awaiting, paid, released), paid,
+    # owed back to the customer, and when the owner said the refund was made
+    "deposit",
+    "payment",
+    "paid",
+    "refund_due",
+    "refunded_at",
 )
 
 # Spreadsheet apps execute cells starting with these; user-typed text is prefixed with "'" (OWASP).
@@ -153,6 +160,13 @@ class ReportService:
                     b.currency,
                     _safe(b.comment),
                     _safe(b.cancel_reason or ""),
+                    b.deposit,
+                    b.payment.value,
+                    b.paid_amount if b.paid_amount is not None else "",
+                    b.refund_due if b.refund_due is not None else "",
+                    b.refunded_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                    if b.refunded_at
+                    else "",
                 ]
             )
         return rows

@@ -15,11 +15,13 @@ def routers() -> list[Router]:
         fallback,
         language,
         my_bookings,
+        payments,
         start,
     )
     from tenant_bot.handlers.admin import admin_router
 
     return [
+        payments.routes.build(),  # first: no state or fallback handler may take a payment
         start.routes.build(),
         language.routes.build(),
         admin_router(),

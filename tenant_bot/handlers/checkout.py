@@ -33,6 +33,7 @@ from tenant_bot.handlers.booking import show_times
 from tenant_bot.handlers.common import sender_id, show, stale
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
+from tenant_bot.payments import Payments
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -45,6 +46,7 @@ async def pick_time(
     callback_data: PickTime,
     state: FSMContext,
     cache: CatalogueReader,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -58,7 +60,7 @@ async def pick_time(
     await state.set_data(data)
     if data.get("customer_id") and data.get("phone"):
         await cache.recent()
-        await _summary(callback, state, cache, texts, locale, data=data)
+        await _summary(callback, state, cache, payments, texts, locale, data=data)
         await callback.answer()
         return
     await callback.answer()
@@ -90,6 +92,7 @@ async def got_phone(
     state: FSMContext,
     core: BookingCore,
     cache: CatalogueReader,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
 ) -> None:
@@ -114,13 +117,14 @@ async def got_phone(
         return
     await state.update_data(customer_id=customer.id, phone=customer.phone)
     await message.answer(texts(locale, "contact_saved"), reply_markup=ReplyKeyboardRemove())
-    await _summary(message, state, cache, texts, locale)
+    await _summary(message, state, cache, payments, texts, locale)
 
 
 async def _summary(
     event: CallbackQuery | Message,
     state: FSMContext,
     cache: CatalogueReader,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
     *,
@@ -144,6 +148,7 @@ async def _summary(
         phone=data.get("phone", ""),
         needs_confirmation=settings.confirmation_required,
     )
+    text += await payments.terms_before_paying(service, locale=locale)  # "" without a deposit
     await state.set_state(BookingFlow.confirm)
     if isinstance(event, CallbackQuery):
         await show(event, text, keyboards.summary(texts, locale, data["draft"]))
@@ -159,11 +164,13 @@ async def confirm(
     core: BookingCore,
     cache: CatalogueReader,
     notifier: Notifier,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
     is_owner: bool,
 ) -> None:
-    """Book the draft; a repeat of the same draft returns the same booking."""
+    """Book the draft; a repeat of the same draft returns the same booking. A service with a
+    deposit holds the seat and sends the invoice; the booking is confirmed once paid."""
     data = await state.get_data()
     if data.get("draft") != callback_data.draft or "ts" not in data or "customer_id" not in data:
         await stale(callback, texts, locale, is_owner=is_owner)
@@ -204,6 +211,10 @@ async def confirm(
     await callback.answer()
     details = await core.bookings.get(booking.id)
     settings = await cache.settings()
+    if booking.awaits_payment:
+        await state.set_state(None)
+        await payments.hold_taken(callback, details, settings=settings, locale=locale)
+        return
     key = "booked_pending" if booking.status is BookingStatus.PENDING else "booked"
     await state.set_state(None)
     await show(

@@ -26,6 +26,7 @@ from tenant_bot.handlers.day_and_time import (
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
+from tenant_bot.payments import Payments
 from tenant_bot.states import RescheduleFlow
 from tenant_bot.texts import BotTexts
 
@@ -116,10 +117,12 @@ async def ask_cancel(
     callback_data: MyBooking,
     core: BookingCore,
     cache: CatalogueReader,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
 ) -> None:
-    """The question before cancelling, naming the booking: service, staff, day and time."""
+    """The question before cancelling, naming the booking: service, staff, day and time (and what
+    happens to a paid deposit)."""
     details = await _own_or_gone(callback, core, callback_data.booking_id, texts, locale)
     if details is None:
         return
@@ -127,7 +130,8 @@ async def ask_cancel(
     facts = views.booking_facts(texts, locale, details, await cache.settings())
     await show(
         callback,
-        texts(locale, "cancel_sure_booking", **facts),
+        texts(locale, "cancel_sure_booking", **facts)
+        + await payments.terms_before_cancelling(details.booking, locale=locale),
         keyboards.cancel_confirm(texts, locale, callback_data.booking_id),
     )
 
@@ -139,10 +143,12 @@ async def cancel(
     core: BookingCore,
     cache: CatalogueReader,
     notifier: Notifier,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
 ) -> None:
-    """Cancel (customers need the minimum notice); the owner and the waitlist are told."""
+    """Cancel (customers need the minimum notice); the owner and the waitlist are told; a paid
+    deposit is returned or kept as the policy says."""
     if await _own_or_gone(callback, core, callback_data.booking_id, texts, locale) is None:
         return
     try:
@@ -154,8 +160,14 @@ async def cancel(
         await _with_menu(callback, error_text(texts, locale, exc), texts, locale)
         return
     await callback.answer()
-    await _with_menu(callback, texts(locale, "cancelled_by_you"), texts, locale)
+    await _with_menu(
+        callback,
+        texts(locale, "cancelled_by_you") + payments.deposit_after_cancel(booking, locale=locale),
+        texts,
+        locale,
+    )
     details = await core.bookings.get(booking.id)
+    await payments.refund_due_notice(details)
     await notifier.booking_cancelled(details, by="customer", settings=await cache.settings())
     await notifier.offer_freed_time(booking, settings=await cache.settings())
 

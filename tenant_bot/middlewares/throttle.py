@@ -72,7 +72,7 @@ class ThrottleMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None:
+        if user is None or _payment(event):  # money is never dropped (pre-checkout has 10 s)
             return await handler(event, data)
         try:
             count = await self._count(user.id, data)
@@ -96,3 +96,11 @@ class ThrottleMiddleware(BaseMiddleware):
             await event.callback_query.answer(text, show_alert=True)
         elif event.message is not None:
             await event.message.answer(text)
+
+
+def _payment(event: TelegramObject) -> bool:
+    """A payment's updates: the pre-checkout question and the successful payment."""
+    return isinstance(event, Update) and (
+        event.pre_checkout_query is not None
+        or (event.message is not None and event.message.successful_payment is not None)
+    )

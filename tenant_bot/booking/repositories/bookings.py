@@ -56,6 +56,7 @@ def booking_from_row(row: asyncpg.Record) -> Booking:
         paid_amount=row["paid_amount"],
         refund_due=row["refund_due"],
         refunded_at=row["refunded_at"],
+        provider_charge_id=row["provider_charge_id"],
     )
 
 
@@ -104,7 +105,7 @@ BOOK_SLOTS_SQL = """
            (r.booking).cancel_reason, (r.booking).cancelled_by, (r.booking).created_at,
            (r.booking).updated_at, (r.booking).deposit, (r.booking).payment,
            (r.booking).hold_until, (r.booking).paid_amount, (r.booking).refund_due,
-           (r.booking).refunded_at
+           (r.booking).refunded_at, (r.booking).provider_charge_id
     FROM book_slots($1::booking_request[], $2, $3::numeric[]) AS r
 """
 

@@ -169,6 +169,13 @@ async def expire_holds(conn: asyncpg.Connection, now: datetime, *, limit: int) -
     return [booking_from_row(r) for r in rows]
 
 
+async def next_hold_end(conn: asyncpg.Connection) -> datetime | None:
+    value: datetime | None = await conn.fetchval(
+        "SELECT min(hold_until) FROM bookings WHERE payment = 'awaiting' AND status = 'pending'"
+    )
+    return value
+
+
 async def pending_releases(conn: asyncpg.Connection, *, limit: int) -> list[Booking]:
     rows = await conn.fetch(
         "SELECT * FROM bookings WHERE release_pending ORDER BY id LIMIT $1", limit

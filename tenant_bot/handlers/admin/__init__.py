@@ -23,6 +23,7 @@ def admin_router() -> Router:
         hours,
         menu,
         move,
+        payments,
         profile,
         services,
         settings,
@@ -44,6 +45,7 @@ def admin_router() -> Router:
                 staff,
                 hours,
                 settings,
+                payments,
                 profile,
                 export,
             )

@@ -16,6 +16,7 @@ from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
 from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier, owner_card
+from tenant_bot.payments import Payments, payment_line
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -48,6 +49,7 @@ async def render_card(
     facts = views.booking_facts(texts, locale, details, settings)
     text = texts(locale, "adm_booking_card", **facts, reason=details.booking.cancel_reason or "")
     text += await attendance_lines(core, details, texts, locale)
+    text += payment_line(texts, locale, details.booking)  # deposits: paid / unpaid / refund due
     card = owner_card(texts, locale, details, now=clock())
     markup = InlineKeyboardMarkup(
         inline_keyboard=[*card.inline_keyboard, back_to_menu(texts, locale, "menu")]
@@ -133,11 +135,13 @@ async def cancel_with_reason(
     core: BookingCore,
     cache: CatalogueReader,
     notifier: Notifier,
+    payments: Payments,
     texts: BotTexts,
     locale: str,
     clock: Clock,
 ) -> None:
-    """Cancel; the customer gets the reason, the waitlist gets the freed time."""
+    """Cancel; the customer gets the reason, the waitlist gets the freed time, a paid deposit is
+    owed back (the owners are told what to refund where)."""
     reason = (message.text or "").strip()
     reason = "" if reason == "-" else reason[:500]
     booking_id = (await state.get_data())["booking_id"]
@@ -156,6 +160,7 @@ async def cancel_with_reason(
     await notifier.offer_freed_time(booking, settings=settings)
     await message.answer(texts(locale, "adm_cancelled"))
     await render_card(message, core, details, cache, texts, locale, clock)
+    await payments.refund_due_notice(details)
 
 
 __all__ = ["Admin", "routes"]

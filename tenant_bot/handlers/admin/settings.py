@@ -107,6 +107,9 @@ async def settings_screen(
     rows.append(
         [button(texts(locale, "adm_set_noshow"), Setting(name=f"noshow_{following}").pack())]
     )
+    rows.append(
+        [button(texts(locale, "adm_pay_btn"), Admin(section="payments").pack())]
+    )  # deposits
     rows.append(back_to_menu(texts, locale))
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
