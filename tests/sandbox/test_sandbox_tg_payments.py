@@ -113,25 +113,27 @@ async def test_a_late_answer_fails_the_payment(telegram_sandbox: TelegramSandbox
     from sandbox.testing import bot_id_of, make_bot, new_bot_token
 
     config = EmulatorConfig(pre_checkout_timeout=0.3)  # Telegram's 10 s, shortened
-    async with TelegramEmulator.start(config=config) as emulator:
-        async with TelegramSandbox(emulator.base_url) as control:
-            token = new_bot_token()
-            await control.register_bot(token, username=f"slow{bot_id_of(token)}_bot")
-            bot = make_bot(emulator, token)
-            dp, seen = shop(delay=0.6)
-            task = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
-            try:
-                user = await control.user(bot_id=bot_id_of(token), first_name="Ann")
-                await user.send("/buy")
-                await user.wait_for_bot_message(lambda m: m["invoice"] is not None)
-                result = await user.pay()
-                assert result["status"] == "timeout"
-                await asyncio.sleep(0.5)  # the bot's late answer is refused as "too old"
-                assert not any("paid" in s for s in seen)
-            finally:
-                await dp.stop_polling()
-                await task
-                await bot.session.close()
+    async with (
+        TelegramEmulator.start(config=config) as emulator,
+        TelegramSandbox(emulator.base_url) as control,
+    ):
+        token = new_bot_token()
+        await control.register_bot(token, username=f"slow{bot_id_of(token)}_bot")
+        bot = make_bot(emulator, token)
+        dp, seen = shop(delay=0.6)
+        task = asyncio.create_task(dp.start_polling(bot, handle_signals=False))
+        try:
+            user = await control.user(bot_id=bot_id_of(token), first_name="Ann")
+            await user.send("/buy")
+            await user.wait_for_bot_message(lambda m: m["invoice"] is not None)
+            result = await user.pay()
+            assert result["status"] == "timeout"
+            await asyncio.sleep(0.5)  # the bot's late answer is refused as "too old"
+            assert not any("paid" in s for s in seen)
+        finally:
+            await dp.stop_polling()
+            await task
+            await bot.session.close()
 
 
 async def test_provider_token_and_invoice_checked_like_telegram(
