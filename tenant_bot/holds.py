@@ -6,7 +6,7 @@ under ``FOR UPDATE SKIP LOCKED`` (a hold is expired by one pass of one process) 
 ``release_pending``; the waitlist is told afterwards and the mark cleared only then, so a process
 that dies in between leaves the mark for the next pass, whose repeat reaches nobody twice (the
 notices' once-keys). Idle bots sleep until the next hold runs out (one small query per pass, at most
-every ``recheck`` seconds); a new hold wakes the loop (``nudge``).
+every ``recheck`` seconds); a new hold tells the loop when it ends (``expect``, no query).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import StorageUnavailable
@@ -47,9 +48,17 @@ class HoldReleaser:
         self.clock = clock
         self.recheck = recheck
         self.wake = asyncio.Event()
+        self._due: datetime | None = None  # the next hold's end, as last known
+
+    def expect(self, hold_until: datetime) -> None:
+        """A hold was taken that ends at ``hold_until``: the loop wakes by then (no query now)."""
+        if self._due is None or hold_until < self._due:
+            self._due = hold_until
+            self.wake.set()
 
     def nudge(self) -> None:
-        """A hold was taken: look again now (its end may be sooner than the loop's next pass)."""
+        """Run a pass now (tests; a hold's end changed in another way)."""
+        self._due = self.clock()
         self.wake.set()
 
     async def tick(self) -> int:
@@ -61,34 +70,47 @@ class HoldReleaser:
         for booking in await self.core.deposits.pending_releases():
             await self.notifier.offer_freed_time(booking, settings=settings)
             await self.core.deposits.release_done(booking.id)
+        self._due = await self.core.deposits.next_hold_end()
         return len(expired)
 
-    async def pause(self) -> float:
-        settings = await self.core.deposits.next_hold_end()
-        if settings is None:
+    def _wait(self) -> float:
+        if self._due is None:
             return self.recheck
-        wait = (settings - self.clock()).total_seconds()
-        return min(max(wait, MIN_PAUSE_SECONDS), self.recheck)
+        return min(max((self._due - self.clock()).total_seconds(), 0.0), self.recheck)
 
     async def run(self, *, beat: Callable[[], None] | None = None) -> None:
+        """A pass at start, then one whenever the next hold ends (at least every ``recheck``
+        seconds, which finds holds another process took), beating after each and while idle."""
         failures = 0
         while True:
-            self.wake.clear()
             try:
                 await self.tick()
-                pause = await self.pause()
                 failures = 0
+                retry = None
             except StorageUnavailable as exc:
                 failures += 1
                 log.warning("hold pass failed", extra={"code": exc.code, "failures": failures})
-                pause = min(MIN_PAUSE_SECONDS * 2**failures, 15.0)
+                retry = min(MIN_PAUSE_SECONDS * 2**failures, 15.0)
             if beat is not None:
                 beat()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + pause
-            while (remaining := deadline - loop.time()) > 0 and not self.wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(remaining, IDLE_BEAT_SECONDS)):
-                        await self.wake.wait()
-                if beat is not None:
-                    beat()
+            await self._sleep(retry, beat)
+
+    async def _sleep(self, retry: float | None, beat: Callable[[], None] | None) -> None:
+        """Until the next hold ends (re-read when ``expect`` moves it closer), ``recheck`` at most;
+        or ``retry`` seconds after a failed pass."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            self.wake.clear()
+            elapsed = loop.time() - started
+            if retry is not None:
+                remaining = retry - elapsed
+            else:
+                remaining = min(self._wait(), self.recheck - elapsed)
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, IDLE_BEAT_SECONDS)):
+                    await self.wake.wait()
+            if beat is not None:
+                beat()

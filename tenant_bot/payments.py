@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 from aiogram import Bot
@@ -157,8 +158,8 @@ class Payments:
         self.vault = TokenVault(bot_token)
         self.texts = texts
         self.notifier = notifier
-        # called when a hold is taken (the hold loop looks again)
-        self.on_hold: Callable[[], None] | None = None
+        # told the end of each hold taken (the hold loop wakes by then)
+        self.on_hold: Callable[[datetime], None] | None = None
 
     async def provider_token(self, settings: PaymentSettings | None = None) -> str | None:
         settings = settings or await self.core.deposits.settings()
@@ -229,9 +230,9 @@ class Payments:
         """The seat is held: say until when, and send the invoice (once per booking). An invoice
         that cannot be sent ends the hold at once, so the seat is not kept for nothing."""
         booking = details.booking
-        if self.on_hold is not None:
-            self.on_hold()
         until = booking.hold_until or booking.created_at
+        if self.on_hold is not None:
+            self.on_hold(until)
         text = self.texts(
             locale,
             "pay_held",
@@ -242,23 +243,28 @@ class Payments:
         await show(callback, text)
         if not await self.notifier.once(f"invoice:{booking.id}"):
             return
-        if await self.send_invoice(details, locale=locale):
+        if await self.send_invoice(details, locale=locale, settings=settings):
             return
         await self.core.bookings.cancel(booking.id, actor=Actor.system(), reason="invoice not sent")
         await show(callback, self.texts(locale, "pay_unavailable"))
 
-    async def send_invoice(self, details: BookingDetails, *, locale: str) -> bool:
-        """The deposit's invoice to the customer; False when it cannot be sent (the hold then runs
-        out and frees the seat)."""
+    async def send_invoice(
+        self,
+        details: BookingDetails,
+        *,
+        locale: str,
+        settings: BusinessSettings | None = None,
+    ) -> bool:
+        """The deposit's invoice to the customer; False when it cannot be sent."""
         booking = details.booking
-        settings = await self.core.deposits.settings()
-        token = await self.provider_token(settings)
+        payment = await self.core.deposits.settings()
+        token = await self.provider_token(payment)
         if token is None:
             log.warning(
                 "deposit asked without a readable provider token", extra={"booking_id": booking.id}
             )
             return False
-        catalogue = await self.core.catalogue.get_settings()
+        catalogue = settings or await self.core.catalogue.get_settings()
         amount = booking.deposit
         title_key = "pay_invoice_title_full" if amount >= booking.price else "pay_invoice_title"
         try:
@@ -277,11 +283,11 @@ class Payments:
                 prices=[
                     LabeledPrice(label=self.texts(locale, title_key)[:32], amount=to_minor(amount))
                 ],
-                provider_data=json.dumps(receipt(details, settings, amount=amount))
-                if settings.receipts
+                provider_data=json.dumps(receipt(details, payment, amount=amount))
+                if payment.receipts
                 else None,
-                need_phone_number=settings.receipts or None,
-                send_phone_number_to_provider=settings.receipts or None,
+                need_phone_number=payment.receipts or None,
+                send_phone_number_to_provider=payment.receipts or None,
             )
         except Exception as exc:  # Telegram refused (a bad provider token) or is away
             log.error(

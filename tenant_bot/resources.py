@@ -245,7 +245,7 @@ async def open_resources(
     )
     dispatcher["payments"] = payments
     holds = HoldReleaser(core=background.core, payments=payments, notifier=notifier, clock=clock)
-    payments.on_hold = holds.nudge
+    payments.on_hold = holds.expect
     return BotResources(
         runtime=runtime,
         pool=pool,
