@@ -48,6 +48,7 @@ from tenant_bot.booking.models import (
     BookingDetails,
     BusinessSettings,
     DepositKind,
+    DepositRule,
     PaymentSettings,
     PaymentState,
     Service,
@@ -176,13 +177,19 @@ class Payments:
             keep_percent=settings.late_keep_percent,
         )
 
-    async def terms_before_paying(self, service: Service, *, locale: str) -> str:
-        """The deposit and the policy for the booking summary ("" when the service asks none; no
-        query then, the summary's hot path stays free of the database)."""
+    async def terms_before_paying(
+        self, service: Service, *, locale: str, customer_id: int | None = None
+    ) -> str:
+        """The deposit and the policy for the booking summary ("" when none is asked; no query
+        then, unless the owner's no-show rule asks deposits: the summary's hot path stays free of
+        the database)."""
+        override = None
         if service.deposit_rule.kind is DepositKind.NONE:
-            return ""
+            if customer_id is None or not await self.core.no_shows.requires_deposit(customer_id):
+                return ""
+            override = DepositRule.full()  # what book() asks of such a customer
         settings = await self.core.deposits.settings()
-        amount = self.core.deposits.quote(service, settings)
+        amount = self.core.deposits.quote(service, settings, override=override)
         if not amount or await self.provider_token(settings) is None:
             return ""
         return "\n\n" + self.texts(

@@ -44,6 +44,7 @@ from tenant_bot.booking.models import (
     Booking,
     BookingStatus,
     BusinessSettings,
+    DepositKind,
     DepositRule,
     Service,
 )
@@ -69,6 +70,8 @@ class Request:
     now: datetime
     # None: the service's own deposit rule; a rule replaces it for this booking (issue 19)
     deposit_rule: DepositRule | None = None
+    # the owner's no-show rule asks a deposit: the service's, or full prepayment if it has none
+    deposit_required: bool = False
 
 
 async def place(
@@ -191,6 +194,8 @@ async def _write(
     pending = by_customer and settings.confirmation_required
     occupied_from, occupied_until = occupied_range(settings, req.start, service.duration_minutes)
     rule = req.deposit_rule or service.deposit_rule
+    if req.deposit_required and rule.kind is DepositKind.NONE:
+        rule = DepositRule.full()
     deposit = rule.amount(service.price) if by_customer else Decimal(0)
     outcome, booking = await writer.write(
         SlotRequest(

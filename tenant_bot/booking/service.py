@@ -20,6 +20,7 @@ How the guarantees hold under concurrency (see also :mod:`.placement`):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -112,7 +113,9 @@ class BookingService:
         A customer's booking of a service with a deposit (or with ``deposit_rule``, which replaces
         the service's own rule for this booking: ``DepositRule.full()``, or ``DepositRule()`` for
         none) is written pending and awaiting payment, its seat held for the business's hold time,
-        when the business takes payments (``deposits.settings()``); else as ever.
+        when the business takes payments (``deposits.settings()``); else as ever. A customer the
+        owner's no-show rule asks a deposit of (``no_shows.requires_deposit``) pays the service's
+        deposit, or the full price for a service without one.
 
         ``actor`` None means the customer themself (every rule applies, the owner's no-show block
         too: :class:`~.errors.CustomerBlocked`); :meth:`Actor.owner` books on the owner's behalf
@@ -138,6 +141,9 @@ class BookingService:
         )
         if actor.is_customer:
             await self._no_shows.check_may_book(customer_id)
+            # the owner's no-show rule may ask this customer a deposit (no query while it is off)
+            if deposit_rule is None and await self._no_shows.requires_deposit(customer_id):
+                request = dataclasses.replace(request, deposit_required=True)
 
         try:
             booking = await retry_busy(lambda: place(self._db, self._cache, self._writer, request))

@@ -148,7 +148,9 @@ async def _summary(
         phone=data.get("phone", ""),
         needs_confirmation=settings.confirmation_required,
     )
-    text += await payments.terms_before_paying(service, locale=locale)  # "" without a deposit
+    text += await payments.terms_before_paying(  # "" without a deposit
+        service, locale=locale, customer_id=data.get("customer_id")
+    )
     await state.set_state(BookingFlow.confirm)
     if isinstance(event, CallbackQuery):
         await show(event, text, keyboards.summary(texts, locale, data["draft"]))

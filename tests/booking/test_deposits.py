@@ -249,3 +249,46 @@ async def test_many_concurrent_attempts(
     assert await tenant_pool.fetchval("SELECT count(*) FROM bookings WHERE payment = 'paid'") == (
         len(booked) + 1
     )
+
+
+async def test_a_repeat_no_show_is_asked_a_deposit(
+    core: BookingCore, shop: Shop, clock: FakeClock
+) -> None:
+    """The owner's rule "deposit from 2 no-shows": such a customer pays the full price of a
+    service without a deposit (the service's own deposit where it has one); others book as ever."""
+    await core.deposits.update_settings(provider_token="v1:test:sealed")
+    await core.catalogue.update_settings(no_show_action="deposit", no_show_threshold=2)
+    for hour in (10, 11):
+        missed = await _book(core, shop, 1, hour=hour)
+        assert missed.payment is PaymentState.NONE  # not yet a repeat no-show
+    clock.advance(timedelta(days=1, hours=4))
+    for booking_id in (1, 2):
+        await core.bookings.mark_no_show(booking_id, actor=Actor.owner(99))
+    later = moscow(MONDAY + timedelta(days=1), 15)
+    customer = await core.customers.register(1)
+    asked = await core.bookings.book(
+        customer_id=customer.id,
+        service_id=shop.service.id,
+        staff_id=shop.ivan.id,
+        start=later,
+        actor=Actor.customer(1),
+    )
+    assert asked.awaits_payment and asked.deposit == Decimal("1500.00")
+    other = await core.customers.register(2)
+    fine = await core.bookings.book(
+        customer_id=other.id,
+        service_id=shop.service.id,
+        staff_id=shop.olga.id,
+        start=later,
+        actor=Actor.customer(2),
+    )
+    assert fine.payment is PaymentState.NONE
+    await core.deposits.set_rule(shop.service.id, DepositRule(DepositKind.FIXED, Decimal(500)))
+    own = await core.bookings.book(
+        customer_id=customer.id,
+        service_id=shop.service.id,
+        staff_id=shop.ivan.id,
+        start=later + timedelta(hours=1),
+        actor=Actor.customer(1),
+    )
+    assert own.deposit == Decimal("500.00")

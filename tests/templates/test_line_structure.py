@@ -132,7 +132,6 @@ SAMPLES: dict[str, Any] = {
         },
     ],
     # deposits (issue 19)
-    "current": "депозит 500 ₽",
     "deposit": "500 ₽",
     "paid": "500 ₽",
     "refund": "250 ₽",
@@ -152,7 +151,7 @@ SAMPLES: dict[str, Any] = {
     "refunded": False,
     "charge": "2c1b7a3e-000f-5000-9000-1a2b3c4d5e6f",
     "booking_id": 42,
-    "kind": "fixed",
+    "rule_kind": "fixed",
     "percent": "30",
     "rule": "депозит 500 ₽",
     # An owner notice's payload (``schemas/events.py``), every field any notice reads.

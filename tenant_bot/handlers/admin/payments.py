@@ -66,7 +66,7 @@ def rule_text(texts: BotTexts, locale: str, service: Service) -> str:
     return texts(
         locale,
         "adm_pay_rule",
-        kind=rule.kind.value,
+        rule_kind=rule.kind.value,
         amount=texts.money(rule.value, service.currency),
         percent=f"{rule.value.normalize():f}",
     )
@@ -244,7 +244,7 @@ async def ask_rule(
             "adm_pay_ask_rule",
             service=service.name,
             price=texts.money(service.price, service.currency),
-            current=rule_text(texts, locale, service),
+            rule=rule_text(texts, locale, service),
         ),
         back=back_to_menu(texts, locale, "payments"),
         data={"service_id": service.id},
