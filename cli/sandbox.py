@@ -35,6 +35,8 @@ async def _serve(
     public_url: str | None,
     bots: list[tuple[str, str]],
     rate_limits: bool,
+    require_receipts: bool = False,
+    require_tax_system: bool = False,
 ) -> None:
     from sandbox.telegram import EmulatorConfig, RateLimits, TelegramEmulator
     from sandbox.yookassa import YooKassaStandIn
@@ -55,6 +57,8 @@ async def _serve(
             webhook_url=webhook_url,
             notify_from=notify_from,
             public_url=public_url,
+            require_receipts=require_receipts,
+            require_tax_system=require_tax_system,
         ) as yk,
     ):
         for token, username in bots:
@@ -64,6 +68,8 @@ async def _serve(
         )
         typer.echo(f"YooKassa stand-in:         {yk.api_url}  (shop id {shop_id})")
         typer.echo(f"  notifications -> {webhook_url or 'nowhere yet (PUT /sandbox/webhook)'}")
+        if require_receipts:
+            typer.echo("  54-FZ receipts required with every payment and partial refund")
         typer.echo(f"Sandbox web page:          {tg.web_url}  (chat with the bots as a user)")
         typer.echo("Press Ctrl-C to stop.")
         await stop.wait()
@@ -92,6 +98,17 @@ def run(
     rate_limits: bool = typer.Option(
         True, "--rate-limits/--no-rate-limits", help="Telegram-like flood limits (429)."
     ),
+    require_receipts: bool = typer.Option(
+        False,
+        "--require-receipts",
+        help="Act as a shop on YooKassa's 54-FZ solution: a payment (or partial refund) without a "
+        "valid receipt is refused with 400 invalid_request.",
+    ),
+    require_tax_system: bool = typer.Option(
+        False,
+        "--require-tax-system",
+        help="With --require-receipts: each receipt must name tax_system_code (several systems).",
+    ),
 ) -> None:
     """Run the offline Telegram and YooKassa stand-ins."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -109,6 +126,8 @@ def run(
                 public_url=public_url,
                 bots=bots,
                 rate_limits=rate_limits,
+                require_receipts=require_receipts,
+                require_tax_system=require_tax_system,
             )
         )
     except OSError as exc:

@@ -35,6 +35,7 @@ from control_plane.routes import (
     payments,
     plan_changes,
     plans,
+    refunds,
     tenants,
 )
 from control_plane.services import build_services
@@ -60,6 +61,7 @@ ROUTERS: list[APIRouter] = [
     plan_changes.router,
     deployments.router,
     payments.router,
+    refunds.router,
     jobs.router,
     events.router,
     audit.router,

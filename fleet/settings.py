@@ -303,10 +303,20 @@ class Settings(BaseSettings):
     yookassa_timeout_s: float = Field(default=10.0, gt=0, le=120)
     yookassa_max_attempts: int = Field(default=4, ge=1, le=10)
     yookassa_receipts: bool = Field(
-        default=False, description="Send 54-FZ receipt data (needs the buyer's email or phone)."
+        default=False,
+        description="Send 54-FZ receipt data with every payment and partial refund (needs the "
+        "buyer's e-mail or phone); on in production for a shop on YooKassa's 54-FZ solution.",
     )
-    yookassa_vat_code: int = Field(default=1, ge=1, le=12)
+    yookassa_vat_code: int = Field(
+        default=1, ge=1, le=12, description="Receipt VAT code: 1 none, 11 VAT 22%, 12 VAT 22/122."
+    )
     yookassa_tax_system_code: int | None = Field(default=None, ge=1, le=6)
+    yookassa_payment_subject: Literal["service", "job", "intellectual_activity", "another"] = Field(
+        default="service", description="Receipt payment_subject of a subscription."
+    )
+    yookassa_payment_mode: Literal["full_prepayment", "full_payment", "advance"] = Field(
+        default="full_payment", description="Receipt payment_mode of a subscription."
+    )
     sales_bot_token: SecretStr | None = None
     sales_support_contact: str = "@botfleet_support"
     sales_rate_limit: str = Field(default="20/10seconds", description="Per user, `limits` syntax.")

@@ -22,6 +22,7 @@ class BotAction(StrEnum):
     TOKEN = "token"  # noqa: S105  (the "change token" action, not a secret)
     AUTO_AGREE = "agree"  # consent to automatic charges given: turn auto-renewal on
     PLANS = "plans"  # the plans to change to
+    RECEIPT = "rcpt"  # change the receipt contact
 
 
 class MenuCb(CallbackData, prefix="m"):

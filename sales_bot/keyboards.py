@@ -163,6 +163,10 @@ def bot_card(texts: Texts, locale: str, bot: OwnerBot) -> InlineKeyboardMarkup:
             text=texts(locale, "button_change_plan"),
             callback_data=BotCb(action=BotAction.PLANS, tenant_id=tid),
         )
+        kb.button(
+            text=texts(locale, "button_receipt_contact"),
+            callback_data=BotCb(action=BotAction.RECEIPT, tenant_id=tid),
+        )
     kb.button(text=texts(locale, "button_payments"), callback_data=HistoryCb(tenant_id=tid))
     kb.button(text=texts(locale, "button_back"), callback_data=MenuCb(action=MenuAction.BOTS))
     kb.adjust(1)

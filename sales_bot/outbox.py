@@ -79,8 +79,9 @@ class OutboxDelivery:
         for key in _DATES:
             if fields.get(key) is not None:
                 fields[key] = day(fields[key], timezone)
-        if fields.get("amount") is not None:
-            fields["amount"] = money(fields["amount"], fields.get("currency") or "RUB")
+        for key in ("amount", "refunded_total", "paid"):
+            if fields.get(key) is not None:
+                fields[key] = money(fields[key], fields.get("currency") or "RUB")
         fields["support"] = self._support
         return self._texts(locale, event.template(), bot=bot, p=fields)
 

@@ -20,3 +20,9 @@ class ChangeToken(StatesGroup):
     """Replacing the token of one of the owner's bots."""
 
     token = State()
+
+
+class ChangeReceiptContact(StatesGroup):
+    """Replacing where one of the owner's bots' receipts go (e-mail or phone)."""
+
+    contact = State()

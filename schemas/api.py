@@ -502,3 +502,42 @@ class PlanChangePublic(BaseModel):
     confirmation_url: str | None = Field(
         default=None, description="Where the owner pays an upgrade (YooKassa's checkout)"
     )
+
+
+# -- issue 18: refunds -------------------------------------------------------------------------------
+
+
+class RefundCreate(BaseModel):
+    """``POST /api/v1/payments/{id}/refunds``: how much and why (the ``Idempotency-Key`` header names
+    the refund: a retried request never refunds twice)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount": "300.00", "reason": "outage on 12 May"}, {}]},
+    )
+
+    amount: Decimal | None = Field(
+        default=None,
+        gt=0,
+        max_digits=12,
+        decimal_places=2,
+        description="How much to refund; default: everything not yet refunded (a full refund).",
+    )
+    reason: str = Field(default="", max_length=250, description="Why (audit log, YooKassa).")
+
+
+class RefundPublic(BaseModel):
+    """A refund as the API shows it. ``effect``: what it did to the subscription (``none``,
+    ``period_taken_back``, ``subscription_ended``; null until it succeeded)."""
+
+    id: UUID
+    payment_id: UUID
+    amount: Decimal
+    currency: str
+    status: Literal["new", "pending", "succeeded", "canceled"]
+    reason: str
+    key: str
+    provider_refund_id: str | None
+    effect: str | None
+    last_error: str | None
+    created_at: datetime

@@ -24,6 +24,7 @@ __all__ = [
     "EventContractError",
     "PaymentCanceled",
     "PaymentRefundNeeded",
+    "PaymentRefunded",
     "PaymentSucceeded",
     "SubscriptionExpired",
     "SubscriptionReminder",
@@ -102,6 +103,23 @@ class PaymentRefundNeeded(Event):
     amount: Money
     currency: str
     purpose: str
+
+
+class PaymentRefunded(Event):
+    """Money of a payment went back to the owner (issue 18). ``effect``: ``none`` (a partial refund:
+    the subscription stays), ``period_taken_back`` (a full refund of a period still ahead: the bot
+    is paid until ``paid_until``), ``subscription_ended`` (a full refund of the current period: the
+    bot is stopped, its data kept until ``delete_at``)."""
+
+    kind: ClassVar[str] = "payment.refunded"
+    payment_id: str
+    amount: Money
+    currency: str
+    refunded_total: Money
+    paid: Money
+    effect: Literal["none", "period_taken_back", "subscription_ended"]
+    paid_until: datetime | None = None
+    delete_at: datetime | None = None
 
 
 class SubscriptionReminder(Event):
@@ -199,6 +217,7 @@ EVENTS: dict[str, type[Event]] = {
         PaymentSucceeded,
         PaymentCanceled,
         PaymentRefundNeeded,
+        PaymentRefunded,
         SubscriptionReminder,
         SubscriptionExpired,
         SubscriptionRenewalFailed,

@@ -1,8 +1,9 @@
-"""``POST /webhooks/yookassa``: YooKassa's payment notifications.
+"""``POST /webhooks/yookassa``: YooKassa's payment and refund notifications.
 
 No API key (YooKassa has none to send) and no signature (YooKassa signs nothing): the sender's
-address must be in YooKassa's networks (else 403), and the payment is then fetched from the YooKassa
-API by :class:`fleet.billing.payments.PaymentService`, which trusts nothing in the body. The answer is
+address must be in YooKassa's networks (else 403), and the payment (or refund) is then fetched from the
+YooKassa API by :class:`fleet.billing.payments.PaymentService` (or
+:class:`fleet.billing.refunds.RefundService`), which trusts nothing in the body. The answer is
 200 once the effect is committed (or known to be a no-op), so YooKassa stops retrying; 503 when the
 API could not be asked, so YooKassa tries again later.
 
@@ -62,9 +63,13 @@ async def yookassa_notification(request: Request, billing: BillingDep) -> Notifi
     except NotificationRejected as exc:
         raise ApiProblem(exc.status, exc.message) from None
     try:
-        result = await billing.payments.process_notification(
-            notification, request_id=getattr(request.state, "request_id", None)
-        )
+        request_id = getattr(request.state, "request_id", None)
+        if notification.event.startswith("refund."):
+            result = await billing.refunds.process_notification(notification, request_id=request_id)
+        else:
+            result = await billing.payments.process_notification(
+                notification, request_id=request_id
+            )
     except PaymentProviderError as exc:
         raise ApiProblem(503, "YooKassa could not be asked about the payment; retry later") from exc
     return NotificationAck(outcome=result.outcome.value)

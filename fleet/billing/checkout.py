@@ -24,7 +24,8 @@ from fleet.billing.accounts import consent_terms
 from fleet.billing.config import BillingConfig, Clock, utc_now
 from fleet.billing.errors import ProviderRejected, ProviderUnavailable
 from fleet.billing.payments import PaymentService, Result
-from fleet.billing.yookassa import Receipt, ReceiptItem, YooKassaClient
+from fleet.billing.receipts import Contact, ReceiptBook, check_contact
+from fleet.billing.yookassa import Receipt, YooKassaClient
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
 from fleet.repositories import payment_writes as payment_repo
@@ -108,6 +109,7 @@ class CheckoutService:
         self._secrets = secrets
         self._config = config
         self._clock = clock
+        self.receipts = ReceiptBook(config)
 
     @property
     def receipts_required(self) -> bool:
@@ -146,7 +148,7 @@ class CheckoutService:
     async def purchase(self, order: Order, *, request_id: str | None = None) -> Checkout:
         """Reserve the bot as an unpaid tenant and start its first payment."""
         plan = await self.active_plan(order.plan_code)
-        self._check_contact(order.customer_email, order.customer_phone)
+        contact = self._check_contact(order.customer_email, order.customer_phone)
         self._check_consent(order.save_payment_method, order.autopay_consent)
         if not 1 <= len(order.display_name.strip()) <= 128:
             raise ValidationError("display_name", "give the business a name of 1-128 characters")
@@ -156,6 +158,7 @@ class CheckoutService:
             raise ValidationError("timezone", str(exc)) from None
         async with self._pool.acquire() as conn, conn.transaction():
             tenant = await self._reserve_tenant(conn, order, plan_code=plan["code"])
+            await self.receipts.remember(conn, tenant.id, contact)
             payment = await self._open_payment(
                 conn,
                 tenant=tenant,
@@ -163,7 +166,7 @@ class CheckoutService:
                 purpose="purchase",
                 payer=order.owner_telegram_id,
                 save_payment_method=order.save_payment_method,
-                contact={"email": order.customer_email, "phone": order.customer_phone},
+                contact=contact,
                 autopay_consent=order.autopay_consent if order.save_payment_method else None,
             )
             await audit.record(
@@ -188,8 +191,9 @@ class CheckoutService:
         autopay_consent: dict[str, Any] | None = None,
     ) -> Checkout:
         """Start a payment extending an owner's tenant (or resuming it if suspended); saving the
-        card for automatic charges needs the owner's ``autopay_consent``."""
-        self._check_contact(customer_email, customer_phone)
+        card for automatic charges needs the owner's ``autopay_consent``. The receipt goes to the
+        contact given, else to the tenant's stored one."""
+        given = check_contact(customer_email, customer_phone)
         self._check_consent(save_payment_method, autopay_consent)
         tenant = await TenantRepository(self._pool).get_by_id(tenant_id)
         if (
@@ -204,7 +208,10 @@ class CheckoutService:
         # A scheduled plan change: the next period is paid at the new plan's price.
         next_plan = subscription["scheduled_plan_code"] if subscription else None
         plan = await self.active_plan(plan_code or next_plan or tenant.plan_code or "")
+        contact = given or await self.receipts.contact_of(self._pool, tenant.id)
+        self._check_contact(contact.email, contact.phone)
         async with self._pool.acquire() as conn, conn.transaction():
+            await self.receipts.remember(conn, tenant.id, given)
             payment = await self._open_payment(
                 conn,
                 tenant=tenant,
@@ -212,7 +219,7 @@ class CheckoutService:
                 purpose="purchase" if tenant.status == "new" else "renewal",
                 payer=owner_telegram_id,
                 save_payment_method=save_payment_method,
-                contact={"email": customer_email, "phone": customer_phone},
+                contact=contact,
                 autopay_consent=autopay_consent if save_payment_method else None,
             )
         return await self._submit(payment, tenant=tenant, plan=plan)
@@ -240,6 +247,9 @@ class CheckoutService:
             )
             if tenant is None or plan is None or not plan["active"]:
                 return None
+            contact = await self.receipts.contact_of(conn, tenant_id)
+            if self.receipts.required and not contact:
+                log.error("auto-renewal without a receipt contact", extra={"tenant": tenant.slug})
             payment = await payment_repo.insert_auto_renewal(
                 conn,
                 tenant_id=tenant_id,
@@ -248,6 +258,7 @@ class CheckoutService:
                 currency=plan["currency"].strip(),
                 description=self._description(plan, tenant),
                 renews_period_end=subscription["current_period_end"],
+                metadata={"receipt": contact.as_dict()},
             )
             method_id = self._secrets.decrypt(subscription["payment_method_id_enc"])
         if payment is None:
@@ -260,6 +271,7 @@ class CheckoutService:
                 description=payment["description"],
                 metadata=self._metadata(payment),
                 payment_method_id=method_id,
+                receipt=self._receipt(payment),
             )
         except ProviderRejected as exc:
             await payment_repo.store_provider_error(self._pool, payment["id"], error=str(exc))
@@ -300,13 +312,13 @@ class CheckoutService:
                 " the period and how to cancel (CheckoutService.autopay_consent)",
             )
 
-    def _check_contact(self, email: str | None, phone: str | None) -> None:
-        if self._config.receipts and not (email or phone):
+    def _check_contact(self, email: str | None, phone: str | None) -> Contact:
+        contact = check_contact(email, phone)
+        if self._config.receipts and not contact:
             raise ValidationError(
-                "email", "a receipt must be sent: give an email address (or a phone number)"
+                "contact", "a receipt must be sent: give an e-mail address or a phone number"
             )
-        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-            raise ValidationError("email", "is not an email address, e.g. name@example.com")
+        return contact
 
     async def _reserve_tenant(
         self, conn: asyncpg.Connection, order: Order, *, plan_code: str
@@ -357,7 +369,7 @@ class CheckoutService:
         purpose: str,
         payer: int,
         save_payment_method: bool,
-        contact: dict[str, str | None],
+        contact: Contact,
         autopay_consent: dict[str, Any] | None = None,
     ) -> asyncpg.Record:
         """An unpaid checkout of this tenant and plan to reuse, or a new payment row."""
@@ -380,7 +392,7 @@ class CheckoutService:
             purpose=purpose,
             payer_telegram_id=payer,
             save_payment_method=save_payment_method,
-            metadata={"receipt": {k: v for k, v in contact.items() if v}},
+            metadata={"receipt": contact.as_dict()},
             autopay_consent=autopay_consent,
         )
 
@@ -398,21 +410,13 @@ class CheckoutService:
         }
 
     def _receipt(self, payment: asyncpg.Record) -> Receipt | None:
-        if not self._config.receipts:
-            return None
-        contact = (payment["metadata"] or {}).get("receipt") or {}
-        return Receipt(
-            items=(
-                ReceiptItem(
-                    description=payment["description"],
-                    amount=payment["amount"],
-                    currency=payment["currency"].strip(),
-                    vat_code=self._config.vat_code,
-                ),
-            ),
-            email=contact.get("email"),
-            phone=contact.get("phone"),
-            tax_system_code=self._config.tax_system_code,
+        """The payment's receipt, built from its row alone: a resend with the same idempotence key
+        sends the same body."""
+        return self.receipts.build(
+            description=payment["description"],
+            amount=payment["amount"],
+            currency=payment["currency"].strip(),
+            contact=Contact.from_dict((payment["metadata"] or {}).get("receipt")),
         )
 
     async def _submit(

@@ -36,6 +36,8 @@ class BillingConfig:
     receipts: bool = False
     vat_code: int = 1
     tax_system_code: int | None = None
+    payment_subject: str = "service"
+    payment_mode: str = "full_payment"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BillingConfig:
@@ -50,4 +52,6 @@ class BillingConfig:
             receipts=settings.yookassa_receipts,
             vat_code=settings.yookassa_vat_code,
             tax_system_code=settings.yookassa_tax_system_code,
+            payment_subject=settings.yookassa_payment_subject,
+            payment_mode=settings.yookassa_payment_mode,
         )

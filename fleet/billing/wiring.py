@@ -21,6 +21,8 @@ from fleet.billing.config import BillingConfig, Clock, utc_now
 from fleet.billing.notifications import SenderPolicy
 from fleet.billing.payments import PaymentService
 from fleet.billing.plan_changes import PlanChangeService
+from fleet.billing.receipts import ReceiptContacts
+from fleet.billing.refunds import RefundService
 from fleet.billing.subscriptions import SubscriptionLifecycle
 from fleet.billing.yookassa import YooKassaClient
 from fleet.bot_tokens import BotTokenChecker
@@ -41,6 +43,8 @@ class Billing:
     accounts: OwnerAccounts
     tokens: BotTokenChecker
     plan_changes: PlanChangeService
+    refunds: RefundService
+    contacts: ReceiptContacts
 
 
 def build_billing(
@@ -75,6 +79,8 @@ def build_billing(
         accounts=OwnerAccounts(pool=pool, secrets=secrets, clock=clock),
         tokens=tokens,
         plan_changes=PlanChangeService(pool=pool, checkout=checkout, config=config, clock=clock),
+        refunds=RefundService(pool=pool, provider=provider, config=config, clock=clock),
+        contacts=ReceiptContacts(pool=pool),
     )
 
 

@@ -1,4 +1,4 @@
-"""An async client of the YooKassa API v3 (payments), on httpx.
+"""An async client of the YooKassa API v3 (payments and refunds), on httpx.
 
 The official SDK is synchronous; calling it on the event loop would stall every other request, so the
 few calls billing needs are made here with httpx. Every create carries OUR idempotence key (stored in
@@ -152,8 +152,35 @@ class ProviderPayment:
             ) from exc
 
 
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the YooKassa API reports it."""
+
+    id: str
+    payment_id: str
+    status: str
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ProviderRefund:
+        """Parse an API refund object; raise ProviderUnavailable if it is not one."""
+        try:
+            return cls(
+                id=str(data["id"]),
+                payment_id=str(data["payment_id"]),
+                status=str(data["status"]),
+                amount=Decimal(str(data["amount"]["value"])),
+                currency=str(data["amount"]["currency"]),
+            )
+        except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
+            raise ProviderUnavailable(
+                f"YooKassa answered with something that is not a refund ({exc!r})"
+            ) from exc
+
+
 class YooKassaClient:
-    """Creates and reads payments. Keyword-only construction; ``transport`` lets tests swap HTTP.
+    """Creates and reads payments and refunds. Keyword-only construction; ``transport`` lets tests swap HTTP.
 
     ``retry_wait`` is a tenacity wait strategy (exponential with jitter by default; tests pass
     ``wait_none()`` so they never sleep).
@@ -224,6 +251,40 @@ class YooKassaClient:
             "POST", "payments", json=body, headers={"Idempotence-Key": str(idempotence_key)}
         )
         return ProviderPayment.from_api(data)
+
+    async def create_refund(
+        self,
+        *,
+        idempotence_key: uuid.UUID | str,
+        payment_id: str,
+        amount: Decimal,
+        currency: str,
+        description: str | None = None,
+        receipt: dict[str, Any] | None = None,
+    ) -> ProviderRefund:
+        """Refund ``amount`` of a succeeded payment (retried with the same key, like payments).
+        ``receipt`` is the API form (:meth:`Receipt.to_api`) stored with our refund row, so a resend
+        sends the very same body."""
+        body: dict[str, Any] = {
+            "payment_id": payment_id,
+            "amount": {"value": money(amount), "currency": currency},
+        }
+        if description:
+            body["description"] = description[:250]
+        if receipt is not None:
+            body["receipt"] = receipt
+        data = await self._call(
+            "POST", "refunds", json=body, headers={"Idempotence-Key": str(idempotence_key)}
+        )
+        return ProviderRefund.from_api(data)
+
+    async def get_refund(self, refund_id: str) -> ProviderRefund:
+        """The refund as YooKassa has it now; ProviderRejected (404) for an unknown id."""
+        if not valid_payment_id(refund_id):
+            raise ProviderRejected(
+                404, code="not_found", description="not a YooKassa refund id", parameter="id"
+            )
+        return ProviderRefund.from_api(await self._call("GET", f"refunds/{refund_id}"))
 
     async def get_payment(self, payment_id: str) -> ProviderPayment:
         """The payment as YooKassa has it now; ProviderRejected (404) for an unknown id."""

@@ -66,13 +66,14 @@ async def insert_auto_renewal(
     currency: str,
     description: str,
     renews_period_end: datetime,
+    metadata: dict[str, Any] | None = None,
 ) -> asyncpg.Record | None:
     """The automatic charge of one period, or the one already there if it never reached
     YooKassa (``new``: resent with the same key); None when the period was already charged."""
     row = await db.fetchrow(
         "INSERT INTO control.payments (id, tenant_id, plan_code, amount, currency, description,"
-        " purpose, renews_period_end, idempotence_key)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'auto_renewal', $7, $8)"
+        " purpose, renews_period_end, idempotence_key, metadata)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'auto_renewal', $7, $8, $9)"
         " ON CONFLICT (tenant_id, renews_period_end) WHERE purpose = 'auto_renewal' DO NOTHING"
         " RETURNING *",
         uuid.uuid4(),
@@ -83,6 +84,7 @@ async def insert_auto_renewal(
         description,
         renews_period_end,
         uuid.uuid4(),
+        metadata or {},
     )
     if row is not None:
         return row

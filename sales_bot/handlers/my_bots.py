@@ -1,4 +1,4 @@
-""" "My bots": status, paid-until, renew, auto-renewal on/off, change token."""
+""" "My bots": status, paid-until, renew, auto-renewal on/off, change token, receipt contact."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sales_bot import keyboards
 from sales_bot.callbacks import BotAction, BotCb, MenuAction, MenuCb
 from sales_bot.formatting import day
 from sales_bot.handlers.purchase import forget_message, token_problem
-from sales_bot.states import ChangeToken
+from sales_bot.states import ChangeReceiptContact, ChangeToken
 from templates import Texts
 
 router = Routes("my_bots")
@@ -291,4 +291,69 @@ async def got_new_token(
     await state.clear()
     await message.answer(
         texts(locale, "token_changed", bot_username=changed.bot_username or changed.slug)
+    )
+
+
+# -- issue 18: where receipts go ------------------------------------------------------------------
+
+
+@router.callback_query(BotCb.filter(F.action == BotAction.RECEIPT))
+async def ask_receipt_contact(
+    query: CallbackQuery,
+    callback_data: BotCb,
+    state: FSMContext,
+    billing: Billing,
+    texts: Texts,
+    locale: str,
+) -> None:
+    try:
+        tenant, contact = await billing.contacts.current(
+            owner_telegram_id=query.from_user.id, tenant_id=callback_data.tenant_id
+        )
+    except NotFoundError:
+        await query.answer(texts(locale, "stale_button"), show_alert=True)
+        return
+    await query.answer()
+    await state.set_state(ChangeReceiptContact.contact)
+    await state.set_data({"tenant_id": tenant.id})
+    if query.message is not None:
+        await query.message.answer(
+            texts(
+                locale,
+                "ask_receipt_contact",
+                bot_username=tenant.bot_username or tenant.slug,
+                contact=contact.shown(),
+            ),
+            reply_markup=keyboards.cancel(texts, locale),
+        )
+
+
+@router.message(ChangeReceiptContact.contact, F.text)
+async def got_receipt_contact(
+    message: Message, state: FSMContext, billing: Billing, texts: Texts, locale: str
+) -> None:
+    tenant_id = int((await state.get_data()).get("tenant_id") or 0)
+    owner = message.from_user.id if message.from_user else message.chat.id
+    try:
+        contact = await billing.contacts.change(
+            owner_telegram_id=owner, tenant_id=tenant_id, text=message.text or ""
+        )
+    except ValidationError:
+        await message.answer(
+            texts(locale, "bad_email"), reply_markup=keyboards.cancel(texts, locale)
+        )
+        return
+    except NotFoundError:
+        await state.clear()
+        await message.answer(texts(locale, "stale_button"))
+        return
+    await state.clear()
+    bot = await billing.accounts.get_bot(owner, tenant_id)
+    await message.answer(
+        texts(
+            locale,
+            "receipt_contact_changed",
+            bot_username=bot.bot_username or bot.slug,
+            contact=contact.shown(),
+        )
     )

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 
 from fleet.billing.checkout import Order
 from fleet.billing.errors import PaymentProviderError
+from fleet.billing.receipts import parse_contact
 from fleet.billing.wiring import Billing
 from fleet.errors import BotTokenRejected, ConflictError, ValidationError
 from fleet.secrets import SecretBox
@@ -251,11 +252,12 @@ async def save_card_chosen(
 async def got_email(
     message: Message, state: FSMContext, billing: Billing, box: SecretBox, texts: Texts, locale: str
 ) -> None:
-    email = (message.text or "").strip()
-    if "@" not in email or " " in email or len(email) > 254:
+    try:
+        contact = parse_contact(message.text or "")
+    except ValidationError:
         await message.answer(texts(locale, "bad_email"))
         return
-    await state.update_data(email=email)
+    await state.update_data(email=contact.email, phone=contact.phone)
     owner = message.from_user.id if message.from_user else message.chat.id
     await _checkout(message, owner, state, billing, box, texts, locale)
 
@@ -286,6 +288,7 @@ async def _checkout(
         save_payment_method=bool(data.get("save_card")),
         autopay_consent=data.get("autopay_consent"),
         customer_email=data.get("email"),
+        customer_phone=data.get("phone"),
     )
     try:
         checkout = await billing.checkout.purchase(order)
@@ -294,7 +297,7 @@ async def _checkout(
         await message.answer(texts(locale, "token_in_use"))
         return
     except ValidationError as exc:
-        if exc.field == "email":
+        if exc.field in ("email", "phone", "contact"):
             await state.set_state(Purchase.email)
             await message.answer(texts(locale, "bad_email"))
             return

@@ -1,4 +1,5 @@
-"""YooKassa API v3 routes: create, fetch, list, capture and cancel payments.
+"""YooKassa API v3 routes: create, fetch, list, capture and cancel payments; create, fetch and list
+refunds.
 
 Requests need HTTP Basic auth ``shop_id:secret_key``; POSTs need an ``Idempotence-Key`` header. Every
 error is YooKassa's JSON error object with the matching HTTP status.
@@ -12,6 +13,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +21,9 @@ from aiohttp import web
 from sandbox.yookassa.errors import YooKassaError, invalid_request, not_found
 from sandbox.yookassa.faults import FaultPlan
 from sandbox.yookassa.ledger import IdempotenceKeys, PaymentLedger
-from sandbox.yookassa.validation import parse_amount, parse_create
+from sandbox.yookassa.receipts import parse_receipt
+from sandbox.yookassa.refunds import parse_refund_create
+from sandbox.yookassa.validation import PaymentCreate, parse_amount, parse_create
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ class PaymentsApi:
             web.get("/v3/payments/{payment_id}", self.fetch),
             web.post("/v3/payments/{payment_id}/capture", self.capture),
             web.post("/v3/payments/{payment_id}/cancel", self.cancel),
+            web.post("/v3/refunds", self.create_refund),
+            web.get("/v3/refunds", self.list_refunds),
+            web.get("/v3/refunds/{refund_id}", self.fetch_refund),
             web.route("*", "/v3/{tail:.*}", self.unknown),
         ]
 
@@ -125,8 +132,50 @@ class PaymentsApi:
         body = await self.json_body(request)
         await self.faults.apply("create")
         return await self._idempotent(
-            request, body, lambda: self.ledger.create(parse_create(body)).to_api()
+            request, body, lambda: self.ledger.create(self._parse_payment(body)).to_api()
         )
+
+    def _parse_payment(self, body: dict[str, Any]) -> PaymentCreate:
+        parsed = parse_create(body)
+        receipt = parse_receipt(
+            body.get("receipt"),
+            rules=self.ledger.receipts,
+            amount=parsed.amount,
+            currency=parsed.currency,
+        )
+        return replace(parsed, receipt=receipt)
+
+    async def create_refund(self, request: web.Request) -> web.Response:
+        """``POST /v3/refunds``."""
+        self.authenticate(request)
+        body = await self.json_body(request)
+        await self.faults.apply("refund")
+        return await self._idempotent(
+            request,
+            body,
+            lambda: self.ledger.create_refund(parse_refund_create(body)).to_api(),
+        )
+
+    async def fetch_refund(self, request: web.Request) -> web.Response:
+        """``GET /v3/refunds/{id}``."""
+        self.authenticate(request)
+        await self.faults.apply("get_refund")
+        return web.json_response(self.ledger.get_refund(request.match_info["refund_id"]).to_api())
+
+    async def list_refunds(self, request: web.Request) -> web.Response:
+        """``GET /v3/refunds`` (newest first; ``payment_id`` and ``status`` filters)."""
+        self.authenticate(request)
+        await self.faults.apply("get_refund")
+        payment_id = request.query.get("payment_id")
+        status = request.query.get("status")
+        refunds = sorted(self.ledger.refunds.values(), key=lambda r: r.created_at, reverse=True)
+        items = [
+            r.to_api()
+            for r in refunds
+            if (payment_id is None or r.payment_id == payment_id)
+            and (status is None or r.status == status)
+        ]
+        return web.json_response({"type": "list", "items": items})
 
     async def fetch(self, request: web.Request) -> web.Response:
         """``GET /v3/payments/{id}``."""

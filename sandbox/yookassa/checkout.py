@@ -40,6 +40,7 @@ class CheckoutPages:
         html = self.template.render(
             payment=data,
             amount=data["amount"],
+            receipt=payment.request.receipt,
             shop_id=self.shop_id,
             return_url=payment.request.return_url,
             base=f"{request.scheme}://{request.host}",

@@ -54,6 +54,33 @@ class YooKassaSandbox:
         """A payment without API credentials."""
         return await self.request("GET", f"/payments/{payment_id}")
 
+    async def receipts(self) -> dict[str, Any]:
+        """The shop's receipt rules and every receipt sent with payments and refunds."""
+        return await self.request("GET", "/receipts")
+
+    async def set_receipt_rules(
+        self, *, required: bool | None = None, tax_system_required: bool | None = None
+    ) -> dict[str, Any]:
+        """Switch the shop's 54-FZ settings (what YooKassa demands in ``receipt``)."""
+        body = {
+            k: v
+            for k, v in (("required", required), ("tax_system_required", tax_system_required))
+            if v is not None
+        }
+        return await self.request("PUT", "/receipts", json=body)
+
+    async def refunds(self) -> list[dict[str, Any]]:
+        """Every refund with its receipt."""
+        return (await self.request("GET", "/refunds"))["refunds"]
+
+    async def settle_refunds_later(self, later: bool = True) -> None:
+        """New refunds stay ``pending`` until :meth:`settle_refund` (or succeed at once)."""
+        await self.request("PUT", "/refunds/settle", json={"later": later})
+
+    async def settle_refund(self, refund_id: str) -> dict[str, Any]:
+        """A pending refund succeeds; ``refund.succeeded`` is notified."""
+        return await self.request("POST", f"/refunds/{refund_id}/succeed")
+
     async def set_webhook(self, url: str | None, *, source_address: str | None = None) -> None:
         """Where notifications go; ``None`` stops sending."""
         body: dict[str, Any] = {"url": url}

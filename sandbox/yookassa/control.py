@@ -1,4 +1,5 @@
-"""The stand-in's control API (``/sandbox/...``): pay or cancel as the payer, steer delivery.
+"""The stand-in's control API (``/sandbox/...``): pay or cancel as the payer, settle refunds, see the
+receipts sent, switch the shop's receipt rules, steer delivery.
 
 Errors are ``{"error": "<what to fix>"}`` with a 4xx status. See ``sandbox/README.md``.
 """
@@ -15,6 +16,8 @@ from sandbox.yookassa.errors import ControlError, YooKassaError
 from sandbox.yookassa.faults import OPERATIONS, Fault, FaultPlan
 from sandbox.yookassa.ledger import PaymentLedger
 from sandbox.yookassa.notifier import NotificationSender
+from sandbox.yookassa.payments import Payment
+from sandbox.yookassa.receipts import ReceiptRules
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,6 +62,11 @@ class ControlApi:
             web.get("/sandbox/payments/{payment_id}", self.get_payment),
             web.post("/sandbox/payments/{payment_id}/succeed", self.succeed),
             web.post("/sandbox/payments/{payment_id}/cancel", self.cancel),
+            web.get("/sandbox/refunds", self.list_refunds),
+            web.post("/sandbox/refunds/{refund_id}/succeed", self.settle_refund),
+            web.put("/sandbox/refunds/settle", self.set_refund_settling),
+            web.get("/sandbox/receipts", self.receipts),
+            web.put("/sandbox/receipts", self.set_receipt_rules),
             web.get("/sandbox/webhook", self.get_webhook),
             web.put("/sandbox/webhook", self.set_webhook),
             web.get("/sandbox/notifications", self.notifications),
@@ -67,9 +75,14 @@ class ControlApi:
             web.delete("/sandbox/faults", self.clear_faults),
         ]
 
+    @staticmethod
+    def _view(payment: Payment) -> dict[str, Any]:
+        """The API object plus what the merchant's dashboard shows: the receipt sent with it."""
+        return {**payment.to_api(), "receipt": payment.request.receipt}
+
     def _payment(self, payment_id: str) -> dict[str, Any]:
         try:
-            return self.ledger.get(payment_id).to_api()
+            return self._view(self.ledger.get(payment_id))
         except YooKassaError:
             raise ControlError(404, f"payment {payment_id} does not exist") from None
 
@@ -77,7 +90,7 @@ class ControlApi:
         return web.json_response({"ok": True})
 
     async def list_payments(self, request: web.Request) -> web.Response:
-        payments = [p.to_api() for p in self.ledger.payments.values()]
+        payments = [self._view(p) for p in self.ledger.payments.values()]
         return web.json_response({"payments": payments})
 
     async def get_payment(self, request: web.Request) -> web.Response:
@@ -91,7 +104,7 @@ class ControlApi:
             payment = self.ledger.pay(payment_id)
         except YooKassaError as error:
             raise ControlError(409, error.description) from None
-        return web.json_response(payment.to_api())
+        return web.json_response(self._view(payment))
 
     async def cancel(self, request: web.Request) -> web.Response:
         """The payer abandons or the bank declines; ``{"reason": ...}`` is optional."""
@@ -104,6 +117,72 @@ class ControlApi:
         except YooKassaError as error:
             raise ControlError(409, error.description) from None
         return web.json_response(payment.to_api())
+
+    async def list_refunds(self, request: web.Request) -> web.Response:
+        """Every refund with its receipt, oldest first."""
+        items = [{**r.to_api(), "receipt": r.receipt} for r in self.ledger.refunds.values()]
+        return web.json_response({"refunds": items})
+
+    async def settle_refund(self, request: web.Request) -> web.Response:
+        """The bank returned the money of a pending refund."""
+        refund_id = request.match_info["refund_id"]
+        try:
+            refund = self.ledger.settle_refund(refund_id)
+        except YooKassaError as error:
+            status = 404 if error.status == 404 else 409
+            raise ControlError(status, error.description) from None
+        return web.json_response(refund.to_api())
+
+    async def set_refund_settling(self, request: web.Request) -> web.Response:
+        """``{"later": true}``: new refunds stay pending until settled; false: they succeed at once."""
+        body = await _body(request)
+        later = body.get("later")
+        if not isinstance(later, bool):
+            raise ControlError(400, "later must be true or false")
+        self.ledger.settle_refunds_later = later
+        return web.json_response({"later": later})
+
+    def _rules_json(self) -> dict[str, Any]:
+        rules = self.ledger.receipts
+        return {"required": rules.required, "tax_system_required": rules.tax_system_required}
+
+    async def receipts(self, request: web.Request) -> web.Response:
+        """The shop's receipt rules and every receipt sent (payments and refunds), oldest first."""
+        sent: list[dict[str, Any]] = [
+            {
+                "type": "payment",
+                "payment_id": p.id,
+                "status": p.status,
+                "receipt": p.request.receipt,
+            }
+            for p in self.ledger.payments.values()
+            if p.request.receipt is not None
+        ]
+        sent += [
+            {
+                "type": "refund",
+                "payment_id": r.payment_id,
+                "refund_id": r.id,
+                "status": r.status,
+                "receipt": r.receipt,
+            }
+            for r in self.ledger.refunds.values()
+            if r.receipt is not None
+        ]
+        return web.json_response({"rules": self._rules_json(), "receipts": sent})
+
+    async def set_receipt_rules(self, request: web.Request) -> web.Response:
+        """``{"required": bool, "tax_system_required": bool}``: the shop's 54-FZ settings."""
+        body = await _body(request)
+        current = self.ledger.receipts
+        values = {
+            "required": body.get("required", current.required),
+            "tax_system_required": body.get("tax_system_required", current.tax_system_required),
+        }
+        if not all(isinstance(v, bool) for v in values.values()):
+            raise ControlError(400, "required and tax_system_required must be true or false")
+        self.ledger.receipts = ReceiptRules(**values)
+        return web.json_response(self._rules_json())
 
     def _webhook_json(self) -> dict[str, Any]:
         config = self.notifier.config

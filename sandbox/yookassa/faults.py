@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sandbox.yookassa.errors import YooKassaError
 
-OPERATIONS = frozenset({"create", "get", "list", "capture", "cancel", "*"})
+OPERATIONS = frozenset({"create", "get", "list", "capture", "cancel", "refund", "get_refund", "*"})
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The stand-in's state: payments, saved payment methods and Idempotence-Key replies."""
+"""The stand-in's state: payments, refunds, saved payment methods and Idempotence-Key replies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 from sandbox.yookassa.errors import YooKassaError, invalid_request, not_found
 from sandbox.yookassa.payments import Payment, card_method, payment_id
+from sandbox.yookassa.receipts import ReceiptRules, parse_receipt
+from sandbox.yookassa.refunds import Refund, RefundCreate, refund_id
 from sandbox.yookassa.validation import PaymentCreate
 
 logger = logging.getLogger(__name__)
@@ -64,21 +66,27 @@ class IdempotenceKeys:
 
 
 class PaymentLedger:
-    """Creates and moves payments; calls ``on_event(event, payment)`` on every status change."""
+    """Creates and moves payments and refunds; calls ``on_event(event, object)`` with the API object
+    of every payment or refund whose status changed."""
 
     def __init__(
         self,
         *,
         shop_id: str,
-        on_event: Callable[[str, Payment], None],
+        on_event: Callable[[str, dict[str, Any]], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        receipts: ReceiptRules | None = None,
     ) -> None:
         self.shop_id = shop_id
         self.on_event = on_event
         self.clock = clock
+        self.receipts = receipts or ReceiptRules()
         self.checkout_url = "http://127.0.0.1/checkout"
         self.payments: dict[str, Payment] = {}
+        self.refunds: dict[str, Refund] = {}
         self.saved_methods: dict[str, dict[str, Any]] = {}
+        # False: refunds succeed at once (bank cards); True: they stay pending until settled
+        self.settle_refunds_later = False
 
     def create(self, request: PaymentCreate) -> Payment:
         """A new payment; one made with a saved ``payment_method_id`` is paid at once."""
@@ -175,7 +183,75 @@ class PaymentLedger:
         self._emit("payment.canceled", payment)
         return payment
 
+    def create_refund(self, request: RefundCreate) -> Refund:
+        """``POST /v3/refunds``: at most what is left of a succeeded payment; a partial refund
+        of a shop that sends receipts must carry its own receipt."""
+        payment = self.payments.get(request.payment_id)
+        if payment is None:
+            raise invalid_request(
+                "Payment with this payment_id doesn't exist or access denied", "payment_id"
+            )
+        if payment.status != "succeeded":
+            raise invalid_request(
+                f"Payment is in {payment.status} status; only succeeded payments can be refunded",
+                "payment_id",
+            )
+        if request.currency != payment.request.currency:
+            raise invalid_request(
+                "Invalid amount.currency: must be the payment's currency", "amount.currency"
+            )
+        left = payment.amount - payment.refunded_amount
+        if request.amount > left:
+            raise invalid_request(
+                f"Refund amount {request.amount:.2f} exceeds what is left to refund ({left:.2f})",
+                "amount.value",
+            )
+        expected = payment.request.receipt is not None or self.receipts.required
+        partial = request.amount < payment.amount
+        receipt = parse_receipt(
+            request.receipt_raw,
+            rules=self.receipts,
+            amount=request.amount,
+            currency=request.currency,
+            required=self.receipts.required and partial,
+        )
+        if receipt is None and expected and not partial:
+            receipt = payment.request.receipt  # a full refund reuses the payment's receipt
+        refund = Refund(
+            id=refund_id(),
+            payment_id=payment.id,
+            amount=request.amount,
+            currency=request.currency,
+            created_at=self.clock(),
+            description=request.description,
+            receipt=receipt,
+            receipt_expected=expected,
+        )
+        payment.refunded_amount += request.amount
+        self.refunds[refund.id] = refund
+        logger.info("refund created id=%s payment=%s", refund.id, payment.id)
+        if not self.settle_refunds_later:
+            self.settle_refund(refund.id)
+        return refund
+
+    def get_refund(self, refund_id_: str) -> Refund:
+        """A refund by id (404 ``not_found`` when unknown)."""
+        refund = self.refunds.get(refund_id_)
+        if refund is None:
+            raise not_found("Refund doesn't exist or access denied")
+        return refund
+
+    def settle_refund(self, refund_id_: str) -> Refund:
+        """The bank returned the money: the refund succeeds (``refund.succeeded`` is sent)."""
+        refund = self.get_refund(refund_id_)
+        if refund.status != "pending":
+            raise YooKassaError(400, f"Refund is already {refund.status}", code="invalid_request")
+        refund.status = "succeeded"
+        logger.info("refund.succeeded id=%s", refund.id)
+        self.on_event("refund.succeeded", refund.to_api())
+        return refund
+
     def _emit(self, event: str, payment: Payment) -> None:
         payment.events.append(event)
         logger.info("payment %s id=%s", event, payment.id)
-        self.on_event(event, payment)
+        self.on_event(event, payment.to_api())

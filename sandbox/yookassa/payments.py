@@ -52,6 +52,7 @@ class Payment:
     payment_method: dict[str, Any] | None = None
     cancellation_details: dict[str, str] | None = None
     captured_amount: Decimal | None = None
+    refunded_amount: Decimal = Decimal(0)
     events: list[str] = field(default_factory=list)
 
     @property
@@ -70,7 +71,7 @@ class Payment:
             "created_at": iso(self.created_at),
             "test": True,
             "paid": self.paid,
-            "refundable": self.status == "succeeded",
+            "refundable": self.status == "succeeded" and self.refunded_amount < self.amount,
             "metadata": dict(req.metadata or {}),
         }
         if req.description is not None:
@@ -85,7 +86,9 @@ class Payment:
             data["payment_method"] = self.payment_method
         if self.status == "succeeded":
             data["income_amount"] = money(self.amount * (1 - _FEE), req.currency)
-            data["refunded_amount"] = money(Decimal(0), req.currency)
+            data["refunded_amount"] = money(self.refunded_amount, req.currency)
+        if req.receipt is not None:
+            data["receipt_registration"] = "succeeded" if self.paid else "pending"
         if self.paid:
             data["authorization_details"] = {
                 "rrn": str(int(self.created_at.timestamp()))[-12:].rjust(12, "0"),

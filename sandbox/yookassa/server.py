@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +24,8 @@ from sandbox.yookassa.faults import FaultPlan
 from sandbox.yookassa.ledger import PaymentLedger
 from sandbox.yookassa.notifier import NotificationSender, NotificationSenderConfig
 from sandbox.yookassa.payments import Payment
+from sandbox.yookassa.receipts import ReceiptRules
+from sandbox.yookassa.refunds import Refund
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ DEFAULT_SECRET_KEY = "test_sandbox_secret_key"  # noqa: S105
 
 
 class YooKassaStandIn:
-    """YooKassa API v3 for payments, a checkout page, notifications and a control API."""
+    """YooKassa API v3 for payments and refunds, a checkout page, notifications and a control API."""
 
     def __init__(
         self,
@@ -41,13 +44,14 @@ class YooKassaStandIn:
         secret_key: str = DEFAULT_SECRET_KEY,
         notifier: NotificationSenderConfig | None = None,
         public_url: str | None = None,
+        receipts: ReceiptRules | None = None,
     ) -> None:
         self.shop_id = shop_id
         self.secret_key = secret_key
         self.public_url = public_url
         self.notifier = NotificationSender(notifier)
         self.faults = FaultPlan()
-        self.ledger = PaymentLedger(shop_id=shop_id, on_event=self._on_event)
+        self.ledger = PaymentLedger(shop_id=shop_id, on_event=self._on_event, receipts=receipts)
         self.api = PaymentsApi(
             self.ledger, shop_id=shop_id, secret_key=secret_key, faults=self.faults
         )
@@ -55,8 +59,8 @@ class YooKassaStandIn:
         self.control = ControlApi(self.ledger, notifier=self.notifier, faults=self.faults)
         self._running: RunningApp | None = None
 
-    def _on_event(self, event: str, payment: Payment) -> None:
-        self.notifier.notify(event, payment.to_api())
+    def _on_event(self, event: str, obj: dict[str, Any]) -> None:
+        self.notifier.notify(event, obj)
 
     def make_app(self) -> web.Application:
         """The aiohttp application (API, checkout pages, control API)."""
@@ -108,11 +112,16 @@ class YooKassaStandIn:
         notify_from: str | None = None,
         notifier: NotificationSenderConfig | None = None,
         public_url: str | None = None,
+        require_receipts: bool = False,
+        require_tax_system: bool = False,
     ) -> AsyncIterator[YooKassaStandIn]:
         """Run a stand-in for the duration of the ``async with`` block.
 
         ``webhook_url`` and ``notify_from`` (the source address of notifications) override the
-        fields of ``notifier``.
+        fields of ``notifier``. ``require_receipts``: the shop must send a valid 54-FZ ``receipt``
+        with every payment and partial refund (400 ``invalid_request`` otherwise), as a shop on
+        YooKassa's 54-FZ solution; ``require_tax_system``: each receipt must name its
+        ``tax_system_code`` (a shop with several tax systems).
         """
         config = notifier or NotificationSenderConfig()
         if webhook_url is not None:
@@ -120,7 +129,13 @@ class YooKassaStandIn:
         if notify_from is not None:
             config.source_address = notify_from
         standin = cls(
-            shop_id=shop_id, secret_key=secret_key, notifier=config, public_url=public_url
+            shop_id=shop_id,
+            secret_key=secret_key,
+            notifier=config,
+            public_url=public_url,
+            receipts=ReceiptRules(
+                required=require_receipts, tax_system_required=require_tax_system
+            ),
         )
         await standin.serve(host=host, port=port)
         try:
@@ -135,6 +150,10 @@ class YooKassaStandIn:
         self.notifier.config.webhook_url = url
         if source_address is not None:
             self.notifier.config.source_address = source_address
+
+    def settle_refund(self, refund_id: str) -> Refund:
+        """Settle a pending refund (``refund.succeeded`` is notified)."""
+        return self.ledger.settle_refund(refund_id)
 
     def succeed(self, payment_id: str) -> Payment:
         """Pay a pending payment as the payer would."""

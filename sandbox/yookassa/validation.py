@@ -28,6 +28,8 @@ class PaymentCreate:
     payment_method_id: str | None
     payment_method_type: str | None
     merchant_customer_id: str | None
+    # the cleaned 54-FZ receipt (see :mod:`sandbox.yookassa.receipts`), set by the API after parsing
+    receipt: dict[str, Any] | None = None
 
 
 def parse_amount(raw: Any, parameter: str = "amount") -> tuple[Decimal, str]:
