@@ -115,13 +115,15 @@ def refund(
         value = parse_refund_amount(amount)
         async with open_resources(config, redis=False) as res:
             assert res.secrets is not None
-            try:
-                our_id = uuid.UUID(payment_id)
-            except ValueError:
-                row = await payment_writes.find_by_provider_id(res.pool, payment_id)
-                if row is None:
-                    raise NotFoundError(f"payment {payment_id!r} does not exist") from None
+            # YooKassa's ids look like UUIDs too: a provider id is looked up first.
+            row = await payment_writes.find_by_provider_id(res.pool, payment_id)
+            if row is not None:
                 our_id = row["id"]
+            else:
+                try:
+                    our_id = uuid.UUID(payment_id)
+                except ValueError:
+                    raise NotFoundError(f"payment {payment_id!r} does not exist") from None
             refund_key = key or f"cli:{our_id}:{value if value is not None else 'full'}"
             async with open_billing(settings=config, pool=res.pool, secrets=res.secrets) as billing:
                 try:
