@@ -240,6 +240,10 @@ async def _sandbox(
                 port=remembered_port(data / "yookassa.port", 8082, host=host),
                 webhook_url=webhook,
                 notify_from=SANDBOX_NOTIFY_FROM,
+                # With receipts on, the stand-in is the shop production is: it refuses payments
+                # without a valid 54-FZ receipt.
+                require_receipts=config.yookassa_receipts,
+                require_tax_system=config.yookassa_tax_system_code is not None,
             )
         )
         updates.update(
