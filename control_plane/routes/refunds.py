@@ -12,13 +12,13 @@ from uuid import UUID
 
 from fastapi import Response, status
 
-from control_plane.deps import AdminKey, Payments, ReaderKey, RequestId
+from control_plane.deps import AdminKey, Payments, Pool, ReaderKey, RequestId
 from control_plane.endpoints import resource_router
 from control_plane.idempotency import HEADER, Idempotent
 from control_plane.problems import ApiProblem, problem_responses
 from control_plane.routes.billing import BillingDep
 from fleet.billing.errors import ProviderRejected, ProviderUnavailable
-from fleet.billing.refunds import RefundView
+from fleet.billing.refunds import RefundView, list_refunds_of
 from schemas.api import RefundCreate, RefundPublic
 
 router = resource_router("/payments", tag="payments")
@@ -45,6 +45,7 @@ def _public(view: RefundView) -> RefundPublic:
     status_code=status.HTTP_201_CREATED,
     summary="Refund a payment, fully or partly (Idempotency-Key required)",
     responses=problem_responses(404, 409, 422, 503),
+    tags=["billing"],  # needs YooKassa (503 without BOTFLEET_YOOKASSA_* settings)
 )
 async def create_refund(
     key: AdminKey,
@@ -94,7 +95,7 @@ async def create_refund(
     responses=problem_responses(404),
 )
 async def list_refunds(
-    _key: ReaderKey, payment_id: UUID, billing: BillingDep, payments: Payments
+    _key: ReaderKey, payment_id: UUID, payments: Payments, pool: Pool
 ) -> list[RefundPublic]:
     await payments.get(payment_id)  # 404 for an unknown payment
-    return [_public(view) for view in await billing.refunds.list_for_payment(payment_id)]
+    return [_public(view) for view in await list_refunds_of(pool, payment_id)]

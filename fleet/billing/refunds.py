@@ -419,5 +419,9 @@ class RefundService:
 
     async def list_for_payment(self, payment_id: uuid.UUID) -> list[RefundView]:
         """A payment's refunds, oldest first."""
-        rows = await refund_repo.list_for_payment(self._pool, payment_id)
-        return [RefundView.from_row(r) for r in rows]
+        return await list_refunds_of(self._pool, payment_id)
+
+
+async def list_refunds_of(db: asyncpg.Pool, payment_id: uuid.UUID) -> list[RefundView]:
+    """A payment's refunds, oldest first (reading needs no YooKassa)."""
+    return [RefundView.from_row(r) for r in await refund_repo.list_for_payment(db, payment_id)]

@@ -172,7 +172,11 @@ SAMPLES: dict[str, Any] = {
         "charge_at": "30.12.2030",
         "period_days": 30,
         "card": "Bank card *4477",
+        "paid": "1 500 ₽",
+        "refunded_total": "1 500 ₽",
+        "effect": "none",
     },
+    "contact": "ivan@example.com",
 }
 # Other values the notices' payload fields take, each rendered too.
 PAYLOAD_VARIANTS: dict[str, list[Any]] = {
@@ -183,6 +187,7 @@ PAYLOAD_VARIANTS: dict[str, list[Any]] = {
     "export": [False],
     "amount": [None],
     "paid_until": [None],
+    "effect": ["period_taken_back", "subscription_ended"],
 }
 # Values a caller may leave empty even where the macro has no default (a business without an
 # address, a staff member without services, a bot not paid yet); parameters with defaults, flags and
