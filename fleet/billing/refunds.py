@@ -201,7 +201,10 @@ class RefundService:
                 f"{currency} (paid {money(payment['amount'])}, refunded or being refunded "
                 f"{money(reserved)})",
             )
-        receipt = self._refund_receipt(payment, amount)
+        contact = Contact.from_dict((payment["metadata"] or {}).get("receipt"))
+        if not contact and payment["tenant_id"] is not None:
+            contact = await ReceiptBook.contact_of(conn, payment["tenant_id"])
+        receipt = self._refund_receipt(payment, amount, contact)
         return await refund_repo.insert_refund(
             conn,
             payment_id=payment["id"],
@@ -213,15 +216,18 @@ class RefundService:
             receipt=receipt.to_api() if receipt is not None else None,
         )
 
-    def _refund_receipt(self, payment: asyncpg.Record, amount: Decimal) -> Receipt | None:
-        """A partial refund's own receipt (a full one reuses the payment's, as YooKassa does)."""
+    def _refund_receipt(
+        self, payment: asyncpg.Record, amount: Decimal, contact: Contact
+    ) -> Receipt | None:
+        """A partial refund's own receipt, to the payment's buyer (a full refund reuses the
+        payment's receipt, as YooKassa does)."""
         if amount == payment["amount"]:
             return None
         return self._receipts.build(
             description=payment["description"] or "botfleet",
             amount=amount,
             currency=payment["currency"].strip(),
-            contact=Contact.from_dict((payment["metadata"] or {}).get("receipt")),
+            contact=contact,
         )
 
     async def _submit(
@@ -307,7 +313,14 @@ class RefundService:
             assert payment is not None
             row = await refund_repo.lock_by_provider_id(conn, remote.id)
             if row is None:
-                row = await refund_repo.lock_unanswered(conn, payment["id"], remote.amount)
+                unanswered = await refund_repo.lock_unanswered(conn, payment["id"], remote.amount)
+                if len(unanswered) > 1:
+                    # Two of ours could be this one: wait for their create answers (YooKassa
+                    # retries the notification), never guess.
+                    raise ProviderUnavailable(
+                        "refund notification before our create answers of two same-amount refunds"
+                    )
+                row = unanswered[0] if unanswered else None
             if row is None:
                 await audit.record(
                     conn,

@@ -86,7 +86,8 @@ async def store_provider_result(
     await db.execute(
         "UPDATE control.refunds SET provider_refund_id = $2,"
         " status = CASE WHEN status = 'new' THEN $3 ELSE status END,"
-        " last_error = NULL, updated_at = now() WHERE id = $1",
+        " last_error = NULL, updated_at = now()"
+        " WHERE id = $1 AND (provider_refund_id IS NULL OR provider_refund_id = $2)",
         refund_id,
         provider_refund_id,
         status,
@@ -123,13 +124,13 @@ async def lock_by_provider_id(
 
 async def lock_unanswered(
     conn: asyncpg.Connection, payment_id: uuid.UUID, amount: Decimal
-) -> asyncpg.Record | None:
-    """The oldest refund of this payment and amount whose create call never got an answer (the
-    notification can arrive before the answer is stored)."""
-    return await conn.fetchrow(
+) -> list[asyncpg.Record]:
+    """Refunds of this payment and amount whose create call never got an answer (the notification
+    can arrive before the answer is stored), oldest first; at most two: more than one is ambiguous."""
+    return await conn.fetch(
         "SELECT * FROM control.refunds WHERE payment_id = $1 AND amount = $2"
         " AND provider_refund_id IS NULL AND status = 'new'"
-        " ORDER BY created_at LIMIT 1 FOR UPDATE",
+        " ORDER BY created_at LIMIT 2 FOR UPDATE",
         payment_id,
         amount,
     )

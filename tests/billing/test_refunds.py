@@ -17,9 +17,11 @@ import pytest_asyncio
 
 from fleet.billing.config import BillingConfig
 from fleet.billing.errors import ProviderRejected, ProviderUnavailable
+from fleet.billing.receipts import Contact
 from fleet.billing.refunds import parse_refund_amount
 from fleet.billing.wiring import Billing
 from fleet.errors import ConflictError, NotFoundError, ValidationError
+from fleet.repositories import refunds as refund_repo
 from sandbox.yookassa import YooKassaSandbox, YooKassaStandIn
 from tests.support.billing_fixtures import YOOKASSA_IP
 from tests.support.receipt_support import paid_purchase, pay, receipts_config, strict_standin
@@ -342,3 +344,103 @@ async def test_refund_succeeded_is_trusted_like_payments(
     deliveries = await yookassa_sandbox.notifications()
     assert [d["event"] for d in deliveries][-1] == "refund.succeeded"
     assert deliveries[-1]["delivered"]
+
+
+async def test_a_crash_after_yookassa_refunded_is_healed_by_the_notification(
+    billing: Billing,
+    webhook,
+    yookassa_standin: YooKassaStandIn,
+    yookassa_sandbox: YooKassaSandbox,
+    pool,
+    make_order,
+) -> None:
+    """The command crashed after YooKassa made the refund and before its answer was stored: the
+    notification finds our unanswered row (the only one of that amount) and applies it; running the
+    command again resends the same key and changes nothing more."""
+    checkout, payment = await paid_purchase(
+        billing, yookassa_standin, pool, make_order(customer_email="ivan@example.com")
+    )
+
+    async def crashed_refund(key: str) -> asyncpg.Record:
+        row = await refund_repo.insert_refund(
+            pool,
+            payment_id=payment["id"],
+            amount=Decimal("990.00"),
+            currency="RUB",
+            request_key=key,
+            reason="",
+            requested_by="cli:ops",
+            receipt=None,
+        )
+        await billing.provider.create_refund(
+            idempotence_key=row["idempotence_key"],
+            payment_id=payment["provider_payment_id"],
+            amount=row["amount"],
+            currency="RUB",
+        )
+        return row
+
+    row = await crashed_refund("k")
+    await yookassa_standin.wait_notifications()
+    healed = await pool.fetchrow("SELECT * FROM control.refunds WHERE id = $1", row["id"])
+    assert healed["status"] == "succeeded" and healed["provider_refund_id"] is not None
+    assert healed["effect"] == "subscription_ended"
+    again = await billing.refunds.refund(payment["id"], key="k", actor="cli:ops")
+    assert again.replayed and again.id == row["id"] and again.status == "succeeded"
+    assert len(yookassa_standin.ledger.refunds) == 1
+    events = (await _tenant(pool, checkout.tenant_id))["events"]
+    assert [e["kind"] for e in events].count("payment.refunded") == 1
+
+
+async def test_two_unanswered_refunds_of_one_amount_are_never_guessed(
+    billing: Billing,
+    webhook,
+    yookassa_standin: YooKassaStandIn,
+    yookassa_sandbox: YooKassaSandbox,
+    pool,
+    make_order,
+) -> None:
+    _, payment = await paid_purchase(
+        billing, yookassa_standin, pool, make_order(customer_email="ivan@example.com")
+    )
+    rows = [
+        await refund_repo.insert_refund(
+            pool,
+            payment_id=payment["id"],
+            amount=Decimal("100.00"),
+            currency="RUB",
+            request_key=key,
+            reason="",
+            requested_by="t",
+            receipt=billing.checkout.receipts.build(
+                description="x",
+                amount=Decimal("100.00"),
+                currency="RUB",
+                contact=Contact(email="ivan@example.com"),
+            ).to_api(),
+        )
+        for key in ("a", "b")
+    ]
+    await billing.provider.create_refund(
+        idempotence_key=rows[1]["idempotence_key"],
+        payment_id=payment["provider_payment_id"],
+        amount=Decimal("100.00"),
+        currency="RUB",
+        receipt=rows[1]["receipt"],
+    )
+    await yookassa_standin.wait_notifications()
+    [delivery] = [
+        d for d in await yookassa_sandbox.notifications() if d["event"] == "refund.succeeded"
+    ]
+    assert delivery["last_status"] == 503 and not delivery["delivered"]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM control.refunds WHERE payment_id = $1 AND applied_at IS NOT NULL",
+            payment["id"],
+        )
+        == 0
+    )
+    # The operator reruns the command of "b": its key is resent, YooKassa answers with the refund.
+    done = await billing.refunds.refund(payment["id"], key="b", actor="t")
+    assert done.id == rows[1]["id"] and done.status == "succeeded"
+    assert len(yookassa_standin.ledger.refunds) == 1
