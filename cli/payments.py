@@ -139,6 +139,12 @@ def refund(
                         f"{exc}. Nothing is lost: run the same command again (same key) to "
                         "finish this refund."
                     ) from None
+        if made.replayed and made.status == "canceled":
+            raise fail(
+                f"an earlier run with key {made.request_key!r} was refused by YooKassa "
+                f"({made.last_error}); nothing was refunded. Fix the cause, then run it with a new "
+                "--key."
+            )
         item = {
             "refund_id": str(made.id),
             "payment_id": str(made.payment_id),

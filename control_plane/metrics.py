@@ -12,6 +12,8 @@ never share or clash).
   each scrape: a backlog that ages means owners are not being told.
 - ``botfleet_subscriptions_set_aside``: subscriptions the lifecycle set aside (``botfleet billing
   failures``), refreshed on each scrape.
+- ``botfleet_refunds_unfinished``: refunds YooKassa never answered for 10 minutes (their amount stays
+  reserved until they are run again with the same key), refreshed on each scrape.
 - ``botfleet_tenant_bots_unhealthy`` and ``botfleet_tenant_items_set_aside{kind}``: what the live
   tenant bots' heartbeats say (loops failing or stuck; messages set aside), refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
@@ -47,6 +49,7 @@ from redis.exceptions import RedisError
 from control_plane.tenant_cache import TenantCache
 from fleet.capacity import Capacity, read_capacity
 from fleet.identifiers import redis_prefix
+from fleet.repositories import refunds as refund_repo
 from fleet.repositories import subscriptions as subscription_repo
 from fleet.repositories.admin_views import AdminViews
 from fleet.repositories.events import outbox_stats
@@ -114,6 +117,11 @@ class Metrics:
         self.subscriptions_set_aside = Gauge(
             "botfleet_subscriptions_set_aside",
             "Subscriptions the lifecycle set aside (a step failed on them); see botfleet billing failures",
+            registry=self.registry,
+        )
+        self.refunds_unfinished = Gauge(
+            "botfleet_refunds_unfinished",
+            "Refunds YooKassa never answered for 10 minutes; rerun them with the same key",
             registry=self.registry,
         )
         self.bots_unhealthy = Gauge(
@@ -210,6 +218,7 @@ class Metrics:
             tenants = await views.tenant_counts()
             outbox = await outbox_stats(pool, kinds=OWNER_EVENT_KINDS)
             set_aside = await subscription_repo.count_set_aside(pool)
+            unfinished_refunds = await refund_repo.count_unfinished(pool)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             self.scrape_errors.inc()
             log.warning("metrics refresh failed", extra={"error": str(exc)})
@@ -222,6 +231,7 @@ class Metrics:
         self.events_oldest_age.set(outbox["oldest_pending_age_seconds"])
         self.events_failed.set(outbox["failed"])
         self.subscriptions_set_aside.set(set_aside)
+        self.refunds_unfinished.set(unfinished_refunds)
         try:
             self._show_capacity(await read_capacity(pool, redis, role_prefix=role_prefix))
         except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

@@ -201,3 +201,14 @@ async def end_subscription(
     )
     assert row is not None
     return row
+
+
+async def count_unfinished(db: Executor, *, older_than_s: float = 600.0) -> int:
+    """Refunds YooKassa never answered (``new``) for longer than ``older_than_s``: their amount stays
+    reserved until the command or request is run again with the same key."""
+    value = await db.fetchval(
+        "SELECT count(*) FROM control.refunds WHERE status = 'new'"
+        " AND created_at < now() - make_interval(secs => $1)",
+        older_than_s,
+    )
+    return int(value)

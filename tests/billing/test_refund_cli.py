@@ -110,3 +110,25 @@ async def test_refund_command(
         pid,
     )
     assert len(actors) == 2 and all(a["actor"].startswith("cli:") for a in actors)
+
+
+async def test_a_refund_yookassa_refused_is_not_replayed_as_done(
+    botfleet, billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order
+) -> None:
+    master = generate_master_key()
+    _, payment = await paid_purchase(
+        billing, yookassa_standin, pool, make_order(customer_email="ivan@example.com")
+    )
+    # Part of it was refunded in YooKassa's dashboard meanwhile: YooKassa refuses our full refund.
+    remote = yookassa_standin.ledger.payments[payment["provider_payment_id"]]
+    remote.refunded_amount = Decimal("100")
+    code, _, err = await botfleet("payments", "refund", str(payment["id"]), master_key=master)
+    assert code == 1 and "YooKassa refused the request: 400 invalid_request" in err
+    assert "parameter amount.value" in err
+    code, _, err = await botfleet("payments", "refund", str(payment["id"]), master_key=master)
+    assert code == 1 and "was refused by YooKassa" in err and "new --key" in err
+    code, out, err = await botfleet(
+        "payments", "refund", str(payment["id"]), "--amount", "890", "--json", master_key=master
+    )
+    assert code == 0, err
+    assert json.loads(out)["status"] == "succeeded"

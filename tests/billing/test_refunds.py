@@ -198,6 +198,7 @@ async def test_yookassa_down_then_the_same_key_finishes_the_refund(
         await billing.refunds.refund(payment["id"], key="k", actor="cli:ops")
     row = await pool.fetchrow("SELECT * FROM control.refunds WHERE payment_id = $1", payment["id"])
     assert row["status"] == "new" and "503" in row["last_error"]
+    assert await refund_repo.count_unfinished(pool, older_than_s=0) >= 1  # the alert's gauge
     # While it is unfinished its amount stays reserved: no other key can refund it again.
     with pytest.raises(ConflictError, match="already refunded in full"):
         await billing.refunds.refund(payment["id"], key="other", actor="cli:ops")
