@@ -45,6 +45,7 @@ from fleet.billing.prorate import (
     daily_price,
     unused_credit,
 )
+from fleet.billing.receipts import ReceiptBook
 from fleet.errors import ConflictError, NotFoundError, ValidationError
 from fleet.repositories import audit
 from fleet.repositories import payment_writes as payment_repo
@@ -288,7 +289,9 @@ class PlanChangeService:
                 payer_telegram_id=None,
                 save_payment_method=False,
                 metadata={
-                    "receipt": await payment_repo.last_receipt_contact(conn, tenant.id),
+                    # the owner's current receipt contact ("My bots"), else their last payment's
+                    "receipt": (await ReceiptBook.contact_of(conn, tenant.id)).as_dict()
+                    or await payment_repo.last_receipt_contact(conn, tenant.id),
                     "upgrade": {
                         "from_plan": decision.from_plan,
                         "credit": str(decision.credit),

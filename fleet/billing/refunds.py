@@ -19,8 +19,9 @@ The rule for the subscription (README, "Refunds"): a **partial** refund leaves t
 is. A **full** refund (the payment's whole amount returned) takes back the period that payment paid
 for: the paid-until date moves back by the plan's period; if that date has passed, the subscription
 ends now, the bot is suspended (desired state stopped, a suspend job) and its data is kept for the
-retention period, as for non-payment; auto-renewal is switched off. Every refund is in the audit log
-and the owner is told through the sales bot (``payment.refunded``).
+retention period, as for non-payment; auto-renewal is switched off. A refund of a plan upgrade's
+surcharge changes neither plan nor period. Every refund is in the audit log and the owner is told
+through the sales bot (``payment.refunded``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = "yookassa"
 MAX_KEY_LENGTH = 128
+# Payments that bought a period (a plan upgrade's surcharge did not: refunding it changes no period).
+PERIOD_PURPOSES = frozenset({"purchase", "renewal", "auto_renewal"})
 
 
 @dataclass(frozen=True)
@@ -394,7 +397,13 @@ class RefundService:
         subscription = (
             await subscription_repo.lock_for_tenant(conn, tenant.id) if tenant is not None else None
         )
-        if full and payment["applied_at"] is not None and tenant is not None and subscription:
+        if (
+            full
+            and payment["purpose"] in PERIOD_PURPOSES
+            and payment["applied_at"] is not None
+            and tenant is not None
+            and subscription
+        ):
             plan = await PlanRepository(conn).get(payment["plan_code"])
             period = timedelta(days=plan["period_days"] if plan is not None else 0)
             new_end = subscription["current_period_end"] - period

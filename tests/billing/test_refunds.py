@@ -445,3 +445,45 @@ async def test_two_unanswered_refunds_of_one_amount_are_never_guessed(
     done = await billing.refunds.refund(payment["id"], key="b", actor="t")
     assert done.id == rows[1]["id"] and done.status == "succeeded"
     assert len(yookassa_standin.ledger.refunds) == 1
+
+
+async def test_a_plan_upgrade_carries_the_current_contact_and_its_refund_keeps_the_period(
+    billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order, clock
+) -> None:
+    """The upgrade surcharge (issue 18, item 3) is a payment like any other: its receipt goes to the
+    contact the owner set in "My bots"; refunding it changes neither plan nor period."""
+    from fleet.repositories.plans import PlanRepository
+    from tests.support.billing_fixtures import _cleanup_plan
+
+    owner = 7772001
+    checkout, _ = await paid_purchase(
+        billing, yookassa_standin, pool, make_order(owner=owner, customer_email="old@example.com")
+    )
+    pro = await PlanRepository(pool).insert(
+        code="p" + uuid.uuid4().hex[:10], name="Pro", price=Decimal("1990.00"), period_days=30
+    )
+    try:
+        await billing.contacts.change(
+            owner_telegram_id=owner, tenant_id=checkout.tenant_id, text="new@example.com"
+        )
+        clock.advance(minutes=5)
+        change = await billing.plan_changes.change(
+            tenant_id=checkout.tenant_id, plan_code=pro["code"], owner_telegram_id=owner, actor="t"
+        )
+        assert change.checkout is not None
+        upgrade = await pool.fetchrow(
+            "SELECT * FROM control.payments WHERE id = $1", change.checkout.payment_id
+        )
+        remote = yookassa_standin.ledger.payments[upgrade["provider_payment_id"]]
+        assert remote.request.receipt is not None
+        assert remote.request.receipt["customer"] == {"email": "new@example.com"}
+        await pay(billing, yookassa_standin, upgrade["provider_payment_id"])
+        before = await _tenant(pool, checkout.tenant_id)
+        made = await billing.refunds.refund(upgrade["id"], key="k", actor="t")
+        assert made.status == "succeeded" and made.effect == "none"
+        after = await _tenant(pool, checkout.tenant_id)
+        assert after["current_period_end"] == before["current_period_end"]
+        assert after["status"] == "active" and after["desired_state"] == "running"
+    finally:
+        await pool.execute("DELETE FROM control.tenants WHERE id = $1", checkout.tenant_id)
+        await _cleanup_plan(pool, pro["code"])
