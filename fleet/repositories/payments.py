@@ -49,10 +49,12 @@ class PaymentReadRepository:
         )
 
 
-# What was refunded of a payment. Payments carry no refund data yet; when refunds get their own table
-# this becomes a sum over it (``coalesce((SELECT sum(r.amount) FROM control.refunds r WHERE
-# r.payment_id = p.id AND r.status = 'succeeded'), 0)``) and the history shows it with no other change.
-_REFUNDED = "NULL::numeric(12, 2)"
+# What was refunded of a payment: the refunds YooKassa confirmed (pending or refused ones are not
+# money back yet); NULL when nothing was, so the history says nothing about refunds then.
+_REFUNDED = (
+    "(SELECT sum(r.amount) FROM control.refunds r"
+    " WHERE r.payment_id = p.id AND r.status = 'succeeded')"
+)
 
 
 async def history_page(

@@ -121,3 +121,12 @@ async def test_phone_receipt_contact_change_renewal_and_refund(
     ended = await reply(user, "We refunded 690 ₽ of your payment of 990 ₽")
     assert "(990 ₽ refunded in all)" in ended["text"]
     assert "subscription has ended" in ended["text"] and "kept until" in ended["text"]
+
+    # The owner's payment history shows what came back.
+    await user.ask("/mybots")
+    await user.click(text=None, data=f"b:show:{tenant['id']}")
+    await reply(user, f"@{username}")
+    await user.click("🧾 Payments")
+    history = await reply(user, "Payments of @")
+    [purchase] = [line for line in history["text"].split("\n") if "purchase" in line]
+    assert "✅ paid" in purchase and "↩️ refunded 990 ₽" in purchase, purchase
