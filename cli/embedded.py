@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet.errors import ConfigError, ServiceUnavailable
+from fleet.pooler import PoolerConfig, auth_file_line
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,19 @@ async def _run(*args: str, user: str | None = None, check: bool = True) -> str:
     return text
 
 
+def unprivileged_user() -> str | None:
+    """As root, the dedicated unprivileged user the embedded servers run as (created when missing):
+    PostgreSQL and PgBouncer refuse to run as root. None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(_PG_SYSTEM_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run([useradd, "--system", "--no-create-home", _PG_SYSTEM_USER], check=True)
+    return _PG_SYSTEM_USER
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL cluster in ``root`` (trust auth, listening on 127.0.0.1 only)."""
@@ -120,15 +134,7 @@ class EmbeddedPostgres:
         return str(Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name)
 
     def _system_user(self) -> str | None:
-        # PostgreSQL refuses to run as root: run it as a dedicated unprivileged user.
-        if os.geteuid() != 0:
-            return None
-        try:
-            pwd.getpwnam(_PG_SYSTEM_USER)
-        except KeyError:
-            useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-            subprocess.run([useradd, "--system", "--no-create-home", _PG_SYSTEM_USER], check=True)
-        return _PG_SYSTEM_USER
+        return unprivileged_user()
 
     async def start(self) -> None:
         data, user = self.root / "data", self._system_user()
@@ -215,3 +221,73 @@ class EmbeddedRedis:
                 await asyncio.wait_for(self._process.wait(), 10)
             if self._process.returncode is None:
                 self._process.kill()
+
+
+@dataclass
+class EmbeddedPgBouncer:
+    """A PgBouncer (the system's ``pgbouncer`` binary, Debian's 1.18 or newer) in transaction mode
+    on 127.0.0.1, with its configuration, auth file, pid and log under ``root``; tenant bots log in
+    through it (``fleet.pooler``). As root it drops to the embedded PostgreSQL's unprivileged user
+    (PgBouncer refuses to run as root)."""
+
+    root: Path
+    config: PoolerConfig
+    auth_password: str
+    _process: asyncio.subprocess.Process | None = None
+
+    @staticmethod
+    def binary() -> str | None:
+        """The ``pgbouncer`` binary on PATH (or Debian's /usr/sbin), None when not installed."""
+        return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
+
+    @property
+    def port(self) -> int:
+        return self.config.listen_port
+
+    async def start(self) -> None:
+        binary = self.binary()
+        if binary is None:
+            raise ConfigError("pgbouncer is not installed (apt-get install pgbouncer)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "userlist.txt").write_text(
+            auth_file_line(self.config.auth_user, self.auth_password)
+        )
+        (self.root / "userlist.txt").chmod(0o600)
+        (self.root / "pgbouncer.ini").write_text(self.config.ini())
+        args = [binary, "-q", str(self.root / "pgbouncer.ini")]
+        user = unprivileged_user()
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            for path in (self.root, self.root / "userlist.txt", self.root / "pgbouncer.ini"):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            args[1:1] = ["-u", user]
+        self._process = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(100):
+            if self._process.returncode is not None:
+                break
+            try:
+                _, writer = await asyncio.open_connection(self.config.listen_host, self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        error = b""
+        if self._process.returncode is not None and self._process.stderr is not None:
+            error = await self._process.stderr.read()
+        await self.stop()
+        raise ServiceUnavailable(
+            f"pgbouncer did not start on port {self.port}: {error.decode(errors='replace')[-300:]}"
+        )
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()  # SIGTERM: PgBouncer closes its connections and exits
+            try:
+                await asyncio.wait_for(self._process.wait(), timeout=10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        self._process = None

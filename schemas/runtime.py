@@ -72,6 +72,9 @@ class TenantRuntime(BaseModel):
     db_pool_max: int | None = Field(default=None, ge=1, le=50)
     db_idle_seconds: float | None = Field(default=None, gt=0, le=3600)
     db_acquire_timeout: float | None = Field(default=None, gt=0, le=120)
+    # database_url reaches PostgreSQL through a transaction pooler (PgBouncer < 1.21 keeps no
+    # prepared statement across transactions): the bot turns asyncpg's statement cache off.
+    db_transaction_pooler: bool | None = None
 
     @field_validator("bot_token")
     @classmethod

@@ -49,6 +49,8 @@ DB_POOL_MAX = TENANT_DB_POOL_MAX_DEFAULT
 DB_IDLE_SECONDS = 30.0
 DB_ACQUIRE_TIMEOUT_SECONDS = 5.0
 BACKGROUND_LINGER_SECONDS = 0.5
+# asyncpg's default: prepared statements cached per connection (0 behind a transaction pooler).
+STATEMENT_CACHE_SIZE = 100
 # pg_stat_activity.application_name of the bot's connections ("tenant_bot:background" for the
 # background work's): operators and the density benchmark count them by it.
 APPLICATION_NAME = "tenant_bot"
@@ -129,10 +131,15 @@ async def _connect_database(runtime: TenantRuntime) -> tuple[asyncpg.Pool, async
     """The bot's pool and the background work's, both empty until used; the database is checked
     once, on the background pool (whose connection closes right after)."""
     dsn = runtime.database_url.get_secret_value()
+    # Behind PgBouncer in transaction mode no named statement may outlive a transaction: every query
+    # goes as an unnamed one, whose Parse and Bind asyncpg sends with no Sync between them, so the
+    # pooler keeps them on one server connection (fleet/pooler.py says why that is safe).
+    statements = 0 if runtime.db_transaction_pooler else STATEMENT_CACHE_SIZE
     pool = background = None
     try:
         pool = await asyncpg.create_pool(
             dsn,
+            statement_cache_size=statements,
             min_size=0,
             max_size=runtime.db_pool_max or DB_POOL_MAX,
             command_timeout=30,
@@ -142,6 +149,7 @@ async def _connect_database(runtime: TenantRuntime) -> tuple[asyncpg.Pool, async
         )
         background = await asyncpg.create_pool(
             dsn,
+            statement_cache_size=statements,
             min_size=0,
             max_size=1,
             command_timeout=30,
