@@ -14,19 +14,25 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fleet.errors import ConfigError, ServiceUnavailable
-from fleet.pooler import PoolerConfig, auth_file_line
+from fleet.pooler import PoolerConfig, auth_file_line, install_auth_lookup
+from fleet.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _PG_SYSTEM_USER = "botfleet-pg"
+# The role PgBouncer logs in as to look tenants' passwords up (fleet.pooler).
+POOLER_AUTH_USER = "botfleet_pooler"
 
 
 def free_port(preferred: int, *, host: str = "127.0.0.1") -> int:
@@ -291,3 +297,63 @@ class EmbeddedPgBouncer:
                 self._process.kill()
                 await self._process.wait()
         self._process = None
+
+
+async def start_pooler(config: Settings, data: Path, exits: AsyncExitStack) -> tuple[Settings, str]:
+    """``botfleet up``'s PgBouncer for tenant bots, where it pays off: the process runtime (bots on
+    this host reach 127.0.0.1), ``BOTFLEET_POOLER=auto``, no pooler of the operator's own
+    (``BOTFLEET_TENANT_DATABASE_HOST`` unset), the binary installed and a superuser's database URL
+    (the login lookup reads ``pg_authid``). Otherwise bots connect to PostgreSQL directly, and the
+    line returned says why. Returns the settings bots get (host, port, pooler flag) and that line."""
+    import asyncpg
+
+    reason = ""
+    if config.pooler == "off":
+        reason = "BOTFLEET_POOLER=off"
+    elif config.tenant_database_host is not None:
+        reason = "BOTFLEET_TENANT_DATABASE_HOST is set (a pooler of your own?)"
+    elif config.runtime != "process":
+        reason = f"the {config.runtime} runtime's bots cannot reach a pooler on 127.0.0.1"
+    elif EmbeddedPgBouncer.binary() is None:
+        reason = "pgbouncer is not installed (apt-get install pgbouncer)"
+    if reason:
+        return config, f"direct, no pooler: {reason}"
+    url = urlsplit(config.require("database_url"))
+    conn = await asyncpg.connect(config.require("database_url"))
+    try:
+        if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+            return (
+                config,
+                "direct, no pooler: the database URL's role is no superuser (auth lookup)",
+            )
+        password = secrets.token_urlsafe(24)
+        await install_auth_lookup(conn, auth_user=POOLER_AUTH_USER, password=password)
+    finally:
+        await conn.close()
+    root = data / "pgbouncer"
+    root.mkdir(parents=True, exist_ok=True)
+    pooler_config = PoolerConfig(
+        listen_port=remembered_port(root / "port", 64329),
+        server_host=url.hostname or "127.0.0.1",
+        server_port=url.port or 5432,
+        database=url.path.lstrip("/") or "postgres",
+        auth_user=POOLER_AUTH_USER,
+        auth_file=str(root / "userlist.txt"),
+        logfile=str(root / "pgbouncer.log"),
+        pidfile=str(root / "pgbouncer.pid"),
+        max_server_connections=config.pooler_server_connections,
+        pool_per_tenant=config.pooler_pool_per_tenant,
+    )
+    bouncer = EmbeddedPgBouncer(root, pooler_config, password)
+    await bouncer.start()
+    exits.push_async_callback(bouncer.stop)
+    updates = {
+        "tenant_database_host": "127.0.0.1",
+        "tenant_database_port": bouncer.port,
+        "tenant_database_pooler": True,
+    }
+    line = (
+        f"127.0.0.1:{bouncer.port} (transaction mode, at most "
+        f"{config.pooler_server_connections} server connections)"
+    )
+    return config.model_copy(update=updates), line

@@ -46,7 +46,7 @@ from cli.api import fake_money_problem
 from cli.billing import STOP_GRACE_S as LIFECYCLE_STOP_GRACE_S
 from cli.billing import supervise_lifecycle
 from cli.common import EXIT_BAD_INPUT, fail, open_resources, run, settings
-from cli.embedded import EmbeddedPostgres, EmbeddedRedis, remembered_port
+from cli.embedded import EmbeddedPostgres, EmbeddedRedis, remembered_port, start_pooler
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
 
@@ -377,6 +377,9 @@ async def up_main(
     stack = Stack()
     async with AsyncExitStack() as exits:
         config = await _embedded(config, data, exits, stack)
+        config, pooler = await start_pooler(config, data, exits)
+        stack.lines.append(f"Tenant bots' database: {pooler}")
+        log.info("tenant bots' database", extra={"pooler": pooler})
         config = await _sandbox(
             config, data, plan=plan, host=host, api_port=port, exits=exits, stack=stack
         )

@@ -189,6 +189,7 @@ class SpecBuilder:
             db_pool_max=self._settings.tenant_db_pool_max,
             db_idle_seconds=self._settings.tenant_db_idle_s,
             db_acquire_timeout=self._settings.tenant_db_acquire_timeout_s,
+            db_transaction_pooler=True if self._settings.tenant_database_pooler else None,
         )
 
     def build(

@@ -52,13 +52,16 @@ async def install_auth_lookup(conn: asyncpg.Connection, *, auth_user: str, passw
     """Create (or update) the lookup role and function and let the role execute it; ``conn`` must be
     a superuser's, in the pooler's database. Idempotent."""
     role = _quote_ident(auth_user)
-    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", auth_user)
-    verb = "ALTER" if exists else "CREATE"
-    literal = await conn.fetchval("SELECT quote_literal($1)", password)
-    await conn.execute(f"{verb} ROLE {role} LOGIN NOINHERIT PASSWORD {literal}")
-    await conn.execute(auth_lookup_sql())
-    await conn.execute(f"GRANT USAGE ON SCHEMA pgbouncer TO {role}")
-    await conn.execute(f"GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {role}")
+    async with conn.transaction():
+        # installers at once (two `up`s, parallel tests) would collide replacing the function
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('botfleet pooler auth lookup'))")
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", auth_user)
+        verb = "ALTER" if exists else "CREATE"
+        literal = await conn.fetchval("SELECT quote_literal($1::text)", password)
+        await conn.execute(f"{verb} ROLE {role} LOGIN NOINHERIT PASSWORD {literal}")
+        await conn.execute(auth_lookup_sql())
+        await conn.execute(f"GRANT USAGE ON SCHEMA pgbouncer TO {role}")
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {role}")
 
 
 async def drop_auth_lookup(conn: asyncpg.Connection, *, auth_user: str) -> None:
@@ -125,7 +128,11 @@ class PoolerConfig:
             f" dbname={self.database} auth_user={self.auth_user}"
         )
         lines = ["[databases]", database, "", "[pgbouncer]"]
-        lines += [f"{key} = {value}" for key, value in settings.items() if value != "" or key == "unix_socket_dir"]
+        lines += [
+            f"{key} = {value}"
+            for key, value in settings.items()
+            if value != "" or key == "unix_socket_dir"
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -217,6 +217,25 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL host as tenant bots see it (default: database_url's)."
     )
     tenant_database_port: int | None = Field(default=None, ge=1, le=65535)
+    tenant_database_pooler: bool = Field(
+        default=False,
+        description="tenant_database_host:port is PgBouncer in transaction mode (bots turn "
+        "asyncpg's statement cache off); `botfleet up` sets it when it starts its own.",
+    )
+    pooler: Literal["auto", "off"] = Field(
+        default="auto",
+        description="`botfleet up`: auto starts an embedded PgBouncer for tenant bots when the "
+        "pgbouncer binary is installed and no tenant_database_host is set; off never does.",
+    )
+    pooler_server_connections: int = Field(
+        default=40,
+        ge=2,
+        le=10000,
+        description="Server connections the embedded PgBouncer opens at most, all tenants together.",
+    )
+    pooler_pool_per_tenant: int = Field(
+        default=3, ge=1, le=50, description="Server connections one tenant holds at most at once."
+    )
     tenant_redis_host: str | None = Field(
         default=None, description="Redis host as tenant bots see it (default: redis_url's)."
     )

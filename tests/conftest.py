@@ -18,9 +18,12 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from cli.embedded import EmbeddedPgBouncer
 from fleet.data_plane import install_platform
 from fleet.db import create_pool
 from fleet.migrations import migrate_control
+from tests.support.pgbouncer import MISSING as PGBOUNCER_MISSING
+from tests.support.pgbouncer import Pooler, running_pooler
 
 TEST_DATABASE_URL = os.environ.get(
     "BOTFLEET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botfleet_test"
@@ -97,6 +100,16 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def pgbouncer(database_url: str) -> AsyncIterator[Pooler]:
+    """A real PgBouncer in transaction mode in front of the test database (tests/support/pgbouncer.py);
+    skips, saying why, only when the binary is not installed."""
+    if EmbeddedPgBouncer.binary() is None:
+        pytest.skip(PGBOUNCER_MISSING)
+    async with running_pooler(database_url) as pooler:
+        yield pooler
 
 
 @pytest.fixture

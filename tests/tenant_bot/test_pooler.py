@@ -1,0 +1,299 @@
+"""Tenant bots through a real PgBouncer in transaction mode (fleet/pooler.py): each tenant still runs as
+its own role in its own schema, many tenants booking at once stay within the pooler's bound of server
+connections without a double booking, and a tenant's credentials open nothing of another tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import date
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from cli.embedded import EmbeddedPgBouncer
+from fleet.data_plane import (
+    TenantNames,
+    drop_database_plane,
+    drop_redis_user,
+    ensure_database_plane,
+    ensure_redis_user,
+)
+from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
+from schemas.runtime import TenantRuntime
+from tenant_bot.app import run
+from tenant_bot.booking import Actor, BookingCore, WorkInterval
+from tenant_bot.booking.errors import SlotUnavailable
+from tenant_bot.resources import BotResources
+from tests.support.chat_helpers import bot_view, say, settle, tap
+from tests.support.pgbouncer import MISSING as PGBOUNCER_MISSING
+from tests.support.pgbouncer import Pooler, running_pooler
+from tests.tenant_bot.conftest import FakeClock
+
+
+@contextlib.asynccontextmanager
+async def _tenant_plane(
+    database_url: str, prefix: str, slug: str
+) -> AsyncIterator[tuple[TenantNames, str]]:
+    names = TenantNames.of(slug, prefix)
+    password = secrets.token_hex(12)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await ensure_database_plane(conn, names, password=password)
+    finally:
+        await conn.close()
+    try:
+        yield names, password
+    finally:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await drop_database_plane(conn, names)
+        finally:
+            await conn.close()
+
+
+async def test_search_path_and_isolation_hold_through_the_pooler(
+    pgbouncer: Pooler, database_url: str, role_prefix: str
+) -> None:
+    async with (
+        _tenant_plane(database_url, role_prefix, "alpha") as (alpha, alpha_pw),
+        _tenant_plane(database_url, role_prefix, "bravo") as (bravo, bravo_pw),
+    ):
+        # bravo has a customer alpha must never see
+        conn = await asyncpg.connect(pgbouncer.url(bravo.role, bravo_pw), statement_cache_size=0)
+        await conn.execute("INSERT INTO customers (telegram_user_id, name) VALUES (42, 'Secret')")
+        await conn.close()
+
+        conn = await asyncpg.connect(pgbouncer.url(alpha.role, alpha_pw), statement_cache_size=0)
+        try:
+            # the role's search_path, applied at the server login, on whichever server connection
+            for _ in range(5):
+                assert alpha.schema in await conn.fetchval("SHOW search_path")
+                assert await conn.fetchval("SELECT current_user") == alpha.role
+                assert await conn.fetchval("SELECT count(*) FROM customers") == 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f'SELECT * FROM "{bravo.schema}".customers')
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(f'SET ROLE "{bravo.role}"')
+            await conn.execute(f'SET search_path = "{bravo.schema}"')
+            with pytest.raises(asyncpg.PostgresError):  # no USAGE on the schema: nothing resolves
+                await conn.fetch("SELECT * FROM customers")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):  # the lookup is not for tenants
+                await conn.fetch("SELECT * FROM pgbouncer.get_auth($1)", bravo.role)
+        finally:
+            await conn.close()
+
+        # another tenant's name with this tenant's password; a superuser; a database not served
+        for url in (
+            pgbouncer.url(bravo.role, alpha_pw),
+            pgbouncer.url("postgres", alpha_pw),
+            pgbouncer.url("postgres", ""),
+            pgbouncer.url(alpha.role, alpha_pw).rsplit("/", 1)[0] + "/postgres",
+        ):
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await (await asyncpg.connect(url, statement_cache_size=0, timeout=5)).close()
+
+
+async def test_the_booking_statement_runs_through_the_pooler_without_a_statement_cache(
+    pgbouncer: Pooler, database_url: str, role_prefix: str, clock: FakeClock
+) -> None:
+    """asyncpg with ``statement_cache_size=0`` (what a bot behind a pooler gets): many concurrent
+    bookings of one tenant on few server connections, the booking function with its composite
+    argument included, and not one "prepared statement does not exist"."""
+    async with _tenant_plane(database_url, role_prefix, "charlie") as (names, password):
+        pool = await asyncpg.create_pool(
+            pgbouncer.url(names.role, password), statement_cache_size=0, min_size=0, max_size=10
+        )
+        try:
+            core = BookingCore(pool, clock=clock)
+            service = await core.catalogue.create_service(
+                name="Haircut", duration_minutes=60, price=1500
+            )
+            staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
+            for weekday in range(7):
+                await core.catalogue.set_working_hours(
+                    staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
+                )
+            free = await core.slots.free_slots(service.id, day_from=date(2030, 1, 8), staff_id=None)
+            slots = [slot for slot in free if slot.start.minute == 0][
+                :4
+            ]  # an hour each: no overlap
+            customers = [
+                await core.customers.register(1000 + i, name=f"C{i}", locale="en")
+                for i in range(40)
+            ]
+            results = await asyncio.gather(
+                *(
+                    core.bookings.book(
+                        customer_id=c.id,
+                        service_id=service.id,
+                        start=slots[i % 4].start,
+                        staff_id=slots[i % 4].staff_id,
+                        actor=Actor.customer(1000 + i),
+                        idempotency_key=f"k{i}",
+                    )
+                    for i, c in enumerate(customers)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await pool.close()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(f, SlotUnavailable) for f in failures), failures[:3]
+        booked = await _bookings(database_url, names)
+        assert len(booked) == len(set(booked)) == 4  # one per slot, 36 told it is taken
+        assert len(failures) == 36
+
+
+async def _bookings(database_url: str, names: TenantNames) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            f'SELECT staff_id, starts_at FROM "{names.schema}".bookings'
+            " WHERE status IN ('pending', 'confirmed')"
+        )
+    finally:
+        await conn.close()
+    return [f"{r['staff_id']}@{r['starts_at'].isoformat()}" for r in rows]
+
+
+TENANTS = 12
+CUSTOMERS_PER_TENANT = 4
+SERVER_BOUND = 6
+
+
+async def _server_connections(conn: asyncpg.Connection, prefix: str) -> int:
+    """Server connections logged in as this test's tenant roles (the pooler's, to PostgreSQL)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, $1)"
+        " AND usename NOT LIKE '%\\_pooler'",
+        prefix,
+    )
+
+
+@pytest.mark.slow  # twelve live bots: ~45 s on 2 cores
+async def test_many_live_tenants_book_at_once_within_the_pooler_bound(
+    database_url: str,
+    redis: Redis,
+    redis_url: str,
+    role_prefix: str,
+    emulator: TelegramEmulator,
+    sandbox: TelegramSandbox,
+    clock: FakeClock,
+) -> None:
+    """Twelve live bots behind a pooler allowed six server connections; four customers of each tap
+    the same slot at once (48 bookings in flight): PostgreSQL never sees more than six tenant
+    connections, each slot goes to exactly one customer, every other one is told it is taken."""
+    if EmbeddedPgBouncer.binary() is None:
+        pytest.skip(PGBOUNCER_MISSING)
+    host = redis_url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    owner = await sandbox.create_user("Owner", language_code="en")
+    async with (
+        running_pooler(database_url, max_server_connections=SERVER_BOUND) as pooler,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        bots: list[tuple[TenantNames, BotResources]] = []
+        stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+        for n in range(TENANTS):
+            names, password = await stack.enter_async_context(
+                _tenant_plane(database_url, role_prefix, f"shop{n:02d}")
+            )
+            await ensure_redis_user(redis, names, password=password)
+            stack.push_async_callback(drop_redis_user, redis, names)
+            await _seed(pooler.url(names.role, password), clock)
+            token = f"{7_100_000_000 + n * 1000 + secrets.randbelow(999)}:{secrets.token_urlsafe(30)[:35].replace('-', 'a')}"
+            await sandbox.register_bot(token, username=f"{names.slug}_bot")
+            runtime = TenantRuntime(
+                slug=names.slug,
+                bot_token=token,
+                database_url=pooler.url(names.role, password),
+                redis_url=f"redis://{names.redis_user}:{password}@{host}/0",
+                redis_prefix=names.redis_prefix,
+                owner_ids=[owner["id"]],
+                locale="en",
+                telegram_api_base=emulator.base_url,
+                db_transaction_pooler=True,
+            )
+            ready: asyncio.Future[BotResources] = asyncio.get_running_loop().create_future()
+            stop = asyncio.Event()
+            task = asyncio.create_task(
+                run(
+                    runtime, stop=stop, clock=clock, on_ready=ready.set_result, rate_limit=(100, 10)
+                )
+            )
+            stops.append((stop, task))
+            stack.push_async_callback(_stop_bot, stop, task)
+            bots.append((names, await asyncio.wait_for(ready, timeout=30)))
+
+        watcher = await asyncpg.connect(database_url)
+        peak = 0
+        sampling = True
+
+        async def sample() -> None:
+            nonlocal peak
+            while sampling:
+                peak = max(peak, await _server_connections(watcher, role_prefix))
+                await asyncio.sleep(0.02)
+
+        customers = [
+            await sandbox.user(bot_id=resources.me.id, first_name=f"C{n}")
+            for _, resources in bots
+            for n in range(CUSTOMERS_PER_TENANT)
+        ]
+        sampler = asyncio.create_task(sample())
+        try:
+            await asyncio.gather(*(_to_summary(c) for c in customers))
+            before = await asyncio.gather(*(bot_view(c) for c in customers))
+            await asyncio.gather(*(c.click("✅ Confirm") for c in customers))
+            finals = await asyncio.gather(
+                *(settle(c, b, timeout=20) for c, b in zip(customers, before, strict=True))
+            )
+        finally:
+            sampling = False
+            await sampler
+            await watcher.close()
+        texts = [f["text"] for f in finals]
+        for n, (names, _) in enumerate(bots):
+            mine = texts[n * CUSTOMERS_PER_TENANT : (n + 1) * CUSTOMERS_PER_TENANT]
+            assert sum("You are booked" in t for t in mine) == 1, (names.slug, mine)
+            assert sum("just taken" in t for t in mine) == CUSTOMERS_PER_TENANT - 1
+            booked = await _bookings(database_url, names)
+            assert len(booked) == len(set(booked)) == 1
+        # PgBouncer closes an idle connection of one tenant to open one for another (max_db_connections
+        # reached): PostgreSQL may still list the closing backend for a moment next to the new one.
+        assert 0 < peak <= SERVER_BOUND + 1, peak
+
+
+async def _seed(url: str, clock: FakeClock) -> None:
+    pool = await asyncpg.create_pool(url, statement_cache_size=0, min_size=0, max_size=1)
+    try:
+        core = BookingCore(pool, clock=clock)
+        await core.catalogue.update_settings(business_name="Barber", time_zone="Europe/Moscow")
+        service = await core.catalogue.create_service(
+            name="Haircut", duration_minutes=60, price=1500
+        )
+        staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
+        for weekday in range(7):
+            await core.catalogue.set_working_hours(
+                staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
+            )
+    finally:
+        await pool.close()
+
+
+async def _to_summary(user: TelegramUser) -> None:
+    await say(user, "/book", timeout=20)
+    await tap(user, "Haircut · 1 h · 1\u202f500 ₽", timeout=20)
+    await tap(user, "8", timeout=20)
+    await tap(user, "10:00", timeout=20)
+    await say(user, "Anna", timeout=20)
+    await say(user, "+7 916 123-45-67", timeout=20)
+
+
+async def _stop_bot(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stop.set()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, timeout=15)
