@@ -299,7 +299,9 @@ class EmbeddedPgBouncer:
         self._process = None
 
 
-async def start_pooler(config: Settings, data: Path, exits: AsyncExitStack) -> tuple[Settings, str]:
+async def start_pooler(
+    config: Settings, data: Path, exits: AsyncExitStack, *, auth_user: str = POOLER_AUTH_USER
+) -> tuple[Settings, str]:
     """``botfleet up``'s PgBouncer for tenant bots, where it pays off: the process runtime (bots on
     this host reach 127.0.0.1), ``BOTFLEET_POOLER=auto``, no pooler of the operator's own
     (``BOTFLEET_TENANT_DATABASE_HOST`` unset), the binary installed and a superuser's database URL
@@ -327,7 +329,7 @@ async def start_pooler(config: Settings, data: Path, exits: AsyncExitStack) -> t
                 "direct, no pooler: the database URL's role is no superuser (auth lookup)",
             )
         password = secrets.token_urlsafe(24)
-        await install_auth_lookup(conn, auth_user=POOLER_AUTH_USER, password=password)
+        await install_auth_lookup(conn, auth_user=auth_user, password=password)
     finally:
         await conn.close()
     root = data / "pgbouncer"
@@ -337,7 +339,7 @@ async def start_pooler(config: Settings, data: Path, exits: AsyncExitStack) -> t
         server_host=url.hostname or "127.0.0.1",
         server_port=url.port or 5432,
         database=url.path.lstrip("/") or "postgres",
-        auth_user=POOLER_AUTH_USER,
+        auth_user=auth_user,
         auth_file=str(root / "userlist.txt"),
         logfile=str(root / "pgbouncer.log"),
         pidfile=str(root / "pgbouncer.pid"),

@@ -136,6 +136,19 @@ class PoolerConfig:
         return "\n".join(lines) + "\n"
 
 
+def compose_config() -> PoolerConfig:
+    """The configuration of docker-compose.yml's ``pgbouncer`` service (``ops/pgbouncer/pgbouncer.ini``
+    is this, rendered; a test keeps the two equal)."""
+    return PoolerConfig(
+        listen_host="0.0.0.0",  # noqa: S104 (inside its container, on the compose networks)
+        listen_port=6432,
+        server_host="postgres",
+        database="botfleet",
+        auth_user="botfleet_pooler",
+        auth_file="/tmp/userlist.txt",  # noqa: S108 (written by the entrypoint, mode 0600)
+    )
+
+
 def auth_file_line(user: str, password: str) -> str:
     """One ``auth_file`` line (``"user" "password"``; a double quote is doubled)."""
     return '"{}" "{}"\n'.format(user.replace('"', '""'), password.replace('"', '""'))

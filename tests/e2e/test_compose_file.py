@@ -19,11 +19,22 @@ from tests.support.e2e_support import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-SERVICES = {"postgres", "redis", "db-roles", "migrate", "api", "worker", "sales-bot", "lifecycle"}
+SERVICES = {
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "db-roles",
+    "migrate",
+    "api",
+    "worker",
+    "sales-bot",
+    "lifecycle",
+}
 LONG_RUNNING = SERVICES - {"db-roles", "migrate"}
 PASSWORDS = (
     "POSTGRES_SUPERUSER_PASSWORD=pg-root\nPOSTGRES_PASSWORD=pg-secret\n"
     "POSTGRES_PROVISIONER_PASSWORD=pg-prov\nREDIS_PASSWORD=redis-secret\n"
+    "POSTGRES_POOLER_PASSWORD=pg-pooler\n"
 )
 
 
@@ -127,9 +138,10 @@ def test_every_long_running_service_has_a_health_check_the_image_can_run() -> No
         test = " ".join(check["test"])
         assert "curl" not in test and "wget" not in test, name
         assert check["interval"] and check["retries"] >= 3, name
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "pgbouncer", "redis"):
         assert services[name]["healthcheck"]["test"][0] == "CMD-SHELL", name
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
+    assert "pg_isready" in services["pgbouncer"]["healthcheck"]["test"][1]
     assert "PONG" in services["redis"]["healthcheck"]["test"][1]
     api = services["api"]["healthcheck"]["test"]
     assert api[:3] == ["CMD", "python3", "-c"] and "127.0.0.1:8000/readyz" in api[3]
@@ -148,8 +160,8 @@ def test_every_long_running_service_has_a_health_check_the_image_can_run() -> No
 
 
 def test_tenants_have_a_network_of_their_own() -> None:
-    """Issue 14, item 3: tenant bots run on the `tenants` network, where only PostgreSQL and Redis
-    are; no platform service (API, worker, sales bot, lifecycle) is on it, and the worker starts
+    """Issue 14, item 3: tenant bots run on the `tenants` network, where only the PostgreSQL pooler and
+    Redis are; no platform service (API, worker, sales bot, lifecycle) is on it, and the worker starts
     bots there, never on the host's or the platform's network."""
     # Read without Compose (PyYAML resolves anchors and merge keys), so it runs everywhere;
     # test_compose_file_validates checks the file with Compose where it is installed.
@@ -165,13 +177,16 @@ def test_tenants_have_a_network_of_their_own() -> None:
     assert tenants_name != config["networks"]["botfleet"].get("name", "botfleet")
     assert not config["networks"]["tenants"].get("internal")  # bots reach Telegram
     on_tenants = {name for name in services if "tenants" in networks_of(name)}
-    assert on_tenants == {"postgres", "redis"}
+    # issue 17: bots reach PostgreSQL only through the pooler
+    assert on_tenants == {"pgbouncer", "redis"}
+    worker = services["worker"]["environment"]
+    assert worker["BOTFLEET_TENANT_DATABASE_HOST"] == "pgbouncer"
+    assert worker["BOTFLEET_TENANT_DATABASE_POOLER"] == "true"
     for name in SERVICES:
         assert services[name].get("network_mode") != "host", name
         assert "botfleet" in networks_of(name), name
     worker_env = services["worker"]["environment"]
     assert worker_env["BOTFLEET_TENANT_NETWORK"] == tenants_name
-    assert worker_env["BOTFLEET_TENANT_DATABASE_HOST"] == "postgres"
     assert worker_env["BOTFLEET_TENANT_REDIS_HOST"] == "redis"
     # Only the worker has the Docker socket.
     for name in SERVICES - {"worker"}:
