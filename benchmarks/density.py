@@ -21,7 +21,10 @@ and a deploy worker on the ``process`` runtime (bots forked from one warmed inte
 The bots close a connection idle ``--db-idle-s`` seconds (the deploy worker's
 ``tenant_db_idle_s``; 2 by default here so the run stays small on a shared server, 30 in
 production). PostgreSQL is shared: the run refuses to start unless the server has room for
-``--min-free`` more connections (default: 3 per booker + 10). It works in a scratch database with its own role prefix, Redis ACL
+``--min-free`` more connections (default: 3 per booker + 10; through the pooler, its bound + 11).
+``--pooler pgbouncer`` (the default where the binary is installed) puts a PgBouncer of the run's
+own in transaction mode between the bots and PostgreSQL (``botfleet up``'s, at most
+``--pooler-connections`` server connections); ``--pooler direct`` connects them directly. It works in a scratch database with its own role prefix, Redis ACL
 users and state directory; everything is removed at the end. Progress on stderr, ONE JSON line on
 stdout.
 """
@@ -39,6 +42,7 @@ import statistics
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +52,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.provision import Bench, create_tenant, percentile, running, wait_active
+from cli.embedded import EmbeddedPgBouncer, start_pooler
 from fleet.db import create_pool
 from fleet.secrets import SecretBox
 from fleet.tenants import TenantService
@@ -216,6 +221,7 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
         "tenants": args.tenants,
         "bookers": args.bookers,
         "db_idle_s": args.db_idle_s,
+        "pooler": args.pooler,
     }
     started = time.monotonic()
     redis = Redis.from_url(redis_url)
@@ -228,7 +234,11 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
             TelegramSandbox(tg.base_url) as sandbox,
         ):
             settings = bench.settings(
-                "process", tg.base_url, tenant_db_idle_s=args.db_idle_s, worker_concurrency=8
+                "process",
+                tg.base_url,
+                tenant_db_idle_s=args.db_idle_s,
+                worker_concurrency=8,
+                pooler_server_connections=args.pooler_connections,
             )
             service = TenantService(
                 pool=pool,
@@ -236,8 +246,20 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
                 secrets=SecretBox(bench.master_key),
                 role_prefix=bench.prefix,
             )
-            async with running(settings, pool, redis) as parts:
-                result |= await phases(args, bench, service, parts, tg, sandbox, pool, redis, probe)
+            async with contextlib.AsyncExitStack() as exits:
+                if args.pooler == "pgbouncer":
+                    # the bots reach PostgreSQL through a real PgBouncer, as `botfleet up` runs it
+                    settings, line = await start_pooler(
+                        settings, _pooler_dir(bench), exits, auth_user=bench.prefix + "pooler"
+                    )
+                    if not settings.tenant_database_pooler:
+                        raise SystemExit(f"--pooler pgbouncer: {line}")
+                    say(f"tenant bots' database: {line}")
+                    result["pooler_server_connections"] = args.pooler_connections
+                async with running(settings, pool, redis) as parts:
+                    result |= await phases(
+                        args, bench, service, parts, tg, sandbox, pool, redis, probe
+                    )
     finally:
         await pool.close()
         await bench.drop_everything(redis)
@@ -397,6 +419,14 @@ async def phases(
     return out
 
 
+def _pooler_dir(bench: Bench) -> Path:
+    root = bench.state_dir / "pgbouncer"
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in (bench.state_dir, root):  # PgBouncer runs unprivileged when we are root
+        folder.chmod(0o755)
+    return root
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -410,6 +440,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="/start samples per second")
     parser.add_argument("--db-idle-s", type=float, default=2.0, help="bots' connection idle close")
     parser.add_argument(
+        "--pooler",
+        choices=("pgbouncer", "direct"),
+        default="pgbouncer" if EmbeddedPgBouncer.binary() else "direct",
+        help="bots reach PostgreSQL through a PgBouncer of the run's own (the default where the "
+        "binary is installed) or directly",
+    )
+    parser.add_argument(
+        "--pooler-connections",
+        type=int,
+        default=40,
+        help="the pooler's bound on server connections, all tenants together (40)",
+    )
+    parser.add_argument(
         "--min-free",
         type=int,
         default=None,
@@ -422,7 +465,9 @@ def main() -> None:
     args.bookers = min(args.bookers or (20 if args.quick else 100), args.tenants)
     args.samples = args.samples or (100 if args.quick else 200)
     # measured: a booking tenant peaks at 2-3 server connections (two customers, the background pass)
-    args.min_free = args.min_free if args.min_free is not None else 3 * args.bookers + 10
+    # through the pooler, its bound (plus its lookup connection)
+    wanted = args.pooler_connections + 1 if args.pooler == "pgbouncer" else 3 * args.bookers
+    args.min_free = args.min_free if args.min_free is not None else wanted + 10
     print(json.dumps(asyncio.run(bench_run(args))))
 
 
