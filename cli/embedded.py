@@ -31,8 +31,6 @@ from fleet.settings import Settings
 log = logging.getLogger(__name__)
 
 _PG_SYSTEM_USER = "botfleet-pg"
-# The role PgBouncer logs in as to look tenants' passwords up (fleet.pooler).
-POOLER_AUTH_USER = "botfleet_pooler"
 
 
 def free_port(preferred: int, *, host: str = "127.0.0.1") -> int:
@@ -299,8 +297,21 @@ class EmbeddedPgBouncer:
         self._process = None
 
 
+def _lookup_password(root: Path) -> str:
+    """The lookup role's password, made on first use and kept (0600) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "lookup.password"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    password = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(password)
+    return password
+
+
 async def start_pooler(
-    config: Settings, data: Path, exits: AsyncExitStack, *, auth_user: str = POOLER_AUTH_USER
+    config: Settings, data: Path, exits: AsyncExitStack, *, auth_user: str | None = None
 ) -> tuple[Settings, str]:
     """``botfleet up``'s PgBouncer for tenant bots, where it pays off: the process runtime (bots on
     this host reach 127.0.0.1), ``BOTFLEET_POOLER=auto``, no pooler of the operator's own
@@ -320,6 +331,10 @@ async def start_pooler(
         reason = "pgbouncer is not installed (apt-get install pgbouncer)"
     if reason:
         return config, f"direct, no pooler: {reason}"
+    # One lookup role per installation (its tenants' prefix; a slug never starts with "_", so it is no
+    # tenant's role), its password kept with the data: two installations on one server, or a restart,
+    # never change the password under a running PgBouncer.
+    auth_user = auth_user or f"{config.tenant_role_prefix}_pooler"
     url = urlsplit(config.require("database_url"))
     conn = await asyncpg.connect(config.require("database_url"))
     try:
@@ -328,12 +343,11 @@ async def start_pooler(
                 config,
                 "direct, no pooler: the database URL's role is no superuser (auth lookup)",
             )
-        password = secrets.token_urlsafe(24)
+        root = data / "pgbouncer"
+        password = _lookup_password(root)
         await install_auth_lookup(conn, auth_user=auth_user, password=password)
     finally:
         await conn.close()
-    root = data / "pgbouncer"
-    root.mkdir(parents=True, exist_ok=True)
     pooler_config = PoolerConfig(
         listen_port=remembered_port(root / "port", 64329),
         server_host=url.hostname or "127.0.0.1",
@@ -347,7 +361,15 @@ async def start_pooler(
         pool_per_tenant=config.pooler_pool_per_tenant,
     )
     bouncer = EmbeddedPgBouncer(root, pooler_config, password)
-    await bouncer.start()
+    try:
+        user = unprivileged_user()
+        if user is not None:  # PgBouncer drops to it: it must reach its folder
+            entry = pwd.getpwnam(user)
+            _check_reachable(root, user=user, uid=entry.pw_uid, gid=entry.pw_gid)
+        await bouncer.start()
+    except (ConfigError, ServiceUnavailable) as exc:
+        # the platform runs as well without it: bots connect directly, and the operator is told why
+        return config, f"direct, no pooler: {str(exc).splitlines()[0][:300]}"
     exits.push_async_callback(bouncer.stop)
     updates = {
         "tenant_database_host": "127.0.0.1",
