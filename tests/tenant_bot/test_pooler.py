@@ -249,7 +249,7 @@ async def test_many_live_tenants_book_at_once_within_the_pooler_bound(
             before = await asyncio.gather(*(bot_view(c) for c in customers))
             await asyncio.gather(*(c.click("✅ Confirm") for c in customers))
             finals = await asyncio.gather(
-                *(settle(c, b, timeout=20) for c, b in zip(customers, before, strict=True))
+                *(settle(c, b, timeout=30) for c, b in zip(customers, before, strict=True))
             )
         finally:
             sampling = False
@@ -285,12 +285,12 @@ async def _seed(url: str, clock: FakeClock) -> None:
 
 
 async def _to_summary(user: TelegramUser) -> None:
-    await say(user, "/book", timeout=20)
-    await tap(user, "Haircut · 1 h · 1\u202f500 ₽", timeout=20)
-    await tap(user, "8", timeout=20)
-    await tap(user, "10:00", timeout=20)
-    await say(user, "Anna", timeout=20)
-    await say(user, "+7 916 123-45-67", timeout=20)
+    await say(user, "/book", timeout=30)
+    await tap(user, "Haircut · 1 h · 1\u202f500 ₽", timeout=30)
+    await tap(user, "8", timeout=30)
+    await tap(user, "10:00", timeout=30)
+    await say(user, "Anna", timeout=30)
+    await say(user, "+7 916 123-45-67", timeout=30)
 
 
 async def _stop_bot(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
