@@ -199,3 +199,49 @@ class PaySetting(CallbackData, prefix="py"):
 
     name: str
     service_id: int = 0
+
+
+class DateHours(CallbackData, prefix="ad"):
+    """A staff member's hours on one date (``day`` as in :class:`PickDay`): ``x`` closed that
+    day, ``r`` back to the weekly hours."""
+
+    staff_id: int
+    day: int
+    action: str
+
+
+class Vacation(CallbackData, prefix="av"):
+    """Closures over several days: ``new`` who is away, ``w`` for ``staff_id`` (0: everyone),
+    ``v`` view ``block_id`` with the bookings inside, ``x`` cancel ``booking_id`` inside it (the
+    customer is told the closure's reason)."""
+
+    action: str
+    staff_id: int = 0
+    block_id: int = 0
+    booking_id: int = 0
+
+
+class Client(CallbackData, prefix="ac"):
+    """The client book: ``v`` view customer ``id``, ``n`` / ``p`` / ``o`` edit name / phone /
+    notes, ``b`` block or unblock booking, ``s`` search again."""
+
+    action: str
+    id: int = 0
+
+
+class OwnerNew(CallbackData, prefix="an"):
+    """The owner books for someone: ``c`` the client book's customer ``id`` (0: the new one
+    typed), ``ok`` book, ``okn`` book and tell the customer, ``ov`` book over the customer's limit,
+    ``w`` a walk-in now for service ``id``."""
+
+    action: str
+    id: int = 0
+
+
+class Holidays(CallbackData, prefix="ao"):
+    """Public holidays: ``v`` the screen, ``on`` switch on ``country``'s calendar, ``c`` type a
+    country, ``off`` switch off, ``t`` open or close the holiday ``day`` again."""
+
+    action: str
+    country: str = ""
+    day: int = 0

@@ -22,6 +22,10 @@ from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.notifications import Notifier
 from tenant_bot.texts import BotTexts
 
+# Updates per rate-limit window for owners and staff: a person setting hours or booking walk-ins
+# taps several times a second at peaks; five times the customers' limit still stops a runaway client.
+TEAM_RATE_LIMIT = 60
+
 
 class CatalogueReads(BaseMiddleware):
     """Gives each update its own cached reads of the catalogue as ``cache``
@@ -53,6 +57,7 @@ def build_dispatcher(
     locales: LocaleStore,
     clock: Clock,
     rate_limit: tuple[int, int] = (12, 10),
+    team_rate_limit: int = TEAM_RATE_LIMIT,
 ) -> Dispatcher:
     """A dispatcher with every router; handlers get their dependencies by parameter name."""
     dp = Dispatcher(storage=storage, events_isolation=isolation)
@@ -65,11 +70,14 @@ def build_dispatcher(
             limit=limit,
             window=window,
             locales=locales,
+            team_limit=max(team_rate_limit, limit),
+            owner_ids=frozenset(runtime.owner_ids),
+            is_staff=core.catalogue.is_staff,
         )
     )
     dp.update.outer_middleware(LocaleMiddleware(locales, texts=texts, owner_ids=runtime.owner_ids))
     dp.update.outer_middleware(CatalogueReads(core.catalogue))
-    dp.errors.register(ErrorReporter(texts).handle)
+    dp.errors.register(ErrorReporter(texts, owner_ids=frozenset(runtime.owner_ids)).handle)
     dp["runtime"] = runtime
     dp["core"] = core
     dp["texts"] = texts

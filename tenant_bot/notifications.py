@@ -188,6 +188,9 @@ class Notifier:
             )
 
     async def _to_customer(self, notice: Callable[[str], Notice], details: BookingDetails) -> None:
+        if details.customer_telegram_id is None:  # booked by phone or at the door: no chat
+            return
+        chat_id = details.customer_telegram_id
         locale = self._customer_locale(details.customer_locale)
 
         def render() -> Message:
@@ -196,9 +199,7 @@ class Notifier:
             )
             return self.render(locale, notice(locale)), markup
 
-        await self.courier.one_shot(
-            CUSTOMER_NOTICE, details.booking.id, details.customer_telegram_id, render
-        )
+        await self.courier.one_shot(CUSTOMER_NOTICE, details.booking.id, chat_id, render)
 
     async def booking_created(
         self, details: BookingDetails, *, settings: BusinessSettings, actor_id: int | None = None
@@ -319,7 +320,10 @@ class Notifier:
                 self.texts, locale, details.booking.id, attend=True
             )
 
-        result = await self.courier.attempt(details.customer_telegram_id, render)
+        if details.customer_telegram_id is None:  # never armed for them; set aside if it was
+            result = Delivery(Outcome.FAILED, "the customer has no chat with the bot")
+        else:
+            result = await self.courier.attempt(details.customer_telegram_id, render)
         if result.outcome is Outcome.FAILED:
             self.tally.set_aside(REMINDER, reminder.id, result.error)
         return result

@@ -38,3 +38,21 @@ class OwnerInput(StatesGroup):
     profile = State()
     move_day = State()
     move_time = State()
+    date_hours = State()
+    closure_days = State()
+    client_search = State()
+    client_edit = State()
+    holiday_country = State()
+
+
+class OwnerBookingFlow(StatesGroup):
+    """The owner books for a caller or a walk-in: service -> staff -> day -> time -> customer
+    (-> name of a new one) -> confirm."""
+
+    service = State()
+    staff = State()
+    day = State()
+    time = State()
+    customer = State()
+    name = State()
+    confirm = State()

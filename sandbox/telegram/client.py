@@ -174,10 +174,16 @@ class TelegramUser:
         return result["message"]
 
     async def click(
-        self, text: str | None = None, *, data: str | None = None, message_id: int | None = None
+        self,
+        text: str | None = None,
+        *,
+        data: str | None = None,
+        message_id: int | None = None,
+        forged: bool = False,
     ) -> str:
-        """Tap an inline button by its text or callback data; returns the callback query id."""
-        body = {"text": text, "data": data, "message_id": message_id}
+        """Tap an inline button by its text or callback data; returns the callback query id.
+        ``forged`` sends ``data`` even if no button carries it (a modified client)."""
+        body = {"text": text, "data": data, "message_id": message_id, "forged": forged}
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/callback", json=body)
         )

@@ -319,6 +319,7 @@ class ControlApi:
             message_id=None if message_id is None else _int(message_id, "message_id"),
             data=body.get("data"),
             text=body.get("text"),
+            forged=bool(body.get("forged")),
         )
         return web.json_response(
             {

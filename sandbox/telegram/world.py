@@ -419,10 +419,13 @@ class TelegramWorld:
         message_id: int | None = None,
         data: str | None = None,
         text: str | None = None,
+        forged: bool = False,
     ) -> CallbackQueryRecord:
         """The user taps an inline button, found by callback data or label.
 
-        Without ``message_id`` the newest message that has a matching button is used.
+        Without ``message_id`` the newest message that has a matching button is used. ``forged``
+        sends ``data`` from the newest message with buttons (or ``message_id``) whether or not a
+        button carries it: a modified client, or a button of an older bot version.
         """
         if data is None and text is None:
             raise ControlError(400, "give the button's callback data or its text")
@@ -431,6 +434,11 @@ class TelegramWorld:
             candidates = [m for m in candidates if m.message_id == message_id]
             if not candidates:
                 raise ControlError(404, f"message {message_id} is not in this chat")
+        if forged and data is not None:
+            with_buttons = [m for m in candidates if m.inline_keyboard]
+            if not with_buttons:
+                raise ControlError(404, "no message with inline buttons to forge a tap on")
+            return self._callback(conv, with_buttons[0], data)
         for msg in candidates:
             for row in msg.inline_keyboard:
                 for button in row:

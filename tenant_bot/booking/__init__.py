@@ -85,6 +85,13 @@ Services (attributes of :class:`BookingCore`):
   ``record_payment``, ``expire_holds``, ``pending_releases``/``release_done``, ``terms`` (what
   cancelling now returns), ``mark_refunded``. ``bookings.book(..., deposit_rule=rule)`` imposes a
   deposit on one booking (``DepositRule.full()``) or waives it (``DepositRule()``).
+- ``closures`` :class:`~.closures.ClosureService` — ``close_days`` (a vacation or closure over
+  whole days, for one staff member or everyone) and ``get`` (a closure with the bookings inside).
+- ``clients`` :class:`~.client_book.ClientBook` — ``search`` by name or phone, ``card`` (visits,
+  no-shows, cancellations, spent), ``update`` (name, phone, notes, blocked), ``find_or_add`` (a
+  caller by phone, or a new customer without Telegram) and ``walk_in``.
+- ``holidays`` :class:`~.holidays.HolidayService` — ``switch`` the country's public holiday
+  calendar on (``"RU"``) or off (``None``), ``set_opened`` for one holiday, ``ahead``.
 
 All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
 in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`; the
@@ -115,11 +122,14 @@ from tenant_bot.booking.attendance import AttendanceService
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
+from tenant_bot.booking.client_book import ClientBook, ClientCard
+from tenant_bot.booking.closures import Closure, ClosureService
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.deposits import DepositService
 from tenant_bot.booking.errors import BookingError
+from tenant_bot.booking.holidays import Holiday, HolidayService
 from tenant_bot.booking.hours import WEEK, WORKWEEK, parse_day_hours
 from tenant_bot.booking.models import (
     Actor,
@@ -176,6 +186,9 @@ class BookingCore:
         self.waitlist = WaitlistService(db, clock=clock)
         self.reports = ReportService(db, clock=clock)
         self.deposits = DepositService(db, catalogue=self.catalogue, clock=clock)
+        self.closures = ClosureService(db, clock=clock, cache=cache)
+        self.clients = ClientBook(db, clock=clock)
+        self.holidays = HolidayService(db, clock=clock, cache=cache)
 
 
 __all__ = [
@@ -193,7 +206,9 @@ __all__ = [
     "CalendarDays",
     "CatalogueReader",
     "ClaimedReminder",
+    "ClientCard",
     "Clock",
+    "Closure",
     "Customer",
     "DateException",
     "DaySchedule",
@@ -202,6 +217,7 @@ __all__ = [
     "HistoryEntry",
     "NoShowAction",
     "NoShowStanding",
+    "Holiday",
     "ReportSummary",
     "Service",
     "Slot",

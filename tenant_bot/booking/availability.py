@@ -12,6 +12,7 @@ import asyncpg
 from tenant_bot.booking import slots as engine
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, NotFound
+from tenant_bot.booking.holidays import CALENDARS, HolidayDays
 from tenant_bot.booking.models import (
     BusinessSettings,
     CalendarDays,
@@ -58,8 +59,10 @@ def assemble(
     exceptions: Iterable[tuple[int | None, date, int | None, int | None]],
     blocks: Iterable[tuple[int | None, datetime, datetime]],
     busy: Mapping[int, list[engine.Busy]] | None = None,
+    holidays: HolidayDays | None = None,
 ) -> tuple[list[engine.StaffAvailability], dict[date, list[WorkInterval]]]:
-    """Engine inputs from rows: each staff member's availability, and business-wide exceptions."""
+    """Engine inputs from rows: each staff member's availability, and business-wide exceptions
+    (public ``holidays`` among them, by the rules of :mod:`.holidays`)."""
     weekly: dict[int, dict[int, list[WorkInterval]]] = defaultdict(lambda: defaultdict(list))
     for sid, weekday, start, end in hours:
         weekly[sid][weekday].append(WorkInterval(start, end))
@@ -69,6 +72,19 @@ def assemble(
         intervals = (business if owner_id is None else own[owner_id]).setdefault(day, [])
         if first is not None and last is not None:  # no minutes: a day off
             intervals.append(WorkInterval(first, last))
+    if holidays is not None:
+        for day in holidays.closed:
+            business.setdefault(day, [])  # a business exception of the date wins
+        for day, like in holidays.workdays.items():
+            if day in business:
+                continue
+            for sid in staff_ids:
+                if (
+                    day not in own[sid]
+                    and not weekly[sid].get(day.weekday())
+                    and weekly[sid].get(like)
+                ):
+                    own[sid][day] = list(weekly[sid][like])
     by_staff: dict[int | None, list[tuple[datetime, datetime]]] = defaultdict(list)
     for blocked_id, block_start, block_end in blocks:
         by_staff[blocked_id].append((block_start, block_end))
@@ -121,8 +137,16 @@ async def load_context(
     for sid, occ_start, occ_end, booked_service, starts_at in snap.busy:
         busy[sid].append(engine.Busy(occ_start, occ_end, (booked_service, starts_at)))
         load[(sid, starts_at.astimezone(zone).date())] += 1
+    holidays = await CALENDARS.for_range(
+        snap.settings.holiday_country, snap.settings.holidays_opened, range_start, range_end
+    )
     staff, business = assemble(
-        snap.staff_ids, hours=snap.hours, exceptions=snap.exceptions, blocks=snap.blocks, busy=busy
+        snap.staff_ids,
+        hours=snap.hours,
+        exceptions=snap.exceptions,
+        blocks=snap.blocks,
+        busy=busy,
+        holidays=holidays,
     )
     if snap.load is not None and slot_start is not None:
         slot_day = slot_start.astimezone(zone).date()

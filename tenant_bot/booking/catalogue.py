@@ -122,6 +122,12 @@ class CatalogueService:
         nothing to invalidate: see :class:`~.catalogue_cache.CatalogueReader`."""
         return CatalogueReader(self._cache, self._db, clock=self._clock)
 
+    async def is_staff(self, telegram_user_id: int) -> bool:
+        """Whether ``telegram_user_id`` is a staff member's Telegram account (switched-off ones
+        too), from the cached catalogue."""
+        staff = await self.reader().all_staff()
+        return any(member.telegram_user_id == telegram_user_id for member in staff)
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction after which this process's catalogue cache is dropped (even on error:
@@ -358,6 +364,18 @@ class CatalogueService:
         """Go back to weekly hours on ``day``; False if there was no exception."""
         async with self._write() as conn:
             return await hours_repo.clear_exception(conn, staff_id=staff_id, day=day) > 0
+
+    async def hours_on(self, day: date, *, staff_id: int) -> tuple[list[WorkInterval], str]:
+        """The staff member's hours on ``day`` and where they come from: ``date`` (their own
+        hours for that date), ``business`` (a date for everyone) or ``weekly``."""
+        async with self._db.connection() as conn:
+            exceptions = await hours_repo.list_exceptions(conn, day, day)
+            weekly = await hours_repo.get_weekly_hours(conn, staff_id)
+        for wanted, source in ((staff_id, "date"), (None, "business")):
+            for exception in exceptions:
+                if exception.staff_id == wanted:
+                    return list(exception.intervals), source
+        return weekly.get(day.weekday(), []), "weekly"
 
     async def list_date_exceptions(self, day_from: date, day_to: date) -> list[DateException]:
         async with self._db.connection() as conn:

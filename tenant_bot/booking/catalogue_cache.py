@@ -40,6 +40,7 @@ from tenant_bot.booking import slots as engine
 from tenant_bot.booking.availability import assemble, rules_of
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import BookingError, NotFound, StorageUnavailable
+from tenant_bot.booking.holidays import CALENDARS
 from tenant_bot.booking.models import BusinessSettings, Clock, Service, Staff, WorkInterval
 from tenant_bot.booking.repositories import cache as repo
 
@@ -216,8 +217,15 @@ class CatalogueCache:
             range_end=end,
         )
         staff_ids = [member.id for member in rows.staff]
+        holidays = await CALENDARS.for_range(
+            rows.settings.holiday_country, rows.settings.holidays_opened, start, end
+        )
         availability, business = assemble(
-            staff_ids, hours=rows.hours, exceptions=rows.exceptions, blocks=rows.blocks
+            staff_ids,
+            hours=rows.hours,
+            exceptions=rows.exceptions,
+            blocks=rows.blocks,
+            holidays=holidays,
         )
         return CatalogueView(
             version=rows.version,

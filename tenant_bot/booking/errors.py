@@ -146,7 +146,8 @@ class LimitReached(BookingError):
 
 
 class CustomerBlocked(BookingError):
-    """The owner's no-show rule blocks this customer's bookings (``no_shows`` is their count)."""
+    """The customer may not book: the owner's no-show rule (``no_shows`` is their count), or the
+    owner blocked them in the client book."""
 
     code = "customer_blocked"
 

@@ -208,6 +208,9 @@ class BusinessSettings:
     release_unconfirmed_hours: int | None = None
     no_show_action: str = "off"
     no_show_threshold: int = 2
+    # the public holiday calendar (ISO country, None: off) and the holidays the owner opened anyway
+    holiday_country: str | None = None
+    holidays_opened: tuple[date, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -270,10 +273,11 @@ class BlockedPeriod:
 
 @dataclass(frozen=True, slots=True)
 class Customer:
-    """A Telegram user who books; ``phone`` is E.164 or None."""
+    """Someone who books; ``phone`` is E.164 or None. ``telegram_user_id`` is None for a customer
+    the owner booked by phone or at the door (the bot cannot write to them)."""
 
     id: int
-    telegram_user_id: int
+    telegram_user_id: int | None
     name: str
     phone: str | None
     locale: str | None
@@ -328,7 +332,7 @@ class BookingDetails:
     staff_name: str
     customer_name: str
     customer_phone: str | None
-    customer_telegram_id: int
+    customer_telegram_id: int | None
     customer_locale: str | None
 
 

@@ -31,6 +31,7 @@ from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueView
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import (
     Conflict,
+    CustomerBlocked,
     Inactive,
     LimitReached,
     NotFound,
@@ -72,6 +73,10 @@ class Request:
     deposit_rule: DepositRule | None = None
     # the owner's no-show rule asks a deposit: the service's, or full prepayment if it has none
     deposit_required: bool = False
+    # an owner's booking counts against the customer's limit only when asked to (customers' always do)
+    enforce_limit: bool = False
+    # reminders need a chat: a customer booked by phone or at the door gets none
+    remind: bool = True
 
 
 async def place(
@@ -191,6 +196,7 @@ async def _write(
 ) -> Booking | None:
     """One write of the request for ``staff_id``; None when the catalogue ``version`` is stale."""
     by_customer = req.actor.is_customer
+    limited = by_customer or req.enforce_limit
     pending = by_customer and settings.confirmation_required
     occupied_from, occupied_until = occupied_range(settings, req.start, service.duration_minutes)
     rule = req.deposit_rule or service.deposit_rule
@@ -208,10 +214,10 @@ async def _write(
             occupied_until=occupied_until,
             status=(BookingStatus.PENDING if pending else BookingStatus.CONFIRMED).value,
             comment=req.comment,
-            active_limit=settings.max_active_per_customer if by_customer else None,
+            active_limit=settings.max_active_per_customer if limited else None,
             actor=req.actor.kind.value,
             actor_id=req.actor.telegram_user_id,
-            reminder_offsets=list(settings.reminder_offsets_minutes),
+            reminder_offsets=list(settings.reminder_offsets_minutes) if req.remind else [],
             idempotency_key=req.idempotency_key,
             local_day=req.start.astimezone(settings.zone).date(),
             catalogue_version=version,
@@ -240,6 +246,8 @@ async def _write(
             "the customer has the maximum of active bookings",
             limit=settings.max_active_per_customer,
         )
+    if outcome == "blocked":
+        raise CustomerBlocked("the owner blocked this customer from booking", id=req.customer_id)
     if outcome == "full":
         raise SlotTaken("every seat is taken", capacity=service.capacity)
     if outcome == "no_customer":

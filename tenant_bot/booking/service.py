@@ -38,6 +38,7 @@ from tenant_bot.booking.errors import (
     InvalidInput,
     NotFound,
     SlotTaken,
+    SlotUnavailable,
     TooLate,
 )
 from tenant_bot.booking.models import (
@@ -56,6 +57,7 @@ from tenant_bot.booking.no_shows import NoShowService
 from tenant_bot.booking.placement import Request, explain_no_staff, occupied_range, place
 from tenant_bot.booking.repositories import bookings as repo
 from tenant_bot.booking.repositories import catalogue as catalogue_repo
+from tenant_bot.booking.repositories import customers as customers_repo
 from tenant_bot.booking.slots import to_utc
 from tenant_bot.booking.transitions import BookingStateMachine, lock_booking, require_active
 
@@ -107,6 +109,7 @@ class BookingService:
         idempotency_key: str | None = None,
         comment: str = "",
         deposit_rule: DepositRule | None = None,
+        enforce_limit: bool = False,
     ) -> Booking:
         """Book ``start`` for the customer; ``staff_id`` None picks the least-booked free one.
 
@@ -119,7 +122,10 @@ class BookingService:
 
         ``actor`` None means the customer themself (every rule applies, the owner's no-show block
         too: :class:`~.errors.CustomerBlocked`); :meth:`Actor.owner` books on the owner's behalf
-        (no notice, horizon, grid, limit or no-show rules, confirmed at once). A repeated
+        (no notice, horizon, grid or no-show rules, confirmed at once; the per-customer limit and a
+        customer blocked in the client book only with ``enforce_limit``, which the owner's menu
+        passes unless the owner overrides the limit). Overlaps and capacity bind everyone alike. A
+        customer without Telegram (booked by phone or at the door) gets no reminders. A repeated
         ``idempotency_key`` of the same customer returns the first booking instead of a new one.
         """
         actor = actor or Actor(ActorKind.CUSTOMER)
@@ -138,6 +144,8 @@ class BookingService:
             comment=comment,
             now=self._clock(),
             deposit_rule=deposit_rule,
+            enforce_limit=enforce_limit,
+            remind=actor.is_customer or await self._has_chat(customer_id),
         )
         if actor.is_customer:
             await self._no_shows.check_may_book(customer_id)
@@ -158,6 +166,45 @@ class BookingService:
             raise
         self._changed()
         return booking
+
+    async def walk_in(
+        self,
+        *,
+        customer_id: int,
+        service_id: int,
+        actor: Actor,
+        idempotency_key: str | None = None,
+    ) -> Booking:
+        """Book someone at the door right now, with whoever is free: the slot of the grid that
+        holds this minute (10:00 at 10:07) if it is free, else from this minute on. The same rules
+        as :meth:`book` for the owner (overlaps and capacity; no limit: walk-ins share one
+        customer); raises the reason nobody is free."""
+        now = self._clock()
+        async with self._db.connection() as conn:
+            settings = await catalogue_repo.get_settings(conn)
+        local = now.astimezone(settings.zone).replace(second=0, microsecond=0)
+        minute = local.hour * 60 + local.minute
+        on_grid = local - timedelta(minutes=minute % settings.slot_step_minutes)
+        failure: BookingError | None = None
+        for start in dict.fromkeys((on_grid, local)):
+            try:
+                return await self.book(
+                    customer_id=customer_id,
+                    service_id=service_id,
+                    start=start,
+                    actor=actor,
+                    idempotency_key=idempotency_key,
+                )
+            except SlotUnavailable as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def _has_chat(self, customer_id: int) -> bool:
+        """Whether the bot can write to the customer (an owner's booking asks; customers can)."""
+        async with self._db.connection() as conn:
+            customer = await customers_repo.get_customer(conn, customer_id)
+        return customer is not None and customer.telegram_user_id is not None
 
     async def reschedule(
         self,

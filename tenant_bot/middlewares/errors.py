@@ -2,7 +2,9 @@
 user is told, in their language, that something went wrong — never shown a stack trace.
 
 Domain errors that reach here (a handler did not expect them) still get their specific text; a lost
-database or Redis gets "try again in a minute"; Telegram's "message is not modified" (a double tap re-rendering
+database or Redis gets "try again in a minute"; a button naming a service, staff member or booking
+that no longer exists (or never did: a forged payload) is a stale button, answered as one and logged
+at info level, without a traceback; Telegram's "message is not modified" (a double tap re-rendering
 the same screen) is not an error at all.
 """
 
@@ -12,11 +14,12 @@ import logging
 from collections.abc import Awaitable
 
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import ErrorEvent, User
+from aiogram.types import CallbackQuery, ErrorEvent, User
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tenant_bot.booking.errors import BookingError, StorageError, StorageUnavailable
+from tenant_bot.booking.errors import BookingError, NotFound, StorageError, StorageUnavailable
+from tenant_bot.keyboards import main_menu
 from tenant_bot.texts import BotTexts, pick_locale
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,11 @@ def _safe_details(exc: BookingError) -> dict[str, object]:
 
 
 class ErrorReporter:
-    """``dp.errors`` handler."""
+    """``dp.errors`` handler; ``owner_ids`` get the owner's menu with a stale button's answer."""
 
-    def __init__(self, texts: BotTexts) -> None:
+    def __init__(self, texts: BotTexts, *, owner_ids: frozenset[int] = frozenset()) -> None:
         self.texts = texts
+        self.owner_ids = owner_ids
 
     async def handle(self, event: ErrorEvent) -> bool:
         exc = event.exception
@@ -52,6 +56,9 @@ class ErrorReporter:
                 await _quietly(update.callback_query.answer())
             return True
         user: User | None = update.event.from_user if hasattr(update.event, "from_user") else None
+        if isinstance(exc, NotFound) and update.callback_query is not None:
+            await self._stale(update.callback_query, exc, user)
+            return True
         log.error(
             "update failed",
             exc_info=(type(exc), exc, exc.__traceback__),
@@ -72,6 +79,26 @@ class ErrorReporter:
         elif update.message is not None:
             await _quietly(update.message.answer(text))
         return True
+
+    async def _stale(self, callback: CallbackQuery, exc: NotFound, user: User | None) -> None:
+        """A tap on something gone: the same answer as any outdated button (a toast and a fresh
+        menu), logged at info: nothing is broken, nobody needs a traceback."""
+        log.info(
+            "stale button",
+            extra={
+                "user_id": user.id if user else None,
+                "entity": exc.details.get("entity"),
+                "id": exc.details.get("id"),
+            },
+        )
+        locale = pick_locale(user.language_code if user else None, self.texts.default_locale)
+        await _quietly(callback.answer(self.texts(locale, "stale_button")))
+        if callback.message is not None:
+            is_owner = user is not None and user.id in self.owner_ids
+            markup = main_menu(self.texts, locale, is_owner=is_owner)
+            await _quietly(
+                callback.message.answer(self.texts(locale, "stale_menu"), reply_markup=markup)
+            )
 
 
 async def _quietly(awaitable: Awaitable[object]) -> None:

@@ -4,6 +4,10 @@ Over the limit, the user is told once per window to slow down and every further 
 is dropped without a word (so a flood never turns into a flood of replies). The counter lives in Redis,
 so it holds across restarts and is cheap: one round trip per update, which also fetches the user's
 chosen locale for :class:`~tenant_bot.middlewares.locale.LocaleMiddleware` (``data["chosen_locale"]``).
+Owners and staff work quickly in /admin (a dozen taps to set a week's hours), so they get their own,
+higher ``team_limit`` in the same window: the owners are known from the runtime, staff members are
+looked up (``is_staff``) only once someone passes the customers' limit, so ordinary updates cost no
+more than before. The team limit still stops a runaway client.
 Hand-written rather than ``limits`` because the "told once" rule needs the exact count, which INCR
 returns for free, and ``limits`` cannot share the round trip.
 
@@ -24,16 +28,19 @@ from aiogram.types import TelegramObject, Update, User
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tenant_bot.booking.errors import BookingError
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.texts import BotTexts, pick_locale
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+IsStaff = Callable[[int], Awaitable[bool]]
 
 
 class ThrottleMiddleware(BaseMiddleware):
-    """Outer update middleware: at most ``limit`` updates per ``window`` seconds per user."""
+    """Outer update middleware: at most ``limit`` updates per ``window`` seconds per user
+    (``team_limit`` for ``owner_ids`` and users ``is_staff`` says are staff)."""
 
     def __init__(
         self,
@@ -44,6 +51,9 @@ class ThrottleMiddleware(BaseMiddleware):
         limit: int = 12,
         window: int = 10,
         locales: LocaleStore | None = None,
+        team_limit: int | None = None,
+        owner_ids: frozenset[int] = frozenset(),
+        is_staff: IsStaff | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -51,6 +61,9 @@ class ThrottleMiddleware(BaseMiddleware):
         self.limit = limit
         self.window = window
         self.locales = locales
+        self.team_limit = max(team_limit or limit, limit)
+        self.owner_ids = owner_ids
+        self.is_staff = is_staff
 
     async def _count(self, user_id: int, data: dict[str, Any]) -> int:
         key = f"{self.prefix}rl:{user_id}"
@@ -82,10 +95,27 @@ class ThrottleMiddleware(BaseMiddleware):
             return await handler(event, data)
         if count <= self.limit:
             return await handler(event, data)
-        if count == self.limit + 1:
-            log.info("rate limit engaged", extra={"user_id": user.id})
+        allowed = await self._allowed(user.id)
+        if count <= allowed:
+            return await handler(event, data)
+        if count == allowed + 1:
+            log.info("rate limit engaged", extra={"user_id": user.id, "limit": allowed})
             await self._tell(event, user)
         return None
+
+    async def _allowed(self, user_id: int) -> int:
+        """The limit of ``user_id``, asked only past the customers' one."""
+        if self.team_limit == self.limit:
+            return self.limit
+        if user_id in self.owner_ids:
+            return self.team_limit
+        if self.is_staff is not None:
+            try:
+                if await self.is_staff(user_id):
+                    return self.team_limit
+            except BookingError as exc:  # the database is away: the customers' limit is safe
+                log.warning("staff lookup failed", extra={"error": type(exc).__name__})
+        return self.limit
 
     async def _tell(self, event: TelegramObject, user: User) -> None:
         if not isinstance(event, Update):

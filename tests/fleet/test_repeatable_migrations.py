@@ -96,8 +96,9 @@ async def test_a_failing_repeatable_file_leaves_the_schema_pending(
 async def test_existing_tenant_schemas_take_the_file_once_and_keep_booking(
     pool: asyncpg.Pool, schema: str
 ) -> None:
-    """A schema migrated before repeatable files existed (numbered files only) gets R:booking,
-    whose definitions equal what the numbered files made, and books as before."""
+    """A schema migrated before repeatable files existed (numbered files only) gets R:booking:
+    the same functions, defined as in a schema migrated from scratch (the file edits them in place
+    since: issue 21 taught book_slots about blocked customers)."""
     shipped = load_migrations("tenant")
     numbered = [m for m in shipped if not m.repeatable]
     async with pool.acquire() as conn:

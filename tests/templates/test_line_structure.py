@@ -85,6 +85,23 @@ SAMPLES: dict[str, Any] = {
     "threshold": 2,
     "no_shows": 2,
     "field": "phone",
+    # issue 21: the owner's day
+    "chat": True,
+    "since": "Пт 7 мар",
+    "visits": 5,
+    "no_shows": 1,
+    "cancellations": 2,
+    "upcoming": 1,
+    "spent": "7 500 ₽",
+    "last_visit": "Пт 7 мар",
+    "notes": "любит покороче",
+    "blocked": True,
+    "query": "Анна",
+    "first": "Пн 1 фев",
+    "last": "Вс 14 фев",
+    "who": "Иван",
+    "source": "date",
+    "country": "RU",
     "bot": "barber_ivan_bot",
     "bot_username": "barber_ivan_bot",
     "plan_name": "Месяц",
@@ -205,6 +222,8 @@ MAY_BE_EMPTY = {
     "plan_name",
     "paid_until",
     "reminders",
+    "notes",
+    "last_visit",
 }
 # Other values of a parameter, each rendered too.
 VARIANTS: dict[str, list[Any]] = {

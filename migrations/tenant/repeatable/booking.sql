@@ -34,7 +34,7 @@ CREATE OR REPLACE FUNCTION staff_lock_key(p_staff_id bigint) RETURNS bigint
     RETURN hashtextextended(current_schema() || ':staff:' || p_staff_id, 0);
 
 -- One row per request, in request order (ordinal is 1-based). Outcomes: ok (with the booking) |
--- no_customer | limit | stale (validated against an older catalogue) | full (every seat of the
+-- no_customer | blocked (the owner blocked the customer) | limit | stale (validated against an older catalogue) | full (every seat of the
 -- session is sold) | no_service | taken (the slot overlaps an active booking) | duplicate (the
 -- customer's idempotency key names a booking already). Each statement takes a fresh snapshot, so what
 -- is read after the locks sees every transaction that held them before.
@@ -55,6 +55,7 @@ DECLARE
     v_status text;
     v_key bigint;
     v_locked bigint[];
+    v_blocked bigint[];
     v_version bigint;
     r booking_request;
     v_outcome text;
@@ -72,9 +73,10 @@ BEGIN
         PERFORM pg_advisory_xact_lock(v_key);
     END LOOP;
     -- (ORDER BY comes before the row locks, so they are taken in id order)
-    SELECT coalesce(array_agg(c.id), '{}'), (SELECT s.catalogue_version FROM settings s)
-    INTO v_locked, v_version
-    FROM (SELECT id FROM customers
+    SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.id) FILTER (WHERE c.blocked), '{}'),
+           (SELECT s.catalogue_version FROM settings s)
+    INTO v_locked, v_blocked, v_version
+    FROM (SELECT id, blocked FROM customers
           WHERE id = ANY (ARRAY(SELECT x.customer_id FROM unnest(p_requests) AS x
                                 WHERE x.active_limit IS NOT NULL))
           ORDER BY id FOR NO KEY UPDATE) AS c;
@@ -91,6 +93,9 @@ BEGIN
         BEGIN  -- a subtransaction: this request's failure undoes only its own writes
             IF r.active_limit IS NOT NULL AND NOT r.customer_id = ANY (v_locked) THEN
                 v_outcome := 'no_customer';
+            ELSIF r.active_limit IS NOT NULL AND r.customer_id = ANY (v_blocked) THEN
+                -- the owner blocked this customer from booking (an owner overriding limits may)
+                v_outcome := 'blocked';
             ELSIF r.active_limit IS NOT NULL AND (
                     SELECT count(*) FROM (
                         SELECT 1 FROM bookings b

@@ -34,6 +34,8 @@ SETTINGS_COLUMNS = frozenset(
         "release_unconfirmed_hours",
         "no_show_action",
         "no_show_threshold",
+        "holiday_country",
+        "holidays_opened",
     }
 )
 SERVICE_COLUMNS = frozenset(
@@ -69,6 +71,7 @@ def settings_from_row(row: asyncpg.Record) -> BusinessSettings:
     """Build :class:`BusinessSettings` from a ``settings`` row."""
     values = {name: row[name] for name in SETTINGS_COLUMNS}
     values["reminder_offsets_minutes"] = tuple(row["reminder_offsets_minutes"])
+    values["holidays_opened"] = tuple(row["holidays_opened"])
     values["currency"] = row["currency"].strip()
     return BusinessSettings(updated_at=row["updated_at"], **values)
 

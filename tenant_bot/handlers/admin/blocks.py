@@ -12,7 +12,7 @@ from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Clock
-from tenant_bot.callbacks import Admin, Block, PickDay, day_of
+from tenant_bot.callbacks import Admin, Block, Holidays, PickDay, Vacation, day_of
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu, day_bounds, parse_period
 from tenant_bot.handlers.admin.menu import owner_calendar
 from tenant_bot.handlers.common import show
@@ -51,6 +51,9 @@ async def blocks_screen(
         label = _period_label(texts, locale, start, end)
         if (end - start) >= timedelta(hours=23):
             label = texts(locale, "adm_block_whole_day", day=texts.day(locale, start.date()))
+        if (end - start) > timedelta(hours=25):  # a closure of several days
+            last = (end - timedelta(microseconds=1)).date()
+            label = f"{texts.day(locale, start.date())} – {texts.day(locale, last)}"
         lines.append(texts(locale, "adm_block_line", period=label, reason=block.reason))
         rows.append(
             [
@@ -60,8 +63,17 @@ async def blocks_screen(
                 )
             ]
         )
+        if (end - start) > timedelta(hours=25):  # its bookings, to move or cancel
+            rows[-1].append(
+                button(
+                    texts(locale, "adm_closure_view"),
+                    Vacation(action="v", block_id=block.id).pack(),
+                )
+            )
     rows.append([button(texts(locale, "adm_block_day"), Block(action="day").pack())])
     rows.append([button(texts(locale, "adm_block_period"), Block(action="period").pack())])
+    rows.append([button(texts(locale, "adm_closure_btn"), Vacation(action="new").pack())])
+    rows.append([button(texts(locale, "adm_hol_btn"), Holidays(action="v").pack())])
     rows.append(back_to_menu(texts, locale))
     text = texts(locale, "adm_blocks_title", count=len(blocks))
     if lines:

@@ -33,6 +33,8 @@ def owner_menu(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [item("adm_btn_today", "today"), item("adm_btn_tomorrow", "tomorrow")],
+            [item("adm_btn_new_booking", "nb"), item("adm_btn_walk_in", "wi")],
+            [item("adm_btn_clients", "cb")],
             [item("adm_btn_pick", "pick"), item("adm_btn_awaiting", "awaiting")],
             [item("adm_btn_blocks", "blocks"), item("adm_btn_services", "services")],
             [item("adm_btn_staff", "staff"), item("adm_btn_settings", "settings")],

@@ -54,6 +54,14 @@ async def hours_screen(
         ]
         for wd, name in enumerate(texts.weekday_names(locale))
     ]
+    rows.append(
+        [
+            button(
+                texts(locale, "adm_date_hours_btn"),
+                StaffEdit(staff_id=member.id, action="dh").pack(),
+            )
+        ]
+    )
     rows.append([button(texts(locale, "btn_back"), StaffEdit(staff_id=member.id).pack())])
     title = texts(locale, "adm_hours_title", name=member.name)
     await show(
