@@ -432,7 +432,7 @@ async def book(
     await notifier.booking_created(details, settings=settings, actor_id=owner)
     if tell:
         await notifier.booking_confirmed(details, settings=settings)
-    await render_card(callback, details, cache, texts, locale, clock)
+    await render_card(callback, core, details, cache, texts, locale, clock)
 
 
 @routes.callback_query(Admin.filter(F.section == "wi"))
@@ -477,4 +477,4 @@ async def walk_in(
     await callback.answer(texts(locale, "adm_nb_booked"))
     details = await core.bookings.get(booking.id)
     await notifier.booking_created(details, settings=await cache.settings(), actor_id=owner)
-    await render_card(callback, details, cache, texts, locale, clock)
+    await render_card(callback, core, details, cache, texts, locale, clock)
