@@ -264,6 +264,11 @@ class Payments:
     ) -> bool:
         """The deposit's invoice to the customer; False when it cannot be sent."""
         booking = details.booking
+        if details.customer_telegram_id is None:  # booked by the owner, no chat: nowhere to send
+            log.warning(
+                "deposit asked of a customer without a chat", extra={"booking_id": booking.id}
+            )
+            return False
         payment = await self.core.deposits.settings()
         token = await self.provider_token(payment)
         if token is None:
@@ -404,6 +409,9 @@ class Payments:
         if not await self.notifier.once(f"hold:{booking.id}"):
             return
         details = await self.core.bookings.get(booking.id)
+        if details.customer_telegram_id is None:  # no chat with the bot
+            return
+        chat_id = details.customer_telegram_id
         settings = await self.core.catalogue.get_settings()
         locale = details.customer_locale or self.texts.default_locale
         if locale not in self.texts.locales:
@@ -414,5 +422,5 @@ class Payments:
             **booking_facts(self.texts, locale, details, settings),
         )
         await self.notifier.courier.one_shot(
-            "hold_expired", booking.id, details.customer_telegram_id, lambda: (text, None)
+            "hold_expired", booking.id, chat_id, lambda: (text, None)
         )
