@@ -247,7 +247,7 @@ async def _write(
             limit=settings.max_active_per_customer,
         )
     if outcome == "blocked":
-        raise CustomerBlocked("the owner blocked this customer from booking", id=req.customer_id)
+        raise CustomerBlocked("the owner blocked this customer from booking")
     if outcome == "full":
         raise SlotTaken("every seat is taken", capacity=service.capacity)
     if outcome == "no_customer":
