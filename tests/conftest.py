@@ -22,6 +22,7 @@ from cli.embedded import EmbeddedPgBouncer
 from fleet.data_plane import install_platform
 from fleet.db import create_pool
 from fleet.migrations import migrate_control
+from tests.support.databases import ControlTemplate, finish_drops, relaxed_commits
 from tests.support.pgbouncer import MISSING as PGBOUNCER_MISSING
 from tests.support.pgbouncer import Pooler, running_pooler
 
@@ -53,8 +54,10 @@ async def _ensure_database(url: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            # xdist workers race to create it on a first run: the loser sees either error.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                 await conn.execute(f'CREATE DATABASE "{name}"')
+        await relaxed_commits(conn, name)  # tests/support/databases.py says why
     finally:
         await conn.close()
 
@@ -76,6 +79,24 @@ def database_url() -> Iterator[str]:
 
     asyncio.run(prepare())
     yield TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deferred_drops() -> Iterator[None]:
+    """Waits at the session's end for the databases dropped in the background
+    (tests/support/databases.py) and fails loudly naming each drop that failed."""
+    yield
+    failed = finish_drops()
+    if failed:
+        raise AssertionError("test databases not dropped:\n" + "\n".join(failed))
+
+
+@pytest.fixture(scope="session")
+def control_template(database_url: str, _deferred_drops: None) -> Iterator[ControlTemplate]:
+    """Copies of one migrated control database for tests that need a database of their own."""
+    template = ControlTemplate(database_url)
+    yield template
+    template.close()
 
 
 @pytest.fixture(scope="session")

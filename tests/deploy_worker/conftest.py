@@ -3,7 +3,7 @@ timeouts, the runtime under test (process always; docker and swarm when an engin
 is built), tenants with bots registered in the Telegram emulator, and a running worker.
 
 Each test gets a fresh database (the reconciler scans every tenant of its database, so tests sharing
-one would converge each other's tenants), its own role prefix (= runtime namespace) and its own
+one would converge each other's tenants: a copy of one migrated template), its own role prefix (= runtime namespace) and its own
 process state directory; everything is removed afterwards. The process runtimes of one session fork
 from one shared fork server (tests/support/shared_fork_server.py): starting one costs seconds of CPU.
 """
@@ -15,7 +15,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -23,9 +22,7 @@ from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import Runtime
 from deploy_worker.service import WorkerParts
-from fleet.data_plane import install_platform
 from fleet.db import create_pool
-from fleet.migrations import migrate_control
 from fleet.repositories.tenants import Tenant
 from fleet.secrets import SecretBox, generate_master_key
 from fleet.settings import Settings, load_settings
@@ -33,6 +30,7 @@ from fleet.tenants import TenantService
 from sandbox.telegram import TelegramEmulator
 from sandbox.testing import new_bot_token, telegram_emulator, telegram_sandbox  # noqa: F401
 from schemas.tenants import TenantCreate
+from tests.support.databases import ControlTemplate, drop_later
 from tests.support.dw_helpers import running_worker
 from tests.support.shared_fork_server import SharedForkServer
 
@@ -84,41 +82,14 @@ def swarm_engine(docker_engine: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def control_db(database_url: str, role_prefix: str) -> AsyncIterator[str]:
-    """A fresh database with the control schema; dropped with the test's roles afterwards."""
-    parts = urlsplit(database_url)
+async def control_db(
+    database_url: str, role_prefix: str, control_template: ControlTemplate
+) -> AsyncIterator[str]:
+    """A fresh database with the control schema (a copy of the session's migrated template);
+    dropped with the test's roles afterwards, in the background (tests/support/databases.py)."""
     name = "bfw_" + secrets.token_hex(5)
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    pool = await create_pool(url, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            await install_platform(conn)
-        await migrate_control(pool)
-    finally:
-        await pool.close()
-    yield url
-    conn = await asyncpg.connect(url)
-    try:
-        for (role,) in await conn.fetch(
-            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", role_prefix
-        ):
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
-            )
-            await conn.execute(f'DROP OWNED BY "{role}"')
-            await conn.execute(f'DROP ROLE "{role}"')
-    finally:
-        await conn.close()
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    yield await control_template.copy(name)
+    drop_later(database_url, name, role_prefix=role_prefix)
 
 
 @pytest.fixture

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
 from redis.asyncio import Redis
 
 from sandbox.telegram import TelegramSandbox, TelegramUser
+from tests.support.databases import create_database, drop_later
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = Path(sys.executable)
@@ -239,32 +238,15 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
 @asynccontextmanager
 async def scratch_database(server_url: str, *, role_prefix: str) -> AsyncIterator[str]:
     """An empty database of its own on the server of ``server_url`` (the worker of an ``up`` scans
-    every tenant of its database, so it must not share one with other tests); afterwards the
-    database and every role starting with ``role_prefix`` are dropped."""
-    parts = urlsplit(server_url)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    every tenant of its database, so it must not share one with other tests); afterwards every role
+    starting with ``role_prefix`` and the database are dropped."""
     name = "bfe2e_" + secrets.token_hex(5)
-    admin = await asyncpg.connect(admin_url)
+    url = await create_database(server_url, name)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            for (role,) in await admin.fetch(
-                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", role_prefix
-            ):
-                await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                    role,
-                )
-                await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+        # The database and the roles, on the session's background thread (tests/support/databases.py).
+        drop_later(server_url, name, role_prefix=role_prefix)
 
 
 async def drop_redis_users(redis_url: str, *, role_prefix: str) -> None:
