@@ -107,6 +107,9 @@ def test_api_refuses_a_yookassa_stand_in_unless_sandbox(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+# `botfleet up` for real: the whole platform (API, worker and its fork server, sales bot, lifecycle,
+# both stand-ins) started and stopped, seconds of CPU for its imports alone: end to end by nature.
+@pytest.mark.e2e
 async def test_nothing_configured_is_a_loud_sandbox(
     database_url: str, redis_url: str, role_prefix: str, tmp_path: Path
 ) -> None:
