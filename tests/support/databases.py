@@ -13,7 +13,8 @@ Three costs of the naive way, each paid per test, are taken out:
 * ``DROP DATABASE`` waits for a checkpoint of the whole server (seconds on a busy shared one). The
   drop, and the cluster-wide roles the test left, are handed to one background thread of the session
   (:func:`drop_later`) and the test ends at once; :func:`finish_drops` waits for them at the end of
-  the session and fails it loudly with every drop that failed.
+  the session, tries a failed one once more and fails the session loudly with every drop that
+  failed twice.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ async def _drop(server_url: str, name: str, role_prefix: str | None) -> None:
 
 
 _executor: ThreadPoolExecutor | None = None
-_pending: list[tuple[str, Future[None]]] = []
+_pending: list[tuple[tuple[str, str, str | None], Future[None]]] = []
 _guard = threading.Lock()
 
 
@@ -141,20 +142,25 @@ def drop_later(server_url: str, name: str, *, role_prefix: str | None = None) ->
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-databases")
         future = _executor.submit(asyncio.run, _drop(server_url, name, role_prefix))
-        _pending.append((name, future))
+        _pending.append(((server_url, name, role_prefix), future))
 
 
 def finish_drops() -> list[str]:
-    """Wait for every drop handed over so far; ``name: error`` of each that failed."""
+    """Wait for every drop handed over so far; a drop that failed in the background (a test of
+    the moment may have patched the process's sockets) is tried once more here, with no test
+    running; returns ``name: error`` of each that failed again."""
     global _executor
     with _guard:
         pending = list(_pending)
         _pending.clear()
         executor, _executor = _executor, None
     failed = []
-    for name, future in pending:
-        error = future.exception()
-        if error is not None:
+    for (server_url, name, role_prefix), future in pending:
+        if future.exception() is None:
+            continue
+        try:
+            asyncio.run(_drop(server_url, name, role_prefix))
+        except Exception as error:  # reported by the caller, which fails the session
             failed.append(f"{name}: {type(error).__name__}: {error}")
     if executor is not None:
         executor.shutdown(wait=True)
