@@ -16,6 +16,9 @@ never share or clash).
   reserved until they are run again with the same key), refreshed on each scrape.
 - ``botfleet_tenant_bots_unhealthy`` and ``botfleet_tenant_items_set_aside{kind}``: what the live
   tenant bots' heartbeats say (loops failing or stuck; messages set aside), refreshed on each scrape.
+- ``botfleet_tenant_bots_unhealthy``, ``botfleet_tenant_items_set_aside{kind}`` and
+  ``botfleet_tenant_loop_restarts{loop}``: what the live tenant bots' heartbeats say (loops failing
+  or stuck; messages set aside; crashes of each supervised loop, restarted), refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
 - ``botfleet_tenant_bots_live{host}``, ``botfleet_tenant_bot_memory_bytes{tenant,host,kind}`` (kind
@@ -136,6 +139,13 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.tenant_loop_restarts = Gauge(
+            "botfleet_tenant_loop_restarts",
+            "Crashes (each restarted) of the live tenant bots' supervised loops since they started:"
+            " background, reviews, mailings, heartbeat",
+            ["loop"],
+            registry=self.registry,
+        )
         self.without_heartbeat = Gauge(
             "botfleet_tenants_without_heartbeat",
             "Active tenants that should run but whose bot has no heartbeat in Redis",
@@ -246,6 +256,9 @@ class Metrics:
             self.items_set_aside.clear()
             for kind, count in beats.set_aside.items():
                 self.items_set_aside.labels(kind).set(count)
+            self.tenant_loop_restarts.clear()
+            for loop, count in beats.loop_restarts.items():
+                self.tenant_loop_restarts.labels(loop).set(count)
         except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             self.scrape_errors.inc()
             log.warning("heartbeat count failed", extra={"error": str(exc)})
@@ -283,6 +296,7 @@ class _Heartbeats:
     missing: int = 0
     unhealthy: int = 0
     set_aside: collections.Counter[str] = field(default_factory=collections.Counter)
+    loop_restarts: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> _Heartbeats:
@@ -310,6 +324,9 @@ async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> 
             for kind, count in (beat.get("set_aside") or {}).items():
                 if isinstance(count, int):
                     found.set_aside[str(kind)] += count
+            for loop, count in (beat.get("loop_restarts") or {}).items():
+                if isinstance(count, int):
+                    found.loop_restarts[str(loop)] += count
     return found
 
 

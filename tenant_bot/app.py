@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -96,6 +97,12 @@ async def run(
             lambda: resources.holds.run(beat=supervisor.beater("holds")),
             stale_after=BACKGROUND_STALE_AFTER_SECONDS,
         )
+        for name, loop in (("reviews", resources.reviews), ("mailings", resources.broadcaster)):
+            supervisor.add(
+                name,
+                functools.partial(loop.run, beat=supervisor.beater(name)),
+                stale_after=BACKGROUND_STALE_AFTER_SECONDS,
+            )
     supervisor.add(
         "heartbeat",
         lambda: heartbeat.run(beat=supervisor.beater("heartbeat")),

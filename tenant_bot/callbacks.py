@@ -245,3 +245,36 @@ class Holidays(CallbackData, prefix="ao"):
     action: str
     country: str = ""
     day: int = 0
+
+
+# -- reviews and mailings (issue 20) --
+
+
+class Rate(CallbackData, prefix="rv"):
+    """A customer's stars (1-5) for the visit ``booking_id``; ``stars`` 0 skips the comment."""
+
+    booking_id: int
+    stars: int
+
+
+class ReviewAdmin(CallbackData, prefix="ar"):
+    """The owner on a review: ``h`` hide, ``s`` show again; ``booking_id`` 0 with ``t`` toggles
+    review requests, ``n`` asks for the threshold."""
+
+    booking_id: int
+    action: str
+
+
+class Mailing(CallbackData, prefix="u"):
+    """A customer's tap under a mailing: ``off`` no more mailings, ``on`` mailings again."""
+
+    action: str
+
+
+class MailingAdmin(CallbackData, prefix="am"):
+    """The owner's mailing steps: ``new``; ``aud`` with ``value`` the audience (all, recent,
+    lapsed, service); ``days`` with ``value`` a number of days; ``svc`` with ``value`` a service
+    id; ``send``; ``stop`` with ``value`` a mailing id."""
+
+    action: str
+    value: str = ""

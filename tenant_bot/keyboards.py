@@ -74,10 +74,17 @@ def services(texts: BotTexts, locale: str, items: Iterable[Service]) -> InlineKe
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def staff(texts: BotTexts, locale: str, items: Iterable[Staff]) -> InlineKeyboardMarkup:
-    """ "Anyone" first, then each staff member."""
+def staff(
+    texts: BotTexts, locale: str, items: Iterable[Staff], labels: dict[int, str] | None = None
+) -> InlineKeyboardMarkup:
+    """ "Anyone" first, then each staff member (``labels``: a label instead of the name, e.g.
+    with the rating)."""
+    labels = labels or {}
     rows = [[button(texts(locale, "btn_anyone"), PickStaff(staff_id=0).pack())]]
-    rows += [[button(member.name, PickStaff(staff_id=member.id).pack())] for member in items]
+    rows += [
+        [button(labels.get(member.id, member.name), PickStaff(staff_id=member.id).pack())]
+        for member in items
+    ]
     rows.append([button(texts(locale, "btn_back"), Back(step="service").pack())])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 

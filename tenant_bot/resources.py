@@ -26,6 +26,7 @@ from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT, TenantRuntime
 from tenant_bot.background import BackgroundWorker
 from tenant_bot.booking import BookingCore, init_connection
 from tenant_bot.booking.models import Clock
+from tenant_bot.broadcaster import Broadcaster
 from tenant_bot.commands import register_commands
 from tenant_bot.dispatcher import build_dispatcher
 from tenant_bot.holds import HoldReleaser
@@ -33,6 +34,7 @@ from tenant_bot.isolation import ChatEventIsolation
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.notifications import Notifier
 from tenant_bot.payments import Payments
+from tenant_bot.review_requests import ReviewRequester
 from tenant_bot.texts import BotTexts
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class BotResources:
     background: BackgroundWorker
     texts: BotTexts
     holds: HoldReleaser
+    reviews: ReviewRequester
+    broadcaster: Broadcaster
     # the bot's loops (background work, heartbeat) run under it; its health is the bot's health
     supervisor: Supervisor = field(default_factory=lambda: Supervisor("tenant_bot"))
 
@@ -238,12 +242,8 @@ async def open_resources(
         clock=clock,
         rate_limit=rate_limit,
     )
-    background = BackgroundWorker(
-        core=BookingCore(background_pool, clock=clock, acquire_timeout=acquire_timeout),
-        notifier=notifier,
-        clock=clock,
-    )
-    core.bookings.on_change = background.nudge  # a new or moved booking may bring work due soon
+    background_core = BookingCore(background_pool, clock=clock, acquire_timeout=acquire_timeout)
+    background = BackgroundWorker(core=background_core, notifier=notifier, clock=clock)
     payments = Payments(
         core=core,
         bot=bot,
@@ -254,6 +254,16 @@ async def open_resources(
     dispatcher["payments"] = payments
     holds = HoldReleaser(core=background.core, payments=payments, notifier=notifier, clock=clock)
     payments.on_hold = holds.expect
+    # review requests and mailings (issue 20) share the background work's pool
+    reviews = ReviewRequester(core=background_core, notifier=notifier, clock=clock)
+    broadcaster = Broadcaster(core=background_core, bot=bot, notifier=notifier, clock=clock)
+    dispatcher["broadcaster"] = broadcaster  # the owner's "Send" and "Stop" wake it
+
+    def changed() -> None:  # a new, moved or visited booking may bring work due soon
+        background.nudge()
+        reviews.nudge()
+
+    core.bookings.on_change = changed
     return BotResources(
         runtime=runtime,
         pool=pool,
@@ -268,4 +278,6 @@ async def open_resources(
         background=background,
         texts=texts,
         holds=holds,
+        reviews=reviews,
+        broadcaster=broadcaster,
     )

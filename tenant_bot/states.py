@@ -56,3 +56,19 @@ class OwnerBookingFlow(StatesGroup):
     customer = State()
     name = State()
     confirm = State()
+
+
+class ReviewFlow(StatesGroup):
+    """A customer who rated a visit may type a comment (``data['review']`` names the booking);
+    the owner types the ratings' threshold."""
+
+    comment = State()
+    threshold = State()
+
+
+class MailingFlow(StatesGroup):
+    """The owner writing a mailing: text (or photo) -> audience (-> days) -> preview and send."""
+
+    text = State()
+    days = State()
+    confirm = State()

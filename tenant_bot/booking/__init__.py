@@ -92,6 +92,12 @@ Services (attributes of :class:`BookingCore`):
   caller by phone, or a new customer without Telegram) and ``walk_in``.
 - ``holidays`` :class:`~.holidays.HolidayService` — ``switch`` the country's public holiday
   calendar on (``"RU"``) or off (``None``), ``set_opened`` for one holiday, ``ahead``.
+- ``reviews`` :class:`~.reviews.ReviewService` — a request per visit marked "came" (``prepare``,
+  ``claim``, ``settle``, ``next_due``), ``rate``, ``comment``, ``hide``, ``latest``, ``ratings``
+  (what customers see past the owner's threshold), ``settings`` / ``update_settings``.
+- ``broadcasts`` :class:`~.broadcasts.BroadcastService` — the owner's mailings: ``audience``,
+  ``count``, ``create``, ``cancel``, ``recent``; the sender's ``acquire`` (lease), ``due``,
+  ``claim``, ``settle``, ``finish``, ``claim_report``; customers' ``opt_out`` / ``opt_in``.
 
 All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
 in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`; the
@@ -120,6 +126,7 @@ import asyncpg
 
 from tenant_bot.booking.attendance import AttendanceService
 from tenant_bot.booking.availability import SlotService
+from tenant_bot.booking.broadcasts import BroadcastService
 from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.client_book import ClientBook, ClientCard
@@ -163,6 +170,7 @@ from tenant_bot.booking.phones import mask_phone, normalize_phone
 from tenant_bot.booking.reminders import ReminderService
 from tenant_bot.booking.reports import ReportService
 from tenant_bot.booking.repositories.bookings import init_connection
+from tenant_bot.booking.reviews import ReviewService
 from tenant_bot.booking.service import BookingService
 from tenant_bot.booking.waitlist import WaitlistService
 
@@ -189,6 +197,8 @@ class BookingCore:
         self.closures = ClosureService(db, clock=clock, cache=cache)
         self.clients = ClientBook(db, clock=clock)
         self.holidays = HolidayService(db, clock=clock, cache=cache)
+        self.reviews = ReviewService(db, clock=clock)
+        self.broadcasts = BroadcastService(db, clock=clock)
 
 
 __all__ = [

@@ -286,7 +286,10 @@ class BookingService:
     ) -> Booking:
         """Move a booking to ``to`` if the state machine allows it (owner and system only, except
         cancelling, which follows :meth:`cancel`'s rules for customers)."""
-        return await self._states.transition(booking_id, to, actor=actor, reason=reason)
+        booking = await self._states.transition(booking_id, to, actor=actor, reason=reason)
+        if to is BookingStatus.DONE:
+            self._changed()  # its review request falls due soon
+        return booking
 
     async def confirm(self, booking_id: int, *, actor: Actor) -> Booking:
         """The owner confirms a pending booking."""
@@ -296,7 +299,7 @@ class BookingService:
 
     async def mark_done(self, booking_id: int, *, actor: Actor) -> Booking:
         """The customer came."""
-        return await self._states.transition(booking_id, BookingStatus.DONE, actor=actor)
+        return await self.transition(booking_id, BookingStatus.DONE, actor=actor)
 
     async def mark_no_show(self, booking_id: int, *, actor: Actor) -> Booking:
         """The customer did not come."""

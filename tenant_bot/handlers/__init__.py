@@ -14,8 +14,10 @@ def routers() -> list[Router]:
         checkout,
         fallback,
         language,
+        mailings,
         my_bookings,
         payments,
+        reviews,
         start,
     )
     from tenant_bot.handlers.admin import admin_router
@@ -29,5 +31,7 @@ def routers() -> list[Router]:
         checkout.routes.build(),
         my_bookings.routes.build(),
         attendance.routes.build(),
+        reviews.routes.build(),
+        mailings.routes.build(),
         fallback.routes.build(),
     ]

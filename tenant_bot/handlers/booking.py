@@ -37,6 +37,7 @@ from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import show_calendar
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
+from tenant_bot.outreach_views import average
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -56,12 +57,29 @@ async def _services_screen(
 
 
 async def _staff_screen(
-    event: CallbackQuery, service: Service, staff: list[Staff], texts: BotTexts, locale: str
+    event: CallbackQuery,
+    service: Service,
+    staff: list[Staff],
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
 ) -> None:
+    ratings = (await core.reviews.ratings()).staff
+    labels = {
+        member.id: texts(
+            locale,
+            "staff_button_rated",
+            name=member.name,
+            average=average(locale, ratings[member.id].average),
+            count=ratings[member.id].count,
+        )
+        for member in staff
+        if member.id in ratings
+    }
     await show(
         event,
         texts(locale, "pick_staff", service=service.name),
-        keyboards.staff(texts, locale, staff),
+        keyboards.staff(texts, locale, staff, labels),
     )
 
 
@@ -118,7 +136,7 @@ async def pick_service(
     await state.update_data(service_id=service.id, staff_id=only, offset=0)
     if len(staff) > 1:
         await state.set_state(BookingFlow.staff)
-        await _staff_screen(callback, service, staff, texts, locale)
+        await _staff_screen(callback, service, staff, core, texts, locale)
         return
     await _calendar(callback, state, core, cache, texts, clock, locale)
 
@@ -264,7 +282,9 @@ async def back(
     elif step == "staff":
         await state.set_state(BookingFlow.staff)
         service = await cache.service(data["service_id"])
-        await _staff_screen(callback, service, await cache.staff_for(service.id), texts, locale)
+        await _staff_screen(
+            callback, service, await cache.staff_for(service.id), core, texts, locale
+        )
     elif step == "time" and "day" in data:
         await show_times(callback, state, core, cache, texts, locale)
     else:

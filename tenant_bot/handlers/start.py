@@ -9,10 +9,11 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from kit.routing import Routes
 from schemas.runtime import TenantRuntime
-from tenant_bot.booking import CatalogueReader
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.callbacks import Menu
 from tenant_bot.handlers.common import show, welcome
 from tenant_bot.keyboards import main_menu
+from tenant_bot.outreach_views import rating_line
 from tenant_bot.texts import BotTexts
 
 routes = Routes("start")
@@ -24,14 +25,19 @@ async def start(
     state: FSMContext,
     texts: BotTexts,
     cache: CatalogueReader,
+    core: BookingCore,
     runtime: TenantRuntime,
     locale: str,
     is_owner: bool,
 ) -> None:
-    """The business's welcome and profile, then the menu; any conversation in progress ends."""
+    """The business's welcome and profile (with its rating past the owner's threshold), then the
+    menu; any conversation in progress ends."""
     await state.clear()
     settings = await cache.settings()
     text = welcome(texts, locale, settings, runtime.display_name or runtime.slug)
+    rating = rating_line(texts, locale, (await core.reviews.ratings()).business)
+    if rating:
+        text += "\n\n" + rating
     await message.answer(text, reply_markup=ReplyKeyboardRemove())
     await message.answer(
         texts(locale, "menu"), reply_markup=main_menu(texts, locale, is_owner=is_owner)

@@ -266,5 +266,7 @@ async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
         await supervisor.stop()
         await redis.delete(key)
     assert 'botfleet_tenant_items_set_aside{kind="reminder"} 2.0' in metrics
+    restarts = [m for m in metrics.splitlines() if m.startswith("botfleet_tenant_loop_restarts{")]
+    assert any('loop="background"' in m and float(m.split()[1]) >= 1 for m in restarts), restarts
     unhealthy = [line for line in metrics.splitlines() if line.startswith("botfleet_tenant_bots_")]
     assert unhealthy and float(unhealthy[-1].split()[1]) >= 1, unhealthy

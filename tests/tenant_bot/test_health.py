@@ -78,7 +78,13 @@ async def test_crashing_loop_turns_the_heartbeat_red_and_recovers(
 
     healthy = await value()
     assert healthy["healthy"] is True and healthy["unhealthy"] == []
-    assert healthy["loop_restarts"] == {"background": 0, "heartbeat": 0, "holds": 0}
+    assert healthy["loop_restarts"] == {
+        "background": 0,
+        "holds": 0,
+        "reviews": 0,
+        "mailings": 0,
+        "heartbeat": 0,
+    }
     assert healthy["set_aside"] == {} and healthy["bot"] == f"{tenant.names.slug}_bot"
     assert await _check_health(bot.runtime) == (0, "healthy\n")
     assert (await _healthz(unused_tcp_port))[0] == 200

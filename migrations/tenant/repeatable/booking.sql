@@ -228,3 +228,15 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- Reviews (issue 20, migration 0040): a booking that becomes "done" gets its one review request, due
+-- at the later of the moment it was marked (updated_at, the bot's clock) and the booking's end.
+CREATE OR REPLACE FUNCTION review_request_on_done() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO review_requests (booking_id, due_at)
+    VALUES (NEW.id, greatest(NEW.updated_at, NEW.ends_at))
+    ON CONFLICT (booking_id) DO NOTHING;
+    RETURN NULL;
+END
+$$;

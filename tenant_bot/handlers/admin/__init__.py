@@ -19,6 +19,7 @@ def admin_router() -> Router:
     from tenant_bot.handlers.admin import (
         blocks,
         booking_card,
+        broadcasts,
         clients,
         date_hours,
         export,
@@ -29,6 +30,7 @@ def admin_router() -> Router:
         owner_booking,
         payments,
         profile,
+        reviews,
         services,
         settings,
         staff,
@@ -58,6 +60,8 @@ def admin_router() -> Router:
                 payments,
                 profile,
                 export,
+                reviews,
+                broadcasts,
             )
         )
     )

@@ -110,6 +110,8 @@ async def settings_screen(
     rows.append(
         [button(texts(locale, "adm_pay_btn"), Admin(section="payments").pack())]
     )  # deposits
+    # reviews: whether to ask, and from how many reviews ratings show (issue 20)
+    rows.append([button(texts(locale, "adm_btn_reviews"), Admin(section="reviews").pack())])
     rows.append(back_to_menu(texts, locale))
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
