@@ -278,3 +278,21 @@ class MailingAdmin(CallbackData, prefix="am"):
 
     action: str
     value: str = ""
+
+
+# -- booking link, calendar files and statistics (issue 20) --
+
+
+class CalendarFile(CallbackData, prefix="ai"):
+    """The owner's schedule as an ``.ics`` file: ``today``, ``tomorrow``, ``week``, ``next``."""
+
+    period: str
+
+
+class BookingLink(CallbackData, prefix="ak"):
+    """The owner's booking link: ``kind`` ``b`` the business, ``s`` a service, ``f`` a staff
+    member (``item_id``); ``qr`` true sends the QR code image."""
+
+    kind: str
+    item_id: int = 0
+    qr: bool = False

@@ -127,6 +127,7 @@ import asyncpg
 from tenant_bot.booking.attendance import AttendanceService
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.broadcasts import BroadcastService
+from tenant_bot.booking.calendar import CalendarReads
 from tenant_bot.booking.catalogue import CatalogueService
 from tenant_bot.booking.catalogue_cache import CatalogueCache, CatalogueReader
 from tenant_bot.booking.client_book import ClientBook, ClientCard
@@ -199,6 +200,7 @@ class BookingCore:
         self.holidays = HolidayService(db, clock=clock, cache=cache)
         self.reviews = ReviewService(db, clock=clock)
         self.broadcasts = BroadcastService(db, clock=clock)
+        self.calendar = CalendarReads(db)  # calendar files: how often bookings were moved
 
 
 __all__ = [

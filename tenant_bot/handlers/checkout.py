@@ -25,6 +25,7 @@ from tenant_bot.booking.errors import (
     StorageUnavailable,
 )
 from tenant_bot.booking.models import BookingStatus
+from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import (
     Draft,
     PickTime,
@@ -225,6 +226,7 @@ async def confirm(
         keyboards.main_menu(texts, locale, is_owner=is_owner),
     )
     await notifier.booking_created(details, settings=settings)
+    await send_booking_file(notifier, core, details, settings)  # confirmed at once: its .ics
 
 
 @routes.callback_query(Draft.filter(F.action == "x"))

@@ -14,6 +14,7 @@ from tenant_bot import keyboards, views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, SlotTaken, TooLate
 from tenant_bot.booking.models import Actor, BookingDetails, Clock
+from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import Menu, Month, MoveConfirm, MyBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.common import sender_id, show
 from tenant_bot.handlers.day_and_time import (
@@ -352,3 +353,4 @@ async def confirm_move(
     await tell_rescheduled(
         notifier, details, before=before.booking, by="customer", settings=settings
     )
+    await send_booking_file(notifier, core, details, settings)  # the moved booking's new .ics

@@ -35,9 +35,16 @@ async def settle(
         await asyncio.sleep(0.1)
         if await bot_view(user) == current or loop.time() > deadline:
             break
-    message = await user.last_message()
-    assert message is not None
-    return message
+    return await last_screen(user)
+
+
+async def last_screen(user: TelegramUser) -> dict[str, Any]:
+    """The bot's newest text message: the screen the user looks at (a file the bot sent along,
+    such as a booking's calendar file, is a document below it, not a screen)."""
+    for message in reversed(await user.messages()):
+        if message["from"] == "bot" and message["text"] is not None:
+            return message
+    raise AssertionError("the chat holds no bot text message")
 
 
 async def buttons(user: TelegramUser) -> list[str]:

@@ -55,5 +55,7 @@ async def test_double_confirm_gives_one_booking(start_bot, tenant) -> None:
     await settle(anna, before)
     await asyncio.sleep(0.3)
     assert len(await tenant.core.bookings.for_day(date(2030, 1, 8))) == 1
-    messages = [m["text"] for m in await anna.messages() if m["from"] == "bot"]
+    messages = [m["text"] or "" for m in await anna.messages() if m["from"] == "bot"]
     assert not any("Something went wrong" in t for t in messages)
+    calendar_files = [m for m in await anna.messages() if m["document"]]
+    assert len(calendar_files) == 1  # one booking, one calendar file

@@ -22,6 +22,7 @@ def admin_router() -> Router:
         broadcasts,
         clients,
         date_hours,
+        calendar,
         export,
         holidays,
         hours,
@@ -62,6 +63,7 @@ def admin_router() -> Router:
                 export,
                 reviews,
                 broadcasts,
+                calendar,
             )
         )
     )

@@ -11,6 +11,7 @@ from tenant_bot import views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.models import Actor, BookingDetails, BookingStatus, Clock
+from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import Admin, OwnerBooking
 from tenant_bot.handlers.admin.common import ask_for_input, back_to_menu
 from tenant_bot.handlers.common import sender_id, show
@@ -97,6 +98,7 @@ async def change_status(
     details = await core.bookings.get(callback_data.booking_id)
     if target is BookingStatus.CONFIRMED:
         await notifier.booking_confirmed(details, settings=await cache.settings())
+        await send_booking_file(notifier, core, details, await cache.settings())
     await render_card(callback, core, details, cache, texts, locale, clock)
 
 

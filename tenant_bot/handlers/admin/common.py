@@ -40,6 +40,7 @@ def owner_menu(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
             [item("adm_btn_staff", "staff"), item("adm_btn_settings", "settings")],
             [item("adm_btn_profile", "profile"), item("adm_btn_export", "export")],
             [item("adm_btn_reviews", "reviews"), item("adm_btn_mailings", "mailings")],
+            [item("adm_btn_ics", "ics")],  # issue 20: calendar file
             [button(texts(locale, "btn_home"), Menu(action="home").pack())],
         ]
     )

@@ -10,6 +10,7 @@ from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, SlotTaken
 from tenant_bot.booking.models import Actor, Clock
+from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import Month, OwnerBooking, PickDay, PickTime, day_of
 from tenant_bot.handlers.admin.booking_card import render_card
 from tenant_bot.handlers.common import show
@@ -152,4 +153,5 @@ async def pick_time(
     await tell_rescheduled(
         notifier, details, before=before.booking, by="owner", actor_id=owner, settings=settings
     )
+    await send_booking_file(notifier, core, details, settings)  # the customer's new .ics
     await render_card(callback, core, details, cache, texts, locale, clock)
