@@ -12,6 +12,7 @@ def routers() -> list[Router]:
         attendance,
         booking,
         checkout,
+        deep_link,
         fallback,
         language,
         mailings,
@@ -24,6 +25,7 @@ def routers() -> list[Router]:
 
     return [
         payments.routes.build(),  # first: no state or fallback handler may take a payment
+        deep_link.routes.build(),  # /start <payload> of a booking link, before plain /start
         start.routes.build(),
         language.routes.build(),
         admin_router(),

@@ -97,6 +97,20 @@ async def start_booking(
     name and phone are copied into the draft, so later steps need not ask the database again."""
     if isinstance(event, CallbackQuery):
         await event.answer()
+    if await begin_draft(event, state, core, cache, texts, locale):
+        await _services_screen(event, cache, texts, locale)
+
+
+async def begin_draft(
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    core: BookingCore,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+) -> bool:
+    """Start a draft (also for a booking link, :mod:`tenant_bot.handlers.deep_link`); False,
+    with the reason shown, when the customer may not book."""
     draft: dict[str, Any] = {"draft": secrets.token_hex(6)}
     customer = await core.customers.by_telegram_id(sender_id(event))
     if customer is not None:
@@ -109,12 +123,12 @@ async def start_booking(
                 error_text(texts, locale, exc),
                 keyboards.main_menu(texts, locale, is_owner=False),
             )
-            return
+            return False
     if customer is not None and customer.name and customer.phone:
         draft.update(customer_id=customer.id, name=customer.name, phone=customer.phone)
     await state.set_state(BookingFlow.service)
     await state.set_data(draft)
-    await _services_screen(event, cache, texts, locale)
+    return True
 
 
 @routes.callback_query(PickService.filter(), BookingFlow.service)
@@ -131,7 +145,11 @@ async def pick_service(
     service = await cache.service(callback_data.service_id)
     staff = await cache.staff_for(service.id)
     await callback.answer()
-    # one staff member is who the customer sees, not "anyone available"
+    # a staff member's booking link keeps to them; one staff member is who the customer sees,
+    # not "anyone available"
+    via = (await state.get_data()).get("via_staff")
+    if via in {m.id for m in staff}:
+        staff = [m for m in staff if m.id == via]
     only = staff[0].id if len(staff) == 1 else 0
     await state.update_data(service_id=service.id, staff_id=only, offset=0)
     if len(staff) > 1:

@@ -37,6 +37,7 @@ SAMPLES: dict[str, Any] = {
     "phone": "+7 916 123-45-67",
     "business_phone": "+7 495 123-45-67",
     "map_url": "https://yandex.ru/maps/-/CDa1",
+    "url": "https://t.me/barber_ivan_bot?start=s12",  # a booking link (issue 20)
     "service": "Стрижка",
     "services": "Стрижка, Бритьё",
     "staff": "Иван",

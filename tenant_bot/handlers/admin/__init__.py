@@ -22,6 +22,7 @@ def admin_router() -> Router:
         broadcasts,
         clients,
         date_hours,
+        booking_link,
         calendar,
         export,
         holidays,
@@ -64,6 +65,7 @@ def admin_router() -> Router:
                 reviews,
                 broadcasts,
                 calendar,
+                booking_link,
             )
         )
     )
