@@ -98,6 +98,8 @@ Services (attributes of :class:`BookingCore`):
 - ``broadcasts`` :class:`~.broadcasts.BroadcastService` — the owner's mailings: ``audience``,
   ``count``, ``create``, ``cancel``, ``recent``; the sender's ``acquire`` (lease), ``due``,
   ``claim``, ``settle``, ``finish``, ``claim_report``; customers' ``opt_out`` / ``opt_in``.
+- ``calendar`` :class:`~.calendar.CalendarReads` — ``times_moved`` (the ``SEQUENCE`` of
+  calendar files).
 
 All datetimes in and out are time zone aware (UTC from the database); days (``date``) are local days
 in the tenant's time zone (``settings.time_zone``). Errors: see :mod:`tenant_bot.booking.errors`; the
