@@ -296,3 +296,9 @@ class BookingLink(CallbackData, prefix="ak"):
     kind: str
     item_id: int = 0
     qr: bool = False
+
+
+class StatsRange(CallbackData, prefix="at"):
+    """The owner's statistics: ``week``, ``month``, ``last30``, ``custom`` (typed dates)."""
+
+    period: str

@@ -35,6 +35,7 @@ class OwnerInput(StatesGroup):
     hours = State()
     setting = State()
     export_range = State()
+    stats_range = State()  # issue 20: statistics for typed dates
     profile = State()
     move_day = State()
     move_time = State()

@@ -98,6 +98,7 @@ Services (attributes of :class:`BookingCore`):
 - ``broadcasts`` :class:`~.broadcasts.BroadcastService` — the owner's mailings: ``audience``,
   ``count``, ``create``, ``cancel``, ``recent``; the sender's ``acquire`` (lease), ``due``,
   ``claim``, ``settle``, ``finish``, ``claim_report``; customers' ``opt_out`` / ``opt_in``.
+- ``analytics`` :class:`~.analytics.AnalyticsService` — ``stats`` (the owner's statistics).
 - ``calendar`` :class:`~.calendar.CalendarReads` — ``times_moved`` (the ``SEQUENCE`` of
   calendar files).
 
@@ -126,6 +127,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tenant_bot.booking.analytics import AnalyticsService
 from tenant_bot.booking.attendance import AttendanceService
 from tenant_bot.booking.availability import SlotService
 from tenant_bot.booking.broadcasts import BroadcastService
@@ -203,6 +205,7 @@ class BookingCore:
         self.reviews = ReviewService(db, clock=clock)
         self.broadcasts = BroadcastService(db, clock=clock)
         self.calendar = CalendarReads(db)  # calendar files: how often bookings were moved
+        self.analytics = AnalyticsService(db)  # the owner's statistics
 
 
 __all__ = [

@@ -37,6 +37,7 @@ def admin_router() -> Router:
         settings,
         staff,
         vacations,
+        stats,
     )
 
     router = Router(name="admin")
@@ -66,6 +67,7 @@ def admin_router() -> Router:
                 broadcasts,
                 calendar,
                 booking_link,
+                stats,
             )
         )
     )
