@@ -53,6 +53,7 @@ from tenant_bot.booking.models import (
     PaymentState,
     Service,
 )
+from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import Refund
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
@@ -359,6 +360,7 @@ class Payments:
         key = "pay_confirmed" if details.booking.status.value == "confirmed" else "pay_pending"
         await message.answer(self.texts(locale, key, paid=paid, **facts))
         await self.notifier.booking_created(details, settings=settings)
+        await send_booking_file(self.notifier, self.core, details, settings)  # once confirmed
 
     async def refund_due_notice(self, details: BookingDetails) -> None:
         """Tell the owners exactly what to refund where (once per booking and amount)."""
