@@ -26,7 +26,8 @@ class Ranked:
 class Stats:
     """Bookings starting on ``day_from..day_to``. ``booked`` counts every booking but cancelled
     ones; ``revenue`` is the prices of visits that happened (``done``), ``expected`` of those still
-    ahead (awaiting confirmation or confirmed); a customer is ``new`` when the range holds their
+    ahead (awaiting confirmation or confirmed); ``kept`` the deposits kept from no-shows and
+    cancellations (paid less what is owed back), counted in ``revenue`` too; a customer is ``new`` when the range holds their
     first booking that counts."""
 
     day_from: date
@@ -39,6 +40,7 @@ class Stats:
     cancelled: int
     revenue: Decimal
     expected: Decimal
+    kept: Decimal
     customers: int
     new_customers: int
     top_services: tuple[Ranked, ...] = ()
@@ -85,8 +87,9 @@ class AnalyticsService:
             done=totals["done"],
             no_show=totals["no_show"],
             cancelled=totals["cancelled"],
-            revenue=totals["revenue"],
+            revenue=totals["revenue"] + totals["kept"],
             expected=totals["expected"],
+            kept=totals["kept"],
             customers=people["customers"],
             new_customers=people["new"],
             top_services=tuple(Ranked(r["name"], r["n"], r["revenue"]) for r in services),

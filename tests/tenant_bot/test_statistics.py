@@ -51,13 +51,17 @@ async def seed(tenant: Any, count: int = 400) -> list[dict[str, Any]]:
                 "starts_at": starts,
                 "status": rng.choice(STATUSES),
                 "price": Decimal(rng.choice([500, 700, 1500, 2000])),
+                "paid": rng.choice([None, None, Decimal(500)]),
+                "refund": rng.choice([None, Decimal(200)]),
             }
             await conn.execute(
                 """
                 INSERT INTO bookings (customer_id, service_id, staff_id, starts_at, ends_at,
-                                      occupied, status, price, created_at, updated_at)
+                                      occupied, status, price, created_at, updated_at,
+                                      paid_amount, refund_due)
                 VALUES ($1, $2, $3, $4::timestamptz, $4 + interval '1 hour',
-                        tstzrange($4::timestamptz, $4::timestamptz + interval '1 hour'), $5, $6, $4, $4)
+                        tstzrange($4::timestamptz, $4::timestamptz + interval '1 hour'), $5, $6, $4, $4,
+                        $7, $8)
                 """,
                 row["customer_id"],
                 row["service_id"],
@@ -65,6 +69,8 @@ async def seed(tenant: Any, count: int = 400) -> list[dict[str, Any]]:
                 starts,
                 row["status"],
                 row["price"],
+                row["paid"],
+                row["refund"] if row["paid"] else None,
             )
             rows.append(
                 row | {"service": services[row["service_id"]], "staff": staff[row["staff_id"]]}
@@ -90,6 +96,14 @@ def expected(rows: list[dict[str, Any]], day_from: date, day_to: date) -> dict[s
         "done": sum(r["status"] == "done" for r in inside),
         "no_show": sum(r["status"] == "no_show" for r in inside),
         "cancelled": sum(r["status"] == "cancelled" for r in inside),
+        "kept": sum(
+            (
+                r["paid"] - (r["refund"] or 0)
+                for r in inside
+                if r["status"] in ("no_show", "cancelled") and r["paid"]
+            ),
+            Decimal(0),
+        ),
         "revenue": sum((r["price"] for r in inside if r["status"] == "done"), Decimal(0)),
         "expected": sum(
             (r["price"] for r in inside if r["status"] in ("pending", "confirmed")), Decimal(0)
@@ -119,6 +133,7 @@ async def test_statistics_match_counts_made_independently(tenant) -> None:
             got.no_show,
             got.cancelled,
             got.revenue,
+            got.kept,
             got.expected,
             got.customers,
             got.new_customers,
@@ -128,7 +143,8 @@ async def test_statistics_match_counts_made_independently(tenant) -> None:
             want["done"],
             want["no_show"],
             want["cancelled"],
-            want["revenue"],
+            want["revenue"] + want["kept"],
+            want["kept"],
             want["expected"],
             want["customers"],
             want["new"],
@@ -143,6 +159,7 @@ async def test_statistics_match_counts_made_independently(tenant) -> None:
         )
     month = await tenant.core.analytics.stats(date(2030, 1, 1), date(2030, 1, 31))
     assert 0 < month.new_customers < month.customers, "the seed has both kinds"
+    assert month.kept > 0, "the seed has deposits kept"
 
 
 async def test_owner_sees_a_chart_and_the_numbers(start_bot, tenant) -> None:

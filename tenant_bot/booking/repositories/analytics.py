@@ -8,7 +8,8 @@ import asyncpg
 
 
 async def totals(conn: asyncpg.Connection, start: datetime, before: datetime) -> asyncpg.Record:
-    """Bookings by outcome and revenue (prices of visits that happened) in one pass."""
+    """Bookings by outcome and revenue (prices of visits that happened, deposits kept from the
+    others) in one pass."""
     return await conn.fetchrow(
         """
         SELECT count(*) AS total,
@@ -18,7 +19,11 @@ async def totals(conn: asyncpg.Connection, start: datetime, before: datetime) ->
                count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
                coalesce(sum(price) FILTER (WHERE status = 'done'), 0) AS revenue,
                coalesce(sum(price) FILTER (WHERE status IN ('pending', 'confirmed')), 0)
-                   AS expected
+                   AS expected,
+               -- deposits kept from no-shows and late cancellations (tenant migration 0020)
+               coalesce(sum(paid_amount - coalesce(refund_due, 0))
+                        FILTER (WHERE status IN ('no_show', 'cancelled')
+                                AND paid_amount IS NOT NULL), 0) AS kept
         FROM bookings
         WHERE starts_at >= $1 AND starts_at < $2
         """,

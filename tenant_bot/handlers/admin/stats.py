@@ -61,6 +61,7 @@ def stats_text(texts: BotTexts, locale: str, stats: Stats) -> str:
         cancel_rate=_percent(stats.cancellation_rate),
         revenue=texts.money(stats.revenue, stats.currency),
         expected=texts.money(stats.expected, stats.currency),
+        kept=texts.money(stats.kept, stats.currency) if stats.kept else "",
         customers=stats.customers,
         new=stats.new_customers,
         returning=stats.returning_customers,
