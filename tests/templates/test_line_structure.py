@@ -47,7 +47,6 @@ SAMPLES: dict[str, Any] = {
     "cancel_rate": "11%",
     "revenue": "45 000 ₽",
     "expected": "9 000 ₽",
-    "kept": "1 500 ₽",
     "customers": 25,
     "new": 10,
     "returning": 15,
