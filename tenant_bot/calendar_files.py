@@ -212,8 +212,9 @@ async def send_booking_file(
     pending or ended booking gets none). A failure is counted and logged, never raised: the
     booking stands whether or not the file arrives."""
     booking = details.booking
-    if booking.status is not BookingStatus.CONFIRMED:
-        return None
+    chat_id = details.customer_telegram_id
+    if booking.status is not BookingStatus.CONFIRMED or chat_id is None:
+        return None  # not yet certain, or a customer the owner booked who has no Telegram chat
     sequence = (await core.calendar.times_moved([booking.id]))[booking.id]
     if not await notifier.once(f"ics:{booking.id}:{sequence}"):
         return None
@@ -244,7 +245,7 @@ async def send_booking_file(
     try:
         body = calendar([event], zone=settings.zone, name=name, now=notifier.clock())
         await notifier.courier.bot.send_document(
-            details.customer_telegram_id,
+            chat_id,
             BufferedInputFile(body, filename=f"{filename(details.service_name)}.ics"),
             caption=texts(locale, "ics_caption"),
         )

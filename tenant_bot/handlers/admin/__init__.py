@@ -24,6 +24,8 @@ def admin_router() -> Router:
         date_hours,
         booking_link,
         calendar,
+        clients,
+        date_hours,
         export,
         holidays,
         hours,
@@ -36,8 +38,8 @@ def admin_router() -> Router:
         services,
         settings,
         staff,
-        vacations,
         stats,
+        vacations,
     )
 
     router = Router(name="admin")
