@@ -19,6 +19,7 @@ from tenant_bot.deep_links import LinkTarget, parse
 from tenant_bot.handlers import start as start_handlers
 from tenant_bot.handlers.booking import _calendar, begin_draft
 from tenant_bot.handlers.common import show, welcome
+from tenant_bot.outreach_views import rating_line
 from tenant_bot.states import BookingFlow
 from tenant_bot.texts import BotTexts
 
@@ -55,11 +56,23 @@ async def start_from_link(
     target = parse(command.args)
     services = await _services_for(target, cache) if target is not None else []
     if target is None or not services:
-        await start_handlers.start(message, state, texts, cache, runtime, locale, is_owner)
+        await start_handlers.start(
+            message,
+            state=state,
+            texts=texts,
+            cache=cache,
+            core=core,
+            runtime=runtime,
+            locale=locale,
+            is_owner=is_owner,
+        )
         return
     await state.clear()
     settings = await cache.settings()
     text = welcome(texts, locale, settings, runtime.display_name or runtime.slug)
+    rating = rating_line(texts, locale, (await core.reviews.ratings()).business)
+    if rating:  # as on /start: the business's rating past the owner's threshold
+        text += "\n\n" + rating
     await message.answer(text, reply_markup=ReplyKeyboardRemove())
     if not await begin_draft(message, state, core, cache, texts, locale):
         return

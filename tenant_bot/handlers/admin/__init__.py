@@ -19,10 +19,8 @@ def admin_router() -> Router:
     from tenant_bot.handlers.admin import (
         blocks,
         booking_card,
-        broadcasts,
-        clients,
-        date_hours,
         booking_link,
+        broadcasts,
         calendar,
         clients,
         date_hours,

@@ -40,7 +40,6 @@ def owner_menu(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
             [item("adm_btn_staff", "staff"), item("adm_btn_settings", "settings")],
             [item("adm_btn_profile", "profile"), item("adm_btn_export", "export")],
             [item("adm_btn_reviews", "reviews"), item("adm_btn_mailings", "mailings")],
-            [item("adm_btn_ics", "ics")],  # issue 20: calendar file
             [item("adm_btn_ics", "ics"), item("adm_btn_link", "link")],  # issue 20
             [item("adm_btn_stats", "stats")],  # issue 20
             [button(texts(locale, "btn_home"), Menu(action="home").pack())],
