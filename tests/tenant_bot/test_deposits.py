@@ -315,3 +315,53 @@ async def test_many_customers_pay_at_once_each_within_telegrams_10_seconds(
     assert time.monotonic() - started < 30
     for booking in bookings:
         assert (await tenant.core.bookings.get(booking.id)).booking.payment is PaymentState.PAID
+
+
+async def test_a_repeat_no_show_is_asked_a_deposit_in_the_chat(start_bot, tenant, clock) -> None:
+    """The owner's rule "a deposit from 2 no-shows" (issue 19, item 4): the customer who missed
+    twice gets an invoice for a service that takes no deposit; another customer books as ever."""
+    from datetime import UTC, datetime
+
+    from tenant_bot.booking import Actor
+
+    bot = await start_bot()
+    vault = TokenVault(bot.runtime.bot_token.get_secret_value())
+    await tenant.core.deposits.update_settings(provider_token=vault.seal(PROVIDER_TOKEN))
+    anna = await bot.customer("Anna")
+    await book_first_slot(anna, time="10:00")  # Tue 10:00
+    customer = await tenant.core.customers.by_telegram_id(anna.id)
+    assert customer is not None
+    second = await tenant.core.bookings.book(
+        customer_id=customer.id,
+        service_id=tenant.service_id,
+        start=datetime(2030, 1, 8, 9, 0, tzinfo=UTC),  # Tue 12:00
+        actor=Actor.owner(),
+    )
+    [first] = [
+        d.booking.id
+        for d in await tenant.core.bookings.for_day(TUESDAY)
+        if d.booking.id != second.id
+    ]
+    await tenant.core.bookings.confirm(first, actor=Actor.owner())
+    clock.now = datetime(2030, 1, 8, 10, 0, tzinfo=UTC)  # Tue 13:00: both are over, both missed
+    for booking_id in (first, second.id):
+        await tenant.core.bookings.mark_no_show(booking_id, actor=Actor.owner())
+    await bot.resources.core.catalogue.update_settings(
+        no_show_action="deposit", no_show_threshold=2
+    )
+
+    await say(anna, "/book")
+    await tap(anna, "Haircut · 1 h · 1\u202f500 ₽")
+    await tap(anna, "8")
+    summary = await tap(anna, "16:00")
+    assert "Prepayment: 1\u202f500 ₽" in summary["text"], summary["text"]
+    await anna.click("✅ Confirm")
+    invoice = await invoice_of(anna)
+    assert invoice["invoice"]["total_amount"] == 150000  # the full price: the service has none
+    held = [d.booking for d in await tenant.core.bookings.for_customer(customer.id)]
+    assert any(b.awaits_payment for b in held)
+
+    boris = await bot.customer("Boris")
+    booked = await book_first_slot(boris, name="Boris", time="15:00")
+    assert "You are booked" in booked["text"]
+    assert not [m for m in await boris.messages() if m["invoice"]]
