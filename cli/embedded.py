@@ -22,7 +22,9 @@ import subprocess
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+
+from pydantic import SecretStr
 
 from fleet.errors import ConfigError, ServiceUnavailable
 from fleet.pooler import PoolerConfig, auth_file_line, install_auth_lookup
@@ -375,6 +377,11 @@ async def start_pooler(
         "tenant_database_host": "127.0.0.1",
         "tenant_database_port": bouncer.port,
         "tenant_database_pooler": True,
+        # the lookup role is the console's stats user (PoolerConfig.ini): the worker reads it
+        "pooler_stats_url": SecretStr(
+            f"postgresql://{quote(auth_user, safe='')}:{quote(password, safe='')}"
+            f"@127.0.0.1:{bouncer.port}/pgbouncer"
+        ),
     }
     line = (
         f"127.0.0.1:{bouncer.port} (transaction mode, at most "

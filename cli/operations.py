@@ -233,6 +233,15 @@ def _capacity_lines(capacity: Capacity) -> list[str]:
         if snapshot is not None
         else ""
     )
+    pooler = snapshot.pooler if snapshot is not None else None
+    if pooler is not None:  # the bound is the pooler's, whatever the number of bots
+        bound = pooler.server_connections_max or "none"
+        lines.append(
+            f"PostgreSQL: {pooler.server_connections} server connections (bound {bound}) for"
+            f" {pooler.client_connections} client connections via pgbouncer;"
+            f" {pooler.waiting_clients} waiting"
+        )
+        pooled = ""
     lines.append(
         f"postgres: {pg.tenants} tenant connections, {pg.total} server connections of"
         f" max_connections {pg.max_connections}{pooled}"

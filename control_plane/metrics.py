@@ -27,7 +27,11 @@ never share or clash).
   ``botfleet_postgres_tenant_connections``, ``botfleet_postgres_server_connections``,
   ``botfleet_postgres_max_connections`` and ``botfleet_tenant_pools_max_connections`` (pool max x
   live bots, what the pools could open at most): the server's connections against the pooled bound;
-  refreshed on each scrape.
+  refreshed on each scrape. Behind a PgBouncer (the worker reads its admin console,
+  :mod:`fleet.pooler_stats`) the pooled bound is the pooler's ``max_db_connections`` instead, and
+  ``botfleet_pooler_client_connections``, ``botfleet_pooler_server_connections``,
+  ``botfleet_pooler_server_connections_max`` and ``botfleet_pooler_waiting_clients`` show it (-1
+  without a pooler).
 - ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
   (``{process,loop}``): the supervised background loops of this process (:mod:`kit.metrics`).
 """
@@ -189,6 +193,29 @@ class Metrics:
             "Connections the live tenant bots' pools could open at most (pool max x live bots)",
             registry=self.registry,
         )
+        self.pooler_clients = Gauge(
+            "botfleet_pooler_client_connections",
+            "Tenant bots' client connections to their PgBouncer, waiting ones included"
+            " (-1: bots connect directly, or no measurement lately)",
+            registry=self.registry,
+        )
+        self.pooler_servers = Gauge(
+            "botfleet_pooler_server_connections",
+            "PgBouncer's server connections to PostgreSQL for tenant bots (-1: no pooler measured)",
+            registry=self.registry,
+        )
+        self.pooler_servers_max = Gauge(
+            "botfleet_pooler_server_connections_max",
+            "PgBouncer's bound on its server connections, max_db_connections (-1: no pooler"
+            " measured; 0: unbounded)",
+            registry=self.registry,
+        )
+        self.pooler_waiting = Gauge(
+            "botfleet_pooler_waiting_clients",
+            "Tenant bots' clients queued inside PgBouncer for a server connection (-1: no pooler"
+            " measured)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.scrape_errors = Counter(
             "botfleet_metrics_refresh_errors_total",
@@ -271,12 +298,20 @@ class Metrics:
         self.bots_live.clear()
         self.bot_memory.clear()
         snapshot = capacity.snapshot
+        pooler = snapshot.pooler if snapshot is not None else None
+        self.pooler_clients.set(-1 if pooler is None else pooler.client_connections)
+        self.pooler_servers.set(-1 if pooler is None else pooler.server_connections)
+        self.pooler_servers_max.set(-1 if pooler is None else pooler.server_connections_max)
+        self.pooler_waiting.set(-1 if pooler is None else pooler.waiting_clients)
         if snapshot is None:
             self.capacity_age.set(-1)
             self.pools_max.set(0)
             return
         self.capacity_age.set(capacity.age_s() or 0.0)
-        self.pools_max.set(snapshot.pooled_max())
+        # behind a pooler the bots' pools no longer bound the server's connections: its bound does
+        self.pools_max.set(
+            snapshot.pooled_max() if pooler is None else pooler.server_connections_max
+        )
         for host, count in snapshot.live_per_host().items():
             self.bots_live.labels(host).set(count)
         for bot in snapshot.bots:

@@ -39,6 +39,7 @@ from fleet import jobs
 from fleet.capacity import store_snapshot
 from fleet.data_plane import DEFAULT_ROLE_LIMITS, TenantRoleLimits, terminate_runaway_backends
 from fleet.db import session_lock
+from fleet.pooler_stats import PoolerStatsError, read_pooler_figures
 from fleet.repositories.deployments import DeploymentRepository, FleetRow
 from fleet.repositories.events import insert_event
 from fleet.repositories.tenants import TenantRepository
@@ -132,9 +133,11 @@ class Reconciler:
         role_limits: TenantRoleLimits = DEFAULT_ROLE_LIMITS,
         pool_max: int = TENANT_DB_POOL_MAX_DEFAULT,
         capacity_ttl_s: float = 90.0,
+        pooler_stats_url: str | None = None,
     ) -> None:
         """``pool_max``: connections one tenant bot's pool opens at most; ``capacity_ttl_s``: how
-        long a capacity snapshot stays in Redis (a few passes)."""
+        long a capacity snapshot stays in Redis (a few passes); ``pooler_stats_url``: the tenants'
+        PgBouncer admin console (its figures join the snapshot; None: bots connect directly)."""
         self._pool = pool
         self._redis = redis
         self._runtime = runtime
@@ -147,6 +150,7 @@ class Reconciler:
         self._role_limits = role_limits
         self._pool_max = pool_max
         self._capacity_ttl_s = capacity_ttl_s
+        self._pooler_stats_url = pooler_stats_url
         self._suspects: set[str] = set()  # silent once; redeployed if silent again next pass
         digest = hashlib.sha256(f"botfleet:reconciler:{runtime.namespace}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
@@ -241,11 +245,18 @@ class Reconciler:
             return
         try:
             usage = await self._runtime.usage()
+            pooler = None
+            if self._pooler_stats_url is not None:
+                try:
+                    pooler = await read_pooler_figures(self._pooler_stats_url)
+                except PoolerStatsError as exc:  # the bots' figures still count
+                    report.errors["*pooler*"] = str(exc)[:300]
             snapshot = CapacitySnapshot(
                 runtime=self._runtime.kind,
                 measured_at=datetime.now(UTC),
                 pool_max=self._pool_max,
                 bots=sorted((u for u in usage if u.slug in live), key=lambda u: u.slug),
+                pooler=pooler,
             )
             await store_snapshot(
                 self._redis,

@@ -100,6 +100,11 @@ async def open_worker(
             role_limits=TenantRoleLimits.from_settings(settings),
             pool_max=settings.tenant_db_pool_max or TENANT_DB_POOL_MAX_DEFAULT,
             capacity_ttl_s=max(60.0, 3 * settings.reconcile_interval_s),
+            pooler_stats_url=(
+                settings.pooler_stats_url.get_secret_value()
+                if settings.pooler_stats_url is not None
+                else None
+            ),
         )
         worker = Worker(
             pool=pool,

@@ -78,6 +78,9 @@ class Capacity:
                 "pool_max_per_tenant": snapshot.pool_max if snapshot else None,
                 "pooled_max": snapshot.pooled_max() if snapshot else None,
             },
+            "pooler": (
+                snapshot.pooler.model_dump() if snapshot and snapshot.pooler is not None else None
+            ),
         }
 
 

@@ -106,6 +106,8 @@ class PoolerConfig:
             "auth_file": self.auth_file,
             "auth_user": self.auth_user,
             "auth_query": AUTH_QUERY,
+            # the lookup role may also read the admin console's SHOW commands (fleet.pooler_stats)
+            "stats_users": self.auth_user,
             "pool_mode": "transaction",
             "max_client_conn": self.max_clients,
             "default_pool_size": self.pool_per_tenant,

@@ -236,6 +236,12 @@ class Settings(BaseSettings):
     pooler_pool_per_tenant: int = Field(
         default=3, ge=1, le=50, description="Server connections one tenant holds at most at once."
     )
+    pooler_stats_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/pgbouncer of the tenants' PgBouncer admin "
+        "console (a stats_users role): the worker reports its connections to `fleet status` and "
+        "/metrics; `botfleet up` sets it for its own pooler.",
+    )
     tenant_redis_host: str | None = Field(
         default=None, description="Redis host as tenant bots see it (default: redis_url's)."
     )

@@ -24,6 +24,18 @@ class BotUsage(BaseModel):
     uss_bytes: int | None = Field(default=None, ge=0)
 
 
+class PoolerFigures(BaseModel):
+    """The tenants' PgBouncer right now (its admin console's ``SHOW POOLS``): the bots' client
+    connections, its server connections to PostgreSQL against its bound, and clients waiting."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_connections: int = Field(ge=0)
+    server_connections: int = Field(ge=0)
+    waiting_clients: int = Field(ge=0)
+    server_connections_max: int = Field(ge=0, description="max_db_connections (0: unbounded).")
+
+
 class CapacitySnapshot(BaseModel):
     """One measurement of every live bot of an installation, by one worker's runtime."""
 
@@ -33,6 +45,9 @@ class CapacitySnapshot(BaseModel):
     measured_at: datetime
     pool_max: int = Field(ge=1, description="Connections one tenant bot's pool opens at most.")
     bots: list[BotUsage]
+    pooler: PoolerFigures | None = Field(
+        default=None, description="The tenants' PgBouncer (None: bots connect directly)."
+    )
 
     def live_per_host(self) -> dict[str, int]:
         """Live bots by host, hosts sorted by name."""

@@ -96,6 +96,10 @@ async def test_fleet_status_and_metrics_show_capacity(
     rss = _sample(text, "botfleet_tenant_bot_memory_bytes", tenant=unique_slug, kind="rss")
     assert 0 < uss < rss
     assert _sample(text, "botfleet_tenant_pools_max_connections") == 5
+    # bots connect directly: no pooler figures (tests/deploy_worker/test_pooler_capacity.py has them)
+    assert status["capacity"]["pooler"] is None and "via pgbouncer" not in out
+    assert _sample(text, "botfleet_pooler_waiting_clients") == -1
+    assert _sample(text, "botfleet_pooler_server_connections") == -1
     assert _sample(text, "botfleet_postgres_tenant_connections") >= 1
     assert _sample(text, "botfleet_postgres_max_connections") > 0
     assert 0 <= _sample(text, "botfleet_capacity_measurement_age_seconds") < 60

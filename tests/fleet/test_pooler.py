@@ -19,6 +19,7 @@ import pytest
 from cli.embedded import EmbeddedPgBouncer, start_pooler
 from fleet.data_plane import TenantNames, drop_database_plane, ensure_database_plane
 from fleet.pooler import auth_lookup_sql, compose_config, drop_auth_lookup
+from fleet.pooler_stats import read_pooler_figures
 from fleet.settings import Settings
 from tests.support.pgbouncer import MISSING
 
@@ -131,6 +132,10 @@ async def test_up_starts_its_pooler_and_bots_log_in_through_it(
                 statement_cache_size=0,
             )
             assert await bot.fetchval("SELECT current_user") == names.role
+            # the worker reads its admin console with the URL `up` hands it
+            assert after.pooler_stats_url is not None
+            figures = await read_pooler_figures(after.pooler_stats_url.get_secret_value())
+            assert figures.client_connections == 1 and figures.server_connections_max == 40
             await bot.close()
     finally:
         await drop_database_plane(conn, names)

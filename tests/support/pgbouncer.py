@@ -40,6 +40,14 @@ class Pooler:
             f"@{self.host}:{self.port}/{self.database}"
         )
 
+    def stats_url(self) -> str:
+        """Its admin console, as its lookup role (its ``stats_users``) reads it."""
+        config = self.bouncer.config
+        return (
+            f"postgresql://{quote(config.auth_user, safe='')}:"
+            f"{quote(self.bouncer.auth_password, safe='')}@{self.host}:{self.port}/pgbouncer"
+        )
+
     def log(self) -> str:
         path = Path(self.bouncer.config.logfile)
         return path.read_text(errors="replace") if path.exists() else ""
