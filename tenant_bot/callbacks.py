@@ -302,3 +302,10 @@ class StatsRange(CallbackData, prefix="at"):
     """The owner's statistics: ``week``, ``month``, ``last30``, ``custom`` (typed dates)."""
 
     period: str
+
+
+class Desk(CallbackData, prefix="sd"):
+    """A staff member's /staff menu: ``menu`` shows it (its "New booking" and "Walk-in now" reuse
+    the owner's ``Admin`` sections ``nb`` and ``wi`` on the staff member's own schedule)."""
+
+    action: str

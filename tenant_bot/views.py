@@ -69,9 +69,11 @@ async def calendar_screen(
     purpose: str,
     back: InlineKeyboardButton | None,
     title_key: str = "pick_day",
+    notice: bool = True,
 ) -> Screen:
     """A month of the booking horizon: the days that have free time for the service, the fully
-    booked ones, and the closed ones (not offered, not "fully booked")."""
+    booked ones, and the closed ones (not offered, not "fully booked"); ``notice=False`` for the
+    owner's and staff's picker (no minimum notice)."""
     settings = await cache.settings()
     today = local_today(settings, clock)
     last = last_bookable_day(settings, clock)
@@ -80,7 +82,7 @@ async def calendar_screen(
     month_end = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
     end = min(month_end, last)
     days = await core.slots.calendar_days(
-        service_id, day_from=first, days=(end - first).days + 1, staff_id=staff_id
+        service_id, day_from=first, days=(end - first).days + 1, staff_id=staff_id, notice=notice
     )
     markup = keyboards.month_calendar(
         texts,
@@ -114,11 +116,12 @@ async def times_screen(
     staff_id: int | None,
     day: date,
     note_key: str | None = None,
+    notice: bool = True,
 ) -> tuple[Screen, bool]:
     """Free starts of ``day``; the flag is False when the day has none (the caller offers the
-    waitlist)."""
+    waitlist). ``notice`` as in :func:`calendar_screen`."""
     settings = await cache.settings()
-    slots = await core.slots.free_slots(service_id, day_from=day, staff_id=staff_id)
+    slots = await core.slots.free_slots(service_id, day_from=day, staff_id=staff_id, notice=notice)
     day_text = texts.day(locale, day)
     if not slots:
         return (

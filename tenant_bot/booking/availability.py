@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
@@ -186,13 +186,17 @@ class SlotService:
         day_from: date,
         day_to: date | None = None,
         staff_id: int | None = None,
+        notice: bool = True,
     ) -> list[Slot]:
         """Bookable slots of ``service_id`` on local days ``day_from..day_to`` (inclusive).
 
         ``staff_id`` None means "anyone": each start once, given to the least-booked staff member.
-        Inactive services have no slots.
+        Inactive services have no slots. ``notice=False`` drops the customers' minimum notice
+        (the owner's and staff's picker: a walk-in at 10:05 for 10:30; past starts stay out).
         """
-        _, slots = await self._compute(service_id, day_from, day_to or day_from, staff_id)
+        _, slots = await self._compute(
+            service_id, day_from, day_to or day_from, staff_id, notice=notice
+        )
         return slots
 
     async def available_days(
@@ -215,11 +219,13 @@ class SlotService:
         day_from: date,
         days: int = 14,
         staff_id: int | None = None,
+        notice: bool = True,
     ) -> CalendarDays:
         """The days among ``days`` from ``day_from`` with a free time, and those that are open but
-        fully booked; the rest are closed (see :class:`~.models.CalendarDays`)."""
+        fully booked; the rest are closed (see :class:`~.models.CalendarDays`). ``notice`` as in
+        :meth:`free_slots`."""
         day_to = day_from + timedelta(days=max(days, 1) - 1)
-        ctx, slots = await self._compute(service_id, day_from, day_to, staff_id)
+        ctx, slots = await self._compute(service_id, day_from, day_to, staff_id, notice=notice)
         if not ctx.service.active:
             return CalendarDays(frozenset(), frozenset())
         free = {slot.start.astimezone(ctx.rules.zone).date() for slot in slots}
@@ -234,13 +240,21 @@ class SlotService:
         return CalendarDays(frozenset(free), frozenset(opened))
 
     async def _compute(
-        self, service_id: int, day_from: date, day_to: date, staff_id: int | None
+        self,
+        service_id: int,
+        day_from: date,
+        day_to: date,
+        staff_id: int | None,
+        *,
+        notice: bool = True,
     ) -> tuple[Context, list[Slot]]:
         days = _days(day_from, day_to)
         async with self._db.connection() as conn:
             ctx = await load_context(
                 conn, service_id=service_id, staff_id=staff_id, day_from=day_from, day_to=day_to
             )
+        if not notice:
+            ctx = replace(ctx, rules=replace(ctx.rules, min_notice_minutes=0))
         if not ctx.service.active:
             return ctx, []
         return ctx, engine.free_slots(

@@ -174,10 +174,12 @@ class BookingService:
         service_id: int,
         actor: Actor,
         idempotency_key: str | None = None,
+        staff_id: int | None = None,
     ) -> Booking:
-        """Book someone at the door right now, with whoever is free: the slot of the grid that
-        holds this minute (10:00 at 10:07) if it is free, else from this minute on. The same rules
-        as :meth:`book` for the owner (overlaps and capacity; no limit: walk-ins share one
+        """Book someone at the door right now, with whoever is free (or with ``staff_id``: a
+        staff member booking a walk-in with themselves): the slot of the grid that holds this
+        minute (10:00 at 10:07) if it is free, else from this minute on. The same rules as
+        :meth:`book` for the owner (overlaps and capacity; no limit: walk-ins share one
         customer); raises the reason nobody is free."""
         now = self._clock()
         async with self._db.connection() as conn:
@@ -192,6 +194,7 @@ class BookingService:
                     customer_id=customer_id,
                     service_id=service_id,
                     start=start,
+                    staff_id=staff_id,
                     actor=actor,
                     idempotency_key=idempotency_key,
                 )

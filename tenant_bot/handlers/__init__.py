@@ -22,6 +22,7 @@ def routers() -> list[Router]:
         start,
     )
     from tenant_bot.handlers.admin import admin_router
+    from tenant_bot.handlers.staff_desk import staff_router
 
     return [
         payments.routes.build(),  # first: no state or fallback handler may take a payment
@@ -29,6 +30,7 @@ def routers() -> list[Router]:
         start.routes.build(),
         language.routes.build(),
         admin_router(),
+        staff_router(),  # issue 21: staff book callers and walk-ins on their own schedule
         booking.routes.build(),
         checkout.routes.build(),
         my_bookings.routes.build(),

@@ -3,6 +3,11 @@ staff, day, time), then the customer from the client book (found by phone or nam
 the booking core applies the same rules as to customers' bookings (overlaps, capacity, the
 customer's limit unless the owner overrides it). A walk-in "now" is two taps: the menu's
 "Walk-in now", then the service.
+
+The same handlers serve a staff member's /staff menu (:mod:`tenant_bot.handlers.staff_desk`):
+its router filter passes ``own_staff_id``, which pins the staff to that member at every step
+(a forged staff or time of another member is refused as a stale button) and leads back to the
+staff menu instead of the owner's.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from kit.routing import Routes
 from tenant_bot import keyboards, views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError, InvalidInput, LimitReached, SlotUnavailable
-from tenant_bot.booking.models import Actor, Clock, Customer
+from tenant_bot.booking.models import Actor, BookingDetails, Clock, Customer
 from tenant_bot.callbacks import (
     Admin,
     Back,
+    Desk,
     Month,
     OwnerNew,
     PickDay,
@@ -34,7 +40,7 @@ from tenant_bot.callbacks import (
 )
 from tenant_bot.handlers.admin.booking_card import render_card
 from tenant_bot.handlers.admin.common import back_to_menu
-from tenant_bot.handlers.common import sender_id, show
+from tenant_bot.handlers.common import sender_id, show, stale
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.errors import error_text
 from tenant_bot.notifications import Notifier
@@ -55,20 +61,41 @@ async def start(
     cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     """A new draft (its token is the booking's idempotency key) and the services."""
     await callback.answer()
     await state.set_state(OwnerBookingFlow.service)
-    await state.set_data({"draft": secrets.token_hex(6)})
-    await _services(callback, cache, texts, locale)
+    await state.set_data({"draft": secrets.token_hex(6), "own": own_staff_id})
+    await _services(callback, cache, texts, locale, own_staff_id)
+
+
+def menu_row(texts: BotTexts, locale: str, own_staff_id: int | None) -> list[Any]:
+    """Back to the owner menu, or to the staff menu of a staff member."""
+    if own_staff_id is None:
+        return back_to_menu(texts, locale)
+    return [button(texts(locale, "btn_back"), Desk(action="menu").pack())]
 
 
 async def _services(
-    event: CallbackQuery, cache: CatalogueReader, texts: BotTexts, locale: str
+    event: CallbackQuery,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+    own_staff_id: int | None,
 ) -> None:
-    markup = keyboards.services(texts, locale, await cache.services())
-    markup.inline_keyboard.append(back_to_menu(texts, locale))
+    markup = keyboards.services(texts, locale, await _offered(cache, own_staff_id))
+    markup.inline_keyboard.append(menu_row(texts, locale, own_staff_id))
     await show(event, texts(locale, "adm_nb_service"), markup)
+
+
+async def _offered(cache: CatalogueReader, own_staff_id: int | None) -> list[Any]:
+    """The services to book: all of them, or those a staff member provides."""
+    services = await cache.services()
+    if own_staff_id is None:
+        return list(services)
+    mine = {m.id: m for m in await cache.all_staff()}.get(own_staff_id)
+    return [s for s in services if mine is not None and s.id in mine.service_ids]
 
 
 @routes.callback_query(PickService.filter(), OwnerBookingFlow.service)
@@ -81,9 +108,15 @@ async def pick_service(
     texts: BotTexts,
     clock: Clock,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     service = await cache.service(callback_data.service_id)
     staff = await cache.staff_for(service.id)
+    if own_staff_id is not None:  # a staff member books only with themselves
+        staff = [m for m in staff if m.id == own_staff_id]
+        if not staff:
+            await stale(callback, texts, locale, is_owner=False)
+            return
     await callback.answer()
     await state.update_data(service_id=service.id, staff_id=staff[0].id if len(staff) == 1 else 0)
     if len(staff) > 1:
@@ -107,7 +140,11 @@ async def pick_staff(
     texts: BotTexts,
     clock: Clock,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
+    if own_staff_id is not None and callback_data.staff_id != own_staff_id:
+        await stale(callback, texts, locale, is_owner=False)
+        return
     await callback.answer()
     await state.update_data(staff_id=callback_data.staff_id, offset=0)
     await _calendar(callback, state, core, cache, texts, clock, locale)
@@ -134,6 +171,7 @@ async def _calendar(
         offset=data.get("offset", 0),
         purpose=PURPOSE,
         back=button(texts(locale, "btn_back"), Back(step="service").pack()),
+        notice=False,  # the core lets the owner (and staff) book inside the customers' notice
     )
     await state.set_state(OwnerBookingFlow.day)
     await show(event, text, markup)
@@ -190,6 +228,7 @@ async def _times(
         staff_id=data.get("staff_id") or None,
         day=day_of(data["day"]),
         note_key=note_key,
+        notice=False,
     )
     if not has_times:  # no waitlist for the owner: another day
         markup = InlineKeyboardMarkup(
@@ -214,12 +253,13 @@ async def back(
     texts: BotTexts,
     clock: Clock,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     await callback.answer()
     data = await state.get_data()
     if callback_data.step == "service" or "service_id" not in data:
         await state.set_state(OwnerBookingFlow.service)
-        await _services(callback, cache, texts, locale)
+        await _services(callback, cache, texts, locale, own_staff_id)
     elif callback_data.step == "time" and "day" in data:
         await _times(callback, state, core, cache, texts, locale)
     else:
@@ -235,9 +275,13 @@ async def pick_time(
     cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     """The customer next; one already chosen (another time after a taken one) goes straight to
     the summary."""
+    if own_staff_id is not None and callback_data.staff_id != own_staff_id:
+        await stale(callback, texts, locale, is_owner=False)
+        return
     await callback.answer()
     await state.update_data(ts=callback_data.ts, slot_staff=callback_data.staff_id)
     customer_id = (await state.get_data()).get("customer_id")
@@ -381,7 +425,7 @@ async def _confirm(
         if customer.telegram_user_id is not None:
             rows.append([button(texts(locale, "adm_nb_book_tell"), OwnerNew(action="okn").pack())])
     rows.append([button(texts(locale, "btn_change_time"), Back(step="time").pack())])
-    rows.append(back_to_menu(texts, locale))
+    rows.append(menu_row(texts, locale, data.get("own")))
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
 
@@ -396,10 +440,17 @@ async def book(
     texts: BotTexts,
     clock: Clock,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     """Book through the core; a taken slot shows the free times again, a customer at their limit
-    asks the owner to confirm booking over it."""
+    asks the owner to confirm booking over it. A staff member books as the owner does (the
+    history records their Telegram id), on their own schedule only."""
     data: dict[str, Any] = await state.get_data()
+    if data.get("own") != own_staff_id or (
+        own_staff_id is not None and data.get("slot_staff") != own_staff_id
+    ):
+        await stale(callback, texts, locale, is_owner=own_staff_id is None)
+        return
     owner = sender_id(callback)
     tell = callback_data.action == "okn" or bool(data.get("tell"))
     try:
@@ -432,18 +483,46 @@ async def book(
     await notifier.booking_created(details, settings=settings, actor_id=owner)
     if tell:
         await notifier.booking_confirmed(details, settings=settings)
-    await render_card(callback, core, details, cache, texts, locale, clock)
+    await _booked(callback, core, details, cache, texts, locale, clock, own_staff_id)
+
+
+async def _booked(
+    callback: CallbackQuery,
+    core: BookingCore,
+    details: BookingDetails,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+    clock: Clock,
+    own_staff_id: int | None,
+) -> None:
+    """The owner's booking card, or for a staff member the booking and their menu."""
+    if own_staff_id is None:
+        await render_card(callback, core, details, cache, texts, locale, clock)
+        return
+    settings = await cache.settings()
+    await show(
+        callback,
+        texts(locale, "desk_booked", **views.booking_facts(texts, locale, details, settings)),
+        InlineKeyboardMarkup(inline_keyboard=[menu_row(texts, locale, own_staff_id)]),
+    )
 
 
 @routes.callback_query(Admin.filter(F.section == "wi"))
 async def walk_in_services(
-    callback: CallbackQuery, state: FSMContext, cache: CatalogueReader, texts: BotTexts, locale: str
+    callback: CallbackQuery,
+    state: FSMContext,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
     """Tap one of two: which service the person at the door wants."""
     await callback.answer()
     await state.clear()
-    rows = [[button(s.name, OwnerNew(action="w", id=s.id).pack())] for s in await cache.services()]
-    rows.append(back_to_menu(texts, locale))
+    offered = await _offered(cache, own_staff_id)
+    rows = [[button(s.name, OwnerNew(action="w", id=s.id).pack())] for s in offered]
+    rows.append(menu_row(texts, locale, own_staff_id))
     await show(callback, texts(locale, "adm_wi_title"), InlineKeyboardMarkup(inline_keyboard=rows))
 
 
@@ -457,8 +536,10 @@ async def walk_in(
     texts: BotTexts,
     clock: Clock,
     locale: str,
+    own_staff_id: int | None = None,
 ) -> None:
-    """Tap two of two: booked now with whoever is free, or told that nobody is."""
+    """Tap two of two: booked now with whoever is free (a staff member: with themselves), or
+    told that nobody is."""
     owner = sender_id(callback)
     customer = await core.clients.walk_in(name=texts(locale, "adm_wi_customer"))
     try:
@@ -467,6 +548,7 @@ async def walk_in(
             service_id=callback_data.id,
             actor=Actor.owner(owner),
             idempotency_key=f"walk-in:{callback.id}",
+            staff_id=own_staff_id,
         )
     except SlotUnavailable:
         await callback.answer(texts(locale, "adm_wi_nobody"), show_alert=True)
@@ -477,4 +559,4 @@ async def walk_in(
     await callback.answer(texts(locale, "adm_nb_booked"))
     details = await core.bookings.get(booking.id)
     await notifier.booking_created(details, settings=await cache.settings(), actor_id=owner)
-    await render_card(callback, core, details, cache, texts, locale, clock)
+    await _booked(callback, core, details, cache, texts, locale, clock, own_staff_id)

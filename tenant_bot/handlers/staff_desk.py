@@ -1,0 +1,78 @@
+"""A staff member's desk (/staff): book a caller or a walk-in on their own schedule.
+
+Only a staff member with a Telegram account (``staff.telegram_user_id``, the owner's team screen
+links it) reaches these handlers: the router filter finds the sender among the active staff and
+passes the member's id as ``own_staff_id``. The booking steps are the owner's own
+(:mod:`tenant_bot.handlers.admin.owner_booking`), which then keep the staff pinned to that member;
+the owner's other screens (settings, services, export) stay behind the owner-only router, so a
+staff member tapping one is told the button is outdated, as is a customer tapping a staff button.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
+
+from kit.routing import Routes
+from tenant_bot.booking import CatalogueReader
+from tenant_bot.callbacks import Admin, Desk, Menu
+from tenant_bot.handlers.common import show
+from tenant_bot.keyboards import button
+from tenant_bot.texts import BotTexts
+
+routes = Routes("staff_desk")
+
+
+async def staff_member(
+    _: object, is_owner: bool, cache: CatalogueReader, event_from_user: User | None = None
+) -> bool | dict[str, Any]:
+    """Router filter: the sender is an active staff member (not an owner: the owner's menu
+    already holds every action); passes ``own_staff_id``."""
+    if is_owner or event_from_user is None:
+        return False
+    for member in await cache.all_staff():
+        if member.active and member.telegram_user_id == event_from_user.id:
+            return {"own_staff_id": member.id}
+    return False
+
+
+@routes.message(Command("staff"))
+@routes.callback_query(Desk.filter(F.action == "menu"))
+async def desk(
+    event: Message | CallbackQuery,
+    state: FSMContext,
+    cache: CatalogueReader,
+    texts: BotTexts,
+    locale: str,
+    own_staff_id: int,
+) -> None:
+    """New booking, walk-in now, and the way home."""
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    await state.clear()
+    rows = [
+        [
+            button(texts(locale, "adm_btn_new_booking"), Admin(section="nb").pack()),
+            button(texts(locale, "adm_btn_walk_in"), Admin(section="wi").pack()),
+        ],
+        [button(texts(locale, "btn_home"), Menu(action="home").pack())],
+    ]
+    name = await cache.staff_name(own_staff_id)
+    await show(
+        event, texts(locale, "desk_menu", name=name), InlineKeyboardMarkup(inline_keyboard=rows)
+    )
+
+
+def staff_router() -> Router:
+    """A fresh staff router: the desk, and the owner's booking steps on the member's schedule."""
+    from tenant_bot.handlers.admin import owner_booking
+
+    router = Router(name="staff")
+    router.message.filter(staff_member)
+    router.callback_query.filter(staff_member)
+    router.include_routers(routes.build(), owner_booking.routes.build())
+    return router
