@@ -134,7 +134,7 @@ class ServiceEdit(CallbackData, prefix="as"):
 
 class StaffEdit(CallbackData, prefix="af"):
     """``new``, ``v`` view, ``t`` toggle active, ``h`` hours, ``s`` services, ``sv`` toggle
-    ``service_id`` for this staff member."""
+    ``service_id`` for this staff member, ``inv`` an invitation to the /staff desk."""
 
     staff_id: int
     action: str = "v"

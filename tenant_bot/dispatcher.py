@@ -20,6 +20,7 @@ from tenant_bot.middlewares.errors import ErrorReporter
 from tenant_bot.middlewares.locale import LocaleMiddleware, LocaleStore
 from tenant_bot.middlewares.throttle import ThrottleMiddleware
 from tenant_bot.notifications import Notifier
+from tenant_bot.staff_invites import StaffInvites
 from tenant_bot.texts import BotTexts
 
 # Updates per rate-limit window for owners and staff: a person setting hours or booking walk-ins
@@ -84,5 +85,6 @@ def build_dispatcher(
     dp["notifier"] = notifier
     dp["locales"] = locales
     dp["clock"] = clock
+    dp["invites"] = StaffInvites(redis, prefix=runtime.redis_prefix)  # issue 21: /staff
     dp.include_routers(*routers())
     return dp

@@ -22,10 +22,11 @@ def routers() -> list[Router]:
         start,
     )
     from tenant_bot.handlers.admin import admin_router
-    from tenant_bot.handlers.staff_desk import staff_router
+    from tenant_bot.handlers.staff_desk import join_routes, staff_router
 
     return [
         payments.routes.build(),  # first: no state or fallback handler may take a payment
+        join_routes.build(),  # /start j<token>: a staff member's invitation (issue 21)
         deep_link.routes.build(),  # /start <payload> of a booking link, before plain /start
         start.routes.build(),
         language.routes.build(),

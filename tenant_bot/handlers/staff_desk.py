@@ -13,18 +13,44 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
 from kit.routing import Routes
-from tenant_bot.booking import CatalogueReader
+from tenant_bot.booking import BookingCore, CatalogueReader
+from tenant_bot.booking.errors import NotFound
 from tenant_bot.callbacks import Admin, Desk, Menu
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
+from tenant_bot.staff_invites import PAYLOAD, StaffInvites
 from tenant_bot.texts import BotTexts
 
 routes = Routes("staff_desk")
+join_routes = Routes("staff_join")
+
+
+@join_routes.message(CommandStart(deep_link=True, magic=F.args.regexp(PAYLOAD)))
+async def join(
+    message: Message,
+    command: CommandObject,
+    core: BookingCore,
+    invites: StaffInvites,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """The owner's one-time invitation opened: the sender becomes that staff member's account."""
+    staff_id = await invites.take(command.args or "")
+    user = message.from_user
+    if staff_id is None or user is None:
+        await message.answer(texts(locale, "desk_invite_spent"))
+        return
+    try:
+        member = await core.catalogue.update_staff(staff_id, telegram_user_id=user.id)
+    except NotFound:  # removed since the owner made the link
+        await message.answer(texts(locale, "desk_invite_spent"))
+        return
+    await message.answer(texts(locale, "desk_joined", name=member.name))
 
 
 async def staff_member(

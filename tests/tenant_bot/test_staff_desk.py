@@ -4,6 +4,8 @@ the owner's and staff's picker offers times inside the customers' minimum notice
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -151,3 +153,37 @@ async def test_the_owners_picker_offers_times_inside_the_customers_notice(
     vera = (await tenant.core.clients.search("Vera"))[0]
     [booked] = await tenant.core.bookings.for_customer(vera.id)
     assert booked.booking.starts_at == datetime(2030, 1, 7, 8, tzinfo=UTC)
+
+
+async def test_the_owner_invites_a_staff_member_with_a_one_time_link(start_bot, tenant) -> None:
+    bot = await start_bot()
+    olga_staff = await tenant.core.catalogue.create_staff(
+        name="Olga", service_ids=[tenant.service_id]
+    )
+    olga = await bot.customer("Olga")
+    anna = await bot.customer("Anna")
+    assert "Your desk" not in (await say(olga, "/staff"))["text"]
+
+    owner = bot.owner
+    await say(owner, "/admin")
+    await tap(owner, "👥 Staff & hours")
+    await tap(owner, "Olga")
+    screen = await tap(owner, "🔗 Invite to the staff desk")
+    match = re.search(r"\?start=(j[0-9a-f]{16})", screen["text"])
+    assert match is not None, screen["text"]
+
+    # both open the link at once: exactly one becomes Olga's account
+    answers = await asyncio.gather(
+        say(olga, f"/start {match.group(1)}"), say(anna, f"/start {match.group(1)}")
+    )
+    joined = ["You are Olga in this bot now" in a["text"] for a in answers]
+    assert sorted(joined) == [False, True]
+    assert "used or has expired" in answers[joined.index(False)]["text"]
+    winner = (olga, anna)[joined.index(True)]
+    member = await tenant.core.catalogue.get_staff(olga_staff.id)
+    assert member.telegram_user_id == winner.id
+    assert "Your desk, Olga" in (await say(winner, "/staff"))["text"]
+
+    # a made-up invitation links nobody
+    stranger = await bot.customer("Boris")
+    assert "used or has expired" in (await say(stranger, "/start j0123456789abcdef"))["text"]

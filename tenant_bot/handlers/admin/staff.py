@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F
+from aiogram import Bot, F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -21,6 +21,7 @@ from tenant_bot.handlers.admin.common import (
 from tenant_bot.handlers.admin.hours import weekday_hours
 from tenant_bot.handlers.common import sender, show
 from tenant_bot.keyboards import button
+from tenant_bot.staff_invites import INVITE_TTL, StaffInvites
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
 
@@ -79,6 +80,9 @@ async def staff_card(
             active=member.active,
             callback_data=StaffEdit(staff_id=member.id, action="t").pack(),
         ),
+        [  # issue 21: link their Telegram account for the /staff desk
+            button(texts(locale, "desk_invite"), StaffEdit(staff_id=member.id, action="inv").pack())
+        ],
         back_to_menu(texts, locale, "staff"),
     ]
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
@@ -182,4 +186,32 @@ async def services(
         callback,
         texts(locale, "adm_staff_services_title", name=member.name),
         InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "inv"))
+async def invite(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    bot: Bot,
+    core: BookingCore,
+    invites: StaffInvites,
+    texts: BotTexts,
+    locale: str,
+) -> None:
+    """A one-time link: whoever opens it becomes this staff member's Telegram account."""
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    payload = await invites.create(member.id)
+    me = await bot.me()
+    await callback.answer()
+    await show(
+        callback,
+        texts(
+            locale,
+            "desk_invite_link",
+            name=member.name,
+            url=f"https://t.me/{me.username or ''}?start={payload}",
+            hours=INVITE_TTL // 3600,
+        ),
+        InlineKeyboardMarkup(inline_keyboard=[_back_to_card(texts, locale, member.id)]),
     )
