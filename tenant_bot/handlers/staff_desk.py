@@ -20,10 +20,11 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import NotFound
-from tenant_bot.callbacks import Admin, Desk, Menu
+from tenant_bot.callbacks import Admin, Desk, Menu, OwnerNew
 from tenant_bot.handlers.common import show
 from tenant_bot.keyboards import button
 from tenant_bot.staff_invites import PAYLOAD, StaffInvites
+from tenant_bot.states import OwnerBookingFlow
 from tenant_bot.texts import BotTexts
 
 routes = Routes("staff_desk")
@@ -53,12 +54,32 @@ async def join(
     await message.answer(texts(locale, "desk_joined", name=member.name))
 
 
+def _desk_update(event: object, raw_state: str | None) -> bool:
+    """Whether the update can be for the desk at all: /staff, a desk or owner-booking button, or
+    a step of the booking flow. Other updates (every customer's) cost no staff lookup, which
+    would ask the database whether the catalogue is current."""
+    if raw_state is not None and raw_state.startswith(OwnerBookingFlow.__name__):
+        return True
+    if isinstance(event, Message):
+        return (event.text or "").startswith("/staff")
+    if isinstance(event, CallbackQuery):
+        return (event.data or "").startswith(_DESK_PREFIXES)
+    return False
+
+
+_DESK_PREFIXES = (f"{Desk.__prefix__}:", f"{Admin.__prefix__}:", f"{OwnerNew.__prefix__}:")
+
+
 async def staff_member(
-    _: object, is_owner: bool, cache: CatalogueReader, event_from_user: User | None = None
+    event: object,
+    is_owner: bool,
+    cache: CatalogueReader,
+    event_from_user: User | None = None,
+    raw_state: str | None = None,
 ) -> bool | dict[str, Any]:
     """Router filter: the sender is an active staff member (not an owner: the owner's menu
     already holds every action); passes ``own_staff_id``."""
-    if is_owner or event_from_user is None:
+    if is_owner or event_from_user is None or not _desk_update(event, raw_state):
         return False
     for member in await cache.all_staff():
         if member.active and member.telegram_user_id == event_from_user.id:
