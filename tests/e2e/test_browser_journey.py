@@ -87,6 +87,7 @@ def journey_in_browser(person: Person, *, sales_bot: int, token: str) -> dict[st
     person.say("Anna", "phone number")
     person.share_contact("Please check your booking")
     seen["booked"] = person.tap("You are booked", text="✅ Confirm")
+    seen["files"] = " ".join(person.wait(lambda _: person.bot_files(), "the calendar file"))
     person.screenshot("e2e-browser-customer.png")
 
     # The owner is told and sees the booking in tomorrow's schedule.
@@ -127,6 +128,7 @@ async def test_the_journey_in_a_browser(start_platform: StartPlatform) -> None:
 
     assert "@demo_booking_1_bot" in seen["live"]
     assert "Haircut" in seen["booked"]
+    assert ".ics" in seen["files"], seen["files"]
     assert "Anna" in seen["note"] and "+79161234567" in seen["note"]
     assert "1 booking" in seen["schedule"] and "Anna (confirmed)" in seen["schedule"]
     assert seen["errors"] == "[]"

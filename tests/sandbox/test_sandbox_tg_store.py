@@ -105,14 +105,19 @@ async def test_changes_are_saved_while_running_and_history_is_bounded(tmp_path: 
         chat_file = tmp_path / "chats" / f"{bot_id}_{user.id}.json"
         store = tg.store
         assert store is not None
-        for _ in range(100):  # saved in the background, not only at the stop
-            if chat_file.exists() and len(json.loads(chat_file.read_text())["messages"]) == 3:
+        world_file = tmp_path / "world.json"
+        for _ in range(200):  # saved in the background, not only at the stop
+            if (
+                chat_file.exists()
+                and world_file.exists()
+                and len(json.loads(chat_file.read_text())["messages"]) == 3
+            ):
                 break
             await asyncio.sleep(0.05)
         saved = json.loads(chat_file.read_text())
         assert [m["text"] for m in saved["messages"]] == ["message 2", "message 3", "message 4"]
         assert len(tg.world.conversations[(bot_id, user.id)].messages) == 3
-        assert (tmp_path / "world.json").stat().st_mode & 0o077 == 0, "tokens are kept private"
+        assert world_file.stat().st_mode & 0o077 == 0, "tokens are kept private"
 
 
 async def test_a_damaged_directory_is_refused_with_where_it_is(tmp_path: Path) -> None:

@@ -38,12 +38,14 @@ CHROME_ARGS = (
     "--window-size=1200,900",
 )
 # Newest bot message and its texts, read in one script call (a message re-rendered between two
-# driver calls would go stale).
-_LAST_BOT = (
-    "const all = document.querySelectorAll('#messages li.from-bot'); return all[all.length - 1];"
-)
-_BOT_TEXTS = (
-    "return [...document.querySelectorAll('#messages li.from-bot .bubble')].map(e => e.innerText)"
+# driver calls would go stale). A file the bot sends after its answer (a booking's calendar file)
+# is not the conversation's newest message: the answer with its buttons is.
+_FROM_BOT = "#messages li.from-bot:not(:has(a.document))"
+_LAST_BOT = f"const all = document.querySelectorAll('{_FROM_BOT}'); return all[all.length - 1];"
+_BOT_TEXTS = f"return [...document.querySelectorAll('{_FROM_BOT} .bubble')].map(e => e.innerText)"
+_BOT_FILES = (
+    "return [...document.querySelectorAll('#messages li.from-bot a.document .doc-name')]"
+    ".map(e => e.innerText)"
 )
 
 
@@ -98,6 +100,10 @@ class Person:
     def bot_texts(self) -> list[str]:
         """Texts of the bot's messages as the page shows them, oldest first."""
         return list(self.driver.execute_script(_BOT_TEXTS))
+
+    def bot_files(self) -> list[str]:
+        """Names of the files the bot sent in this chat."""
+        return list(self.driver.execute_script(_BOT_FILES))
 
     def last_bot_text(self) -> str:
         texts = self.bot_texts()
