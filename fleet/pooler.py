@@ -94,7 +94,7 @@ class PoolerConfig:
     pool_per_tenant: int = 3
     max_clients: int = 5000
     server_idle_s: int = 10
-    query_wait_timeout_s: int = 30
+    query_wait_timeout_s: int = 8
 
     def ini(self) -> str:
         """The ``pgbouncer.ini`` text."""

@@ -235,6 +235,8 @@ async def _outage_scenario(
             # else as soon as everyone is in place (the reminder falls due during or after it).
             due = _next_minute(datetime.now(UTC) + timedelta(seconds=18))
 
+            chosen: asyncio.Future[datetime] = asyncio.get_running_loop().create_future()
+
             async def book_with_reminder() -> datetime:
                 times = await _to_times(booked)
                 slots = [(ts, b["text"]) for b in buttons_of(times) if (ts := _slot_ts(b))]
@@ -242,6 +244,7 @@ async def _outage_scenario(
                     (ts, lb) for ts, lb in slots if ts >= (due + timedelta(minutes=1)).timestamp()
                 )
                 start_at = datetime.fromtimestamp(ts, UTC)
+                chosen.set_result(start_at)
                 await _set_reminder_offsets(platform, [int((start_at - due).total_seconds() // 60)])
                 await tap(booked, "What name", text=label)
                 await say(booked, f"Boris {tag}", "phone number")
@@ -250,10 +253,11 @@ async def _outage_scenario(
                 return start_at
 
             async def walk_midway() -> datetime:
-                # well after `booked`'s slot, so the two never compete
+                # well after the slot `booked` chose, so the two never compete (at night or before
+                # a closed day, the first free slot after `due` may be hours away)
                 return await _to_summary(
                     midway,
-                    not_before=due + timedelta(hours=1),
+                    not_before=max(due, await chosen) + timedelta(hours=1),
                     name=f"Anna {tag}",
                     phone="+79160000002",
                 )
