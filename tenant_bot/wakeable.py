@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -50,7 +51,7 @@ async def uninterrupted(operation: Awaitable[T], *, grace: float = FINISH_GRACE_
         raise
 
 
-class WakeableLoop:
+class WakeableLoop(ABC):
     """Base of a supervised sender: ``run`` forever, ``tick`` once per pass, ``nudge`` to hurry."""
 
     name = "loop"
@@ -69,9 +70,9 @@ class WakeableLoop:
         if self._beat is not None:
             self._beat()
 
+    @abstractmethod
     async def tick(self) -> datetime | None:
         """One pass; returns when the next one is due (None: nothing known)."""
-        raise NotImplementedError
 
     def nudge(self, *, now: bool = False) -> None:
         """Work may be waiting: run a pass within ``interval`` seconds (``now``: at once)."""
