@@ -10,9 +10,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # builds the wheel with pip in a subprocess
 def test_the_wheel_builds_without_deprecation_warnings(tmp_path: Path) -> None:
     # Built from a copy of the tracked files: the build writes build/ and *.egg-info next to them.
     files = subprocess.run(

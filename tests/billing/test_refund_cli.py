@@ -63,6 +63,7 @@ def botfleet(database_url: str, yookassa_standin: YooKassaStandIn):
     return run
 
 
+@pytest.mark.slow  # CLI processes against the stand-in: ~11 s
 async def test_refund_command(
     botfleet, billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order
 ) -> None:
@@ -112,6 +113,7 @@ async def test_refund_command(
     assert len(actors) == 2 and all(a["actor"].startswith("cli:") for a in actors)
 
 
+@pytest.mark.slow  # CLI processes against the stand-in: ~6 s
 async def test_a_refund_yookassa_refused_is_not_replayed_as_done(
     botfleet, billing: Billing, yookassa_standin: YooKassaStandIn, pool, make_order
 ) -> None:

@@ -180,6 +180,7 @@ def session() -> Iterator[requests.Session]:
         yield s
 
 
+@pytest.mark.slow  # property-based: ~100 generated requests per operation, ~25 s in all
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

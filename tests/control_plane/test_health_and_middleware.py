@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import secrets
 
 import asyncpg
 import httpx
@@ -14,11 +15,14 @@ from redis.asyncio import Redis
 
 from control_plane.app import create_app
 from control_plane.services.health import HealthService
+from fleet.apikeys import ApiKeyService
+from fleet.db import create_pool
 from fleet.logs import ContextJsonFormatter
 from fleet.migrations import Migration, load_migrations
 from fleet.settings import Settings
 from kit.supervisor import Supervisor
 from tests.support.api_support import client_for, tenant_body
+from tests.support.databases import ControlTemplate, drop_later
 
 
 async def test_healthz_and_readyz(app: FastAPI) -> None:
@@ -198,18 +202,31 @@ async def test_readyz_and_metrics_cover_the_supervised_loops(
 
 
 async def test_outbox_metrics_count_owner_notices(
-    admin: httpx.AsyncClient, pool: asyncpg.Pool, created
+    api_settings: Settings, redis: Redis, database_url: str, control_template: ControlTemplate
 ) -> None:
-    slug = created.slug()
-    await admin.post("/api/v1/tenants", json=tenant_body(slug))
-    tenant_id = await pool.fetchval("SELECT id FROM control.tenants WHERE slug = $1", slug)
-    before = _gauges((await admin.get("/metrics")).text)
-    await pool.execute(
-        "INSERT INTO control.events (tenant_id, kind, payload, created_at)"
-        " VALUES ($1, 'tenant.live', '{}', now() - interval '10 minutes')",
-        tenant_id,
-    )
-    after = _gauges((await admin.get("/metrics")).text)
+    """The pending gauge counts owner notices not yet delivered (on a database of the test's own:
+    another test's dispatcher in the shared one delivers events between two scrapes)."""
+    name = "bfm_" + secrets.token_hex(5)
+    url = await control_template.copy(name)
+    pool = await create_pool(url, min_size=1, max_size=4)
+    try:
+        app = create_app(
+            api_settings.model_copy(update={"database_url": url}), pool=pool, redis=redis
+        )
+        key = await ApiKeyService(pool=pool).create(scopes=["admin"], name="test", actor="tests")
+        async with app.router.lifespan_context(app), client_for(app, key.key) as admin:
+            await admin.post("/api/v1/tenants", json=tenant_body("t" + secrets.token_hex(6)))
+            tenant_id = await pool.fetchval("SELECT id FROM control.tenants")
+            before = _gauges((await admin.get("/metrics")).text)
+            await pool.execute(
+                "INSERT INTO control.events (tenant_id, kind, payload, created_at)"
+                " VALUES ($1, 'tenant.live', '{}', now() - interval '10 minutes')",
+                tenant_id,
+            )
+            after = _gauges((await admin.get("/metrics")).text)
+    finally:
+        await pool.close()
+        drop_later(database_url, name)
     assert after["botfleet_events_pending"] == before["botfleet_events_pending"] + 1
     assert after["botfleet_events_oldest_pending_age_seconds"] >= 600
 

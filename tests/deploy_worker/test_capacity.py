@@ -36,6 +36,7 @@ def _sample(text: str, name: str, **labels: str) -> float:
     raise AssertionError(f"no {name}{labels} in /metrics")
 
 
+@pytest.mark.slow  # live bots, the worker and the API: ~8 s
 @pytest.mark.parametrize("runtime_kind", ["process"], indirect=True)
 async def test_fleet_status_and_metrics_show_capacity(
     worker: WorkerParts,

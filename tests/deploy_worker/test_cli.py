@@ -38,6 +38,7 @@ async def _botfleet(settings: Settings, *args: str) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.slow  # a dozen CLI processes against a live fleet: ~16 s
 @pytest.mark.parametrize("runtime_kind", ["process"], indirect=True)
 async def test_operator_commands(
     worker: WorkerParts,

@@ -44,17 +44,9 @@ async def _schema_versions(pool: asyncpg.Pool, schema: str) -> list[str]:
     return [r["version"] for r in rows]
 
 
-# make test-fast kills the worker after the steps that leave something different behind: the data
-# plane (role, schema), a forked bot not yet ready (adopted, not doubled) and the live transaction
-# (no second tenant.live); after token, spec (nothing persisted) and heartbeat (a ready bot, as after
-# runtime) the state is a subset of theirs, so those cases run only in the full suite (`slow`).
-_FAST_STEPS = ("data_plane", "runtime", "live")
-_CRASH_CASES = [
-    ("process", step)
-    if step in _FAST_STEPS
-    else pytest.param("process", step, marks=pytest.mark.slow)
-    for step in STEPS
-] + [
+# The crash matrix: the worker killed after every step of provisioning (a fault matrix: `make test`
+# and .ci/run run it, `make test-fast` leaves it out).
+_CRASH_CASES = [pytest.param("process", step, marks=pytest.mark.faults) for step in STEPS] + [
     # the docker runtime at the steps that touch it (each case starts containers: seconds apiece)
     pytest.param("docker", step, marks=pytest.mark.docker)
     for step in ("data_plane", "runtime", "heartbeat")

@@ -24,6 +24,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(tenant_statement_timeout_s=0.5)
 
 
+@pytest.mark.slow  # waits for a runaway query's limit: ~7 s
 @pytest.mark.parametrize("runtime_kind", ["process"], indirect=True)
 async def test_the_reconciler_ends_a_tenant_query_that_set_its_timeout_away(
     worker: WorkerParts,

@@ -91,6 +91,7 @@ async def test_auto_refuses_to_start_without_docker(
     assert not state_dir.exists()  # the process runtime created nothing
 
 
+@pytest.mark.slow  # a worker process and a forked bot
 @PROCESS_ONLY
 async def test_explicit_process_starts_and_warns(
     make_settings: Callable[..., Settings], tmp_path: Path

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 import yaml
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
@@ -147,6 +148,7 @@ async def _scrape_when_ready(port: int, process: asyncio.subprocess.Process) -> 
             await asyncio.sleep(0.3)
 
 
+@pytest.mark.slow  # starts every process of the platform: ~8 s
 async def test_every_metric_of_the_rules_is_exported(
     own_database: str,
     database_url: str,

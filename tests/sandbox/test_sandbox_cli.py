@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 BOTFLEET = Path(sys.executable).with_name("botfleet")
 
 
+@pytest.mark.slow  # starts the sandbox CLI process
 async def test_cli_runs_both_servers_until_interrupted():
     process = await asyncio.create_subprocess_exec(
         str(BOTFLEET),
@@ -51,6 +53,7 @@ async def test_cli_runs_both_servers_until_interrupted():
         assert await asyncio.wait_for(process.wait(), 15) == 0
 
 
+@pytest.mark.slow  # starts the sandbox CLI process
 async def test_cli_stand_in_can_require_receipts():
     """``--require-receipts``: the stand-in started by the CLI refuses a payment without a receipt."""
     process = await asyncio.create_subprocess_exec(

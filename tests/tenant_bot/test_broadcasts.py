@@ -14,6 +14,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from sandbox.telegram import TelegramEmulator, TelegramSandbox
 from tests.support.chat_helpers import say, tap
 
@@ -87,6 +89,7 @@ async def _settled(tenant: Any, mailing_id: int, at_least: int, *, timeout: floa
     return counts.settled
 
 
+@pytest.mark.slow  # 500 messages at Telegram's 30/s, a restart mid-way: ~30 s
 async def test_mailing_to_500_within_limits_across_restart_and_two_processes(
     start_bot, tenant, emulator, sandbox
 ) -> None:

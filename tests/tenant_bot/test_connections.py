@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 
 import asyncpg
+import pytest
 
 from schemas.runtime import TenantRuntime
 from tenant_bot.background import RECHECK_SECONDS
@@ -44,6 +45,7 @@ async def test_a_started_bot_holds_no_connection(start_bot, tenant, database_url
     await _until_connections(database_url, tenant.names.role, 0, timeout=3)
 
 
+@pytest.mark.slow  # waits for the pool's idle timeout: ~7 s
 async def test_idle_bot_holds_no_connection_and_a_cold_pool_still_books(
     start_bot, tenant, database_url
 ) -> None:

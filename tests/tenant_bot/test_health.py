@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from schemas.runtime import HEARTBEAT_TTL_SECONDS
@@ -65,6 +66,7 @@ async def _healthz(port: int) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+@pytest.mark.slow  # waits out heartbeat periods: ~8 s
 async def test_crashing_loop_turns_the_heartbeat_red_and_recovers(
     start_bot, tenant, redis: Redis, database_url: str, unused_tcp_port: int
 ) -> None:

@@ -281,6 +281,7 @@ async def _fill(shop: Shop, sandbox: TelegramSandbox, day: date, hours: range) -
         )
 
 
+@pytest.mark.slow  # every notice kind in two locales through one bot: ~16 s
 async def test_every_notice_kind_renders_in_every_locale(
     shop: Shop, sandbox: TelegramSandbox, clock: Any
 ) -> None:

@@ -30,6 +30,7 @@ async def test_a_forged_service_button_is_answered_as_stale_and_logged_at_info(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.slow  # waits out a rate-limit window: ~8 s
 async def test_owner_and_staff_tapping_fast_are_not_throttled_but_a_customer_is(
     start_bot, tenant
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from tenant_bot.booking import Actor, BookingStatus
 from tenant_bot.callbacks import Attend, MyBooking, Setting
 from tests.support.chat_helpers import book_first_slot, bot_view, buttons, say, settle, tap
@@ -45,6 +47,7 @@ async def _booking(tenant, day: date = TUE):
     return details
 
 
+@pytest.mark.slow  # a dead sender's lease expires, then a restart: ~8 s
 async def test_reminder_with_buttons_sent_exactly_once_across_a_dead_sender_and_a_restart(
     start_bot, tenant, clock
 ) -> None:

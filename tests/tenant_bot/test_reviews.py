@@ -9,6 +9,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from sandbox.telegram import TelegramUser
 from tenant_bot.booking import WorkInterval
 from tests.support.chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
@@ -34,6 +36,7 @@ async def _mark(owner: TelegramUser, label: str, button: str) -> None:
     await tap(owner, button)
 
 
+@pytest.mark.slow  # waits 7 s to prove no second request: ~17 s
 async def test_review_once_after_came_never_after_no_show(start_bot, tenant, clock) -> None:
     bot = await start_bot()
     second = await start_bot(receive=False)  # another process of the same tenant

@@ -32,7 +32,8 @@ def redis62_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["7", "6.2"])
+# 6.2 starts a server of its own (seconds of CPU): `make test` runs it, `make test-fast` does not
+@pytest.fixture(params=["7", pytest.param("6.2", marks=pytest.mark.slow)])
 async def tenant_redis(
     request: pytest.FixtureRequest, redis_url: str, unique_slug: str, role_prefix: str
 ) -> AsyncIterator[tuple[Redis, TenantNames, str]]:
