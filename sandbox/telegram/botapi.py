@@ -136,11 +136,11 @@ class BotApi:
     async def handle_file(self, request: web.Request) -> web.StreamResponse:
         """``/file/bot<token>/<file_path>`` downloads, as with the real file server."""
         try:
-            self.world.bot_by_token(request.match_info["token"])
+            bot = self.world.bot_by_token(request.match_info["token"])
         except BotAPIError as error:
             return error_response(error)
         path = request.match_info["path"]
         stored = next((f for f in self.world.files.values() if f.file_path == path), None)
-        if stored is None:
+        if stored is None or not stored.usable_by(bot.id):
             return error_response(not_found())
         return web.Response(body=stored.data, content_type=stored.mime_type)

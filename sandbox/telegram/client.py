@@ -17,6 +17,7 @@ with ``botfleet sandbox``.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -156,6 +157,25 @@ class TelegramUser:
         result = self._marked(
             await self.sandbox.request("POST", self._path + "/messages", json=body)
         )
+        return result["message"]
+
+    async def send_photo(
+        self,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        caption_entities: list[dict[str, Any]] | None = None,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a photo (PNG, JPEG, GIF or WebP bytes, at most 10 MB) with an optional caption;
+        the bot gets ``message.photo`` (several sizes) and ``caption``/``caption_entities``."""
+        body: dict[str, Any] = {
+            "data_base64": base64.b64encode(data).decode(),
+            "caption": caption,
+            "caption_entities": caption_entities,
+            "filename": filename,
+        }
+        result = self._marked(await self.sandbox.request("POST", self._path + "/photo", json=body))
         return result["message"]
 
     async def share_contact(self, phone_number: str | None = None) -> dict[str, Any]:

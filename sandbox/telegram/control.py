@@ -7,6 +7,8 @@ See ``sandbox/README.md`` for the full reference with examples.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -124,6 +126,7 @@ class ControlApi:
             web.get(chat, self.get_chat),
             web.get(chat + "/wait", self.wait_chat),
             web.post(chat + "/messages", self.send_text),
+            web.post(chat + "/photo", self.send_photo),
             web.post(chat + "/contact", self.share_contact),
             web.post(chat + "/press", self.press_reply_button),
             web.post(chat + "/callback", self.press_inline_button),
@@ -298,6 +301,30 @@ class ControlApi:
         )
         return self._message(request, conv, msg.message_id)
 
+    async def send_photo(self, request: web.Request) -> web.Response:
+        """The user sends a photo: ``{"data_base64", "caption"?, "caption_entities"?,
+        "filename"?}`` (a PNG, JPEG, GIF or WebP of at most 10 MB)."""
+        conv = self._conv(request)
+        body = await _body(request)
+        try:
+            data = base64.b64decode(str(body.get("data_base64") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise ControlError(400, "data_base64 must be the photo's bytes in base64") from None
+        if not data:
+            raise ControlError(400, "data_base64 is required: the photo's bytes in base64")
+        caption = body.get("caption")
+        if caption is not None and not isinstance(caption, str):
+            raise ControlError(400, "caption must be a string")
+        filename = body.get("filename")
+        msg = self.world.user_sends_photo(
+            conv,
+            data,
+            caption=caption,
+            caption_entities=body.get("caption_entities"),
+            filename=None if filename is None else str(filename),
+        )
+        return self._message(request, conv, msg.message_id)
+
     async def share_contact(self, request: web.Request) -> web.Response:
         conv = self._conv(request)
         body = await _body(request)
@@ -390,7 +417,7 @@ class ControlApi:
         )
 
     async def get_file(self, request: web.Request) -> web.Response:
-        stored = self.world.files.get(request.match_info["file_id"])
+        stored = self.world.find_file(request.match_info["file_id"])
         if stored is None:
             raise ControlError(404, "no such file")
         return web.Response(

@@ -138,7 +138,14 @@ class UserAccount:
 
 @dataclass
 class StoredFile:
-    """A file a bot uploaded; users and bots read it back by ``file_id``."""
+    """A file a bot uploaded or a user sent; read back by ``file_id``.
+
+    As in Telegram, a ``file_id`` belongs to one bot (``bot_id``; ``None`` for files saved by an
+    older emulator, usable by any): another bot using it gets "wrong file identifier". A photo
+    (``kind == "photo"``) is its largest size (``width`` x ``height``) plus the smaller ``sizes``
+    (``file_id``, ``file_unique_id``, ``width``, ``height``), each with its own ``file_id`` and all
+    keeping the original bytes.
+    """
 
     file_id: str
     file_unique_id: str
@@ -146,12 +153,22 @@ class StoredFile:
     file_name: str
     mime_type: str
     file_path: str
+    kind: str = "document"
+    bot_id: int | None = None
+    width: int | None = None
+    height: int | None = None
+    sizes: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_file(self) -> dict[str, Any]:
-        """A Telegram ``File`` object (for ``getFile``)."""
+    def usable_by(self, bot_id: int) -> bool:
+        """Whether this bot may use the ``file_id`` (its own files only, as in Telegram)."""
+        return self.bot_id is None or self.bot_id == bot_id
+
+    def to_file(self, file_id: str | None = None) -> dict[str, Any]:
+        """A Telegram ``File`` object (for ``getFile``), for this file or one of its sizes."""
+        size = next((s for s in self.sizes if s["file_id"] == file_id), None)
         return {
-            "file_id": self.file_id,
-            "file_unique_id": self.file_unique_id,
+            "file_id": self.file_id if size is None else size["file_id"],
+            "file_unique_id": self.file_unique_id if size is None else size["file_unique_id"],
             "file_size": len(self.data),
             "file_path": self.file_path,
         }

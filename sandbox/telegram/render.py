@@ -19,16 +19,14 @@ def document_to_api(stored: StoredFile) -> dict[str, Any]:
 
 
 def photo_to_api(stored: StoredFile) -> list[dict[str, Any]]:
-    """A Telegram photo (list of ``PhotoSize``); the emulator keeps one nominal size."""
-    return [
-        {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "width": 512,
-            "height": 512,
-            "file_size": len(stored.data),
-        }
-    ]
+    """A Telegram photo: a list of ``PhotoSize``, smallest first, the largest last."""
+    largest = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "width": stored.width or 512,
+        "height": stored.height or 512,
+    }
+    return [{**size, "file_size": len(stored.data)} for size in (*stored.sizes, largest)]
 
 
 def invoice_to_api(invoice: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +114,12 @@ def message_to_view(msg: ChatMessage, *, files_url: str) -> dict[str, Any]:
                 "file_size": len(stored.data),
                 "download_url": f"{files_url}/{stored.file_id}",
             }
+    if msg.photo is not None:
+        view["photo"] |= {
+            "width": msg.photo.width,
+            "height": msg.photo.height,
+            "sizes": photo_to_api(msg.photo),
+        }
     return view
 
 

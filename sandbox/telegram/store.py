@@ -126,6 +126,11 @@ def _file_to_json(stored: StoredFile) -> dict[str, Any]:
         "file_name": stored.file_name,
         "mime_type": stored.mime_type,
         "file_path": stored.file_path,
+        "kind": stored.kind,
+        "bot_id": stored.bot_id,
+        "width": stored.width,
+        "height": stored.height,
+        "sizes": stored.sizes,
     }
 
 
@@ -271,8 +276,13 @@ class WorldStore:
         for meta in data.get("files", []):
             blob = loaded.blobs.get(meta["file_id"])
             if blob is not None:
+                if "kind" not in meta:  # saved before files had kinds
+                    meta["kind"] = (
+                        "photo" if meta["file_path"].startswith("photos/") else "document"
+                    )
                 files[meta["file_id"]] = StoredFile(data=blob, **meta)
-        world.files.update(files)
+        for stored in files.values():
+            world.add_file(stored)
         self._saved_files = set(files)
         for chat in loaded.chats:
             bot_found = world.bots.get(chat["bot_id"])

@@ -23,8 +23,9 @@ from sandbox.telegram.errors import (
     cannot_initiate,
     unauthorized,
 )
-from sandbox.telegram.formatting import automatic_entities
+from sandbox.telegram.formatting import automatic_entities, utf16_len
 from sandbox.telegram.idle import IdleReplies
+from sandbox.telegram.images import MAX_PHOTO_BYTES, ImageInfo, read_image
 from sandbox.telegram.models import (
     BotAccount,
     CallbackQueryRecord,
@@ -46,6 +47,8 @@ _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # Updates kept per bot for a delivery again (POST /sandbox/bots/{id}/updates/{update_id}/again).
 RECENT_UPDATES = 500
+# A user's caption: Telegram Premium's limit (1024 without Premium; a bot's captions: 1024).
+MAX_USER_CAPTION = 4096
 # What ``PATCH /sandbox/users/{id}`` may change.
 USER_FIELDS = ("first_name", "last_name", "username", "language_code", "phone_number")
 
@@ -83,6 +86,7 @@ class TelegramWorld:
         self.users: dict[int, UserAccount] = {}
         self.conversations: dict[tuple[int, int], Conversation] = {}
         self.files: dict[str, StoredFile] = {}
+        self.photo_sizes: dict[str, StoredFile] = {}  # a smaller size's file_id -> its photo
         self.callbacks: dict[str, CallbackQueryRecord] = {}
         self.changes = Signal()
         self._next_user_id = 100_000_001
@@ -328,8 +332,8 @@ class TelegramWorld:
         """Unix time as Telegram stamps messages."""
         return int(time.time())
 
-    def store_file(self, upload: Upload, *, kind: str) -> StoredFile:
-        """Keep an uploaded file and give it Telegram-like identifiers."""
+    def store_file(self, upload: Upload, *, kind: str, bot_id: int | None) -> StoredFile:
+        """Keep an uploaded file and give it Telegram-like identifiers, owned by ``bot_id``."""
         number = self._next_file
         self._next_file += 1
         unique = secrets.token_urlsafe(12)
@@ -341,9 +345,47 @@ class TelegramWorld:
             file_name=upload.filename,
             mime_type=upload.content_type or "application/octet-stream",
             file_path=f"{kind}s/file_{number}.{suffix}",
+            kind=kind,
+            bot_id=bot_id,
         )
-        self.files[stored.file_id] = stored
+        self.add_file(stored)
         return stored
+
+    def store_photo(self, data: bytes, *, bot_id: int, filename: str | None = None) -> StoredFile:
+        """Keep a photo as Telegram does: decoded, in several sizes, owned by ``bot_id``.
+
+        Raises ``ValueError`` with Telegram's error (``PHOTO_SAVE_FILE_INVALID`` over 10 MB,
+        ``IMAGE_PROCESS_FAILED`` for what is not an image, ``PHOTO_INVALID_DIMENSIONS``)."""
+        info = photo_info(data)
+        sizes = info.sizes()
+        stored = self.store_file(
+            Upload(data, filename or f"photo.{info.suffix}", info.mime_type),
+            kind="photo",
+            bot_id=bot_id,
+        )
+        stored.width, stored.height = sizes[-1]
+        for index, (width, height) in enumerate(sizes[:-1]):
+            unique = secrets.token_urlsafe(12)
+            stored.sizes.append(
+                {
+                    "file_id": f"{stored.file_id}_{index}",
+                    "file_unique_id": unique[:16],
+                    "width": width,
+                    "height": height,
+                }
+            )
+        self.add_file(stored)
+        return stored
+
+    def add_file(self, stored: StoredFile) -> None:
+        """Index a file (and each size of a photo) by ``file_id``."""
+        self.files[stored.file_id] = stored
+        for size in stored.sizes:
+            self.photo_sizes[size["file_id"]] = stored
+
+    def find_file(self, file_id: str) -> StoredFile | None:
+        """A file by any of its ``file_id``s (a photo's smaller sizes included)."""
+        return self.files.get(file_id) or self.photo_sizes.get(file_id)
 
     # ----- what users do --------------------------------------------------------------------
 
@@ -377,6 +419,34 @@ class TelegramWorld:
             entities=automatic_entities(text),
             reply_to_message_id=reply_to_message_id,
         )
+
+    def user_sends_photo(
+        self,
+        conv: Conversation,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        caption_entities: list[dict[str, Any]] | None = None,
+        filename: str | None = None,
+    ) -> ChatMessage:
+        """The user sends a photo, with an optional caption; the bot gets ``message.photo``.
+
+        The caption may hold up to 4096 characters, as a Telegram Premium user's may (1024
+        without Premium), so bots meet captions longer than they may send themselves."""
+        try:
+            stored = self.store_photo(data, bot_id=conv.bot.id, filename=filename)
+        except ValueError as exc:
+            raise ControlError(400, f"the photo is refused: {exc}") from None
+        if caption is not None and not caption.strip():
+            caption = None
+        if caption is not None and utf16_len(caption) > MAX_USER_CAPTION:
+            raise ControlError(400, f"caption is longer than {MAX_USER_CAPTION} characters")
+        entities = automatic_entities(caption) if caption else []
+        if caption_entities:
+            if caption is None:
+                raise ControlError(400, "caption_entities need a caption")
+            entities = check_entities(caption, caption_entities)
+        return self._user_message(conv, photo=stored, caption=caption, caption_entities=entities)
 
     def user_shares_contact(
         self, conv: Conversation, *, phone_number: str | None = None
@@ -535,3 +605,36 @@ def _member(user: dict[str, Any], status: str) -> dict[str, Any]:
     if status == "kicked":
         data["until_date"] = 0
     return data
+
+
+def photo_info(data: bytes) -> ImageInfo:
+    """The decoded header of a photo Telegram accepts; ``ValueError`` with Telegram's error."""
+    if not data:
+        raise ValueError("file must be non-empty")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ValueError("PHOTO_SAVE_FILE_INVALID")
+    info = read_image(data)
+    if info is None:
+        raise ValueError("IMAGE_PROCESS_FAILED")
+    if not info.dimensions_ok():
+        raise ValueError("PHOTO_INVALID_DIMENSIONS")
+    return info
+
+
+def check_entities(text: str, entities: Any) -> list[dict[str, Any]]:
+    """Entities a user's client attached: each a ``type`` with an ``offset``/``length`` inside
+    ``text`` (in UTF-16 units, as Telegram counts)."""
+    if not isinstance(entities, list):
+        raise ControlError(400, "caption_entities must be a list of MessageEntity objects")
+    size = utf16_len(text)
+    checked = []
+    for entity in entities:
+        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str):
+            raise ControlError(400, "each entity needs a type, an offset and a length")
+        offset, length = entity.get("offset"), entity.get("length")
+        if not isinstance(offset, int) or not isinstance(length, int):
+            raise ControlError(400, "an entity's offset and length must be integers")
+        if offset < 0 or length <= 0 or offset + length > size:
+            raise ControlError(400, f"entity {entity} lies outside the caption")
+        checked.append(dict(entity))
+    return checked

@@ -150,10 +150,10 @@ async def get_chat(ctx: CallContext, params: Params) -> dict[str, Any]:
 async def get_file(ctx: CallContext, params: Params) -> dict[str, Any]:
     """``getFile``: the ``file_path`` downloads from ``/file/bot<token>/<file_path>``."""
     file_id = params.str("file_id", required=True)
-    stored = ctx.world.files.get(file_id or "")
-    if stored is None:
+    stored = ctx.world.find_file(file_id or "")
+    if stored is None or not stored.usable_by(ctx.bot.id):
         raise bad_request("invalid file_id")
-    return stored.to_file()
+    return stored.to_file(file_id)
 
 
 METHODS = {

@@ -73,20 +73,30 @@ async def send_message(ctx: CallContext, params: Params) -> dict[str, Any]:
 
 
 def resolve_file(ctx: CallContext, params: Params, name: str) -> StoredFile:
-    """An uploaded file (stored now) or an existing ``file_id``."""
+    """An uploaded file (stored now, owned by the calling bot) or an existing ``file_id``.
+
+    As in Telegram, a ``file_id`` works only for the bot that received or sent the file, and only
+    as the same kind of file (a photo as a photo)."""
     value = params.file(name)
     if value is None:
         raise bad_request(f"there is no {name} in the request")
     if isinstance(value, Upload):
         if not value.data:
             raise bad_request("file must be non-empty")
+        if name == "photo":
+            try:
+                return ctx.world.store_photo(value.data, bot_id=ctx.bot.id, filename=value.filename)
+            except ValueError as exc:
+                raise bad_request(str(exc)) from None
         if value.content_type in ("", "application/octet-stream"):
             guessed = mimetypes.guess_type(value.filename)[0]
             value = Upload(value.data, value.filename, guessed or "application/octet-stream")
-        return ctx.world.store_file(value, kind=name)
-    stored = ctx.world.files.get(value)
-    if stored is None:
+        return ctx.world.store_file(value, kind=name, bot_id=ctx.bot.id)
+    stored = ctx.world.find_file(value)
+    if stored is None or not stored.usable_by(ctx.bot.id):
         raise bad_request("wrong file identifier/HTTP URL specified")
+    if (stored.kind == "photo") != (name == "photo"):
+        raise bad_request("type of file mismatch")
     return stored
 
 
@@ -99,10 +109,12 @@ async def send_document(ctx: CallContext, params: Params) -> dict[str, Any]:
 
 
 async def send_photo(ctx: CallContext, params: Params) -> dict[str, Any]:
-    """``sendPhoto``."""
+    """``sendPhoto``: an upload (at most 10 MB, a real image) or a ``file_id`` of this bot's.
+
+    The caption is checked first, as Telegram does: 1024 characters after entity parsing."""
     conv = ctx.world.chat_for_bot(ctx.bot, params.chat_id(), sending=True)
-    stored = resolve_file(ctx, params, "photo")
     caption, entities = caption_of(params)
+    stored = resolve_file(ctx, params, "photo")
     return _post(ctx, conv, params, photo=stored, caption=caption, caption_entities=entities)
 
 
