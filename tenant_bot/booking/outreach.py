@@ -11,6 +11,17 @@ from enum import StrEnum
 
 from tenant_bot.booking.models import BookingDetails
 
+# Telegram's limits on what a bot sends, counted after formatting is parsed, in UTF-16 code units:
+# a text message holds 4096 characters, a photo's caption only 1024 (a Premium owner may send the
+# bot a photo with a longer caption, which the bot could not send on).
+MESSAGE_MAX_CHARS = 4096
+PHOTO_CAPTION_MAX_CHARS = 1024
+
+
+def telegram_length(text: str) -> int:
+    """The length of a text as Telegram counts it (UTF-16 code units: an emoji may count two)."""
+    return len(text.encode("utf-16-le")) // 2
+
 
 @dataclass(frozen=True, slots=True)
 class OutreachSettings:

@@ -13,7 +13,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from kit.routing import Routes
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.errors import BookingError
-from tenant_bot.booking.outreach import Audience, AudienceChoice
+from tenant_bot.booking.outreach import (
+    MESSAGE_MAX_CHARS,
+    PHOTO_CAPTION_MAX_CHARS,
+    Audience,
+    AudienceChoice,
+    telegram_length,
+)
 from tenant_bot.broadcaster import Broadcaster
 from tenant_bot.callbacks import Admin, MailingAdmin
 from tenant_bot.handlers.admin.common import back_to_menu
@@ -119,9 +125,24 @@ def _audience_keyboard(texts: BotTexts, locale: str) -> InlineKeyboardMarkup:
 
 @routes.message(MailingFlow.text)
 async def got_text(message: Message, state: FSMContext, texts: BotTexts, locale: str) -> None:
-    """The mailing as the owner wrote it: its formatting kept (HTML), a photo's largest size."""
+    """The mailing as the owner wrote it: its formatting kept (HTML), a photo's largest size.
+
+    A photo's caption longer than Telegram lets a bot send (1024 characters, while a text may
+    have 4096) is refused here, before any preview or sending, with what to do instead."""
     photo = message.photo[-1].file_id if message.photo else None
     if photo is not None:
+        length = telegram_length(message.caption or "")
+        if length > PHOTO_CAPTION_MAX_CHARS:
+            await message.answer(
+                texts(
+                    locale,
+                    "mailing_caption_too_long",
+                    length=length,
+                    limit=PHOTO_CAPTION_MAX_CHARS,
+                    text_limit=MESSAGE_MAX_CHARS,
+                )
+            )
+            return
         text = message.html_text if message.caption else ""
     elif message.text:
         text = message.html_text
