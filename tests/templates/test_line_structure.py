@@ -123,6 +123,8 @@ SAMPLES: dict[str, Any] = {
     "hidden": True,
     "audience": "не были 60 дн.",
     "total": 500,
+    "length": 1040,  # a photo mailing's caption, in Telegram's characters (issue 20)
+    "text_limit": 4096,
     "sent": 480,
     "failed": 3,
     "skipped": 5,
