@@ -707,6 +707,18 @@
     return (await act("/messages", { text })) !== null;
   }
 
+  // A photo as Telegram sends it: the bytes (base64) and the text typed so far as its caption.
+  async function sendPhoto(file, caption) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = "";
+    for (let at = 0; at < bytes.length; at += 0x8000) {
+      binary += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
+    }
+    const body = { data_base64: btoa(binary), filename: file.name };
+    if (caption.trim()) body.caption = caption;
+    return (await act("/photo", body)) !== null;
+  }
+
   async function pressInline(button, messageId, data) {
     button.classList.add("pending");
     try {
@@ -817,6 +829,20 @@
       input.value = "";
       autoGrow();
       if (!(await sendText(text))) input.value = text;
+      input.focus();
+    });
+
+    $("attach").addEventListener("click", () => $("photo-file").click());
+    $("photo-file").addEventListener("change", async (event) => {
+      const file = event.target.files[0];
+      event.target.value = "";
+      if (!file) return;
+      const input = $("input");
+      const caption = input.value;
+      if (await sendPhoto(file, caption)) {
+        input.value = "";
+        autoGrow();
+      }
       input.focus();
     });
 
