@@ -33,9 +33,15 @@ async def _bot(sandbox: TelegramSandbox, name: str) -> tuple[str, int]:
     return token, bot_id_of(token)
 
 
-@pytest.mark.parametrize("kind", ["JPEG", "PNG", "GIF", "WEBP"])
+@pytest.mark.parametrize("kind", ["JPEG", "progressive JPEG", "PNG", "GIF", "WEBP"])
 def test_image_headers_give_the_size(kind: str) -> None:
-    info = read_image(picture(1000, 600, kind))
+    if kind == "progressive JPEG":
+        out = io.BytesIO()
+        Image.open(io.BytesIO(picture(1000, 600))).save(out, "JPEG", progressive=True)
+        data = out.getvalue()
+    else:
+        data = picture(1000, 600, kind)
+    info = read_image(data)
     assert info is not None and (info.width, info.height) == (1000, 600)
     assert info.sizes() == [(90, 54), (320, 192), (800, 480), (1000, 600)]
     assert read_image(b"%PDF-1.4 not an image") is None
