@@ -433,10 +433,6 @@ class TelegramWorld:
 
         The caption may hold up to 4096 characters, as a Telegram Premium user's may (1024
         without Premium), so bots meet captions longer than they may send themselves."""
-        try:
-            stored = self.store_photo(data, bot_id=conv.bot.id, filename=filename)
-        except ValueError as exc:
-            raise ControlError(400, f"the photo is refused: {exc}") from None
         if caption is not None and not caption.strip():
             caption = None
         if caption is not None and utf16_len(caption) > MAX_USER_CAPTION:
@@ -446,6 +442,10 @@ class TelegramWorld:
             if caption is None:
                 raise ControlError(400, "caption_entities need a caption")
             entities = check_entities(caption, caption_entities)
+        try:  # checked first, so a refused photo leaves nothing stored
+            stored = self.store_photo(data, bot_id=conv.bot.id, filename=filename)
+        except ValueError as exc:
+            raise ControlError(400, f"the photo is refused: {exc}") from None
         return self._user_message(conv, photo=stored, caption=caption, caption_entities=entities)
 
     def user_shares_contact(
