@@ -19,10 +19,14 @@ COPY deps/ /wheels/deps/
 RUN /opt/botfleet/bin/pip install --no-index --no-cache-dir --find-links /wheels/deps /wheels/deps/*.whl \
     && rm -rf /wheels/deps
 
+# templates.precompile(): the compiled templates are cached beside them (as Python caches bytecode),
+# written here because the bots cannot write the package folder and run with PYTHONDONTWRITEBYTECODE;
+# a bot that compiled its texts itself would hold ~17 MB more.
 COPY app/ /wheels/app/
 RUN /opt/botfleet/bin/pip install --no-index --no-deps --no-cache-dir /wheels/app/*.whl \
     && rm -rf /wheels \
-    && /opt/botfleet/bin/python -c "import aiogram, asyncpg, redis, cli.main"
+    && /opt/botfleet/bin/python -c "import aiogram, asyncpg, redis, cli.main" \
+    && /opt/botfleet/bin/python -c "import templates; templates.precompile()"
 
 USER 10001:10001
 WORKDIR /tmp

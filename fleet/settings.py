@@ -58,7 +58,19 @@ YOOKASSA_NETWORKS: tuple[str, ...] = (
 # imports the tenant bot): the only place such module names are written as strings. The defaults of
 # BOTFLEET_PROCESS_PRELOAD and BOTFLEET_TENANT_ENTRYPOINT; tests/test_architecture.py checks that each
 # names a module (and function) that exists and that no other string names one.
-FORKSERVER_PRELOAD: tuple[str, ...] = ("aiogram", "tenant_bot.*")  # pkg.*: it and all its modules
+# pkg.*: it and all its modules. Then what the tenant bot imports only for a rare feature (the XLSX
+# export, QR codes, the payment token's key, an HTTP server for webhook mode or a health port): a
+# standalone bot keeps it out of its memory (tests/tenant_bot/test_idle_footprint.py checks), the
+# forked bots share one copy.
+FORKSERVER_PRELOAD: tuple[str, ...] = (
+    "aiogram",
+    "tenant_bot.*",
+    "openpyxl",
+    "segno",
+    "kit.secrets",
+    "aiohttp.web",
+    "aiogram.webhook.aiohttp_server",
+)
 TENANT_BOT_WARM_UP = "tenant_bot.app:warm_up"  # run once after the preloads, before gc.freeze()
 TENANT_BOT_ENTRYPOINT = "tenant_bot.app:run_from_env"  # what each forked bot runs
 

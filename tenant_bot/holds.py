@@ -49,6 +49,7 @@ class HoldReleaser:
         self.recheck = recheck
         self.wake = asyncio.Event()
         self._due: datetime | None = None  # the next hold's end, as last known
+        self._prepared = False  # the payment token's key, made by the first pass when needed
 
     def expect(self, hold_until: datetime) -> None:
         """A hold was taken that ends at ``hold_until``: the loop wakes by then (no query now)."""
@@ -63,6 +64,9 @@ class HoldReleaser:
 
     async def tick(self) -> int:
         """Expire the holds that ran out and tell the waitlist of each freed time; how many."""
+        if not self._prepared:  # at start-up, off any customer's tap
+            self.payments.prepare(await self.core.deposits.settings())
+            self._prepared = True
         expired = await self.core.deposits.expire_holds()
         for booking in expired:
             await self.payments.hold_expired(booking)

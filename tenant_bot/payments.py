@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.types import (
@@ -38,7 +39,6 @@ from aiogram.types import (
     PreCheckoutQuery,
 )
 
-from kit.secrets import SecretBox, SecretUnreadable, derived_key
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.deposits import to_minor
 from tenant_bot.booking.errors import BookingError
@@ -60,6 +60,9 @@ from tenant_bot.keyboards import button
 from tenant_bot.notifications import Notifier
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import booking_facts
+
+if TYPE_CHECKING:
+    from kit.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +95,39 @@ def payment_line(texts: BotTexts, locale: str, booking: Booking) -> str:
 
 
 class TokenVault:
-    """Encrypts the payment provider token with a key derived from the bot token."""
+    """Encrypts the payment provider token with a key derived from the bot token.
+
+    The key (and ``cryptography``, ~7 MB of a bot's memory) is made on first use: most bots take no
+    online payments and never need it; one that does makes it at start-up, in the hold loop's first
+    pass (:meth:`Payments.prepare`), not on a customer's tap.
+    """
 
     def __init__(self, bot_token: str) -> None:
-        self._box = SecretBox([derived_key(bot_token, purpose=_PURPOSE)])
+        self._bot_token = bot_token
+        self._box: SecretBox | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the key is made (sealing or opening needs no import any more)."""
+        return self._box is not None
+
+    def prepare(self) -> SecretBox:
+        """The box holding the key, made on the first call."""
+        if self._box is None:
+            from kit.secrets import SecretBox, derived_key
+
+            self._box = SecretBox([derived_key(self._bot_token, purpose=_PURPOSE)])
+        return self._box
 
     def seal(self, provider_token: str) -> str:
-        return self._box.encrypt(provider_token)
+        return self.prepare().encrypt(provider_token)
 
     def open(self, sealed: str) -> str | None:
         """The token, or None when it cannot be read (the bot token changed since)."""
+        from kit.secrets import SecretUnreadable
+
         try:
-            return self._box.decrypt(sealed)
+            return self.prepare().decrypt(sealed)
         except SecretUnreadable as exc:
             log.warning("payment provider token unreadable", extra={"reason": str(exc)})
             return None
@@ -162,6 +186,12 @@ class Payments:
         self.notifier = notifier
         # told the end of each hold taken (the hold loop wakes by then)
         self.on_hold: Callable[[datetime], None] | None = None
+
+    def prepare(self, settings: PaymentSettings) -> None:
+        """Ready the token's key when the owner takes payments (the hold loop's first pass calls
+        this), so no customer's tap waits for it."""
+        if settings.provider_token is not None:
+            self.vault.prepare()
 
     async def provider_token(self, settings: PaymentSettings | None = None) -> str | None:
         settings = settings or await self.core.deposits.settings()

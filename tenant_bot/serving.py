@@ -13,12 +13,13 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-from aiohttp import web
-
 from tenant_bot.health import snapshot
 
+# aiohttp's server (~1.5 MB of a bot's memory) is imported only by a bot that serves HTTP: in
+# webhook mode, or with a health port; a polling bot, the usual one, never loads it.
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from tenant_bot.resources import BotResources
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class Receiver(Protocol):
 def _health_routes(app: web.Application, resources: BotResources) -> None:
     """``/healthz``: 200 while the bot's supervised loops are healthy, 503 (with why) otherwise."""
 
+    from aiohttp import web
+
     async def healthz(_: web.Request) -> web.Response:
         health = snapshot(resources.supervisor, resources.notifier.tally)
         status = "ok" if health["healthy"] else "unhealthy"
@@ -55,11 +58,15 @@ class _Site:
     """An aiohttp application listening on one port."""
 
     def __init__(self, app: web.Application, port: int) -> None:
+        from aiohttp import web
+
         # Telegram keeps its webhook connection alive; do not wait a minute for it to go.
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         self.port = port
 
     async def start(self) -> None:
+        from aiohttp import web
+
         await self.runner.setup()
         await web.TCPSite(self.runner, host="0.0.0.0", port=self.port).start()  # noqa: S104
 
@@ -118,6 +125,8 @@ class PollingReceiver:
         if self._task.done():
             self._task.result()
         if self.resources.runtime.health_port:
+            from aiohttp import web
+
             app = web.Application()
             _health_routes(app, self.resources)
             self._health = _Site(app, self.resources.runtime.health_port)
@@ -159,6 +168,9 @@ class WebhookReceiver:
         self._sites: list[_Site] = []
 
     async def start(self) -> None:
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+
         runtime, dp, bot = self.resources.runtime, self.resources.dispatcher, self.resources.bot
         if not runtime.webhook_url:
             raise ValueError("BOTFLEET_TENANT_WEBHOOK_URL is required in webhook mode")

@@ -8,8 +8,6 @@ from datetime import date
 from decimal import Decimal
 from typing import TypedDict, Unpack
 
-from openpyxl import Workbook
-
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput
 from tenant_bot.booking.models import BookingDetails, BookingStatus, Clock, ReportSummary, utc_now
@@ -185,6 +183,8 @@ class ReportService:
         self, day_from: date, day_to: date, **filters: Unpack[BookingFilters]
     ) -> bytes:
         """An XLSX workbook with one sheet of bookings."""
+        from openpyxl import Workbook  # ~8 MB: imported by the owners who export, not every bot
+
         workbook = Workbook()
         sheet = workbook.active
         sheet.title = "bookings"

@@ -1,0 +1,59 @@
+"""An idle tenant bot holds only what serving customers needs (issue 20's memory goal: idle RSS within
+1.3x a bare aiogram echo bot, ``benchmarks/tenant_bot.py``).
+
+Rare features import their heavy libraries when first used: the XLSX export (``openpyxl``, and
+``PIL`` through it), QR codes (``segno``), the payment token's key (``kit.secrets`` and
+``cryptography``'s ciphers), an HTTP server for webhook mode or a health port (``aiohttp.web``); public
+holidays are computed in a child process (``holidays``). A standalone bot that has started, made the
+first pass of every loop and idled has imported none of them, so the saving cannot regress unseen;
+the process runtime's fork server preloads each (``FORKSERVER_PRELOAD``) so forked bots share one
+copy instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from fleet.settings import FORKSERVER_PRELOAD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Imported by a bot only when the feature is used; preloaded by the fork server.
+DEFERRED = ("openpyxl", "segno", "kit.secrets", "aiohttp.web", "aiogram.webhook.aiohttp_server")
+# Never held by an idle bot either: pulled in by the above (redis imports the bare ``cryptography``
+# package for its version, not its ciphers), or used only in a child process.
+NOT_IDLE = (*DEFERRED, "PIL", "cryptography.hazmat", "cryptography.fernet", "holidays")
+
+
+def _held(modules: set[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+async def test_an_idle_bot_has_not_imported_the_rare_features(start_bot) -> None:
+    bot = await start_bot()  # registers the bot with the emulator; its env is reused below
+    await bot.shutdown()
+    env = {**os.environ, **bot.runtime.to_env(), "BOTFLEET_LOG_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.idle_probe",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    # a fresh interpreter imports aiogram first: generous on a loaded machine (not a timing check)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    modules = set(json.loads(out.decode().splitlines()[-1]))
+    # the probe saw a bot that serves: its handlers, templates and booking core are in
+    assert {"tenant_bot.handlers.booking", "tenant_bot.booking.service", "jinja2"} <= modules
+    assert [name for name in NOT_IDLE if _held(modules, name)] == []
+
+
+def test_the_fork_server_preloads_what_a_bot_defers() -> None:
+    assert [name for name in DEFERRED if name not in FORKSERVER_PRELOAD] == []
