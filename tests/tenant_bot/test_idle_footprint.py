@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 from fleet.settings import FORKSERVER_PRELOAD
+from tenant_bot.payments import TokenVault
+from tests.support.dw_helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +59,21 @@ async def test_an_idle_bot_has_not_imported_the_rare_features(start_bot) -> None
 
 def test_the_fork_server_preloads_what_a_bot_defers() -> None:
     assert [name for name in DEFERRED if name not in FORKSERVER_PRELOAD] == []
+
+
+async def test_a_bot_taking_payments_makes_the_tokens_key_at_start_up(start_bot, tenant) -> None:
+    """Deferred, not moved onto a customer's tap: the hold loop's first pass makes the key when the
+    owner takes payments; a bot that takes none never makes it."""
+    bot = await start_bot()
+    await wait_until(lambda: _first_pass_done(bot, "holds"), timeout=20)
+    assert not bot.resources.dispatcher["payments"].vault.ready
+    vault = TokenVault(bot.runtime.bot_token.get_secret_value())
+    await tenant.core.deposits.update_settings(provider_token=vault.seal("381764678:TEST:key"))
+    await bot.shutdown()
+    bot = await start_bot()
+    await wait_until(lambda: _first_pass_done(bot, "holds"), timeout=20)
+    assert bot.resources.dispatcher["payments"].vault.ready
+
+
+async def _first_pass_done(bot, loop: str) -> bool:
+    return any(s.name == loop and s.last_beat is not None for s in bot.resources.supervisor)
