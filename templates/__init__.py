@@ -35,6 +35,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from jinja2.bccache import Bucket, BytecodeCache
 
@@ -49,7 +50,8 @@ class CompiledCache(BytecodeCache):
     """jinja2's compiled code of one area's templates, in files beside the sources.
 
     A cached file is used only when its Python version and the checksum of the source it was
-    compiled from both match (jinja2's :class:`~jinja2.bccache.Bucket` checks); otherwise the template
+    compiled from (and of the environment's options) both match (jinja2's
+    :class:`~jinja2.bccache.Bucket` checks); otherwise the template
     is compiled again and the file replaced. Files are written whole to a temporary name and then
     renamed, so bots starting together never read half a file, and readable by all (an image built
     as root serves bots running as another user).
@@ -59,9 +61,14 @@ class CompiledCache(BytecodeCache):
         self.folder = folder
         # None: write as Python writes its bytecode (not under PYTHONDONTWRITEBYTECODE)
         self.write = write
+        # what the compiled code depends on besides the source (set by the environment using it)
+        self.compiled_with = ""
 
     def get_cache_key(self, name: str, filename: str | None = None) -> str:
         return name  # one folder per area: the template's name is unique in it
+
+    def get_source_checksum(self, source: str) -> str:
+        return super().get_source_checksum(f"{self.compiled_with}\n{source}")
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.{sys.implementation.cache_tag}.j2c"
@@ -100,8 +107,8 @@ def _environment(area: str) -> Environment:
     return _new_environment(area, CompiledCache(ROOT / area / CACHE_FOLDER))
 
 
-def _new_environment(area: str, cache: BytecodeCache) -> Environment:
-    return Environment(
+def _new_environment(area: str, cache: CompiledCache) -> Environment:
+    environment = Environment(
         loader=PackageLoader("templates", area),
         bytecode_cache=cache,
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -112,6 +119,29 @@ def _new_environment(area: str, cache: BytecodeCache) -> Environment:
         lstrip_blocks=False,
         keep_trailing_newline=False,
     )
+    cache.compiled_with = _compiled_with(environment)
+    return environment
+
+
+def _compiled_with(environment: Environment) -> str:
+    """jinja2's version and the options compiled code depends on: part of each cached file's
+    checksum, so changing any of them compiles every template again."""
+    options = (
+        environment.trim_blocks,
+        environment.lstrip_blocks,
+        environment.keep_trailing_newline,
+        environment.newline_sequence,
+        environment.undefined.__name__,
+        environment.autoescape("x.j2")
+        if callable(environment.autoescape)
+        else environment.autoescape,
+        environment.block_start_string,
+        environment.variable_start_string,
+        environment.comment_start_string,
+        environment.line_statement_prefix,
+        sorted(environment.extensions),
+    )
+    return f"jinja2 {jinja2.__version__} {options!r}"
 
 
 class Texts:

@@ -1,6 +1,6 @@
 """Compiled templates are cached beside their sources and used instead of compiling again (a bot then
-holds ~1 MB for a locale's texts instead of the ~18 MB compiling leaves behind), never when stale,
-and a cache that cannot be written costs only the compile."""
+holds ~1 MB for a locale's texts instead of the ~18 MB compiling leaves behind), never when stale
+(another source, other options), and a cache that cannot be written costs only the compile."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import logging
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from jinja2 import Environment
+from jinja2 import Environment, PackageLoader
 
 import templates
 from templates import CompiledCache, precompile
@@ -91,3 +92,27 @@ def test_precompile_writes_every_area_and_locale(monkeypatch: pytest.MonkeyPatch
                 assert templates.Texts(area).keys(locale)
     finally:
         templates._environment.cache_clear()
+
+
+def test_other_environment_options_do_not_reuse_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CompiledCache(tmp_path, write=True)
+    _render(cache)
+    other = Environment(
+        loader=PackageLoader("templates", "tenant_bot"),
+        bytecode_cache=cache,
+        autoescape=True,
+        trim_blocks=True,
+    )
+    cache.compiled_with = templates._compiled_with(other)
+    compiled: list[object] = []
+    original = Environment.compile
+
+    def counting(self: Environment, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(args[1] if len(args) > 1 else kwargs.get("name"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    other.get_template("en.j2")
+    assert compiled == ["en.j2"]
