@@ -47,7 +47,7 @@ class Month(CallbackData, prefix="cm"):
 
 class PickDay(CallbackData, prefix="d"):
     """A day in a calendar; ``purpose``: ``b`` booking, ``r`` reschedule, ``a`` admin schedule,
-    ``k`` admin block-day, ``m`` the owner moving a booking."""
+    ``k`` admin block-day, ``m`` the owner moving a booking, ``s`` a staff member's day."""
 
     day: int
     purpose: str = "b"
@@ -134,7 +134,7 @@ class ServiceEdit(CallbackData, prefix="as"):
 
 class StaffEdit(CallbackData, prefix="af"):
     """``new``, ``v`` view, ``t`` toggle active, ``h`` hours, ``s`` services, ``sv`` toggle
-    ``service_id`` for this staff member, ``inv`` an invitation to the /staff desk."""
+    ``service_id`` for this staff member, ``inv`` an invitation to the /staff desk, ``un`` unlink their Telegram account."""
 
     staff_id: int
     action: str = "v"
@@ -306,6 +306,17 @@ class StatsRange(CallbackData, prefix="at"):
 
 class Desk(CallbackData, prefix="sd"):
     """A staff member's /staff menu: ``menu`` shows it (its "New booking" and "Walk-in now" reuse
-    the owner's ``Admin`` sections ``nb`` and ``wi`` on the staff member's own schedule)."""
+    the owner's ``Admin`` sections ``nb`` and ``wi`` on the staff member's own schedule); ``day``
+    their bookings of ``day`` (as in :class:`PickDay`; 0: today), ``pick`` a date to see (the
+    calendar answers with ``PickDay`` / ``Month`` of purpose ``s``)."""
 
     action: str
+    day: int = 0
+
+
+class DeskBooking(CallbackData, prefix="sb"):
+    """A staff member on one of their own bookings: ``v`` view, ``d`` came, ``n`` did not come,
+    ``x`` cancel (asks a reason). Another member's booking is refused as a stale button."""
+
+    booking_id: int
+    action: str = "v"

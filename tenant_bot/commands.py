@@ -3,6 +3,12 @@
 Customers see /start, /book, /my, /language, /help; each owner additionally sees /admin in their own
 chat scope. Every list is published once per bot language (``language_code``) and once without one,
 in the tenant's default locale, for apps in other languages.
+
+A staff member linked to a Telegram account sees /staff in their own chat scope (issue 21): one
+list without a ``language_code``, in the language they use the bot in (so it follows /language
+rather than their app's language), set when they accept the owner's invitation or pick a language,
+and deleted when the owner unlinks or switches them off. Telegram keeps these menus across restarts,
+so they follow those events rather than the start-up.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CUSTOMER_COMMANDS = ("start", "book", "my", "language", "help")
 OWNER_COMMANDS = ("admin", *CUSTOMER_COMMANDS)
+STAFF_COMMANDS = ("staff", *CUSTOMER_COMMANDS)
 
 
 def command_list(texts: BotTexts, locale: str, names: tuple[str, ...]) -> list[BotCommand]:
@@ -53,3 +60,31 @@ async def register_commands(bot: Bot, *, texts: BotTexts, owner_ids: list[int]) 
                 "setMyCommands failed",
                 extra={"scope": scope.type, "language": language, "error": type(exc).__name__},
             )
+
+
+async def set_staff_menu(bot: Bot, *, texts: BotTexts, chat_id: int, locale: str) -> bool:
+    """The staff member's menu (/staff first) in their chat, in ``locale``; False if Telegram
+    refused (logged: the desk works without a menu)."""
+    scope = BotCommandScopeChat(chat_id=chat_id)
+    try:
+        await bot.set_my_commands(command_list(texts, locale, STAFF_COMMANDS), scope=scope)
+    except TelegramAPIError as exc:
+        log.warning(
+            "setMyCommands failed", extra={"scope": scope.type, "error": type(exc).__name__}
+        )
+        return False
+    return True
+
+
+async def remove_staff_menu(bot: Bot, *, chat_id: int) -> bool:
+    """Back to the customers' menu in that chat (the chat scope's list deleted); False if
+    Telegram refused (logged)."""
+    scope = BotCommandScopeChat(chat_id=chat_id)
+    try:
+        await bot.delete_my_commands(scope=scope)
+    except TelegramAPIError as exc:
+        log.warning(
+            "deleteMyCommands failed", extra={"scope": scope.type, "error": type(exc).__name__}
+        )
+        return False
+    return True

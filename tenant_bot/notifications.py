@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from aiogram import Bot
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -427,51 +427,43 @@ def reminder_buttons(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
+CardData = Callable[[int, str], str]
+"""The callback data of a card's button from the booking id and the action (``ok``, ``m``, ``x``,
+``d``, ``n`` as in :class:`~tenant_bot.callbacks.OwnerBooking`)."""
+
+
+def _owner_data(booking_id: int, action: str) -> str:
+    return OwnerBooking(booking_id=booking_id, action=action).pack()
+
+
+OWNER_ACTIONS = frozenset({"ok", "m", "x", "d", "n"})
+
+
 def owner_card(
-    texts: BotTexts, locale: str, details: BookingDetails, *, now: datetime
+    texts: BotTexts,
+    locale: str,
+    details: BookingDetails,
+    *,
+    now: datetime,
+    actions: frozenset[str] = OWNER_ACTIONS,
+    data: CardData = _owner_data,
 ) -> InlineKeyboardMarkup:
     """The owner's buttons for a booking in its current status; "came" / "did not come" only
-    once it has started (:meth:`~tenant_bot.booking.models.Booking.awaits_outcome`)."""
+    once it has started (:meth:`~tenant_bot.booking.models.Booking.awaits_outcome`). A staff
+    member's card is the same rules with fewer ``actions`` and their own callback ``data``."""
     booking_id = details.booking.id
     status = details.booking.status
+
+    def row(*pairs: tuple[str, str]) -> list[InlineKeyboardButton]:
+        return [button(texts(locale, key), data(booking_id, action)) for key, action in pairs]
+
     rows = []
-    if status is BookingStatus.PENDING:
-        rows.append(
-            [
-                button(
-                    texts(locale, "btn_confirm_booking"),
-                    OwnerBooking(booking_id=booking_id, action="ok").pack(),
-                )
-            ]
-        )
-    if status.active:
-        rows.append(
-            [
-                button(
-                    texts(locale, "btn_move"),
-                    OwnerBooking(booking_id=booking_id, action="m").pack(),
-                )
-            ]
-        )
-        rows.append(
-            [
-                button(
-                    texts(locale, "btn_cancel_booking"),
-                    OwnerBooking(booking_id=booking_id, action="x").pack(),
-                )
-            ]
-        )
-    if details.booking.awaits_outcome(now):
-        rows.append(
-            [
-                button(
-                    texts(locale, "btn_came"),
-                    OwnerBooking(booking_id=booking_id, action="d").pack(),
-                ),
-                button(
-                    texts(locale, "btn_no_show"),
-                    OwnerBooking(booking_id=booking_id, action="n").pack(),
-                ),
-            ]
-        )
+    if status is BookingStatus.PENDING and "ok" in actions:
+        rows.append(row(("btn_confirm_booking", "ok")))
+    if status.active and "m" in actions:
+        rows.append(row(("btn_move", "m")))
+    if status.active and "x" in actions:
+        rows.append(row(("btn_cancel_booking", "x")))
+    if details.booking.awaits_outcome(now) and {"d", "n"} <= actions:
+        rows.append(row(("btn_came", "d"), ("btn_no_show", "n")))
     return InlineKeyboardMarkup(inline_keyboard=rows)

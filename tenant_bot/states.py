@@ -73,3 +73,10 @@ class MailingFlow(StatesGroup):
     text = State()
     days = State()
     confirm = State()
+
+
+class DeskInput(StatesGroup):
+    """A staff member at the /staff desk types something: the reason for cancelling one of their
+    bookings (``data['booking_id']``)."""
+
+    cancel_reason = State()

@@ -5,6 +5,8 @@ Each function returns ``(text, keyboard)``; routers decide whether to edit a mes
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -14,7 +16,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from schemas.notices import BookingFacts
 from tenant_bot import keyboards
 from tenant_bot.booking import BookingCore, CatalogueReader
-from tenant_bot.booking.models import BookingDetails, BusinessSettings, Clock, Slot
+from tenant_bot.booking.models import BookingDetails, BusinessSettings, Clock, DaySchedule, Slot
+from tenant_bot.keyboards import button
 from tenant_bot.texts import BotTexts
 
 Screen = tuple[str, InlineKeyboardMarkup]
@@ -166,3 +169,78 @@ def booking_label(
     """A one-line button label: ``Fri 7 Mar, 14:30 · Haircut``."""
     when = texts.when(locale, details.booking.starts_at, settings.zone)
     return f"{when} · {details.service_name}"[:60]
+
+
+def schedule_line(
+    texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings, *, key: str
+) -> str:
+    """One booking of a day's list (``key``: the owner's line, or a staff member's without the
+    staff name), marked when the customer answered a reminder "I'll come"."""
+    local = details.booking.starts_at.astimezone(settings.zone)
+    return texts(
+        locale,
+        key,
+        time=f"{local:%H:%M}",
+        service=details.service_name,
+        staff=details.staff_name,
+        customer=details.customer_name,
+        status=texts(locale, f"status_{details.booking.status.value}"),
+    ) + (
+        " " + texts(locale, "adm_will_come_mark")
+        if details.booking.customer_confirmed_at and details.booking.status.active
+        else ""
+    )
+
+
+BookingData = Callable[[int], str]
+"""The callback data of a booking's button in a list, from its id (the owner's or a staff card)."""
+
+
+def booking_rows(
+    texts: BotTexts,
+    locale: str,
+    items: Sequence[BookingDetails],
+    settings: BusinessSettings,
+    open_card: BookingData,
+) -> list[list[InlineKeyboardButton]]:
+    """A button per booking (at most 40): ``Tue 8 Jan 12:00 · Vera``."""
+    rows = []
+    for details in items[:40]:
+        local = details.booking.starts_at.astimezone(settings.zone)
+        label = f"{texts.day(locale, local.date())} {local:%H:%M} · {details.customer_name}"[:60]
+        rows.append([button(label, open_card(details.booking.id))])
+    return rows
+
+
+def schedule_screen(
+    texts: BotTexts,
+    locale: str,
+    schedule: DaySchedule,
+    settings: BusinessSettings,
+    *,
+    open_card: BookingData,
+    line_key: str,
+    bottom: Sequence[list[InlineKeyboardButton]],
+) -> Screen:
+    """A day's bookings, each a button to its card (``open_card``), then the ``bottom`` rows; the
+    count leaves out the cancelled ones, listed apart below. The owner's day and a staff member's
+    own day (:mod:`tenant_bot.handlers.staff_desk`) are this one screen."""
+    text = texts(
+        locale, "adm_schedule", day=texts.day(locale, schedule.day), count=len(schedule.booked)
+    )
+    line = functools.partial(schedule_line, texts, locale, settings=settings, key=line_key)
+    if schedule.booked:
+        text += "\n\n" + "\n".join(line(d) for d in schedule.booked)
+    if schedule.cancelled:
+        text += "\n\n" + texts(locale, "adm_schedule_cancelled", count=len(schedule.cancelled))
+        text += "\n" + "\n".join(line(d) for d in schedule.cancelled)
+    items = [*schedule.booked, *schedule.cancelled]
+    rows = booking_rows(texts, locale, items, settings, open_card)
+    return text[:4000], InlineKeyboardMarkup(inline_keyboard=[*rows, *bottom])
+
+
+def phone_ending(phone: str) -> str:
+    """The last four digits of a phone (``…1234``; "" for none): what a staff member's card
+    shows, enough to tell callers apart without copying the owner's client book."""
+    digits = [ch for ch in phone if ch.isdigit()]
+    return "…" + "".join(digits[-4:]) if digits else ""

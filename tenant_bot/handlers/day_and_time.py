@@ -48,9 +48,11 @@ async def show_calendar(
     title_key: str = "pick_day",
     state: FSMContext | None = None,
     day_state: State | None = None,
+    notice: bool = True,
 ) -> None:
     """The month of ``data``'s offset with the days that have free time for its service (and
-    staff, 0 meaning anyone); ``state`` enters ``day_state`` once the screen is built."""
+    staff, 0 meaning anyone); ``state`` enters ``day_state`` once the screen is built.
+    ``notice=False`` for the owner's move: the owner's rules, no minimum notice."""
     text, markup = await views.calendar_screen(
         core=core,
         cache=cache,
@@ -63,6 +65,7 @@ async def show_calendar(
         purpose=purpose,
         back=back,
         title_key=title_key,
+        notice=notice,
     )
     if state is not None and day_state is not None:
         await state.set_state(day_state)
@@ -78,9 +81,11 @@ async def free_times_or_alert(
     cache: CatalogueReader,
     texts: BotTexts,
     locale: str,
+    notice: bool = True,
 ) -> views.Screen | None:
     """The free times of ``day`` for a reschedule, or None after a "day is full" alert (a moved
-    booking has nothing to wait for, so no waitlist is offered)."""
+    booking has nothing to wait for, so no waitlist is offered); ``notice`` as in
+    :func:`show_calendar`."""
     screen, has_times = await views.times_screen(
         core=core,
         cache=cache,
@@ -89,6 +94,7 @@ async def free_times_or_alert(
         service_id=data["service_id"],
         staff_id=data["staff_id"],
         day=day,
+        notice=notice,
     )
     if not has_times:
         await callback.answer(

@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, Message
 from kit.routing import Routes
 from tenant_bot.handlers.common import stale
 from tenant_bot.keyboards import ask_phone, main_menu
-from tenant_bot.states import BookingFlow, OwnerInput
+from tenant_bot.states import BookingFlow, DeskInput, OwnerInput
 from tenant_bot.texts import BotTexts
 
 routes = Routes("fallback")
@@ -44,7 +44,7 @@ async def unexpected_message(
             texts(locale, "expected_text") + "\n" + texts(locale, key), reply_markup=markup
         )
         return
-    if current is not None and current.startswith(OwnerInput.__name__):
+    if current is not None and current.startswith((OwnerInput.__name__, DeskInput.__name__)):
         await message.answer(texts(locale, "expected_text"))
         return
     if current is not None:

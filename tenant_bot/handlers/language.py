@@ -1,14 +1,16 @@
-"""/language: the customer picks the bot's language (remembered, and used for their reminders)."""
+"""/language: the customer picks the bot's language (remembered, and used for their reminders; a
+linked staff member's /staff command menu follows it)."""
 
 from __future__ import annotations
 
-from aiogram import F
+from aiogram import Bot, F
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from kit.routing import Routes
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.callbacks import Language, Menu
+from tenant_bot.commands import set_staff_menu
 from tenant_bot.handlers.common import show, stale
 from tenant_bot.keyboards import languages, main_menu
 from tenant_bot.middlewares.locale import LocaleStore
@@ -32,9 +34,11 @@ async def language_menu(callback: CallbackQuery, texts: BotTexts, locale: str) -
 async def set_language(
     callback: CallbackQuery,
     callback_data: Language,
+    bot: Bot,
     texts: BotTexts,
     locales: LocaleStore,
     core: BookingCore,
+    cache: CatalogueReader,
     locale: str,
     is_owner: bool,
 ) -> None:
@@ -44,5 +48,10 @@ async def set_language(
     new = callback_data.code
     await locales.set(callback.from_user.id, new)
     await core.customers.register(callback.from_user.id, locale=new)
+    user_id = callback.from_user.id
+    if not is_owner and any(
+        m.active and m.telegram_user_id == user_id for m in await cache.all_staff()
+    ):
+        await set_staff_menu(bot, texts=texts, chat_id=user_id, locale=new)
     await callback.answer(texts(new, "language_set"))
     await show(callback, texts(new, "menu"), main_menu(texts, new, is_owner=is_owner))

@@ -1,6 +1,7 @@
 """Issue 21 item 1 for staff: a staff member with a Telegram account books callers and walk-ins
 on their own schedule from /staff (the owner's booking steps, pinned to them), and nobody else's;
-the owner's and staff's picker offers times inside the customers' minimum notice."""
+the owner's and staff's picker, and the owner's move, offer times inside the customers' minimum
+notice (customers keep it)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ async def test_a_staff_member_books_a_caller_with_themselves(start_bot, tenant) 
     await say(bot.owner, "/admin")  # the owner has a chat with the bot, to hear of bookings
     menu = await say(olga, "/staff")
     assert "Your desk, Olga" in menu["text"]
-    assert await buttons(olga) == ["➕ New booking", "🚶 Walk-in now", "🏠 Menu"]
+    assert await buttons(olga) == ["📅 My day", "➕ New booking", "🚶 Walk-in now", "🏠 Menu"]
     await tap(olga, "➕ New booking")
     await tap(olga, HAIRCUT)  # no "which staff" step: Olga books with herself
     await tap(olga, "8")
@@ -153,6 +154,45 @@ async def test_the_owners_picker_offers_times_inside_the_customers_notice(
     vera = (await tenant.core.clients.search("Vera"))[0]
     [booked] = await tenant.core.bookings.for_customer(vera.id)
     assert booked.booking.starts_at == datetime(2030, 1, 7, 8, tzinfo=UTC)
+
+
+async def test_the_owners_move_offers_times_inside_the_customers_notice(
+    start_bot, tenant, clock
+) -> None:
+    """The owner's "move booking" picker follows the owner's rules, as the owner's own booking
+    picker: a day and times inside the customers' minimum notice; the customer moving the same
+    booking keeps the notice rule."""
+    bot = await start_bot()
+    anna = await bot.customer("Anna")
+    await say(anna, "/start")
+    customer = await tenant.core.customers.register(anna.id, name="Anna", locale="en")
+    await tenant.core.bookings.book(
+        customer_id=customer.id,
+        service_id=tenant.service_id,
+        start=datetime(2030, 1, 8, 7, tzinfo=UTC),  # Tue 10:00 Moscow
+    )
+    await tenant.core.catalogue.update_settings(min_notice_minutes=480)
+    clock.advance(timedelta(hours=1, minutes=5))  # Monday 10:05: nothing left today for customers
+
+    await say(anna, "/my")
+    await tap(anna, "Tue 8 Jan, 10:00 · Haircut")
+    await tap(anna, "🔁 Reschedule")
+    assert "7" not in await buttons(anna) and "8" in await buttons(anna)
+
+    owner = bot.owner
+    await say(owner, "/admin")
+    await tap(owner, "📋 Tomorrow")
+    await tap(owner, "Tue 8 Jan 10:00 · Anna")
+    await tap(owner, "🔁 Move to another time")
+    assert "7" in await buttons(owner)
+    await tap(owner, "7")
+    times = await buttons(owner)
+    assert "11:00" in times and "10:00" not in times  # inside the notice, not in the past
+    card = await tap(owner, "11:00")
+    assert "Mon 7 Jan, 11:00" in card["text"]
+    await wait_for_text(anna, "Your booking was moved")
+    [moved] = await tenant.core.bookings.for_customer(customer.id)
+    assert moved.booking.starts_at == datetime(2030, 1, 7, 8, tzinfo=UTC)
 
 
 async def test_the_owner_invites_a_staff_member_with_a_one_time_link(start_bot, tenant) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -144,25 +146,72 @@ async def cancel_with_reason(
 ) -> None:
     """Cancel; the customer gets the reason, the waitlist gets the freed time, a paid deposit is
     owed back (the owners are told what to refund where)."""
-    reason = (message.text or "").strip()
-    reason = "" if reason == "-" else reason[:500]
+    details = await cancel_typed(
+        message, state, core=core, cache=cache, notifier=notifier, texts=texts, locale=locale
+    )
+    if details is not None:
+        await render_card(message, core, details, cache, texts, locale, clock)
+        await payments.refund_due_notice(details)
+
+
+async def cancel_typed(
+    message: Message,
+    state: FSMContext,
+    *,
+    core: BookingCore,
+    cache: CatalogueReader,
+    notifier: Notifier,
+    texts: BotTexts,
+    locale: str,
+    allowed: Callable[[int], Awaitable[object]] | None = None,
+) -> BookingDetails | None:
+    """The booking the reason was asked for (the state's ``booking_id``), cancelled with the typed
+    reason by :func:`cancel_and_tell` and said so; None after saying why not (``allowed`` may
+    refuse the booking with a :class:`BookingError`: a staff member's, not their own)."""
     booking_id = (await state.get_data())["booking_id"]
     await state.clear()
-    owner = sender_id(message)
     try:
-        booking = await core.bookings.cancel(
-            booking_id, actor=Actor.owner(owner), reason=reason or None
+        if allowed is not None:
+            await allowed(booking_id)
+        details = await cancel_and_tell(
+            core,
+            cache,
+            notifier,
+            booking_id,
+            actor_id=sender_id(message),
+            reason=typed_reason(message.text),
         )
     except BookingError as exc:
         await message.answer(error_text(texts, locale, exc))
-        return
+        return None
+    await message.answer(texts(locale, "adm_cancelled"))
+    return details
+
+
+def typed_reason(text: str | None) -> str | None:
+    """A typed cancellation reason (``-`` for none), at most 500 characters."""
+    reason = (text or "").strip()
+    return None if reason in ("", "-") else reason[:500]
+
+
+async def cancel_and_tell(
+    core: BookingCore,
+    cache: CatalogueReader,
+    notifier: Notifier,
+    booking_id: int,
+    *,
+    actor_id: int,
+    reason: str | None,
+) -> BookingDetails:
+    """Cancel on the owner's rules (a staff member cancels their own bookings as the owner does):
+    the customer is told the reason, the owners but the actor are told, the waitlist is offered
+    the freed time. Raises the core's :class:`BookingError`."""
+    booking = await core.bookings.cancel(booking_id, actor=Actor.owner(actor_id), reason=reason)
     settings = await cache.settings()
     details = await core.bookings.get(booking.id)
-    await notifier.booking_cancelled(details, by="owner", actor_id=owner, settings=settings)
+    await notifier.booking_cancelled(details, by="owner", actor_id=actor_id, settings=settings)
     await notifier.offer_freed_time(booking, settings=settings)
-    await message.answer(texts(locale, "adm_cancelled"))
-    await render_card(message, core, details, cache, texts, locale, clock)
-    await payments.refund_due_notice(details)
+    return details
 
 
 __all__ = ["Admin", "routes"]

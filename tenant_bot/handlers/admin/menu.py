@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from aiogram import F
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from kit.routing import Handler, Routes
-from tenant_bot import keyboards
+from tenant_bot import keyboards, views
 from tenant_bot.booking import BookingCore, CatalogueReader
 from tenant_bot.booking.models import BookingDetails, BusinessSettings, Clock
 from tenant_bot.callbacks import Admin, Menu, Month, OwnerBooking, PickDay, day_code, day_of
 from tenant_bot.handlers.admin.common import back_to_menu, owner_menu
 from tenant_bot.handlers.common import show
-from tenant_bot.keyboards import button
 from tenant_bot.texts import BotTexts
 from tenant_bot.views import last_bookable_day, local_today, month_page
 
 routes = Routes("admin_menu")
+
+BackButton = Callable[[BotTexts, str], InlineKeyboardButton]
+"""A calendar's back button in the reader's locale."""
 
 
 @routes.message(Command("admin"))
@@ -36,33 +39,15 @@ async def menu(
     await show(event, texts(locale, "adm_menu"), owner_menu(texts, locale))
 
 
-def _line(texts: BotTexts, locale: str, details: BookingDetails, settings: BusinessSettings) -> str:
-    local = details.booking.starts_at.astimezone(settings.zone)
-    return texts(
-        locale,
-        "adm_schedule_line",
-        time=f"{local:%H:%M}",
-        service=details.service_name,
-        staff=details.staff_name,
-        customer=details.customer_name,
-        status=texts(locale, f"status_{details.booking.status.value}"),
-    ) + (  # the customer answered a reminder "I'll come"
-        " " + texts(locale, "adm_will_come_mark")
-        if details.booking.customer_confirmed_at and details.booking.status.active
-        else ""
-    )
+def _owner_card(booking_id: int) -> str:
+    return OwnerBooking(booking_id=booking_id).pack()
 
 
 def _booking_buttons(
     texts: BotTexts, locale: str, items: list[BookingDetails], settings: BusinessSettings, back: str
 ) -> InlineKeyboardMarkup:
-    rows = []
-    for details in items[:40]:
-        local = details.booking.starts_at.astimezone(settings.zone)
-        label = f"{texts.day(locale, local.date())} {local:%H:%M} · {details.customer_name}"[:60]
-        rows.append([button(label, OwnerBooking(booking_id=details.booking.id).pack())])
-    rows.append(back_to_menu(texts, locale, back))
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    rows = views.booking_rows(texts, locale, items, settings, _owner_card)
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, back_to_menu(texts, locale, back)])
 
 
 async def show_day(
@@ -73,18 +58,17 @@ async def show_day(
     texts: BotTexts,
     locale: str,
 ) -> None:
-    """The bookings of one local day, each a button to its card; the count leaves out the
-    cancelled ones, listed apart below."""
-    settings = await cache.settings()
-    schedule = await core.bookings.day_schedule(day)
-    text = texts(locale, "adm_schedule", day=texts.day(locale, day), count=len(schedule.booked))
-    if schedule.booked:
-        text += "\n\n" + "\n".join(_line(texts, locale, d, settings) for d in schedule.booked)
-    if schedule.cancelled:
-        text += "\n\n" + texts(locale, "adm_schedule_cancelled", count=len(schedule.cancelled))
-        text += "\n" + "\n".join(_line(texts, locale, d, settings) for d in schedule.cancelled)
-    items = [*schedule.booked, *schedule.cancelled]
-    await show(event, text[:4000], _booking_buttons(texts, locale, items, settings, "menu"))
+    """The bookings of one local day, each a button to its card."""
+    text, markup = views.schedule_screen(
+        texts,
+        locale,
+        await core.bookings.day_schedule(day),
+        await cache.settings(),
+        open_card=_owner_card,
+        line_key="adm_schedule_line",
+        bottom=[back_to_menu(texts, locale, "menu")],
+    )
+    await show(event, text, markup)
 
 
 @routes.callback_query(Admin.filter(F.section.in_({"today", "tomorrow"})))
@@ -113,9 +97,10 @@ async def admin_calendar(
     clock: Clock,
     locale: str,
     title_key: str,
-    back: str,
+    back: str | BackButton,
 ) -> None:
-    """A month where every day from today to the horizon's end is tappable."""
+    """A month where every day from today to the horizon's end is tappable; ``back`` is an
+    owner menu section, or the back button itself (a staff member's calendar)."""
     settings = await cache.settings()
     today = local_today(settings, clock)
     last = last_bookable_day(settings, clock) + timedelta(days=settings.horizon_days)
@@ -132,13 +117,18 @@ async def admin_calendar(
         last_day=last,
         free_days=days,
         purpose=purpose,
-        back=back_to_menu(texts, locale, back)[0],
+        back=back(texts, locale) if callable(back) else back_to_menu(texts, locale, back)[0],
     )
     await show(event, texts(locale, title_key), markup)
 
 
 def owner_calendar(
-    feature: Routes, opened_by: CallbackQueryFilter, *, purpose: str, title_key: str, back: str
+    feature: Routes,
+    opened_by: CallbackQueryFilter,
+    *,
+    purpose: str,
+    title_key: str,
+    back: str | BackButton,
 ) -> Handler:
     """Register on ``feature`` the handler that opens the owner's calendar (a tap matching
     ``opened_by``) and turns its months; a tapped day comes back as ``PickDay(purpose=...)``."""

@@ -1,4 +1,8 @@
-"""The owner moves a booking to another free time; the customer (and the other owners) are told."""
+"""The owner moves a booking to another free time; the customer (and the other owners) are told.
+
+The picker offers what the core lets the owner do: times inside the customers' minimum notice
+too (``notice=False``, as the owner's own booking picker); customers moving their bookings keep
+the notice rule (:mod:`tenant_bot.handlers.my_bookings`)."""
 
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ async def _calendar(
         purpose="m",
         back=button(texts(locale, "btn_back"), OwnerBooking(booking_id=data["booking_id"]).pack()),
         title_key="pick_new_day",
+        notice=False,  # the owner's rules, as the owner's own booking picker
     )
 
 
@@ -104,7 +109,7 @@ async def pick_day(
     day = day_of(callback_data.day)
     data = await state.get_data()
     screen = await free_times_or_alert(
-        callback, data, day=day, core=core, cache=cache, texts=texts, locale=locale
+        callback, data, day=day, core=core, cache=cache, texts=texts, locale=locale, notice=False
     )
     if screen is None:
         return

@@ -1,4 +1,9 @@
-"""Staff: list, add, switch on/off, which services each provides (weekly hours: :mod:`.hours`)."""
+"""Staff: list, add, switch on/off, which services each provides (weekly hours: :mod:`.hours`),
+and the Telegram account of their /staff desk: invite (a one-time link), unlink.
+
+A linked member's chat has /staff in its command menu while the member is linked and switched on:
+switching them off or unlinking them takes it away, switching them back on gives it back (in the
+language they last used the bot in, :class:`~tenant_bot.middlewares.locale.LocaleStore`)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from kit.routing import Routes
+from schemas.runtime import TenantRuntime
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.models import Staff
 from tenant_bot.callbacks import Admin, StaffEdit
+from tenant_bot.commands import remove_staff_menu, set_staff_menu
 from tenant_bot.handlers.admin.common import (
     ask_for_input,
     back_to_menu,
@@ -21,6 +28,7 @@ from tenant_bot.handlers.admin.common import (
 from tenant_bot.handlers.admin.hours import weekday_hours
 from tenant_bot.handlers.common import sender, show
 from tenant_bot.keyboards import button
+from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.staff_invites import INVITE_TTL, StaffInvites
 from tenant_bot.states import OwnerInput
 from tenant_bot.texts import BotTexts
@@ -66,6 +74,8 @@ async def staff_card(
         services=", ".join(services[i] for i in member.service_ids if i in services),
         hours=week,
     )
+    if member.telegram_user_id is not None:
+        text += "\n\n" + texts(locale, "desk_linked_mark")
     rows = [
         [
             button(texts(locale, "adm_hours"), StaffEdit(staff_id=member.id, action="h").pack()),
@@ -85,6 +95,9 @@ async def staff_card(
         ],
         back_to_menu(texts, locale, "staff"),
     ]
+    if member.telegram_user_id is not None:
+        unlink = StaffEdit(staff_id=member.id, action="un").pack()
+        rows.insert(-1, [button(texts(locale, "desk_unlink"), unlink)])
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=rows))
 
 
@@ -116,13 +129,26 @@ async def view(
 async def toggle(
     callback: CallbackQuery,
     callback_data: StaffEdit,
+    bot: Bot,
     core: BookingCore,
+    locales: LocaleStore,
     texts: BotTexts,
     locale: str,
+    runtime: TenantRuntime,
 ) -> None:
     member = await core.catalogue.get_staff(callback_data.staff_id)
     member = await core.catalogue.update_staff(member.id, active=not member.active)
     await callback.answer()
+    account = member.telegram_user_id
+    # the desk's command menu follows the switch (an owner's menu is the owner's)
+    if account is not None and account not in runtime.owner_ids:
+        if member.active:
+            chosen = await locales.get(account)
+            await set_staff_menu(
+                bot, texts=texts, chat_id=account, locale=chosen or texts.default_locale
+            )
+        else:
+            await remove_staff_menu(bot, chat_id=account)
     await staff_card(callback, member, core, texts, locale)
 
 
@@ -215,3 +241,25 @@ async def invite(
         ),
         InlineKeyboardMarkup(inline_keyboard=[_back_to_card(texts, locale, member.id)]),
     )
+
+
+@routes.callback_query(StaffEdit.filter(F.action == "un"))
+async def unlink(
+    callback: CallbackQuery,
+    callback_data: StaffEdit,
+    bot: Bot,
+    core: BookingCore,
+    texts: BotTexts,
+    locale: str,
+    runtime: TenantRuntime,
+) -> None:
+    """The member's Telegram account loses the /staff desk and its menu (a phone lost, someone
+    who left); their bookings and hours stay. A repeated tap changes nothing."""
+    member = await core.catalogue.get_staff(callback_data.staff_id)
+    account = member.telegram_user_id
+    if account is not None:
+        member = await core.catalogue.update_staff(member.id, telegram_user_id=None)
+        if account not in runtime.owner_ids:
+            await remove_staff_menu(bot, chat_id=account)
+    await callback.answer(texts(locale, "desk_unlinked", name=member.name), show_alert=True)
+    await staff_card(callback, member, core, texts, locale)
