@@ -151,7 +151,7 @@ async def desk(
     locale: str,
     own_staff_id: int,
 ) -> None:
-    """New booking, walk-in now, and the way home."""
+    """My day, new booking, walk-in now, and the way home."""
     if isinstance(event, CallbackQuery):
         await event.answer()
     await state.clear()
