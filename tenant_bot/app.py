@@ -116,7 +116,7 @@ async def run(
         await publish_name(
             resources.bot, (await startup_core.catalogue.get_settings()).business_name
         )
-        await resources.register_commands()
+        await resources.register_commands(await startup_core.catalogue.list_staff())
         receiver = make_receiver(resources) if receive else IdleReceiver()
         await receiver.start()
         supervisor.start()  # the background work, then the heartbeat loop

@@ -8,12 +8,15 @@ A staff member linked to a Telegram account sees /staff in their own chat scope 
 list without a ``language_code``, in the language they use the bot in (so it follows /language
 rather than their app's language), set when they accept the owner's invitation or pick a language,
 and deleted when the owner unlinks or switches them off. Telegram keeps these menus across restarts,
-so they follow those events rather than the start-up.
+so they follow those events; the start-up only gives one to a linked member's chat that has none
+(members linked before the menu existed, or a call Telegram refused at the time), leaving the
+others in the language they were set in.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -88,3 +91,29 @@ async def remove_staff_menu(bot: Bot, *, chat_id: int) -> bool:
         )
         return False
     return True
+
+
+async def restore_staff_menus(
+    bot: Bot,
+    *,
+    texts: BotTexts,
+    chat_ids: Iterable[int],
+    locale_of: Callable[[int], Awaitable[str | None]],
+) -> int:
+    """At start: the staff menu for each linked member's chat (``chat_ids``) that has none, in
+    the locale the member chose (``locale_of``) else the tenant's default; returns how many
+    were set. A chat whose menu Telegram will not say is left as it is (logged)."""
+    restored = 0
+    for chat_id in chat_ids:
+        scope = BotCommandScopeChat(chat_id=chat_id)
+        try:
+            if await bot.get_my_commands(scope=scope):
+                continue
+        except TelegramAPIError as exc:
+            log.warning(
+                "getMyCommands failed", extra={"scope": scope.type, "error": type(exc).__name__}
+            )
+            continue
+        locale = await locale_of(chat_id) or texts.default_locale
+        restored += await set_staff_menu(bot, texts=texts, chat_id=chat_id, locale=locale)
+    return restored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -25,9 +26,9 @@ from kit.supervisor import Supervisor
 from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT, TenantRuntime
 from tenant_bot.background import BackgroundWorker
 from tenant_bot.booking import BookingCore, init_connection
-from tenant_bot.booking.models import Clock
+from tenant_bot.booking.models import Clock, Staff
 from tenant_bot.broadcaster import Broadcaster
-from tenant_bot.commands import register_commands
+from tenant_bot.commands import register_commands, restore_staff_menus
 from tenant_bot.dispatcher import build_dispatcher
 from tenant_bot.holds import HoldReleaser
 from tenant_bot.isolation import ChatEventIsolation
@@ -92,9 +93,21 @@ class BotResources:
     # the bot's loops (background work, heartbeat) run under it; its health is the bot's health
     supervisor: Supervisor = field(default_factory=lambda: Supervisor("tenant_bot"))
 
-    async def register_commands(self) -> None:
-        """Publish the command menus (customers and owners, per language)."""
+    async def register_commands(self, staff: Iterable[Staff] = ()) -> None:
+        """Publish the command menus (customers and owners, per language), and the staff menu of
+        a linked, switched-on ``staff`` member's chat that has none."""
         await register_commands(self.bot, texts=self.texts, owner_ids=self.runtime.owner_ids)
+        owners = set(self.runtime.owner_ids)
+        await restore_staff_menus(
+            self.bot,
+            texts=self.texts,
+            chat_ids=[
+                m.telegram_user_id
+                for m in staff
+                if m.active and m.telegram_user_id is not None and m.telegram_user_id not in owners
+            ],
+            locale_of=self.notifier.locales.get,
+        )
 
     async def close(self) -> None:
         """Close the bot session, the FSM storage, Redis and the pools (each even if another fails)."""

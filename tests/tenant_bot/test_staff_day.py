@@ -274,3 +274,30 @@ async def test_a_new_account_takes_the_desk_and_its_menu_from_the_old_one(
     await say(new_phone, f"/start {payload}")
     assert (await tenant.core.catalogue.get_staff(olga_id)).telegram_user_id is None
     assert "Your desk, Ivan" in (await say(new_phone, "/staff"))["text"]
+
+
+async def test_a_restart_gives_the_menu_to_members_linked_without_one(start_bot, tenant) -> None:
+    """Members linked before the menu existed (or when Telegram refused it) get it at the next
+    start, in the language they chose; a switched-off member gets none."""
+    bot = await start_bot()
+    olga = await bot.customer("Olga")
+    await say(olga, "/language")
+    await tap(olga, "🇷🇺 Русский")
+    await tenant.core.catalogue.create_staff(  # linked in the database: no menu yet
+        name="Olga", service_ids=[tenant.service_id], telegram_user_id=olga.id
+    )
+    assert await _menu(bot, olga.id) is None
+    boris = await bot.customer("Boris")
+    away = await tenant.core.catalogue.create_staff(
+        name="Boris", service_ids=[tenant.service_id], telegram_user_id=boris.id
+    )
+    await tenant.core.catalogue.update_staff(away.id, active=False)
+    await tenant.core.catalogue.update_staff(tenant.staff_id, telegram_user_id=bot.owner.id)
+    await bot.shutdown()
+
+    bot = await start_bot()
+    menu = await _menu(bot, olga.id)
+    assert menu is not None and menu[0]["description"] == "Рабочее место: мой день, новая запись"
+    assert await _menu(bot, boris.id) is None
+    owner_menu = await _menu(bot, bot.owner.id)  # the owner, linked as Ivan, keeps /admin
+    assert owner_menu is not None and owner_menu[0]["command"] == "admin"
