@@ -46,7 +46,7 @@ from tenant_bot.callbacks import (
     day_of,
 )
 from tenant_bot.commands import remove_staff_menu, set_staff_menu
-from tenant_bot.handlers.admin.booking_card import cancel_typed
+from tenant_bot.handlers.admin.booking_card import cancel_typed, command_leaves_the_step
 from tenant_bot.handlers.admin.common import ask_for_input
 from tenant_bot.handlers.admin.menu import owner_calendar
 from tenant_bot.handlers.common import sender_id, show
@@ -363,7 +363,10 @@ async def ask_reason(
     )
 
 
-@routes.message(DeskInput.cancel_reason, F.text)
+routes.message(DeskInput.cancel_reason, F.text.startswith("/"))(command_leaves_the_step)
+
+
+@routes.message(DeskInput.cancel_reason, F.text, ~F.text.startswith("/"))
 async def cancel_with_reason(
     message: Message,
     state: FSMContext,

@@ -107,7 +107,7 @@ async def test_a_staff_member_marks_came_and_cancels_with_a_reason(
     await tap(olga, "📅 My day")
     card = await tap(olga, "Mon 7 Jan 10:00 · Vera")
     assert "Your booking" in card["text"] and "Haircut" in card["text"]
-    assert "phone ending …4567" in card["text"]
+    assert "Vera, phone …4567" in card["text"]
     assert "+79161234567" not in card["text"] and "916" not in card["text"]
     # not started yet: no "came"; no confirming or moving at the desk
     assert await buttons(olga) == ["✖ Cancel booking", "« Back"]
@@ -128,6 +128,14 @@ async def test_a_staff_member_marks_came_and_cancels_with_a_reason(
     await tap(olga, "Mon 7 Jan 14:00 · Anna")
     prompt = await tap(olga, "✖ Cancel booking")
     assert "reason" in prompt["text"]
+    await say(olga, "/my")  # a command is not the reason: the step ends, nothing is cancelled
+    await say(olga, "hello")
+    assert await _status(tenant, later) is BookingStatus.CONFIRMED
+
+    await say(olga, "/staff")
+    await tap(olga, "📅 My day")
+    await tap(olga, "Mon 7 Jan 14:00 · Anna")
+    await tap(olga, "✖ Cancel booking")
     await say(olga, "Olga is ill today")
     told = await wait_for_text(anna, "cancelled by the business")
     assert "Olga is ill today" in told["text"]

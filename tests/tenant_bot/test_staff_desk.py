@@ -227,3 +227,25 @@ async def test_the_owner_invites_a_staff_member_with_a_one_time_link(start_bot, 
     # a made-up invitation links nobody
     stranger = await bot.customer("Boris")
     assert "used or has expired" in (await say(stranger, "/start j0123456789abcdef"))["text"]
+
+
+async def test_a_command_instead_of_the_owners_cancel_reason_cancels_nothing(
+    start_bot, tenant
+) -> None:
+    bot = await start_bot()
+    anna = await bot.customer("Anna")
+    await say(anna, "/start")
+    customer = await tenant.core.customers.register(anna.id, name="Anna", locale="en")
+    booking = await tenant.core.bookings.book(
+        customer_id=customer.id,
+        service_id=tenant.service_id,
+        start=datetime(2030, 1, 8, 7, tzinfo=UTC),
+    )
+    owner = bot.owner
+    await say(owner, "/admin")
+    await tap(owner, "📋 Tomorrow")
+    await tap(owner, "Tue 8 Jan 10:00 · Anna")
+    await tap(owner, "✖ Cancel booking")
+    menu = await say(owner, "/book")  # handled as /book, not taken as the reason
+    assert "Haircut" in str(menu["inline_keyboard"])
+    assert (await tenant.core.bookings.get(booking.id)).booking.status.active

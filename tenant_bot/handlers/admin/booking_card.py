@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiogram import F
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
@@ -132,7 +133,15 @@ async def ask_reason(
     )
 
 
-@routes.message(OwnerInput.cancel_reason, F.text)
+@routes.message(OwnerInput.cancel_reason, F.text.startswith("/"))
+async def command_leaves_the_step(message: Message, state: FSMContext) -> None:
+    """A command sent instead of the reason (/admin, /my...) is not the reason: the step ends,
+    nothing is cancelled, and the command is handled as ever."""
+    await state.clear()
+    raise SkipHandler
+
+
+@routes.message(OwnerInput.cancel_reason, F.text, ~F.text.startswith("/"))
 async def cancel_with_reason(
     message: Message,
     state: FSMContext,
