@@ -16,6 +16,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -287,6 +288,16 @@ class EmbeddedPgBouncer:
         raise ServiceUnavailable(
             f"pgbouncer did not start on port {self.port}: {error.decode(errors='replace')[-300:]}"
         )
+
+    def reload(self, config: PoolerConfig) -> None:
+        """Apply ``config`` to the running PgBouncer: its ini rewritten, then SIGHUP (it rereads it
+        at its next turn; clients stay connected; a changed server address is used by new server
+        connections, the old ones are closed as they come back idle). The listen address stays."""
+        if self._process is None or self._process.returncode is not None:
+            raise ServiceUnavailable("pgbouncer is not running")
+        self.config = config
+        (self.root / "pgbouncer.ini").write_text(config.ini())
+        self._process.send_signal(signal.SIGHUP)
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:

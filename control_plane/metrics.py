@@ -19,6 +19,9 @@ never share or clash).
 - ``botfleet_tenant_bots_unhealthy``, ``botfleet_tenant_items_set_aside{kind}`` and
   ``botfleet_tenant_loop_restarts{loop}``: what the live tenant bots' heartbeats say (loops failing
   or stuck; messages set aside; crashes of each supervised loop, restarted), refreshed on each scrape.
+- ``botfleet_tenant_storage_unavailable{cause}``: requests of the live tenant bots that found the
+  database unavailable (``database``: PostgreSQL itself, ``pooler``: PgBouncer said so, ``timeout``),
+  from their heartbeats, refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
 - ``botfleet_tenant_bots_live{host}``, ``botfleet_tenant_bot_memory_bytes{tenant,host,kind}`` (kind
@@ -148,6 +151,13 @@ class Metrics:
             "Crashes (each restarted) of the live tenant bots' supervised loops since they started:"
             " background, reviews, mailings, heartbeat",
             ["loop"],
+            registry=self.registry,
+        )
+        self.storage_unavailable = Gauge(
+            "botfleet_tenant_storage_unavailable",
+            "Requests of the live tenant bots that found the database unavailable since they"
+            " started, by cause: database (PostgreSQL itself), pooler (PgBouncer said so), timeout",
+            ["cause"],
             registry=self.registry,
         )
         self.without_heartbeat = Gauge(
@@ -286,6 +296,9 @@ class Metrics:
             self.tenant_loop_restarts.clear()
             for loop, count in beats.loop_restarts.items():
                 self.tenant_loop_restarts.labels(loop).set(count)
+            self.storage_unavailable.clear()
+            for cause, count in beats.storage_unavailable.items():
+                self.storage_unavailable.labels(cause).set(count)
         except (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             self.scrape_errors.inc()
             log.warning("heartbeat count failed", extra={"error": str(exc)})
@@ -332,6 +345,7 @@ class _Heartbeats:
     unhealthy: int = 0
     set_aside: collections.Counter[str] = field(default_factory=collections.Counter)
     loop_restarts: collections.Counter[str] = field(default_factory=collections.Counter)
+    storage_unavailable: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> _Heartbeats:
@@ -362,6 +376,9 @@ async def _heartbeats(pool: asyncpg.Pool, redis: Redis, *, role_prefix: str) -> 
             for loop, count in (beat.get("loop_restarts") or {}).items():
                 if isinstance(count, int):
                     found.loop_restarts[str(loop)] += count
+            for cause, count in (beat.get("storage_unavailable") or {}).items():
+                if isinstance(count, int):
+                    found.storage_unavailable[str(cause)] += count
     return found
 
 

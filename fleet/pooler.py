@@ -95,6 +95,8 @@ class PoolerConfig:
     max_clients: int = 5000
     server_idle_s: int = 10
     query_wait_timeout_s: int = 8
+    server_login_retry_s: int = 1
+    server_connect_timeout_s: int = 5
 
     def ini(self) -> str:
         """The ``pgbouncer.ini`` text."""
@@ -117,6 +119,14 @@ class PoolerConfig:
             "server_idle_timeout": self.server_idle_s,
             "server_lifetime": 3600,
             "query_wait_timeout": self.query_wait_timeout_s,
+            # After a failed server login (PostgreSQL restarting, unreachable) PgBouncer waits this
+            # long before trying again, refusing new clients of that pool meanwhile (PgBouncer's
+            # default, 15 s, kept every tenant out for 15 s after PostgreSQL was back): 1 s tries
+            # again at once without hammering a server that is still away.
+            "server_login_retry": self.server_login_retry_s,
+            # a server that does not answer a connect at all (host gone, packets dropped) fails the
+            # attempt after this, not PgBouncer's 15 s, so waiting clients hear of it in time
+            "server_connect_timeout": self.server_connect_timeout_s,
             # asyncpg sends none of these, psql and libpq-based tools may
             "ignore_startup_parameters": "extra_float_digits,options",
             "pidfile": self.pidfile,

@@ -84,7 +84,7 @@ async def run(
         clock=clock,
         interval=heartbeat_interval,
         details={"bot": resources.me.username},
-        health=lambda: snapshot(supervisor, resources.notifier.tally),
+        health=lambda: snapshot(supervisor, resources.notifier.tally, resources.core.outages),
     )
     if background:
         supervisor.add(

@@ -25,13 +25,19 @@ from kit.supervisor import Supervisor
 from schemas.runtime import RuntimeContractError, TenantRuntime
 
 if TYPE_CHECKING:  # the health check runs every few seconds: it must not import aiogram (~6 s)
+    from tenant_bot.booking.db import StorageOutages
     from tenant_bot.delivery import DeliveryTally
 
 CHECK_TIMEOUT_SECONDS = 5.0
 
 
-def snapshot(supervisor: Supervisor, tally: DeliveryTally) -> dict[str, Any]:
-    """The health the heartbeat carries (small: it is written every few seconds)."""
+def snapshot(
+    supervisor: Supervisor, tally: DeliveryTally, outages: StorageOutages | None = None
+) -> dict[str, Any]:
+    """The health the heartbeat carries (small: it is written every few seconds).
+    ``storage_unavailable`` counts requests that found the database away, by cause (``database``:
+    PostgreSQL itself, ``pooler``: PgBouncer said so, ``timeout``: the bot's own wait ran out); like
+    delivery failures it is reported, not judged: a database restart does not make the bot sick."""
     report = supervisor.report()
     return {
         "healthy": supervisor.healthy,
@@ -39,6 +45,7 @@ def snapshot(supervisor: Supervisor, tally: DeliveryTally) -> dict[str, Any]:
         "loop_restarts": {name: status["restarts"] for name, status in report.items()},
         "set_aside": dict(tally.failed),
         "deferred": dict(tally.retried),
+        "storage_unavailable": outages.snapshot() if outages is not None else {},
     }
 
 

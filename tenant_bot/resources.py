@@ -25,7 +25,7 @@ from kit.flood import RetryAfterMiddleware
 from kit.supervisor import Supervisor
 from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT, TenantRuntime
 from tenant_bot.background import BackgroundWorker
-from tenant_bot.booking import BookingCore, init_connection
+from tenant_bot.booking import BookingCore, StorageOutages, init_connection
 from tenant_bot.booking.models import Clock, Staff
 from tenant_bot.broadcaster import Broadcaster
 from tenant_bot.commands import register_commands, restore_staff_menus
@@ -231,7 +231,9 @@ async def open_resources(
     )
     texts = BotTexts(default_locale=runtime.locale)
     acquire_timeout = runtime.db_acquire_timeout or DB_ACQUIRE_TIMEOUT_SECONDS
-    core = BookingCore(pool, clock=clock, acquire_timeout=acquire_timeout)
+    # one tally of "database unavailable" for the bot's requests and its background work alike
+    outages = StorageOutages()
+    core = BookingCore(pool, clock=clock, acquire_timeout=acquire_timeout, outages=outages)
     locales = LocaleStore(redis, prefix=runtime.redis_prefix)
     notifier = Notifier(
         bot,
@@ -255,7 +257,9 @@ async def open_resources(
         clock=clock,
         rate_limit=rate_limit,
     )
-    background_core = BookingCore(background_pool, clock=clock, acquire_timeout=acquire_timeout)
+    background_core = BookingCore(
+        background_pool, clock=clock, acquire_timeout=acquire_timeout, outages=outages
+    )
     background = BackgroundWorker(core=background_core, notifier=notifier, clock=clock)
     payments = Payments(
         core=core,

@@ -45,7 +45,7 @@ def _health_routes(app: web.Application, resources: BotResources) -> None:
     from aiohttp import web
 
     async def healthz(_: web.Request) -> web.Response:
-        health = snapshot(resources.supervisor, resources.notifier.tally)
+        health = snapshot(resources.supervisor, resources.notifier.tally, resources.core.outages)
         status = "ok" if health["healthy"] else "unhealthy"
         return web.json_response(
             {"status": status, **health}, status=200 if health["healthy"] else 503

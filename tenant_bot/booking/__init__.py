@@ -138,7 +138,7 @@ from tenant_bot.booking.client_book import ClientBook, ClientCard
 from tenant_bot.booking.closures import Closure, ClosureService
 from tenant_bot.booking.completion import CompletionService
 from tenant_bot.booking.customers import CustomerService
-from tenant_bot.booking.db import Database
+from tenant_bot.booking.db import Database, StorageOutages
 from tenant_bot.booking.deposits import DepositService
 from tenant_bot.booking.errors import BookingError
 from tenant_bot.booking.holidays import Holiday, HolidayService
@@ -184,9 +184,16 @@ class BookingCore:
     """The facade the tenant bot holds (one per process, built in its entry point from its pool)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, clock: Clock = utc_now, acquire_timeout: float | None = None
+        self,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock = utc_now,
+        acquire_timeout: float | None = None,
+        outages: StorageOutages | None = None,
     ) -> None:
-        db = Database(pool, acquire_timeout=acquire_timeout)
+        db = Database(pool, acquire_timeout=acquire_timeout, outages=outages)
+        # requests that found the database unavailable, by cause (the heartbeat carries them)
+        self.outages = db.outages
         cache = CatalogueCache()
         self.catalogue = CatalogueService(db, clock=clock, cache=cache)
         self.customers = CustomerService(db, clock=clock)
@@ -239,6 +246,7 @@ __all__ = [
     "Service",
     "Slot",
     "Staff",
+    "StorageOutages",
     "WaitlistEntry",
     "WorkInterval",
     "init_connection",

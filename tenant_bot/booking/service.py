@@ -39,6 +39,8 @@ from tenant_bot.booking.errors import (
     NotFound,
     SlotTaken,
     SlotUnavailable,
+    StorageBusy,
+    StorageUnavailable,
     TooLate,
 )
 from tenant_bot.booking.models import (
@@ -155,8 +157,10 @@ class BookingService:
 
         try:
             booking = await retry_busy(lambda: place(self._db, self._cache, self._writer, request))
-        except BookingError:
-            if idempotency_key is not None:
+        except BookingError as exc:
+            # a repeat of a booking that went through finds it; but with the database away the
+            # lookup would only wait out the same outage a second time before the user is told
+            if idempotency_key is not None and not _storage_away(exc):
                 async with self._db.connection() as conn:
                     existing = await repo.find_by_idempotency_key(
                         conn, customer_id, idempotency_key
@@ -396,3 +400,8 @@ async def _free_seat(
         if seat not in taken:
             return seat
     raise SlotTaken("every seat is taken", capacity=capacity)
+
+
+def _storage_away(exc: BookingError) -> bool:
+    """The database could not be reached (a busy collision is not that: it is retried)."""
+    return isinstance(exc, StorageUnavailable) and not isinstance(exc, StorageBusy)

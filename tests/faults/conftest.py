@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cli.embedded import EmbeddedPgBouncer
 from sandbox.telegram import TelegramSandbox
 from tests.support.e2e_support import (
     AdminApi,
@@ -80,6 +81,12 @@ async def _seed_catalogue(database_url: str, schema: str, zone: str) -> None:
         await conn.close()
 
 
+def pooler_mode() -> str:
+    """``BOTFLEET_POOLER`` of the suite's ``up``: ``auto`` (PgBouncer where installed) unless
+    ``BOTFLEET_FAULTS_POOLER`` says otherwise."""
+    return os.environ.get("BOTFLEET_FAULTS_POOLER", "auto")
+
+
 @pytest.fixture(scope="session")
 def fault_servers() -> Iterator[FaultServers]:
     """PostgreSQL 15 and Redis 7 of this suite alone, on spare ports, in a temporary folder."""
@@ -124,10 +131,9 @@ def fault_platform(fault_servers: FaultServers) -> Iterator[FaultPlatform]:
         BOTFLEET_DATABASE_URL=fault_servers.database_url,
         BOTFLEET_REDIS_URL=fault_servers.redis.url,
         BOTFLEET_RUNTIME="process",
-        # Bots connect to PostgreSQL directly here. Behind PgBouncer, a customer tapping Confirm
-        # right after PostgreSQL restarts can wait past 15 s unanswered (the pooler's reconnect
-        # and queue timing): a known gap of the pooler (issue 17), not yet covered by this suite.
-        BOTFLEET_POOLER="off",
+        # Bots reach PostgreSQL as `up` runs them: through its PgBouncer where pgbouncer is
+        # installed (BOTFLEET_FAULTS_POOLER=off runs them direct, to compare the two).
+        BOTFLEET_POOLER=pooler_mode(),
         BOTFLEET_SALES_OUTBOX_INTERVAL_S="0.3",
         BOTFLEET_WORKER_POLL_S="0.5",
         BOTFLEET_STOP_TIMEOUT_S="3",
@@ -154,6 +160,11 @@ def fault_platform(fault_servers: FaultServers) -> Iterator[FaultPlatform]:
         finally:
             await api.aclose()
         schema = f"tenant_{slug}"
+        pooled = (work / "data" / "pgbouncer" / "pgbouncer.ini").exists()
+        if pooler_mode() == "auto" and EmbeddedPgBouncer.binary() is not None:
+            assert pooled, (
+                f"pgbouncer is installed but `up` runs bots direct:\n{up.stderr_tail(30)}"
+            )
         zone = _zone_near_midday(datetime.now(UTC))
         await _seed_catalogue(fault_servers.database_url, schema, zone)
         return FaultPlatform(
@@ -169,6 +180,7 @@ def fault_platform(fault_servers: FaultServers) -> Iterator[FaultPlatform]:
             slug=slug,
             schema=schema,
             zone=zone,
+            pooled=pooled,
         )
 
     try:

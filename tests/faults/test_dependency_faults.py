@@ -81,8 +81,11 @@ async def _to_summary(
     return datetime.fromtimestamp(ts, UTC)
 
 
-async def _press_confirm(customer: TelegramUser) -> tuple[str, dict[str, Any]]:
-    """Tap Confirm under the summary; (what the customer was told, the summary message after)."""
+async def _press_confirm(
+    customer: TelegramUser, *, waits: list[float] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Tap Confirm under the summary; (what the customer was told, the summary message after).
+    ``waits`` gets how long the answer took (seconds)."""
     messages = [m for m in await customer.messages() if m["from"] == "bot"]
     summary = next(
         (m for m in reversed(messages) if any(b["text"] == "✅ Confirm" for b in buttons_of(m))),
@@ -90,7 +93,9 @@ async def _press_confirm(customer: TelegramUser) -> tuple[str, dict[str, Any]]:
     )
     assert summary is not None, f"the summary with its Confirm button is gone: {messages[-1:]!r}"
     told = await _polite(
-        customer, lambda: customer.click("✅ Confirm", message_id=summary["message_id"])
+        customer,
+        lambda: customer.click("✅ Confirm", message_id=summary["message_id"]),
+        waits=waits,
     )
     # a booking edits the summary in place; newer messages (an error told earlier) stay below it
     after = next(m for m in await customer.messages() if m["message_id"] == summary["message_id"])
@@ -98,19 +103,27 @@ async def _press_confirm(customer: TelegramUser) -> tuple[str, dict[str, Any]]:
 
 
 async def _polite(
-    user: TelegramUser, action: Callable[[], Awaitable[Any]], *, timeout: float = 15.0
+    user: TelegramUser,
+    action: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 15.0,
+    waits: list[float] | None = None,
 ) -> str:
     """Run ``action`` (a message or a tap) and return what the user was told: a callback alert or
-    toast with text, or else the bot message that appeared or changed. Fails on silence."""
+    toast with text, or else the bot message that appeared or changed. Fails on silence.
+    ``waits`` gets how long the answer took (seconds, from the tap to the first sign of it)."""
     before = await user.chat()
     seen_answers = len(before.get("callback_answers") or [])
     old = {m["message_id"]: (text_of(m), m.get("edit_date")) for m in before["messages"]}
     await action()
-    deadline = time.monotonic() + timeout
+    tapped = time.monotonic()
+    deadline = tapped + timeout
     while time.monotonic() < deadline:
         chat = await user.chat()
         answers = [a for a in (chat.get("callback_answers") or [])[seen_answers:] if a.get("text")]
         if answers:
+            if waits is not None:
+                waits.append(round(time.monotonic() - tapped, 1))
             return str(answers[-1]["text"])
         changed = [
             m
@@ -118,6 +131,8 @@ async def _polite(
             if m["from"] == "bot" and old.get(m["message_id"]) != (text_of(m), m.get("edit_date"))
         ]
         if changed:
+            if waits is not None:
+                waits.append(round(time.monotonic() - tapped, 1))
             await asyncio.sleep(0.3)  # a screen may follow in two steps (answer, then edit)
             return text_of(changed[-1])
         await asyncio.sleep(0.2)
@@ -214,7 +229,7 @@ async def _outage_scenario(
     _alive(platform)
     api = AdminApi(platform.api_url, platform.admin_key)
     probe = ReadyzProbe(platform.api_url + "/readyz").start()
-    figures: dict[str, Any] = {"dependency": dependency}
+    figures: dict[str, Any] = {"dependency": dependency, "pooled": platform.pooled}
     tag = dependency[:2]
     stopped = False
     try:
@@ -274,18 +289,26 @@ async def _outage_scenario(
             await asyncio.to_thread(stop)
             stopped_at = time.monotonic()
 
+            waits_during: dict[str, list[float]] = {"confirm": [], "newcomer": [], "owner": []}
+
             async def midway_confirms() -> str:
-                return (await _press_confirm(midway))[0]
+                return (await _press_confirm(midway, waits=waits_during["confirm"]))[0]
 
             async def newcomer_books() -> str:
-                return await _polite(newcomer, lambda: newcomer.send("/book"))
+                return await _polite(
+                    newcomer, lambda: newcomer.send("/book"), waits=waits_during["newcomer"]
+                )
 
             async def owner_looks() -> str:
-                told = await _polite(owner, lambda: owner.send("/admin"))
+                told = await _polite(
+                    owner, lambda: owner.send("/admin"), waits=waits_during["owner"]
+                )
                 if UNAVAILABLE in told:
                     return told
                 assert "Owner menu" in told, told
-                return await _polite(owner, lambda: owner.click("📋 Today"))
+                return await _polite(
+                    owner, lambda: owner.click("📋 Today"), waits=waits_during["owner"]
+                )
 
             async def buyer_arrives() -> str:
                 buyer = await sandbox.user(
@@ -296,6 +319,7 @@ async def _outage_scenario(
             told = await asyncio.gather(
                 midway_confirms(), newcomer_books(), owner_looks(), buyer_arrives()
             )
+            figures["s_to_answer_during_outage"] = waits_during
             figures["told_during_outage"] = dict(
                 zip(
                     ("customer_at_confirm", "newcomer", "owner", "sales_bot_buyer"),
@@ -326,11 +350,14 @@ async def _outage_scenario(
             up_at = time.monotonic()
             figures["outage_s"] = round(up_at - down_at, 1)
 
+            waits_after: list[float] = []
+            figures["s_to_answer_confirm_after_back"] = waits_after
+
             async def midway_completes() -> float:
                 attempts = 0
                 while True:
                     attempts += 1
-                    told, summary = await _press_confirm(midway)
+                    told, summary = await _press_confirm(midway, waits=waits_after)
                     if BOOKED in text_of(summary):
                         figures["confirm_taps_after_back"] = attempts
                         return time.monotonic()
@@ -398,6 +425,8 @@ async def _outage_scenario(
             )
             assert figures["readyz_after"] == 200
             assert bookings_after.get(midway.id) == 1, bookings_after
+            if dependency == "postgresql":  # back means back: the first Confirm books
+                assert figures["confirm_taps_after_back"] == 1, figures
             assert bookings_after.get(booked.id) == 1, bookings_after
             assert booked_start < midway_start
             if align_reminder:

@@ -194,6 +194,7 @@ class FaultPlatform:
     slug: str
     schema: str
     zone: str
+    pooled: bool  # the tenant bot reaches PostgreSQL through ``up``'s PgBouncer (else directly)
 
 
 # -- watching the platform ----------------------------------------------------------------------------

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import date
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from cli.embedded import EmbeddedPgBouncer
+from cli.embedded import EmbeddedPgBouncer, free_port
 from fleet.data_plane import (
     TenantNames,
     drop_database_plane,
@@ -22,6 +23,7 @@ from fleet.data_plane import (
     ensure_database_plane,
     ensure_redis_user,
 )
+from fleet.pooler import PoolerConfig
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from schemas.runtime import TenantRuntime
 from tenant_bot.app import run
@@ -336,3 +338,128 @@ async def test_named_prepared_statements_break_through_the_pooler_unnamed_ones_d
             isinstance(e, asyncpg.InvalidSQLStatementNameError) for e in errors[100]
         )
         assert errors[0] == []
+
+
+# -- PostgreSQL away behind the pooler ------------------------------------------------------------------
+
+UNAVAILABLE = "temporarily unavailable"
+# how soon a customer must hear of it (the fault suite allows 15 s end to end; PgBouncer's own
+# query_wait_timeout is 8 s, the bot's connection wait 5 s)
+TOLD_WITHIN_S = 10.0
+
+
+async def _told(user: TelegramUser, action: Callable[[], Awaitable[object]]) -> tuple[str, float]:
+    """Run ``action`` (a message or a tap); (what the user was told, seconds it took): a callback
+    alert or toast with text, or the bot message that appeared or changed. Fails on silence."""
+    before = await user.chat()
+    seen = len(before.get("callback_answers") or [])
+    old = {m["message_id"]: (m["text"], m.get("edit_date")) for m in before["messages"]}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await action()
+    while loop.time() - started < 20:
+        chat = await user.chat()
+        answers = [a for a in (chat.get("callback_answers") or [])[seen:] if a.get("text")]
+        if answers:
+            return str(answers[-1]["text"]), loop.time() - started
+        changed = [
+            m
+            for m in chat["messages"]
+            if m["from"] == "bot"
+            and m["text"]  # not a file (a booking's calendar file follows its confirmation)
+            and old.get(m["message_id"]) != (m["text"], m.get("edit_date"))
+        ]
+        if changed:
+            return str(changed[-1]["text"]), loop.time() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError("the bot said nothing for 20 s")
+
+
+async def _reloaded(pooler: Pooler, config: PoolerConfig) -> None:
+    """Point the running PgBouncer at ``config`` and wait until it has read it."""
+    reloads = pooler.log().count("got SIGHUP")
+    pooler.bouncer.reload(config)
+    for _ in range(100):
+        if pooler.log().count("got SIGHUP") > reloads:
+            await asyncio.sleep(0.2)  # the log line comes first, then the new settings apply
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"pgbouncer did not reload:\n{pooler.log()[-1000:]}")
+
+
+async def test_customers_are_told_at_once_while_the_pooler_cannot_log_in_and_book_when_it_can(
+    database_url: str,
+    redis: Redis,
+    redis_url: str,
+    role_prefix: str,
+    emulator: TelegramEmulator,
+    sandbox: TelegramSandbox,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bot behind PgBouncer; the pooler is pointed at a port where no PostgreSQL listens (as when
+    PostgreSQL restarts: every server login fails). A customer at the summary taps Confirm and a
+    newcomer sends /book: both are told "temporarily unavailable" within seconds, the failures are
+    logged and counted (in the heartbeat's ``storage_unavailable``). Pointed back, the very next Confirm books, once."""
+    if EmbeddedPgBouncer.binary() is None:
+        pytest.skip(PGBOUNCER_MISSING)
+    host = redis_url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    owner = await sandbox.create_user("Owner", language_code="en")
+    async with (
+        running_pooler(database_url) as pooler,
+        _tenant_plane(database_url, role_prefix, "away") as (names, password),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        await ensure_redis_user(redis, names, password=password)
+        stack.push_async_callback(drop_redis_user, redis, names)
+        await _seed(pooler.url(names.role, password), clock)
+        token = f"{7_200_000_000 + secrets.randbelow(999_999)}:{secrets.token_urlsafe(30)[:35].replace('-', 'a')}"
+        await sandbox.register_bot(token, username=f"{names.slug}_bot")
+        runtime = TenantRuntime(
+            slug=names.slug,
+            bot_token=token,
+            database_url=pooler.url(names.role, password),
+            redis_url=f"redis://{names.redis_user}:{password}@{host}/0",
+            redis_prefix=names.redis_prefix,
+            owner_ids=[owner["id"]],
+            locale="en",
+            telegram_api_base=emulator.base_url,
+            db_transaction_pooler=True,
+        )
+        ready: asyncio.Future[BotResources] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(runtime, stop=stop, clock=clock, on_ready=ready.set_result))
+        stack.push_async_callback(_stop_bot, stop, task)
+        resources = await asyncio.wait_for(ready, timeout=30)
+        customer = await sandbox.user(bot_id=resources.me.id, first_name="Anna", language_code="en")
+        newcomer = await sandbox.user(bot_id=resources.me.id, first_name="Vera", language_code="en")
+        await _to_summary(customer)  # the bot's pool now holds an open connection to the pooler
+
+        working = pooler.bouncer.config
+        await _reloaded(pooler, replace(working, server_port=free_port(0)))
+        told, waited = await _told(customer, lambda: customer.click("✅ Confirm"))
+        assert UNAVAILABLE in told, told
+        assert waited < TOLD_WITHIN_S, f"the customer at Confirm waited {waited:.1f} s"
+        told, waited_newcomer = await _told(newcomer, lambda: newcomer.send("/book"))
+        assert UNAVAILABLE in told, told
+        assert waited_newcomer < TOLD_WITHIN_S, f"the newcomer waited {waited_newcomer:.1f} s"
+        # PgBouncer refused (cause "pooler"), or held a new login in its queue past the bot's
+        # connection wait ("timeout"): counted either way, one count per request told
+        outages = resources.core.outages.snapshot()
+        assert outages.get("pooler", 0) >= 1 and sum(outages.values()) >= 2, outages
+        assert any(
+            r.getMessage() == "database unavailable" and getattr(r, "cause", None) == "pooler"
+            for r in caplog.records
+        )
+
+        await _reloaded(pooler, working)
+        told, waited_back = await _told(customer, lambda: customer.click("✅ Confirm"))
+        assert "You are booked" in told, told
+        assert waited_back < TOLD_WITHIN_S, (
+            f"the first Confirm after recovery took {waited_back:.1f} s"
+        )
+        assert len(await _bookings(database_url, names)) == 1
+        print(  # the figures of docs/SCALING.md
+            f"\nPOOLER-OUTAGE told_at_confirm_s={waited:.1f} told_newcomer_s={waited_newcomer:.1f}"
+            f" booked_after_back_s={waited_back:.1f} outages={outages}"
+        )
