@@ -242,10 +242,12 @@ def _gauges(text: str) -> dict[str, float]:
 async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
     admin: httpx.AsyncClient, pool: asyncpg.Pool, redis: Redis, created
 ) -> None:
-    """What a live bot's heartbeat says (loops failing; messages set aside) reaches /metrics."""
+    """What a live bot's heartbeat says (loops failing; messages set aside; requests that found
+    the database unavailable) reaches /metrics."""
     from datetime import UTC, datetime
 
     from fleet.identifiers import redis_prefix
+    from tenant_bot.booking import StorageOutages
     from tenant_bot.delivery import DeliveryTally
     from tenant_bot.health import snapshot
     from tenant_bot.heartbeat import Heartbeat
@@ -260,6 +262,9 @@ async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
     supervisor, tally = Supervisor("tenant_bot", failing_after=1), DeliveryTally()
     tally.set_aside("reminder", 1, "TelegramBadRequest: chat not found")
     tally.set_aside("reminder", 2, "TelegramForbiddenError: bot was blocked")
+    outages = StorageOutages()  # PostgreSQL restarted: twice PgBouncer said so, once it itself
+    for cause in ("pooler", "pooler", "database"):
+        outages.note(cause)
 
     async def broken() -> None:
         raise RuntimeError("background bug")
@@ -274,7 +279,7 @@ async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
             key=key,
             ttl_seconds=60,
             clock=lambda: datetime.now(UTC),
-            health=lambda: snapshot(supervisor, tally),
+            health=lambda: snapshot(supervisor, tally, outages),
         )
         await redis.set(key, "{}", ex=60)  # it was healthy a moment ago
         assert await beat.beat() is False
@@ -283,6 +288,8 @@ async def test_tenant_bot_heartbeats_show_in_the_api_metrics(
         await supervisor.stop()
         await redis.delete(key)
     assert 'botfleet_tenant_items_set_aside{kind="reminder"} 2.0' in metrics
+    assert 'botfleet_tenant_storage_unavailable{cause="pooler"} 2.0' in metrics
+    assert 'botfleet_tenant_storage_unavailable{cause="database"} 1.0' in metrics
     restarts = [m for m in metrics.splitlines() if m.startswith("botfleet_tenant_loop_restarts{")]
     assert any('loop="background"' in m and float(m.split()[1]) >= 1 for m in restarts), restarts
     unhealthy = [line for line in metrics.splitlines() if line.startswith("botfleet_tenant_bots_")]

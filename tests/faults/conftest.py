@@ -1,5 +1,6 @@
 """Fixtures of the fault suite: a private PostgreSQL cluster and Redis server on spare ports, and a
-``botfleet up`` on them with one paid, running tenant whose catalogue is ready for customers.
+``botfleet up`` on them with one paid, running tenant whose catalogue is ready for customers (its bot
+behind ``up``'s PgBouncer where pgbouncer is installed, as in production).
 
 Everything here is session-scoped (starting the platform and buying a bot is the expensive part) and
 torn down at the end whatever happened: the ``up`` process group and its forked tenant bots are killed,

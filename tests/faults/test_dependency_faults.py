@@ -13,8 +13,13 @@ Telegram emulator and YooKassa stand-in) runs on a private PostgreSQL 15 cluster
 - ``/readyz`` answers 503 while it is away and 200 after, and a new purchase and payment work after —
   with no process restarted (the ``up`` process and the tenant bot keep their pids).
 
-The figures (outage length, time to the first booking and to ``/readyz`` 200 after the dependency came
-back, counts) are printed as one ``FAULT-SUITE`` JSON line per test.
+The tenant bot reaches PostgreSQL as ``up`` runs it: through its PgBouncer where ``pgbouncer`` is
+installed (``BOTFLEET_FAULTS_POOLER=off`` runs it direct, to compare). After PostgreSQL is back the first
+Confirm books, behind the pooler too (its ``server_login_retry`` is 1 s, docs/SCALING.md).
+
+The figures (outage length, seconds from each tap to its answer during the outage and after, time to
+the first booking and to ``/readyz`` 200 after the dependency came back, counts) are printed as one
+``FAULT-SUITE`` JSON line per test.
 """
 
 from __future__ import annotations
