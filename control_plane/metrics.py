@@ -20,8 +20,8 @@ never share or clash).
   ``botfleet_tenant_loop_restarts{loop}``: what the live tenant bots' heartbeats say (loops failing
   or stuck; messages set aside; crashes of each supervised loop, restarted), refreshed on each scrape.
 - ``botfleet_tenant_storage_unavailable{cause}``: requests of the live tenant bots that found the
-  database unavailable (``database``: PostgreSQL itself, ``pooler``: PgBouncer said so, ``timeout``),
-  from their heartbeats, refreshed on each scrape.
+  database unavailable (``database``: PostgreSQL itself, ``pooler``: PgBouncer said so, ``timeout``)
+  or Redis (``redis``), from their heartbeats, refreshed on each scrape.
 - ``botfleet_tenants_without_heartbeat``: active tenants that should run but whose bot's heartbeat
   key is missing in Redis (dead or wedged bots), refreshed on each scrape.
 - ``botfleet_tenant_bots_live{host}``, ``botfleet_tenant_bot_memory_bytes{tenant,host,kind}`` (kind

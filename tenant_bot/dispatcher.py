@@ -78,7 +78,9 @@ def build_dispatcher(
     )
     dp.update.outer_middleware(LocaleMiddleware(locales, texts=texts, owner_ids=runtime.owner_ids))
     dp.update.outer_middleware(CatalogueReads(core.catalogue))
-    dp.errors.register(ErrorReporter(texts, owner_ids=frozenset(runtime.owner_ids)).handle)
+    dp.errors.register(
+        ErrorReporter(texts, owner_ids=frozenset(runtime.owner_ids), outages=core.outages).handle
+    )
     dp["runtime"] = runtime
     dp["core"] = core
     dp["texts"] = texts

@@ -106,7 +106,8 @@ def unavailable_cause(exc: BaseException) -> str:
 
 class StorageOutages:
     """How many requests found the database unavailable, by cause (``database``, ``pooler``,
-    ``timeout``) since the bot started: the heartbeat carries it, the control plane's ``/metrics``
+    ``timeout``; and ``redis``, noted by the bot's error reporter for an update that found Redis
+    away) since the bot started: the heartbeat carries it, the control plane's ``/metrics``
     sums it over the live bots (``botfleet_tenant_storage_unavailable{cause}``)."""
 
     def __init__(self) -> None:
