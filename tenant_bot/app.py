@@ -231,3 +231,19 @@ def warm_up() -> None:
         locales=locales,
         clock=utc_now,
     )
+    _prebuild_shared(runtime)
+
+
+def _prebuild_shared(runtime: TenantRuntime) -> None:
+    """The rest of :func:`warm_up`: what each bot would otherwise build privately on first use
+    (measured per forked bot in issue 17): its routers, the time zone of the default contract and
+    redis-py's cached library version (read from package metadata on each bot's first connection)."""
+    from zoneinfo import ZoneInfo
+
+    from redis.utils import get_lib_version
+
+    from tenant_bot.handlers import prebuild_routers
+
+    ZoneInfo(runtime.timezone)  # kept by zoneinfo's strong cache; loads the tzdata package
+    get_lib_version()
+    prebuild_routers()

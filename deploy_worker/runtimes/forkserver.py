@@ -40,6 +40,8 @@ import sys
 import traceback
 from typing import Any, cast
 
+from deploy_worker.runtimes.sharing import fill_pymalloc_holes
+
 
 def _send(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
@@ -152,6 +154,7 @@ def serve(preload: list[str]) -> None:
         except Exception as exc:  # reported; the bots then build it themselves
             failed[entry] = f"{type(exc).__name__}: {exc}"
     gc.collect()
+    holes = fill_pymalloc_holes()  # the bots' new objects start on pools of their own
     gc.freeze()
     frozen = gc.get_freeze_count()
     wake_r, wake_w = os.pipe()
@@ -164,7 +167,14 @@ def serve(preload: list[str]) -> None:
     selector.register(stdin, selectors.EVENT_READ, "stdin")
     selector.register(wake_r, selectors.EVENT_READ, "signal")
     _send(
-        {"ready": True, "pid": os.getpid(), "preloaded": loaded, "failed": failed, "frozen": frozen}
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "preloaded": loaded,
+            "failed": failed,
+            "frozen": frozen,
+            "holes_filled": holes,
+        }
     )
     buffer = b""
     while True:

@@ -115,3 +115,83 @@ async def test_the_worker_reports_a_failed_preload_and_starts(
     assert record.levelname == "WARNING"
     assert record.preload == "json:no_such_function"  # type: ignore[attr-defined]
     assert "no_such_function" in record.reason  # type: ignore[attr-defined]
+
+
+async def _fork_one(tmp_path: Path, preload: list[str], entry: str) -> tuple[dict[str, Any], str]:
+    """Start a fork server with ``preload``, fork one child running ``entry``; (the server's
+    ready line, the child's log) once the child exited 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deploy_worker.runtimes.forkserver",
+        *preload,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=str(ROOT),
+    )
+    log = tmp_path / "bot.log"
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+        spawn = {"id": 1, "op": "spawn", "entry": entry, "env": {}, "log": str(log)}
+        proc.stdin.write(json.dumps(spawn).encode() + b"\n")
+        await proc.stdin.drain()
+        replies = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 60)) for _ in range(2)]
+    finally:
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 30)
+    [pid] = [reply["pid"] for reply in replies if "pid" in reply]
+    assert {"exit": pid, "code": 0} in replies, log.read_text()
+    return ready, log.read_text()
+
+
+async def test_a_forked_bot_builds_no_router_template_or_model_of_its_own(tmp_path: Path) -> None:
+    """Issue 17: what is the same for every bot is built once, before the fork. A bot forked after
+    the warm-up takes the prebuilt routers for its dispatcher (no router or handler object built
+    after the fork), renders the texts of a /start and of a booking in both locales without
+    compiling a template, and validates a /start update and a button press and serialises its
+    answer without building a class (pydantic builds aiogram's models lazily)."""
+    ready, out = await _fork_one(
+        tmp_path,
+        ["aiogram", "tenant_bot.*", "tests.support.fork_probe", "tenant_bot.app:warm_up"],
+        "tests.support.fork_probe:first_use",
+    )
+    assert ready["failed"] == {}
+    child = json.loads(out.strip().splitlines()[-1])
+    assert child["prebuilt"] is True
+    assert child["routers"] == 14
+    assert child["routers_built"] == 0
+    assert child["handlers_built"] == 0
+    assert child["classes_built"] == 0
+    assert child["templates_compiled"] == 0
+    assert child["updates"] == 2
+
+
+def test_routers_are_taken_once_then_built_fresh() -> None:
+    """A process that forks bots prebuilds the routers once; its first dispatcher takes them, and
+    any later one (tests and benchmarks run several bots in one process) gets fresh routers: a
+    router can join one dispatcher only."""
+    import tenant_bot.handlers as handlers
+
+    handlers.prebuild_routers()
+    prebuilt = handlers._prebuilt
+    assert prebuilt is not None
+    assert handlers.routers() is prebuilt
+    again = handlers.routers()
+    assert again is not prebuilt
+    assert {id(r) for r in again}.isdisjoint(id(r) for r in prebuilt)
+    assert [r.name for r in again] == [r.name for r in prebuilt]
+
+
+def test_the_fork_server_fills_the_holes_of_its_memory_pools() -> None:
+    """Before the freeze the server takes the free blocks of its partly used pymalloc pools, so a
+    bot's new objects land on pools of its own instead of copying shared pages."""
+    from deploy_worker.runtimes.sharing import fill_pymalloc_holes, free_pymalloc_blocks
+
+    junk = [bytes(100) + bytes([i % 256]) for i in range(20000)]
+    del junk[::2]  # holes in the pools of that size class
+    before = sum(free_pymalloc_blocks().values())
+    taken = fill_pymalloc_holes()
+    after = sum(free_pymalloc_blocks().values())
+    assert taken >= 10000
+    assert after < before / 5
