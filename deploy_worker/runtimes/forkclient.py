@@ -132,6 +132,7 @@ class ForkServer:
                     "pid": self.server_pid,
                     "preloaded": ready.get("preloaded"),
                     "frozen_objects": ready.get("frozen"),
+                    "pool_holes_filled": ready.get("holes_filled"),
                 },
             )
 

@@ -14,14 +14,16 @@ serves requests on stdin and answers on stdout, one JSON object per line:
 - ``{"id": 2, "op": "ping"}`` -> ``{"id": 2, "ok": true}``.
 - unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
 
-On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}, "frozen": N}`` (N: the
-objects it froze, which every bot inherits in the permanent generation). It exits when stdin closes
+On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}, "frozen": N,
+"holes_filled": H}`` (N: the objects it froze, which every bot inherits in the permanent generation;
+H: the free pymalloc blocks it took so bots allocate on pools of their own, ``sharing.py``). It exits when stdin closes
 (the worker is gone); the bots keep running and a restarted worker adopts them.
 
 Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``; a ``mod:func`` argument is a
 warm-up, called (no arguments) after every module is imported and before the freeze, to build what
 each bot would otherwise build for itself on start-up (``tenant_bot.app:warm_up`` compiles the
-templates and builds a dispatcher once), so the children share it too.
+templates, builds a dispatcher once and prebuilds the routers every bot's dispatcher takes), so the
+children share it too.
 """
 
 from __future__ import annotations
