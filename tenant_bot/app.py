@@ -211,8 +211,9 @@ def warm_up() -> None:
     texts = BotTexts(default_locale=runtime.locale)
     core = BookingCore(cast(Any, None), clock=utc_now)  # no query runs
     locales = LocaleStore(redis, prefix=runtime.redis_prefix)
+    bot = make_bot(runtime)
     notifier = Notifier(
-        make_bot(runtime),
+        bot,
         redis=redis,
         prefix=runtime.redis_prefix,
         texts=texts,
@@ -231,19 +232,22 @@ def warm_up() -> None:
         locales=locales,
         clock=utc_now,
     )
-    _prebuild_shared(runtime)
+    _prebuild_shared(runtime, bot)
 
 
-def _prebuild_shared(runtime: TenantRuntime) -> None:
+def _prebuild_shared(runtime: TenantRuntime, bot: Any) -> None:
     """The rest of :func:`warm_up`: what each bot would otherwise build privately on first use
-    (measured per forked bot in issue 17): its routers, the time zone of the default contract and
-    redis-py's cached library version (read from package metadata on each bot's first connection)."""
+    (measured per forked bot in issue 17): its routers, the Bot API request and response path,
+    the time zone of the default contract and redis-py's cached library version (read from
+    package metadata on each bot's first connection)."""
     from zoneinfo import ZoneInfo
 
     from redis.utils import get_lib_version
 
+    from tenant_bot.api_warm_up import warm_api_paths
     from tenant_bot.handlers import prebuild_routers
 
+    warm_api_paths(bot)
     ZoneInfo(runtime.timezone)  # kept by zoneinfo's strong cache; loads the tzdata package
     get_lib_version()
     prebuild_routers()

@@ -149,8 +149,9 @@ async def test_a_forked_bot_builds_no_router_template_or_model_of_its_own(tmp_pa
     """Issue 17: what is the same for every bot is built once, before the fork. A bot forked after
     the warm-up takes the prebuilt routers for its dispatcher (no router or handler object built
     after the fork), renders the texts of a /start and of a booking in both locales without
-    compiling a template, and validates a /start update and a button press and serialises its
-    answer without building a class (pydantic builds aiogram's models lazily)."""
+    compiling a template, validates a /start update and a button press and serialises its answer
+    without building a class (pydantic builds aiogram's models lazily), and builds its Bot API
+    requests and checks the answers without adding to any ABC's subclass cache (shared objects)."""
     ready, out = await _fork_one(
         tmp_path,
         ["aiogram", "tenant_bot.*", "tests.support.fork_probe", "tenant_bot.app:warm_up"],
@@ -165,6 +166,7 @@ async def test_a_forked_bot_builds_no_router_template_or_model_of_its_own(tmp_pa
     assert child["classes_built"] == 0
     assert child["templates_compiled"] == 0
     assert child["updates"] == 2
+    assert child["abc_cache_entries_added"] == 0
 
 
 def test_routers_are_taken_once_then_built_fresh() -> None:

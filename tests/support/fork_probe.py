@@ -24,7 +24,12 @@ def first_use() -> int:
     from aiogram.fsm.storage.base import DefaultKeyBuilder
     from aiogram.fsm.storage.redis import RedisStorage
     from aiogram.methods import SendMessage
-    from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Update
+    from aiogram.types import (
+        InlineKeyboardButton,
+        InlineKeyboardMarkup,
+        ReplyKeyboardRemove,
+        Update,
+    )
     from redis.asyncio import Redis
 
     import tenant_bot.handlers
@@ -40,6 +45,7 @@ def first_use() -> int:
     from tenant_bot.texts import BotTexts
 
     prebuilt = tenant_bot.handlers._prebuilt is not None
+    abc_before = _abc_cache_entries()
     templates_before = len(_environment("tenant_bot").cache or {})
     runtime = TenantRuntime(
         slug="probe",
@@ -110,6 +116,15 @@ def first_use() -> int:
         ),
     )
     answer.model_dump(exclude_none=True)
+    for method in (answer, SendMessage(chat_id=7, text="Hi", reply_markup=ReplyKeyboardRemove())):
+        bot.session.build_form_data(bot, method)  # type: ignore[attr-defined]
+        bot.session.check_response(
+            bot=bot,
+            method=method,
+            status_code=200,
+            content=json.dumps({"ok": True, "result": message}),
+        )
+    abc_added = _abc_cache_entries() - abc_before
     gc.collect()
     born = gc.get_objects()  # the permanent generation (what the server froze) is not in it
     names = [type(o).__name__ for o in born]
@@ -130,8 +145,30 @@ def first_use() -> int:
                 "templates_compiled": len(_environment("tenant_bot").cache or {})
                 - templates_before,
                 "updates": len(updates),
+                "abc_cache_entries_added": abc_added,
             }
         ),
         flush=True,
     )
     return 0
+
+
+def _abc_cache_entries() -> int:
+    """Entries in every ABC's subclass caches (positive and negative): a check that adds one
+    writes to an object shared with the fork server."""
+    import _abc
+    from abc import ABCMeta
+
+    total = 0
+    seen: set[int] = set()
+    stack: list[type] = [object]
+    while stack:
+        for cls in type.__subclasses__(stack.pop()):
+            if id(cls) in seen:
+                continue
+            seen.add(id(cls))
+            stack.append(cls)
+            if isinstance(cls, ABCMeta):
+                _, cache, negative, _ = _abc._get_dump(cls)
+                total += len(cache) + len(negative)
+    return total
