@@ -62,6 +62,10 @@ from tenant_bot.booking import BookingCore, WorkInterval
 
 SERVICE = "Haircut · "  # the button reads "Haircut · 1 h · 1 500 ₽" (money as kit.formats shows it)
 SUMMARY_MARK = "check your booking"
+# the bot's answers (templates/tenant_bot/en.j2): booked, the slot just taken, the polite refusal
+BOOKED = "You are booked"
+TAKEN = "was just taken"
+REFUSAL = "temporarily unavailable"
 ZONE = ZoneInfo("Europe/Moscow")
 
 
@@ -157,27 +161,56 @@ def labels(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in message["inline_keyboard"] or [] for b in row]
 
 
-async def to_summary(user: TelegramUser) -> None:
+class Refused(Exception):
+    """The bot told the customer, politely, that it cannot serve them now (its "temporarily
+    unavailable, try again in a minute" answer): counted apart from flows left without an answer."""
+
+
+def _answered(wanted: Any) -> Any:
+    """A predicate for the bot's newest message: ``wanted``, or the bot's polite refusal."""
+    return lambda m: wanted(m) or REFUSAL in (m["text"] or "")
+
+
+async def _step(user: TelegramUser, wanted: Any, timeout: float) -> dict[str, Any]:
+    """Wait for the bot's answer to the customer's last action; :class:`Refused` when it refused."""
+    message = await user.wait_for_bot_message(_answered(wanted), timeout=timeout)
+    if REFUSAL in (message["text"] or ""):
+        raise Refused(message["text"])
+    return message
+
+
+async def to_summary(user: TelegramUser, timeout: float) -> None:
     """/book -> the service -> tomorrow -> 10:00: the summary with its Confirm button."""
     today = datetime.now(ZONE).date()
     tomorrow = today + timedelta(days=1)
     await user.send("/book")
-    menu = await user.wait_for_bot_message(lambda m: any(x.startswith(SERVICE) for x in labels(m)))
+    menu = await _step(user, lambda m: any(x.startswith(SERVICE) for x in labels(m)), timeout)
     await user.click(next(x for x in labels(menu) if x.startswith(SERVICE)))
-    await user.wait_for_bot_message(lambda m: "▶" in labels(m))
+    await _step(user, lambda m: "▶" in labels(m), timeout)
     if tomorrow.month != today.month:
         await user.click("▶")
-        await user.wait_for_bot_message(lambda m: "1" in labels(m))
+        await _step(user, lambda m: "1" in labels(m), timeout)
     await user.click(str(tomorrow.day))
-    await user.wait_for_bot_message(lambda m: "10:00" in labels(m))
+    await _step(user, lambda m: "10:00" in labels(m), timeout)
     await user.click("10:00")
-    await user.wait_for_bot_message(lambda m: SUMMARY_MARK in (m["text"] or ""))
+    await _step(user, lambda m: SUMMARY_MARK in (m["text"] or ""), timeout)
 
 
-async def confirm(user: TelegramUser, start: asyncio.Event) -> None:
+async def confirm(user: TelegramUser, start: asyncio.Event, timeout: float) -> str:
+    """Tap Confirm when ``start`` is set: "booked", "taken" (the other customer won the slot) or
+    "other" (any other answer); :class:`Refused` or :class:`TimeoutError` otherwise."""
     await start.wait()
-    await user.click("✅ Confirm")
-    await user.wait_for_bot_message(lambda m: SUMMARY_MARK not in (m["text"] or ""))
+    query = await user.click("✅ Confirm")
+    # the bot answers the tap first: an alert when it cannot book now (the summary stays, so the
+    # customer taps Confirm again later), a toast or nothing when it did book or the slot was taken
+    answer = await user.callback_answer(query, timeout=timeout)
+    if REFUSAL in (answer.get("text") or ""):
+        raise Refused(answer["text"])
+    message = await _step(user, lambda m: SUMMARY_MARK not in (m["text"] or ""), timeout)
+    if message.get("document"):  # the calendar file a booking confirmed at once is sent with
+        return "booked"
+    text = message["text"] or ""
+    return "booked" if BOOKED in text else "taken" if TAKEN in text else f"other: {text[:120]}"
 
 
 async def double_bookings(pool: asyncpg.Pool, tenants: list[Tenant]) -> tuple[int, int]:
@@ -387,7 +420,7 @@ async def phases(
 
     async def prepare(user: TelegramUser) -> None:
         async with gate:
-            await to_summary(user)
+            await to_summary(user, args.answer_timeout)
 
     try:
         users = [u for t in bookers for u in t.bookers]
@@ -396,7 +429,7 @@ async def phases(
             u for u, p in zip(users, prepared, strict=True) if not isinstance(p, BaseException)
         ]
         go = asyncio.Event()
-        confirms = [asyncio.create_task(confirm(u, go)) for u in ready]
+        confirms = [asyncio.create_task(confirm(u, go, args.answer_timeout)) for u in ready]
         await asyncio.sleep(0.2)
         t0 = time.monotonic()
         go.set()
@@ -406,10 +439,9 @@ async def phases(
     finally:
         stop_sampling.set()
         await sampler
-    failures = [o for o in [*prepared, *outcomes] if isinstance(o, BaseException)]
-    out["booking_errors"] = len(failures)
-    if failures:
-        say(f"{len(failures)} booking flows failed, e.g. {failures[0]!r}")
+    out |= tally(
+        [p for p in prepared if isinstance(p, BaseException)], outcomes, args.answer_timeout
+    )
     out["pg_connections_peak"] = probe.peak
     out["double_bookings"], out["booked_tenants"] = await double_bookings(pool, bookers)
     say(
@@ -417,6 +449,54 @@ async def phases(
         f"{out['double_bookings']} double bookings, {out['booked_tenants']} booked"
     )
     return out
+
+
+def tally(
+    browsing: list[BaseException], confirming: list[str | BaseException], timeout: float
+) -> dict[str, int]:
+    """The booking flows' outcomes: every flow (two per booking tenant) ends booked, told the slot
+    was just taken, refused politely (the bot's "temporarily unavailable, try again" answer, while
+    browsing to the summary or at Confirm) or timed out (no answer within ``timeout`` s: the one
+    outcome a customer must never see); anything else is an error."""
+    flows = [*browsing, *confirming]
+    counts = {
+        "bookings_booked": sum(o == "booked" for o in flows),
+        "bookings_taken": sum(o == "taken" for o in flows),
+        "bookings_refused_politely": sum(isinstance(o, Refused) for o in flows),
+        "bookings_timed_out": sum(isinstance(o, TimeoutError) for o in flows),
+        # of those, at the Confirm tap (the others while browsing to the summary)
+        "bookings_timed_out_at_confirm": sum(isinstance(o, TimeoutError) for o in confirming),
+    }
+    odd = [
+        o
+        for o in flows
+        if not isinstance(o, Refused | TimeoutError) and o not in ("booked", "taken")
+    ]
+    counts["booking_errors"] = len(odd)
+    for name, value in counts.items():
+        if value and name not in (
+            "bookings_booked",
+            "bookings_taken",
+            "bookings_timed_out_at_confirm",
+        ):
+            example = next(
+                (o for o in flows if isinstance(o, BaseException | str) and _kind(o) == name), None
+            )
+            say(
+                f"{value} booking flows {name.removeprefix('booking_').removeprefix('bookings_')}"
+                f" (answer timeout {timeout} s), e.g. {example!r}"
+            )
+    return counts
+
+
+def _kind(outcome: str | BaseException) -> str:
+    if isinstance(outcome, Refused):
+        return "bookings_refused_politely"
+    if isinstance(outcome, TimeoutError):
+        return "bookings_timed_out"
+    if outcome in ("booked", "taken"):
+        return f"bookings_{outcome}"
+    return "booking_errors"
 
 
 def _pooler_dir(bench: Bench) -> Path:
@@ -451,6 +531,13 @@ def main() -> None:
         type=int,
         default=40,
         help="the pooler's bound on server connections, all tenants together (40)",
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a customer waits for each answer of the bot before the flow counts as timed "
+        "out (30)",
     )
     parser.add_argument(
         "--min-free",

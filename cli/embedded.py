@@ -372,6 +372,7 @@ async def start_pooler(
         pidfile=str(root / "pgbouncer.pid"),
         max_server_connections=config.pooler_server_connections,
         pool_per_tenant=config.pooler_pool_per_tenant,
+        reserve_per_tenant=config.pooler_reserve_per_tenant,
     )
     bouncer = EmbeddedPgBouncer(root, pooler_config, password)
     try:

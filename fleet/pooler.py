@@ -76,10 +76,28 @@ async def drop_auth_lookup(conn: asyncpg.Connection, *, auth_user: str) -> None:
 class PoolerConfig:
     """One PgBouncer serving one database of one PostgreSQL server to tenant bots.
 
-    ``max_server_connections`` is the bound the platform promises PostgreSQL (``max_db_connections``;
-    the lookup role's own connection comes on top); ``pool_per_tenant`` what one tenant may hold of it
-    at once (``default_pool_size``); idle server connections close after ``server_idle_s``, so a
-    tenant that stopped booking gives its connections back to the others."""
+    ``max_server_connections`` is the bound the platform promises PostgreSQL (``max_db_connections``,
+    the login lookup's connections included: they are a pool of the same database). How PgBouncer
+    1.18 shares it among a thousand per-tenant pools (read in its source, measured in
+    tests/fleet/test_pooler.py and benchmarks/density.py):
+
+    - At the bound, a pool with a waiting client closes the longest idle server connection of *any*
+      pool of the database (``evict_connection``) and logs in its own: idle tenants hold nothing
+      others wait for, whatever ``server_idle_s``. That only closes backends PostgreSQL would keep
+      idle below the bound (10 s: a customer's next tap, seconds later, finds its connection).
+    - Waiting pools are served in the order PgBouncer created them, one new connection per pool per
+      pass: with more tenants busy at once than the bound, the tenants served last wait longest
+      (seconds on a loaded host) and a client past ``query_wait_timeout_s`` is refused politely.
+      The remedy is a bound above the tenants busy in the same second (compose: 150), not fewer
+      connections per tenant: ``pool_per_tenant`` 1 instead of 3 doubled the refusals measured by
+      benchmarks/density.py (likely: every bot login runs the lookup on a pool of that size too).
+    - ``reserve_per_tenant`` (``reserve_pool_size``) more are lent to a tenant whose client waited
+      ``reserve_after_s``: a slow export or statistics query does not hold its customers up for
+      its length. Still within the bound.
+    - A client that finds no server connection within ``query_wait_timeout_s`` is disconnected with
+      an error (SQLSTATE 08P01) the bot maps to "temporarily unavailable, try again": a wait is
+      bounded, and the customer is told.
+    """
 
     listen_host: str = "127.0.0.1"
     listen_port: int
@@ -92,6 +110,8 @@ class PoolerConfig:
     logfile: str = ""
     max_server_connections: int = 40
     pool_per_tenant: int = 3
+    reserve_per_tenant: int = 1
+    reserve_after_s: float = 1.0
     max_clients: int = 5000
     server_idle_s: int = 10
     query_wait_timeout_s: int = 8
@@ -114,7 +134,8 @@ class PoolerConfig:
             "max_client_conn": self.max_clients,
             "default_pool_size": self.pool_per_tenant,
             "min_pool_size": 0,
-            "reserve_pool_size": 0,
+            "reserve_pool_size": self.reserve_per_tenant,
+            "reserve_pool_timeout": f"{self.reserve_after_s:g}",
             "max_db_connections": self.max_server_connections,
             "server_idle_timeout": self.server_idle_s,
             "server_lifetime": 3600,
@@ -148,10 +169,17 @@ class PoolerConfig:
         return "\n".join(lines) + "\n"
 
 
+# docker-compose.yml runs PostgreSQL with max_connections 500: the tenants' pooler may take 150 of
+# them (the platform's pools and PostgreSQL's superuser reserve need about 40), so a burst of a hundred
+# tenants booking in the same second each finds a connection instead of queueing behind the others.
+COMPOSE_SERVER_CONNECTIONS = 150
+
+
 def compose_config() -> PoolerConfig:
     """The configuration of docker-compose.yml's ``pgbouncer`` service (``ops/pgbouncer/pgbouncer.ini``
     is this, rendered; a test keeps the two equal)."""
     return PoolerConfig(
+        max_server_connections=COMPOSE_SERVER_CONNECTIONS,
         listen_host="0.0.0.0",  # noqa: S104 (inside its container, on the compose networks)
         listen_port=6432,
         server_host="postgres",

@@ -248,6 +248,13 @@ class Settings(BaseSettings):
     pooler_pool_per_tenant: int = Field(
         default=3, ge=1, le=50, description="Server connections one tenant holds at most at once."
     )
+    pooler_reserve_per_tenant: int = Field(
+        default=1,
+        ge=0,
+        le=50,
+        description="Extra server connections lent to a tenant whose clients waited 1 s (a slow "
+        "export or statistics query must not hold its customers up); still within the bound.",
+    )
     pooler_stats_url: SecretStr | None = Field(
         default=None,
         description="postgresql://user:password@host:port/pgbouncer of the tenants' PgBouncer admin "

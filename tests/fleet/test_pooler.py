@@ -5,10 +5,13 @@ starts a real PgBouncer where it pays off and says why not elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +24,7 @@ from fleet.data_plane import TenantNames, drop_database_plane, ensure_database_p
 from fleet.pooler import auth_lookup_sql, compose_config, drop_auth_lookup
 from fleet.pooler_stats import read_pooler_figures
 from fleet.settings import Settings
-from tests.support.pgbouncer import MISSING
+from tests.support.pgbouncer import MISSING, running_pooler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,3 +144,90 @@ async def test_up_starts_its_pooler_and_bots_log_in_through_it(
         await drop_database_plane(conn, names)
         await drop_auth_lookup(conn, auth_user=role_prefix + "pooler")
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def _login_roles(
+    database_url: str, prefix: str, count: int
+) -> AsyncIterator[tuple[list[str], str]]:
+    """``count`` plain login roles (what the lookup answers for) with one password, dropped after."""
+    roles, password = [f"{prefix}r{i}" for i in range(count)], secrets.token_hex(8)
+    conn = await asyncpg.connect(database_url)
+    try:
+        for role in roles:
+            await conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+        yield roles, password
+    finally:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY($1)", roles
+        )
+        for role in roles:
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await conn.close()
+
+
+async def test_a_tenant_behind_a_long_transaction_gets_its_reserve_connection_after_a_second(
+    database_url: str, role_prefix: str
+) -> None:
+    """One server connection per tenant (``default_pool_size`` 1) keeps many tenants within the
+    bound; a tenant whose connection is busy with a slow transaction (an export, statistics) is
+    lent a reserve one after ``reserve_pool_timeout`` (1 s), not made to wait the transaction out."""
+    if EmbeddedPgBouncer.binary() is None:
+        pytest.skip(MISSING)
+    async with (
+        running_pooler(database_url, max_server_connections=6, pool_per_tenant=1) as pooler,
+        _login_roles(database_url, role_prefix, 1) as ([role], password),
+    ):
+        assert pooler.bouncer.config.reserve_per_tenant == 1
+        slow, quick = [
+            await asyncpg.connect(pooler.url(role, password), statement_cache_size=0)
+            for _ in range(2)
+        ]
+        try:
+            sleeping = asyncio.create_task(slow.execute("SELECT pg_sleep(6)"))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            assert await quick.fetchval("SELECT 1") == 1
+            waited = time.monotonic() - started
+            await sleeping
+        finally:
+            await slow.close()
+            await quick.close()
+    assert 0.6 < waited < 4.5, waited  # the reserve timeout, not the 6 s transaction
+
+
+async def test_at_the_bound_pgbouncer_closes_another_tenants_idle_connection_at_once(
+    database_url: str, role_prefix: str
+) -> None:
+    """PgBouncer 1.18 at ``max_db_connections`` closes the longest idle server connection of any
+    tenant's pool (``evict_connection``) to open one for a waiting tenant: idle tenants hold nothing
+    that others wait for, however long ``server_idle_timeout`` (60 s here)."""
+    if EmbeddedPgBouncer.binary() is None:
+        pytest.skip(MISSING)
+    async with (
+        running_pooler(
+            database_url, max_server_connections=2, pool_per_tenant=1, server_idle_s=60
+        ) as pooler,
+        _login_roles(database_url, role_prefix, 4) as (roles, password),
+    ):
+        watcher = await asyncpg.connect(database_url)
+        clients = []
+        try:
+            waits = []
+            for role in roles:
+                client = await asyncpg.connect(pooler.url(role, password), statement_cache_size=0)
+                clients.append(client)
+                started = time.monotonic()
+                assert await client.fetchval("SELECT current_user") == role
+                waits.append(time.monotonic() - started)
+            servers = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1) OR usename = $2",
+                roles,
+                pooler.bouncer.config.auth_user,
+            )
+        finally:
+            for client in clients:
+                await client.close()
+            await watcher.close()
+    assert max(waits) < 3, waits  # no wait for the 60 s idle timeout of the others' connections
+    assert servers <= 2 + 1, servers  # the bound (an evicted backend may still be exiting)

@@ -61,9 +61,15 @@ def _folder() -> Path:
 
 @asynccontextmanager
 async def running_pooler(
-    database_url: str, *, max_server_connections: int = 10, pool_per_tenant: int = 3
+    database_url: str,
+    *,
+    max_server_connections: int = 10,
+    pool_per_tenant: int = 3,
+    reserve_per_tenant: int | None = None,
+    server_idle_s: int = 2,
 ) -> AsyncIterator[Pooler]:
-    """PgBouncer in front of ``database_url``'s database (a superuser's URL: it installs the lookup)."""
+    """PgBouncer in front of ``database_url``'s database (a superuser's URL: it installs the lookup);
+    ``reserve_per_tenant`` None keeps the platform's default (``PoolerConfig``)."""
     database = urlsplit(database_url).path.lstrip("/")
     auth_user = "x" + secrets.token_hex(4) + "_pooler"  # .ci/run drops such leftovers
     password = secrets.token_urlsafe(18)
@@ -84,7 +90,8 @@ async def running_pooler(
         pidfile=str(root / "pgbouncer.pid"),
         max_server_connections=max_server_connections,
         pool_per_tenant=pool_per_tenant,
-        server_idle_s=2,
+        server_idle_s=server_idle_s,
+        **({} if reserve_per_tenant is None else {"reserve_per_tenant": reserve_per_tenant}),
     )
     bouncer = EmbeddedPgBouncer(root, config, password)
     try:
