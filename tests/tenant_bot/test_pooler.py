@@ -24,6 +24,7 @@ from fleet.data_plane import (
     ensure_redis_user,
 )
 from fleet.pooler import PoolerConfig
+from fleet.pooler_stats import read_pooler_figures
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from schemas.runtime import TenantRuntime
 from tenant_bot.app import run
@@ -514,13 +515,25 @@ async def test_thirty_tenants_booking_at_once_on_six_server_connections_all_get_
             for core in cores
         ]
 
-        async def customer(core: BookingCore, customer_id: int, i: int) -> str:
-            try:
-                service = (await core.catalogue.list_services())[0]
-                free = await core.slots.free_slots(
+        # both customers of a tenant saw the same first free time on the summary
+        services = [(await core.catalogue.list_services())[0] for core in cores]
+        slots = [
+            next(
+                s
+                for s in await core.slots.free_slots(
                     service.id, day_from=date(2030, 1, 8), staff_id=None
                 )
-                slot = next(s for s in free if s.start.minute == 0)
+                if s.start.minute == 0
+            )
+            for core, service in zip(cores, services, strict=True)
+        ]
+
+        async def customer(core: BookingCore, customer_id: int, i: int) -> str:
+            n = cores.index(core)
+            service, slot = services[n], slots[n]
+            try:
+                # the day's times again (the Confirm tap follows the browsing), then the booking
+                await core.slots.free_slots(service.id, day_from=date(2030, 1, 8), staff_id=None)
                 await core.bookings.book(
                     customer_id=customer_id,
                     service_id=service.id,
@@ -537,12 +550,15 @@ async def test_thirty_tenants_booking_at_once_on_six_server_connections_all_get_
 
         watcher = await asyncpg.connect(database_url)
         stack.push_async_callback(watcher.close)
-        peak, sampling = 0, True
+        peak = held = 0
+        sampling = True
 
         async def sample() -> None:
-            nonlocal peak
+            nonlocal peak, held
             while sampling:
                 peak = max(peak, await _server_connections(watcher, role_prefix))
+                figures = await read_pooler_figures(pooler.stats_url())
+                held = max(held, figures.server_connections)
                 await asyncio.sleep(0.02)
 
         sampler = asyncio.create_task(sample())
@@ -569,5 +585,8 @@ async def test_thirty_tenants_booking_at_once_on_six_server_connections_all_get_
     assert all(p.count("booked") <= 1 for p in pairs), pairs
     assert outcomes.count("booked") + outcomes.count("taken") + outcomes.count("refused") == 60
     assert outcomes.count("booked") >= CROWD_TENANTS // 2, (outcomes, took)
-    # the bound (the lookup's connection included), plus a backend still exiting after an eviction
-    assert 0 < peak <= CROWD_BOUND + 1, peak
+    # PgBouncer never holds more than its bound (the lookup's connections included). PostgreSQL lists
+    # the backends it closed to make room (evicted) until their processes exit: on a loaded 2-core
+    # host, up to 4 more than the bound for a moment with thirty pools churning on six connections
+    assert 0 < held <= CROWD_BOUND, held
+    assert 0 < peak <= 2 * CROWD_BOUND, peak
