@@ -16,7 +16,12 @@ and a deploy worker on the ``process`` runtime (bots forked from one warmed inte
 4. ``/start`` to random live tenants (paced): ``start_p50_ms`` / ``start_p99_ms`` and their ratio to
    the baseline (most of these bots have a cold pool: the first query opens a connection);
 5. ``bookers`` tenants each get two customers tapping Confirm on the same slot at the same moment:
-   ``pg_connections_peak`` (sampled every 50 ms), ``double_bookings`` (slots held twice).
+   ``pg_connections_peak`` (sampled every 50 ms), ``redis_connections_peak`` (every 250 ms),
+   ``double_bookings`` (slots held twice), and how each of the flows ended: ``bookings_booked``,
+   ``bookings_taken`` (told the other customer just took the slot), ``bookings_refused_politely``
+   (the bot's "temporarily unavailable, try again" answer, in the chat or as Confirm's alert: it
+   found no database connection within its bounded wait), ``bookings_timed_out`` (no answer within
+   ``--answer-timeout`` seconds: what must never happen) and ``booking_errors`` (anything else).
 
 The bots close a connection idle ``--db-idle-s`` seconds (the deploy worker's
 ``tenant_db_idle_s``; 2 by default here so the run stays small on a shared server, 30 in
@@ -231,6 +236,16 @@ async def redis_clients(redis: Redis, prefix: str) -> int:
     return sum(1 for c in clients if str(c.get("user", "")).startswith(prefix))
 
 
+async def sample_redis(
+    redis: Redis, prefix: str, stop: asyncio.Event, peak: list[int], every: float = 0.25
+) -> None:
+    """The run's Redis clients (its tenants' ACL users) every ``every`` s; the highest in ``peak``."""
+    while not stop.is_set():
+        peak[0] = max(peak[0], await redis_clients(redis, prefix))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
     database_url = os.environ.get(
         "BOTFLEET_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botfleet"
@@ -416,6 +431,10 @@ async def phases(
     probe.peak = 0
     stop_sampling = asyncio.Event()
     sampler = asyncio.create_task(probe.sample(stop_sampling))
+    redis_peak = [0]
+    redis_sampler = asyncio.create_task(
+        sample_redis(redis, bench.prefix, stop_sampling, redis_peak)
+    )
     gate = asyncio.Semaphore(16)
 
     async def prepare(user: TelegramUser) -> None:
@@ -439,6 +458,10 @@ async def phases(
     finally:
         stop_sampling.set()
         await sampler
+        await redis_sampler
+    # each bot's Redis pool opens at most tenant_bot.resources.REDIS_MAX_CONNECTIONS (5)
+    out["redis_connections_peak"] = redis_peak[0]
+    out["redis_connections_peak_per_tenant"] = round(redis_peak[0] / len(tenants), 2)
     out |= tally(
         [p for p in prepared if isinstance(p, BaseException)], outcomes, args.answer_timeout
     )
