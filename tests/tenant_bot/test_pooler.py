@@ -163,6 +163,9 @@ async def _bookings(database_url: str, names: TenantNames) -> list[str]:
     return [f"{r['staff_id']}@{r['starts_at'].isoformat()}" for r in rows]
 
 
+# Backends PgBouncer closed (evicted to make room for another tenant's pool) that PostgreSQL still
+# lists while their processes exit: up to 4 seen on a loaded 2-core host with many pools churning.
+EXITING_BACKENDS = 6
 TENANTS = 12
 CUSTOMERS_PER_TENANT = 4
 SERVER_BOUND = 8
@@ -232,13 +235,15 @@ async def test_many_live_tenants_book_at_once_within_the_pooler_bound(
             bots.append((names, await asyncio.wait_for(ready, timeout=30)))
 
         watcher = await asyncpg.connect(database_url)
-        peak = 0
+        peak = held = 0
         sampling = True
 
         async def sample() -> None:
-            nonlocal peak
+            nonlocal peak, held
             while sampling:
                 peak = max(peak, await _server_connections(watcher, role_prefix))
+                figures = await read_pooler_figures(pooler.stats_url())
+                held = max(held, figures.server_connections)
                 await asyncio.sleep(0.02)
 
         customers = [
@@ -273,8 +278,10 @@ async def test_many_live_tenants_book_at_once_within_the_pooler_bound(
             booked = await _bookings(database_url, names)
             assert len(booked) == len(set(booked)) == 1
         # PgBouncer closes an idle connection of one tenant to open one for another (max_db_connections
-        # reached): PostgreSQL may still list the closing backend for a moment next to the new one.
-        assert 0 < peak <= SERVER_BOUND + 1, peak
+        # reached): it never holds more than its bound, but PostgreSQL may still list the closed
+        # backends for a moment next to the new ones while their processes exit.
+        assert 0 < held <= SERVER_BOUND, held
+        assert 0 < peak <= SERVER_BOUND + EXITING_BACKENDS, peak
 
 
 async def _seed(url: str, clock: FakeClock) -> None:
@@ -585,8 +592,7 @@ async def test_thirty_tenants_booking_at_once_on_six_server_connections_all_get_
     assert all(p.count("booked") <= 1 for p in pairs), pairs
     assert outcomes.count("booked") + outcomes.count("taken") + outcomes.count("refused") == 60
     assert outcomes.count("booked") >= CROWD_TENANTS // 2, (outcomes, took)
-    # PgBouncer never holds more than its bound (the lookup's connections included). PostgreSQL lists
-    # the backends it closed to make room (evicted) until their processes exit: on a loaded 2-core
-    # host, up to 4 more than the bound for a moment with thirty pools churning on six connections
+    # PgBouncer never holds more than its bound (the lookup's connections included); PostgreSQL lists
+    # the backends it closed to make room (evicted) until their processes exit
     assert 0 < held <= CROWD_BOUND, held
-    assert 0 < peak <= 2 * CROWD_BOUND, peak
+    assert 0 < peak <= CROWD_BOUND + EXITING_BACKENDS, peak
