@@ -1,5 +1,10 @@
-"""Density benchmark: many live tenant bots on one host (process runtime), their memory, their
-PostgreSQL and Redis connections, /start latency and race-free bookings (issue 17).
+"""Density benchmark: many live tenant bots on one host (process or docker runtime), their memory,
+their PostgreSQL and Redis connections, /start latency and race-free bookings (issue 17).
+
+``--runtime docker`` measures tenant containers instead (enqueue -> live latency including the first
+container after an image build, memory per container, the bot process's RSS, server connections):
+see ``benchmarks/density_docker.py``; ``--runtime docker --quick`` runs 6 containers on the current
+image, ``--runtime docker --tenants 100`` builds the image afresh first.
 
     BOTFLEET_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/botfleet \\
     BOTFLEET_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/density.py --quick
@@ -576,7 +581,41 @@ def main() -> None:
         default=None,
         help="free PostgreSQL connections the run needs (default: 3 per booker + 10)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        default="process",
+        help="process (the default) or docker (benchmarks/density_docker.py)",
+    )
+    docker = parser.add_argument_group("--runtime docker")
+    docker.add_argument(
+        "--arrival-s", type=float, default=2.0, help="seconds between two tenants' enqueues (2)"
+    )
+    docker.add_argument(
+        "--fresh-image",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="build the image again under a tag of the run's own first (default: without --quick)",
+    )
+    docker.add_argument(
+        "--image",
+        default=os.environ.get("BOTFLEET_TENANT_IMAGE", "botfleet:latest"),
+        help="the tenant image without --fresh-image (botfleet:latest)",
+    )
+    docker.add_argument("--network", choices=("bridge", "host"), default="bridge")
+    docker.add_argument("--concurrency", type=int, default=4, help="the worker's jobs at once (4)")
     args = parser.parse_args()
+    if args.runtime == "docker":
+        from benchmarks.density_docker import run_docker
+
+        args.tenants = args.tenants or (6 if args.quick else 100)
+        args.samples = args.samples or (20 if args.quick else 100)
+        if args.fresh_image is None:
+            args.fresh_image = not args.quick
+        if args.tenants < 1:
+            parser.error("--tenants must be at least 1")
+        print(json.dumps(asyncio.run(run_docker(args))))
+        return
     args.tenants = args.tenants or (50 if args.quick else 1000)
     if args.tenants < 1:
         parser.error("--tenants must be at least 1")

@@ -17,6 +17,7 @@ from cli.tenants import app as tenants_app
 from fleet import jobs
 from fleet.capacity import Capacity, read_capacity
 from fleet.lifecycle import Action, TenantLifecycle
+from fleet.settings import Settings
 
 fleet_app = typer.Typer(help="The whole fleet: status and rolling upgrades.", no_args_is_help=True)
 
@@ -249,6 +250,29 @@ def _capacity_lines(capacity: Capacity) -> list[str]:
     return lines
 
 
+async def warm_new_image(config: Settings, image: str) -> None:
+    """On the docker runtime, run the new image's warm-up container once before the first redeploy
+    (:mod:`deploy_worker.runtimes.docker`), so the first batch does not start on a cold image. The
+    worker would warm it anyway; doing it here also fails early and clearly on a missing image."""
+    from deploy_worker.runtimes import docker_client, resolve_kind
+
+    if resolve_kind(config) != "docker":
+        return
+    from deploy_worker.runtimes.docker import DockerRuntime
+
+    client = await asyncio.to_thread(docker_client)
+    if client is None:
+        return
+    runtime = DockerRuntime(client=client, namespace=config.tenant_role_prefix)
+    try:
+        seconds = await runtime.warm_image(image)
+    finally:
+        await runtime.close()
+    if seconds is None:
+        raise fail(f"{image}: {runtime.last_warm_up_error}; nothing was upgraded")
+    typer.echo(f"warmed {image} in {seconds}s")
+
+
 @fleet_app.command("upgrade")
 def upgrade(
     image: str = typer.Option(
@@ -268,6 +292,7 @@ def upgrade(
     async def go() -> None:
         from deploy_worker.rollout import RollingUpgrade
 
+        await warm_new_image(config, image)
         async with open_resources(config, redis=False, secrets=False) as res:
             report = await RollingUpgrade(
                 pool=res.pool,

@@ -430,10 +430,13 @@ class Worker:
 class WorkerCollector(Collector):
     """``botfleet_worker_jobs_total{kind,outcome}``: jobs this worker finished, by outcome (done;
     retry: failed, queued again with backoff; dead: failed for good; lost: its lease went to
-    another worker; error: its outcome could not be recorded). Read at scrape time."""
+    another worker; error: its outcome could not be recorded). With a ``runtime`` that warms images
+    (docker), ``botfleet_worker_image_warm_ups{outcome}``: warm-up containers run (ok, failed).
+    Read at scrape time."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, runtime: object | None = None) -> None:
         self._worker = worker
+        self._runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -443,6 +446,15 @@ class WorkerCollector(Collector):
         for (kind, outcome), count in sorted(self._worker.outcomes.items()):
             family.add_metric([kind, outcome], float(count))
         yield family
+        if self._runtime is not None and hasattr(self._runtime, "warm_ups"):
+            warm = CounterMetricFamily(
+                "botfleet_worker_image_warm_ups",
+                "Image warm-up containers run before an image's first tenant, by outcome",
+                labels=["outcome"],
+            )
+            warm.add_metric(["ok"], float(getattr(self._runtime, "warm_ups", 0)))
+            warm.add_metric(["failed"], float(getattr(self._runtime, "warm_up_failures", 0)))
+            yield warm
 
 
 def _expected(exc: Exception) -> bool:

@@ -121,7 +121,8 @@ def create_runtime(
         if kind == "docker":
             from deploy_worker.runtimes.docker import DockerRuntime
 
-            return DockerRuntime(client=client, namespace=namespace)
+            warm = () if observer else (settings.tenant_image,)
+            return DockerRuntime(client=client, namespace=namespace, warm_images=warm)
         from deploy_worker.runtimes.swarm import SwarmRuntime
 
         return SwarmRuntime(client=client, namespace=namespace)
