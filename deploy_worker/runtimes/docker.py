@@ -172,7 +172,7 @@ class DockerRuntime:
             await self._call(self._warm_up_sync, image_id)
         except RuntimeBackendError as exc:
             self.warm_up_failures += 1
-            self.last_warm_up_error = str(exc)
+            self.last_warm_up_error = f"the warm-up of {image} failed: {exc}"
             log.warning("image warm-up failed", extra={"image": image, "error": str(exc)})
             return None
         seconds = round(time.monotonic() - started, 2)
