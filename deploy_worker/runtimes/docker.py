@@ -340,13 +340,15 @@ class DockerRuntime:
             "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
             # `docker ps` shows a bot whose loops are failing or stuck as unhealthy (its heartbeat
             # lapses too, and the reconciler redeploys it). Not part of the spec: changing the
-            # check never recreates running bots. Every 60 s, not 15: each check is a fresh
+            # check never recreates running bots. Every 30 s, not 15: each check is a fresh
             # interpreter reading Redis (≈ 0.18 s of CPU plus the engine's exec), so at 15 s a
             # hundred bots spent about half of a 2-core host on checks; the worker's readiness and
-            # the reconciler's redeploys go by the heartbeat, not by this.
+            # the reconciler's redeploys go by the heartbeat, not by this. (Longer would leave
+            # `docker ps` at "starting" that long after each start: engines before 25.0 have no
+            # start_interval.)
             "healthcheck": {
                 "test": ["CMD", "python", "-m", "tenant_bot", "--check-health"],
-                "interval": 60 * _NS,
+                "interval": 30 * _NS,
                 "timeout": 10 * _NS,
                 "retries": 3,
                 "start_period": 60 * _NS,

@@ -77,7 +77,7 @@ async def test_provision_runs_the_bot_and_it_answers_start(
         check = attrs["Config"]["Healthcheck"]["Test"]
         assert check == ["CMD", "python", "-m", "tenant_bot", "--check-health"]
         # Docker runs the check in the container, with the bot's own credentials: it passes.
-        for _ in range(60):
+        for _ in range(100):  # the first check runs one interval (30 s) after the start
             health = (await _container_attrs(runtime, unique_slug))["State"].get("Health") or {}
             if health.get("Status") == "healthy":
                 break
