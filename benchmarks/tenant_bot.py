@@ -206,9 +206,11 @@ async def bench(iterations: int, database_url: str, redis_url: str) -> dict[str,
 
     precompile()
     log("templates precompiled")
-    # Each user taps twice per round trip; enough users keep every one under the bot's per-user
-    # rate limit (12 updates / 10 s), which would otherwise turn the benchmark into a flood test.
-    user_count = max(40, iterations // 4 + 10)
+    # Each user taps four times to reach the times screen and twice per round trip; one user per
+    # round trip keeps every one under the bot's per-user rate limit (12 updates / 10 s) however
+    # fast the bot answers (with a quarter as many, a bot answering in 5 ms met the limit: a user
+    # came round again within the window), which would turn the benchmark into a flood test.
+    user_count = iterations + 10
     tenant = await _provision(database_url, redis_url)
     names = tenant["names"]
     procs: list[asyncio.subprocess.Process] = []
