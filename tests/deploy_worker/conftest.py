@@ -66,7 +66,8 @@ def docker_engine() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def swarm_engine(docker_engine: Any) -> Iterator[Any]:
-    """The docker client of a swarm manager (``docker swarm init`` when this engine is in none)."""
+    """The docker client of a swarm manager (``docker swarm init`` when this engine is in none; the
+    engine leaves the swarm again after the session if it was in none and no service is left)."""
     import docker.errors
 
     state = docker_engine.info().get("Swarm", {}).get("LocalNodeState")
@@ -76,6 +77,8 @@ def swarm_engine(docker_engine: Any) -> Iterator[Any]:
         except docker.errors.APIError as exc:
             pytest.skip(f"cannot initialise a swarm here: {exc}")
     yield docker_engine
+    if state != "active" and not docker_engine.services.list():
+        docker_engine.swarm.leave(force=True)
 
 
 # -- a control database of the test's own ----------------------------------------------------------
