@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.base import EnsureResult, InstanceState, InstanceStatus
-from deploy_worker.runtimes.docker import container_memory, parse_time
+from deploy_worker.runtimes.docker import container_memory, parse_time, route_loopback
 from deploy_worker.spec import (
     LABEL_MANAGED,
     LABEL_NAMESPACE,
@@ -176,6 +176,7 @@ class SwarmRuntime:
     def _converge(self, spec: RuntimeSpec, recreate: bool) -> EnsureResult:
         import docker.errors
 
+        _refuse_loopback(spec)
         self._ensure_network(spec.network)
         service = self._get(spec.slug)
         if service is None:
@@ -386,6 +387,35 @@ class SwarmRuntime:
             exit_code=container.get("ExitCode"),
             detail=(latest or {}).get("Status", {}).get("Err", "") or str(state),
         )
+
+
+# The setting that names each routed variable's host, for the error below.
+_HOST_SETTINGS = {
+    "BOTFLEET_TENANT_DATABASE_URL": "BOTFLEET_TENANT_DATABASE_HOST (the pooler's service name)",
+    "BOTFLEET_TENANT_REDIS_URL": "BOTFLEET_TENANT_REDIS_HOST",
+    "BOTFLEET_TENANT_TELEGRAM_API_BASE": "BOTFLEET_TENANT_TELEGRAM_API_BASE",
+}
+
+
+def _refuse_loopback(spec: RuntimeSpec) -> None:
+    """A service on an overlay cannot reach a loopback address of any node (the docker runtime's
+    relay has no counterpart across hosts): refuse such a spec with what to set, instead of bots
+    that crash-loop on a connection refused. The host network (one node, tests) sees the host's."""
+    if spec.network == "host":
+        return
+    _, targets = route_loopback(spec.env)
+    if not targets:
+        return
+    names = [
+        setting
+        for name, setting in _HOST_SETTINGS.items()
+        if route_loopback({name: spec.env.get(name, "")})[1]
+    ]
+    raise RuntimeBackendError(
+        f"swarm: tenant services on network {spec.network} cannot reach a loopback address "
+        f"({', '.join(f'{h}:{p}' for h, p in sorted(targets))}); set {', '.join(names)} to an "
+        "address every node reaches, such as a service on that overlay"
+    )
 
 
 def _labels(service: Any) -> dict[str, str]:

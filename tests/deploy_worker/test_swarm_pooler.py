@@ -23,9 +23,10 @@ import pytest
 from redis.asyncio import Redis
 
 from cli.embedded import EmbeddedPgBouncer
+from deploy_worker.errors import RuntimeBackendError
 from deploy_worker.runtimes.docker import LoopbackRelay
 from deploy_worker.runtimes.swarm import SwarmRuntime
-from deploy_worker.spec import LABEL_NAMESPACE
+from deploy_worker.spec import LABEL_NAMESPACE, RuntimeSpec
 from fleet.pooler import PoolerConfig, auth_file_line, drop_auth_lookup, install_auth_lookup
 from fleet.pooler_stats import read_pooler_figures
 from fleet.secrets import SecretBox
@@ -485,3 +486,30 @@ async def test_swarm_services_reach_a_pooler_service_by_name_on_the_overlay(
 def _netloc(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5432}"
+
+
+async def test_a_loopback_address_on_an_overlay_is_refused_with_what_to_set(
+    docker_engine: Any, role_prefix: str, unique_slug: str
+) -> None:
+    """The docker runtime relays a host's loopback servers to its bridge; nothing can on a swarm's
+    overlay: the runtime says which setting to change before it creates anything."""
+    runtime = SwarmRuntime(client=docker_engine, namespace=role_prefix)
+    spec = RuntimeSpec(
+        slug=unique_slug,
+        namespace=role_prefix,
+        image="botfleet:latest",
+        command=("botfleet", "tenant-bot"),
+        entrypoint="",
+        env={
+            "BOTFLEET_TENANT_DATABASE_URL": "postgresql://t:pw@127.0.0.1:6432/botfleet",
+            "BOTFLEET_TENANT_REDIS_URL": "redis://t:pw@redis:6379/0",
+        },
+        network=f"{role_prefix}tenants",
+    )
+    with pytest.raises(
+        RuntimeBackendError,
+        match=r"cannot reach a loopback address \(127\.0\.0\.1:6432\); set "
+        r"BOTFLEET_TENANT_DATABASE_HOST \(the pooler's service name\) to an address every node",
+    ):
+        await runtime.ensure(spec)
+    assert not await asyncio.to_thread(docker_engine.networks.list, names=[spec.network])
