@@ -11,7 +11,12 @@ from one shared fork server (tests/support/shared_fork_server.py): starting one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import json
+import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,19 +71,56 @@ def docker_engine() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def swarm_engine(docker_engine: Any) -> Iterator[Any]:
-    """The docker client of a swarm manager (``docker swarm init`` when this engine is in none; the
-    engine leaves the swarm again after the session if it was in none and no service is left)."""
+    """The docker client of a swarm manager (``docker swarm init`` when this engine is in none).
+
+    The engine leaves the swarm again when the last test session using it ends, if a test session
+    made it (sessions on this machine, xdist workers included, register in a file under a lock)."""
     import docker.errors
 
-    state = docker_engine.info().get("Swarm", {}).get("LocalNodeState")
-    if state != "active":
-        try:
-            docker_engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        except docker.errors.APIError as exc:
-            pytest.skip(f"cannot initialise a swarm here: {exc}")
+    with _swarm_users() as users:
+        if docker_engine.info().get("Swarm", {}).get("LocalNodeState") != "active":
+            try:
+                docker_engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+            except docker.errors.APIError as exc:
+                pytest.skip(f"cannot initialise a swarm here: {exc}")
+            users["initialised"] = True
+        users["pids"].append(os.getpid())
     yield docker_engine
-    if state != "active" and not docker_engine.services.list():
-        docker_engine.swarm.leave(force=True)
+    with _swarm_users() as users:
+        users["pids"].remove(os.getpid())
+        if not users["pids"] and users["initialised"] and not docker_engine.services.list():
+            docker_engine.swarm.leave(force=True)
+            users["initialised"] = False
+
+
+@contextlib.contextmanager
+def _swarm_users() -> Iterator[dict[str, Any]]:
+    """The sessions using the engine's swarm (live pids) and whether tests initialised it, read and
+    written back under an exclusive lock."""
+    path = Path(tempfile.gettempdir()) / "botfleet-tests-swarm.json"
+    with path.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        text = handle.read()
+        users: dict[str, Any] = json.loads(text) if text.strip() else {}
+        users = {
+            "initialised": bool(users.get("initialised")),
+            "pids": [pid for pid in users.get("pids", []) if _alive(int(pid))],
+        }
+        yield users
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(users))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- a control database of the test's own ----------------------------------------------------------
