@@ -605,6 +605,8 @@ def main() -> None:
     docker.add_argument("--network", choices=("bridge", "host"), default="bridge")
     docker.add_argument("--concurrency", type=int, default=4, help="the worker's jobs at once (4)")
     args = parser.parse_args()
+    if args.db_idle_s is None:  # both runtimes: the bots' connection idle close
+        args.db_idle_s = 30.0 if args.pooler == "pgbouncer" else 2.0
     if args.runtime == "docker":
         from benchmarks.density_docker import run_docker
 
@@ -621,8 +623,6 @@ def main() -> None:
         parser.error("--tenants must be at least 1")
     args.bookers = min(args.bookers or (20 if args.quick else 100), args.tenants)
     args.samples = args.samples or (100 if args.quick else 200)
-    if args.db_idle_s is None:
-        args.db_idle_s = 30.0 if args.pooler == "pgbouncer" else 2.0
     # measured: a booking tenant peaks at 2-3 server connections (two customers, the background pass)
     # through the pooler, its bound (plus its lookup connection)
     wanted = args.pooler_connections + 1 if args.pooler == "pgbouncer" else 3 * args.bookers

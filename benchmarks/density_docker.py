@@ -75,6 +75,90 @@ async def host_cpu_busy_pct(seconds: float) -> float:
     return round(100 * (busy1 - busy0) / max(1.0, total1 - total0), 1)
 
 
+def step_percentiles(recent: Any) -> dict[str, list[float]]:
+    """The deploy worker's provisioning step times (its converger's last provisions): step ->
+    [p50, p95] seconds."""
+    out: dict[str, list[float]] = {}
+    for step in ("token", "data_plane", "spec", "runtime", "heartbeat", "live"):
+        values = [r[step] for r in recent if step in r]
+        if values:
+            out[step] = [round(statistics.median(values), 2), percentile(values, 0.95) or 0.0]
+    return out
+
+
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "runc")
+
+
+def _process_cpu() -> dict[int, tuple[str, float]]:
+    """pid -> (command name, CPU seconds) of every process on the host."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def _container_cpu(container_ids: list[str]) -> float | None:
+    """CPU seconds of these containers' cgroups (every process in them: the bot and its health
+    checks), cgroup v1 (cgroupfs) or v2 (systemd); None when neither is readable here."""
+    total, found = 0.0, False
+    for cid in container_ids:
+        for path, scale, key in (
+            (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e9, None),
+            (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e6, "usage_usec"),
+            (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e6, "usage_usec"),
+        ):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            if key is None:
+                value = float(text)
+            else:
+                value = float(next(ln.split()[1] for ln in text.splitlines() if ln.startswith(key)))
+            total += value / scale
+            found = True
+            break
+    return total if found else None
+
+
+async def cpu_split(seconds: float, container_ids: list[str]) -> dict[str, float]:
+    """Cores used over ``seconds``: the whole host, the fleet's containers (bots and health
+    checks), the engine's daemons (dockerd, containerd, shims, runc), this process (the worker and
+    the benchmark)."""
+    busy0, _ = cpu_times()
+    procs0, fleet0 = _process_cpu(), _container_cpu(container_ids)
+    own0 = sum(os.times()[:2])
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    busy1, _ = cpu_times()
+    procs1, fleet1 = _process_cpu(), _container_cpu(container_ids)
+    own1 = sum(os.times()[:2])
+    elapsed = time.monotonic() - started
+    engine = 0.0
+    for pid, (comm, cpu) in procs1.items():
+        if comm.startswith(ENGINE_PROCESSES):
+            before = procs0.get(pid)
+            engine += cpu - (before[1] if before and before[0] == comm else 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {
+        "host_cores": round((busy1 - busy0) / tick / elapsed, 2),
+        "engine_cores": round(engine / elapsed, 3),
+        "worker_and_bench_cores": round((own1 - own0) / elapsed, 3),
+    }
+    if fleet0 is not None and fleet1 is not None:
+        out["containers_cores"] = round((fleet1 - fleet0) / elapsed, 3)
+    return out
+
+
 def build_image(tag: str) -> float:
     """``.ci/build-image.sh`` under ``tag`` (a new image id: FORCE=1); seconds it took."""
     started = time.monotonic()
@@ -92,7 +176,7 @@ def build_image(tag: str) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def container_memory_all(client: Any, container_id: str) -> dict[str, float]:
+def container_memory_all(client: Any, container_id: str) -> dict[str, Any]:
     """One stats read: docker stats' figure (usage less inactive file cache), the raw cgroup usage,
     and the bot process's RSS/USS from /proc (this host's view of the container's PID 1). MB."""
     stats = client.api.stats(container_id, stream=False, one_shot=True)
@@ -100,7 +184,8 @@ def container_memory_all(client: Any, container_id: str) -> dict[str, float]:
     usage = int(memory.get("usage") or 0)
     detail = memory.get("stats") or {}
     inactive = int(detail.get("inactive_file", detail.get("total_inactive_file", 0)))
-    out = {"stats_mb": max(0, usage - inactive) / 2**20, "usage_mb": usage / 2**20}
+    out: dict[str, Any] = {"stats_mb": max(0, usage - inactive) / 2**20, "usage_mb": usage / 2**20}
+    out["id"] = container_id
     pid = int(client.api.inspect_container(container_id)["State"].get("Pid") or 0)
     if pid:
         from deploy_worker.runtimes.process import read_memory
@@ -187,16 +272,11 @@ async def run_docker(args: argparse.Namespace) -> dict[str, Any]:
             )
             async with contextlib.AsyncExitStack() as exits:
                 if args.pooler == "pgbouncer":
-                    # `up` starts its PgBouncer for the process runtime only; a container reaches
-                    # one on 127.0.0.1 as it reaches PostgreSQL there (the runtime's relay, or the
-                    # host network), so the run starts it as for process and hands it to docker.
-                    pooled, line = await start_pooler(
-                        settings.model_copy(update={"runtime": "process"}),
-                        _pooler_dir(bench),
-                        exits,
-                        auth_user=bench.prefix + "pooler",
+                    # as `botfleet up` starts it: on 127.0.0.1, which containers reach through the
+                    # runtime's relay (or the host network)
+                    settings, line = await start_pooler(
+                        settings, _pooler_dir(bench), exits, auth_user=bench.prefix + "pooler"
                     )
-                    settings = pooled.model_copy(update={"runtime": "docker"})
                     if not settings.tenant_database_pooler:
                         raise SystemExit(f"--pooler pgbouncer: {line}")
                     say(f"tenant bots' database: {line}")
@@ -216,6 +296,8 @@ async def run_docker(args: argparse.Namespace) -> dict[str, Any]:
                         await sampler
                     result["pg_connections_peak"] = probe.peak
                     result["warm_ups"] = getattr(parts.runtime, "warm_ups", None)
+                    result["provision_steps_s"] = step_percentiles(parts.converger.recent_steps)
+                    say(f"provisioning steps (p50/p95 s): {result['provision_steps_s']}")
                     say("removing the containers")
     finally:
         if pool is not None:
@@ -326,7 +408,7 @@ async def docker_phases(
     out["live_tenants"] = sum([int(await redis.exists(key)) for key in heartbeats])
     gate = asyncio.Semaphore(8)
 
-    async def memory(tenant: Any) -> dict[str, float] | None:
+    async def memory(tenant: Any) -> dict[str, Any] | None:
         async with gate:
             try:
                 container = await asyncio.to_thread(
@@ -353,6 +435,10 @@ async def docker_phases(
         out["process_rss_mb_max"] = round(max(rss_mb), 1)
         out["process_uss_mb"] = round(statistics.median(uss_mb), 1)
     out["host_cpu_busy_pct"] = await host_cpu_busy_pct(10.0)
+    ids = [str(m["id"]) for m in readings]
+    # over a whole health-check interval (30 s), so every container's check is in it once
+    out["idle_cpu"] = await cpu_split(30.0, ids)
+    say(f"idle fleet, cores used over 30 s: {out['idle_cpu']}")
     out["load_idle_fleet"] = round(os.getloadavg()[0], 2)
     say(
         f"idle: {out.get('container_mem_mb_p50')} MB per container (max "

@@ -326,11 +326,17 @@ def _lookup_password(root: Path) -> str:
 async def start_pooler(
     config: Settings, data: Path, exits: AsyncExitStack, *, auth_user: str | None = None
 ) -> tuple[Settings, str]:
-    """``botfleet up``'s PgBouncer for tenant bots, where it pays off: the process runtime (bots on
-    this host reach 127.0.0.1), ``BOTFLEET_POOLER=auto``, no pooler of the operator's own
-    (``BOTFLEET_TENANT_DATABASE_HOST`` unset), the binary installed and a superuser's database URL
-    (the login lookup reads ``pg_authid``). Otherwise bots connect to PostgreSQL directly, and the
-    line returned says why. Returns the settings bots get (host, port, pooler flag) and that line."""
+    """``botfleet up``'s PgBouncer for tenant bots, where it pays off: the process or docker runtime,
+    ``BOTFLEET_POOLER=auto``, no pooler of the operator's own (``BOTFLEET_TENANT_DATABASE_HOST``
+    unset), the binary installed and a superuser's database URL (the login lookup reads
+    ``pg_authid``). Otherwise bots connect to PostgreSQL directly, and the line returned says why.
+    Returns the settings bots get (host, port, pooler flag) and that line.
+
+    It listens on 127.0.0.1 only. Process bots reach it there; docker bots on a bridge reach it as
+    ``host.docker.internal:<port>``: the docker runtime relays a loopback port a bot's database URL
+    names to the bridge's gateway (:class:`deploy_worker.runtimes.docker.LoopbackRelay`), as it does
+    for PostgreSQL and Redis; on ``BOTFLEET_TENANT_NETWORK=host`` they reach 127.0.0.1 themselves.
+    The swarm runtime's bots run on other nodes: never a loopback pooler."""
     import asyncpg
 
     reason = ""
@@ -338,7 +344,7 @@ async def start_pooler(
         reason = "BOTFLEET_POOLER=off"
     elif config.tenant_database_host is not None:
         reason = "BOTFLEET_TENANT_DATABASE_HOST is set (a pooler of your own?)"
-    elif config.runtime != "process":
+    elif config.runtime not in ("process", "docker"):
         reason = f"the {config.runtime} runtime's bots cannot reach a pooler on 127.0.0.1"
     elif EmbeddedPgBouncer.binary() is None:
         reason = "pgbouncer is not installed (apt-get install pgbouncer)"
@@ -396,7 +402,14 @@ async def start_pooler(
         ),
     }
     line = (
-        f"127.0.0.1:{bouncer.port} (transaction mode, at most "
+        f"{_bots_address(config, bouncer.port)} (transaction mode, at most "
         f"{config.pooler_server_connections} server connections)"
     )
     return config.model_copy(update=updates), line
+
+
+def _bots_address(config: Settings, port: int) -> str:
+    """Where tenant bots find the pooler listening on 127.0.0.1:``port``, for the operator."""
+    if config.runtime == "docker" and config.tenant_network not in ("host", "none"):
+        return f"host.docker.internal:{port} (relayed to 127.0.0.1:{port})"
+    return f"127.0.0.1:{port}"

@@ -53,7 +53,9 @@ def worker(
                     supervisors=[parts.worker.supervisor],
                     probes={"postgres": postgres_probe(res.pool), "redis": redis_probe(res.redis)},
                 )
-                health.registry.register(WorkerCollector(parts.worker, parts.runtime))
+                health.registry.register(
+                    WorkerCollector(parts.worker, parts.runtime, parts.converger)
+                )
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, parts.worker.stop)

@@ -11,12 +11,16 @@ Provisioning runs these steps, each idempotent, so a retry after a crash at any 
    transaction, so the owner is told exactly once.
 
 A step hook (``step_hook(slug, step)``) runs after each step: fault-injection tests use it to kill the
-worker between steps.
+worker between steps. Each step is timed: the ``tenant running`` log line carries the seconds of each
+(``steps``), and :attr:`Converger.step_seconds` sums them for ``/metrics``
+(``botfleet_worker_provision_step_seconds{step}``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,6 +69,9 @@ class Converger:
         self._tokens = tokens
         self._heartbeat_timeout = heartbeat_timeout
         self._step_hook = step_hook
+        self.step_seconds: dict[str, float] = defaultdict(float)  # step -> seconds, summed
+        self.step_count: Counter[str] = Counter()  # step -> provisions that finished it
+        self.recent_steps: deque[dict[str, float]] = deque(maxlen=1000)  # the last provisions'
 
     async def converge(
         self, tenant_id: int, *, image: str | None = None, recreate: bool = False
@@ -99,6 +106,7 @@ class Converger:
                 await repo.update(tenant_id, status="provisioning", status_reason=None) or tenant
             )
         secrets = self._tenants.secrets_of(tenant)
+        timer = _StepTimer()
 
         try:
             identity = await self._tokens.get_me(secrets.bot_token)
@@ -106,16 +114,16 @@ class Converger:
             raise token_job_error(exc) from None
         if identity.username and identity.username != tenant.bot_username:
             tenant = await repo.update(tenant_id, bot_username=identity.username) or tenant
-        await self._step(slug, "token")
+        await self._step(slug, "token", timer)
 
         await self._tenants.ensure_data_plane(tenant)
-        await self._step(slug, "data_plane")
+        await self._step(slug, "data_plane", timer)
 
         names = self._tenants.names(slug)
         deployment = await deployments.get(tenant_id)
         pinned = deployment.desired_image if deployment is not None else None
         spec = self._specs.build(tenant, secrets, names, image=image or pinned)
-        await self._step(slug, "spec")
+        await self._step(slug, "spec", timer)
 
         current = await self._runtime.status(slug)
         if recreate or not (current.alive and current.spec_hash == spec.spec_hash):
@@ -140,7 +148,7 @@ class Converger:
             crash_window_started_at=None,
             crash_window_restarts=0,
         )
-        await self._step(slug, "runtime")
+        await self._step(slug, "runtime", timer)
 
         await wait_for_heartbeat(
             self._redis,
@@ -149,7 +157,7 @@ class Converger:
             runtime=self._runtime,
             timeout=self._heartbeat_timeout,
         )
-        await self._step(slug, "heartbeat")
+        await self._step(slug, "heartbeat", timer)
 
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await TenantRepository(conn).lock(tenant_id)
@@ -165,10 +173,17 @@ class Converger:
                         bot_username=locked.bot_username, previous_status=locked.status
                     ),
                 )
+        timer.lap("live")
         log.info(
             "tenant running",
-            extra={"tenant": slug, "image": spec.image, "spec_hash": spec.spec_hash},
+            extra={
+                "tenant": slug,
+                "image": spec.image,
+                "spec_hash": spec.spec_hash,
+                "steps": timer.seconds,
+            },
         )
+        self._count(timer)
         await self._step(slug, "live")
 
     async def suspend(self, tenant: Tenant) -> None:
@@ -237,10 +252,31 @@ class Converger:
                     event=TenantFailed(reason=error[:500], bot_username=locked.bot_username),
                 )
 
-    async def _step(self, slug: str, step: str) -> None:
+    async def _step(self, slug: str, step: str, timer: _StepTimer | None = None) -> None:
+        if timer is not None:
+            timer.lap(step)
         log.debug("provisioning step done", extra={"tenant": slug, "step": step})
         if self._step_hook is not None:
             await self._step_hook(slug, step)
+
+    def _count(self, timer: _StepTimer) -> None:
+        self.recent_steps.append(dict(timer.seconds))
+        for step, seconds in timer.seconds.items():
+            self.step_seconds[step] += seconds
+            self.step_count[step] += 1
+
+
+class _StepTimer:
+    """Seconds each provisioning step took (from the end of the one before)."""
+
+    def __init__(self) -> None:
+        self._mark = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = round(now - self._mark, 3)
+        self._mark = now
 
 
 async def _owner_not_told(

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import asyncpg
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from deploy_worker.errors import PermanentJobError
@@ -432,11 +432,16 @@ class WorkerCollector(Collector):
     retry: failed, queued again with backoff; dead: failed for good; lost: its lease went to
     another worker; error: its outcome could not be recorded). With a ``runtime`` that warms images
     (docker), ``botfleet_worker_image_warm_ups{outcome}``: warm-up containers run (ok, failed).
-    Read at scrape time."""
+    With a ``converger``, ``botfleet_worker_provision_step_seconds{step}`` (a summary: count and
+    sum): how long each provisioning step took, e.g. ``runtime`` (the container created and
+    started) against ``heartbeat`` (the bot starting up until ready). Read at scrape time."""
 
-    def __init__(self, worker: Worker, runtime: object | None = None) -> None:
+    def __init__(
+        self, worker: Worker, runtime: object | None = None, converger: object | None = None
+    ) -> None:
         self._worker = worker
         self._runtime = runtime
+        self._converger = converger
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -455,6 +460,17 @@ class WorkerCollector(Collector):
             warm.add_metric(["ok"], float(getattr(self._runtime, "warm_ups", 0)))
             warm.add_metric(["failed"], float(getattr(self._runtime, "warm_up_failures", 0)))
             yield warm
+        step_seconds = getattr(self._converger, "step_seconds", None)
+        step_count = getattr(self._converger, "step_count", None)
+        if step_seconds is not None and step_count is not None:
+            steps = SummaryMetricFamily(
+                "botfleet_worker_provision_step_seconds",
+                "Seconds each provisioning step took (token, data_plane, spec, runtime, heartbeat, live)",
+                labels=["step"],
+            )
+            for step in sorted(step_count):
+                steps.add_metric([step], step_count[step], float(step_seconds[step]))
+            yield steps
 
 
 def _expected(exc: Exception) -> bool:

@@ -75,6 +75,10 @@ class TenantRuntime(BaseModel):
     # database_url reaches PostgreSQL through a transaction pooler (PgBouncer < 1.21 keeps no
     # prepared statement across transactions): the bot turns asyncpg's statement cache off.
     db_transaction_pooler: bool | None = None
+    # A file the bot touches whenever it writes a healthy heartbeat (and removes when unhealthy or
+    # stopping): the docker runtime's health check tests its age with /bin/sh instead of starting
+    # an interpreter (tenant_bot.heartbeat). Set by the runtime, not the spec builder.
+    heartbeat_file: str | None = Field(default=None, pattern=r"^/")
 
     @field_validator("bot_token")
     @classmethod

@@ -85,6 +85,7 @@ async def run(
         interval=heartbeat_interval,
         details={"bot": resources.me.username},
         health=lambda: snapshot(supervisor, resources.notifier.tally, resources.core.outages),
+        file=runtime.heartbeat_file,
     )
     if background:
         supervisor.add(

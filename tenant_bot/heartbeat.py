@@ -12,6 +12,15 @@ messages set aside). While the bot is unhealthy the key is no longer refreshed: 
 to say why but keeps its TTL (``SET ... XX KEEPTTL``), so it expires and the reconciler heals the
 bot by redeploying it; ``python -m tenant_bot --check-health`` (a container health check) reads the
 same value. Once healthy again, the key is refreshed as before.
+
+With a ``heartbeat_file`` (the contract's ``BOTFLEET_TENANT_HEARTBEAT_FILE``; the docker runtime sets
+one on the container's tmpfs) the file is touched after each healthy write that Redis accepted and
+removed while the bot is unhealthy and on shutdown, so its age says what the key's TTL says: the
+container's health check is then a shell test of that age
+(:func:`deploy_worker.runtimes.docker.health_check_command`), no interpreter per
+check (a hundred ``python -m tenant_bot --check-health`` every 30 s cost over a core of a 2-core
+host). A loop that stops beating, an event loop that blocks, Redis refusing the write: the file ages
+past the TTL and ``docker ps`` shows the container unhealthy.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -47,6 +57,7 @@ class Heartbeat:
         interval: float = HEARTBEAT_INTERVAL_SECONDS,
         details: dict[str, object] | None = None,
         health: HealthProbe | None = None,
+        file: str | None = None,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -55,6 +66,8 @@ class Heartbeat:
         self.interval = min(interval, ttl_seconds / 3)
         self.details = details or {}
         self.health = health
+        self.file = Path(file) if file else None
+        self.file_errors = 0
         self.beats = 0
         self.healthy = True
 
@@ -70,10 +83,24 @@ class Heartbeat:
         if healthy:
             await self.redis.set(self.key, value, ex=self.ttl_seconds)
             self.beats += 1
+            await self._file(touch=True)
         else:
+            await self._file(touch=False)
             await self.redis.set(self.key, value, xx=True, keepttl=True)
         self._note(healthy, health)
         return healthy
+
+    async def _file(self, *, touch: bool) -> None:
+        """Touch (healthy) or remove the heartbeat file; a failure is logged and counted (the file
+        then ages and the container's health check says unhealthy, which is the truth: the bot
+        cannot show it is alive)."""
+        if self.file is None:
+            return
+        try:
+            await asyncio.to_thread(_touch if touch else _remove, self.file)
+        except OSError as exc:
+            self.file_errors += 1
+            log.warning("heartbeat file not written", extra={"error": exc.strerror or str(exc)})
 
     def _note(self, healthy: bool, health: Mapping[str, Any]) -> None:
         """Log each change of health once (not every beat)."""
@@ -101,8 +128,17 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
 
     async def clear(self) -> None:
-        """Delete the key (on a clean shutdown); errors are logged, never raised."""
+        """Delete the key and the file (on a clean shutdown); errors are logged, never raised."""
+        await self._file(touch=False)
         try:
             await self.redis.delete(self.key)
         except RedisError as exc:
             log.warning("heartbeat clear failed", extra={"error": type(exc).__name__})
+
+
+def _touch(path: Path) -> None:
+    path.touch()  # an existing file: its times set to now
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)

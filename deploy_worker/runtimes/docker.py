@@ -45,6 +45,7 @@ import io
 import ipaddress
 import json
 import logging
+import shlex
 import tarfile
 import threading
 import time
@@ -70,6 +71,7 @@ from deploy_worker.spec import (
     secret_file_name,
 )
 from schemas.capacity import BotUsage
+from schemas.runtime import HEARTBEAT_TTL_SECONDS, env_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -89,6 +91,11 @@ ROUTED_VARS = (
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
 _DEFAULT_PORTS |= {"http": 80, "https": 443}
 _NS = 1_000_000_000  # Docker counts health-check durations in nanoseconds
+# The bot touches it at each healthy heartbeat (tenant_bot.heartbeat); on the container's /tmp tmpfs,
+# so it is gone at every start. Given to the bot outside the spec, like the health check itself.
+HEARTBEAT_FILE = "/tmp/botfleet-heartbeat"  # noqa: S108 - the container's private tmpfs
+HEARTBEAT_FILE_VAR = env_name("heartbeat_file")
+HEALTH_INTERVAL_S = 30.0
 
 _STATES = {
     "running": InstanceState.RUNNING,
@@ -122,10 +129,20 @@ class DockerRuntime:
 
     kind = "docker"
 
-    def __init__(self, *, client: Any, namespace: str, warm_images: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        namespace: str,
+        warm_images: Iterable[str] = (),
+        health_interval_s: float = HEALTH_INTERVAL_S,
+    ) -> None:
         """``client`` is a ``docker.DockerClient`` (e.g. ``docker.from_env()``); ``warm_images``:
-        what :meth:`warm_up` warms when the worker starts (its tenant image)."""
+        what :meth:`warm_up` warms when the worker starts (its tenant image);
+        ``health_interval_s``: how often the engine runs a container's health check (tests
+        shorten it)."""
         self._client = client
+        self._health_interval_ns = int(health_interval_s * _NS)
         self.namespace = namespace
         self._relay = LoopbackRelay()
         self._network_lock = threading.Lock()  # ensure() runs in threads; one creation at a time
@@ -321,7 +338,7 @@ class DockerRuntime:
             "command": list(spec.command),
             "name": spec.name,
             # No secret here: only their *_FILE paths (see the module docstring).
-            "environment": {**public, **file_env(secret)},
+            "environment": {**public, **file_env(secret), HEARTBEAT_FILE_VAR: HEARTBEAT_FILE},
             "mounts": [Mount(target=SECRETS_DIR, source=None, type="volume")],
             "labels": {**spec.labels, LABEL_STOP_TIMEOUT: str(int(spec.stop_timeout))},
             "detach": True,
@@ -340,15 +357,15 @@ class DockerRuntime:
             "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
             # `docker ps` shows a bot whose loops are failing or stuck as unhealthy (its heartbeat
             # lapses too, and the reconciler redeploys it). Not part of the spec: changing the
-            # check never recreates running bots. Every 30 s, not 15: each check is a fresh
-            # interpreter reading Redis (≈ 0.18 s of CPU plus the engine's exec), so at 15 s a
-            # hundred bots spent about half of a 2-core host on checks; the worker's readiness and
-            # the reconciler's redeploys go by the heartbeat, not by this. (Longer would leave
-            # `docker ps` at "starting" that long after each start: engines before 25.0 have no
-            # start_interval.)
+            # check never recreates running bots. A shell test of the heartbeat file's age (see
+            # health_check_command): no interpreter per check. Every 30 s: the worker's readiness
+            # and the reconciler's redeploys go by the Redis heartbeat, not by this; shorter costs
+            # the engine's exec (≈ 50 ms of dockerd/containerd/runc CPU each) a hundred times more
+            # often, longer leaves `docker ps` at "starting" that long after each start (engines
+            # before 25.0 have no start_interval).
             "healthcheck": {
-                "test": ["CMD", "python", "-m", "tenant_bot", "--check-health"],
-                "interval": 30 * _NS,
+                "test": ["CMD-SHELL", health_check_command(HEARTBEAT_FILE, HEARTBEAT_TTL_SECONDS)],
+                "interval": self._health_interval_ns,
                 "timeout": 10 * _NS,
                 "retries": 3,
                 "start_period": 60 * _NS,
@@ -564,6 +581,24 @@ def container_memory(client: Any, container_id: str) -> int | None:
     detail = memory.get("stats") or {}
     inactive = detail.get("inactive_file", detail.get("total_inactive_file", 0))
     return max(0, int(usage) - int(inactive))
+
+
+def health_check_command(path: str, max_age_seconds: int) -> str:
+    """The container health check (``/bin/sh -c``): exit 0 while the heartbeat file ``path`` was
+    touched less than ``max_age_seconds`` ago, 1 when it is older, saying why either way. ``stat``
+    and ``date`` of the image's Debian base: three short processes, no interpreter.
+
+    No file at all is a bot not ready yet, unhealthy (it removes the file), stopping, or of an image
+    from before the file (it never writes one): then the interpreter check reads the Redis heartbeat
+    (``python -m tenant_bot --check-health``: healthy or not, and why), so an older image's bots are
+    judged as before and a healthy bot of this one never pays for an interpreter."""
+    quoted = shlex.quote(path)
+    return (
+        f"t=$(stat -c %Y {quoted} 2>/dev/null) || exec python -m tenant_bot --check-health; "
+        f"age=$(( $(date +%s) - t )); "
+        f'if [ "$age" -lt {int(max_age_seconds)} ]; then echo "healthy: the heartbeat is $age s old"; '
+        f'else echo "unhealthy: the heartbeat is $age s old"; exit 1; fi'
+    )
 
 
 def _explain(exc: Exception) -> str:

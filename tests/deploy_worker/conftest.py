@@ -39,7 +39,7 @@ from tests.support.databases import ControlTemplate, drop_later
 from tests.support.dw_helpers import running_worker
 from tests.support.shared_fork_server import SharedForkServer
 
-IMAGE = "botfleet:latest"
+IMAGE = os.environ.get("BOTFLEET_TEST_IMAGE", "botfleet:latest")  # a tag of your own build
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,11 +11,13 @@ import asyncpg
 from redis.asyncio import Redis
 
 from deploy_worker.runtimes.base import InstanceState, Runtime
+from deploy_worker.runtimes.docker import HEARTBEAT_FILE, health_check_command
 from deploy_worker.service import WorkerParts
 from deploy_worker.spec import LABEL_NAMESPACE, LABEL_SPEC_HASH, LABEL_TENANT
 from fleet.migrations import load_migrations
 from fleet.settings import Settings
 from sandbox.telegram import TelegramSandbox
+from schemas.runtime import HEARTBEAT_TTL_SECONDS
 from tests.support.dw_helpers import tenant_row, wait_status
 
 
@@ -75,7 +77,8 @@ async def test_provision_runs_the_bot_and_it_answers_start(
         assert attrs["HostConfig"]["RestartPolicy"]["Name"] == settings.tenant_restart_policy
         assert attrs["HostConfig"]["NetworkMode"] == "host"
         check = attrs["Config"]["Healthcheck"]["Test"]
-        assert check == ["CMD", "python", "-m", "tenant_bot", "--check-health"]
+        # A shell test of the heartbeat file's age (test_docker_health.py), no interpreter.
+        assert check == ["CMD-SHELL", health_check_command(HEARTBEAT_FILE, HEARTBEAT_TTL_SECONDS)]
         # Docker runs the check in the container, with the bot's own credentials: it passes.
         for _ in range(100):  # the first check runs one interval (30 s) after the start
             health = (await _container_attrs(runtime, unique_slug))["State"].get("Health") or {}

@@ -100,7 +100,7 @@ def _settings(database_url: str, **values: object) -> Settings:
     [
         ({"pooler": "off"}, "BOTFLEET_POOLER=off"),
         ({"tenant_database_host": "10.0.0.5"}, "BOTFLEET_TENANT_DATABASE_HOST is set"),
-        ({"runtime": "docker"}, "the docker runtime's bots cannot reach"),
+        ({"runtime": "swarm"}, "the swarm runtime's bots cannot reach"),
     ],
 )
 async def test_up_connects_bots_directly_where_a_pooler_does_not_pay_off(
