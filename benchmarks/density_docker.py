@@ -296,7 +296,9 @@ async def run_docker(args: argparse.Namespace) -> dict[str, Any]:
                         await sampler
                     result["pg_connections_peak"] = probe.peak
                     result["warm_ups"] = getattr(parts.runtime, "warm_ups", None)
-                    result["provision_steps_s"] = step_percentiles(parts.converger.recent_steps)
+                    result["provision_steps_s"] = step_percentiles(
+                        getattr(parts.converger, "recent_steps", ())
+                    )
                     say(f"provisioning steps (p50/p95 s): {result['provision_steps_s']}")
                     say("removing the containers")
     finally:
