@@ -28,6 +28,18 @@ and a deploy worker on the ``process`` runtime (bots forked from one warmed inte
    found no database connection within its bounded wait), ``bookings_timed_out`` (no answer within
    ``--answer-timeout`` seconds: what must never happen) and ``booking_errors`` (anything else).
 
+``--ksm`` switches the kernel's same-page merging on for the run (``/sys/kernel/mm/ksm``: run=1,
+``--ksm-pages-to-scan`` pages every ``--ksm-sleep-ms`` ms; the host's settings are saved and put back
+at the end; needs root) and the fork server opts itself and every bot in (``memory_merge`` on);
+without it ``memory_merge`` is off. At step 3 the run then waits until merging has settled
+(``pages_sharing`` grew by under 1 % over two full scans, at most ``--ksm-settle-s``) before it
+measures USS again: ``uss_per_tenant_mb`` is after merging (``uss_per_tenant_mb_unmerged`` before the
+wait), with the KSM counters (``ksm_pages_sharing``, ``ksm_pages_shared``, ``ksm_general_profit``),
+``ksm_shared_per_tenant_mb`` (the merged pages kept once, per bot: what a bot really costs is its USS
+plus that, ``uss_plus_ksm_per_tenant_mb``), ``ksm_settle_s`` and ksmd's CPU: while settling, over
+the whole run, and as a share of one core after settling (``ksmd_cpu_pct_after_settle``: the
+standing cost of scanning at that rate).
+
 The bots close a connection idle ``--db-idle-s`` seconds (the deploy worker's
 ``tenant_db_idle_s``; connected directly, 2 by default here so the run stays small on a shared
 server; through the pooler production's 30, since a bot's connection to PgBouncer costs PostgreSQL
@@ -64,11 +76,13 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import ksmd
 from benchmarks.provision import Bench, create_tenant, percentile, running, wait_active
 from cli.embedded import EmbeddedPgBouncer, start_pooler
 from fleet.db import create_pool
 from fleet.secrets import SecretBox
 from fleet.tenants import TenantService
+from kit import memory_merge
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
 from sandbox.testing import fast_emulator_config
 from tenant_bot.booking import BookingCore, WorkInterval
@@ -278,8 +292,11 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
         "bookers": args.bookers,
         "db_idle_s": args.db_idle_s,
         "pooler": args.pooler,
+        "memory_merge": "on" if args.ksm else "off",
     }
     started = time.monotonic()
+    ksmd_pid = ksmd.ksmd_pid()
+    ksmd_cpu0 = ksmd.ksmd_cpu_s(ksmd_pid)
     redis = Redis.from_url(redis_url)
     await bench.create_database()
     pool = await create_pool(bench.database_url, max_size=4)
@@ -295,6 +312,7 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
                 tenant_db_idle_s=args.db_idle_s,
                 worker_concurrency=8,
                 pooler_server_connections=args.pooler_connections,
+                memory_merge=result["memory_merge"],
             )
             service = TenantService(
                 pool=pool,
@@ -322,6 +340,10 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
         await redis.aclose()
         shutil.rmtree(bench.state_dir, ignore_errors=True)
     result["wall_s"] = round(time.monotonic() - started, 1)
+    ksmd_cpu1 = ksmd.ksmd_cpu_s(ksmd_pid)
+    if args.ksm and ksmd_cpu0 is not None and ksmd_cpu1 is not None:
+        result["ksmd_cpu_s"] = round(ksmd_cpu1 - ksmd_cpu0, 2)
+        result["ksmd_cpu_pct"] = round(100 * result["ksmd_cpu_s"] / result["wall_s"], 1)
     return result
 
 
@@ -413,14 +435,38 @@ async def phases(
     out["redis_connections"] = await redis_clients(redis, bench.prefix)
     heartbeats = [service.names(t.slug).redis_prefix + "heartbeat" for t in tenants]
     out["live_tenants"] = sum([await redis.exists(*chunk) for chunk in _chunks(heartbeats, 200)])
-    usages = [parts.runtime.memory_of(t.slug) for t in tenants]
-    uss = [u["uss"] / 2**20 for u in usages if u]
-    out["uss_per_tenant_mb"] = round(statistics.mean(uss), 2)
-    out["total_uss_gb"] = round(sum(uss) / 1024, 3)
+    out |= memory(parts.runtime, tenants)
     say(
         f"idle: {out['pg_connections_idle']} PostgreSQL and {out['redis_connections']} Redis "
         f"connections, USS {out['uss_per_tenant_mb']} MB per bot"
     )
+    settled_at: float = 0.0
+    cpu_at: float | None = None
+    out["memory_merge_enabled"] = bool(parts.runtime.memory_merge.get("enabled"))
+    if args.ksm:
+        out["uss_per_tenant_mb_unmerged"] = out["uss_per_tenant_mb"]
+        out |= await ksmd.settle(timeout_s=args.ksm_settle_s)
+        out |= memory(parts.runtime, tenants)
+        out |= ksmd.counters()
+        shared_mb = out["ksm_pages_shared"] * 4096 / 2**20
+        out["ksm_shared_per_tenant_mb"] = round(shared_mb / len(tenants), 2)
+        out["uss_plus_ksm_per_tenant_mb"] = round(
+            out["uss_per_tenant_mb"] + out["ksm_shared_per_tenant_mb"], 2
+        )
+        out["bots_merging"] = sum(
+            1
+            for t in tenants
+            if (pid := parts.runtime.pid_of(t.slug))
+            and (stat := memory_merge.process_merging(pid))
+            and stat.get("ksm_merge_any") == "yes"
+        )
+        say(
+            f"KSM {'settled' if out['ksm_settled'] else 'NOT settled'} after "
+            f"{out['ksm_settle_s']} s (ksmd {out['ksmd_cpu_s_settling']} s CPU): USS "
+            f"{out['uss_per_tenant_mb']} MB per bot (+ {out['ksm_shared_per_tenant_mb']} MB of "
+            f"merged pages kept once), {out['ksm_pages_sharing']} pages sharing"
+        )
+        settled_at, cpu_at = time.monotonic(), ksmd.ksmd_cpu_s(ksmd.ksmd_pid())
 
     # 4. /start to random live tenants
     picks = [random.choice(tenants) for _ in range(args.samples)]
@@ -475,11 +521,27 @@ async def phases(
     )
     out["pg_connections_peak"] = probe.peak
     out["double_bookings"], out["booked_tenants"] = await double_bookings(pool, bookers)
+    if args.ksm and cpu_at is not None:
+        cpu_now = ksmd.ksmd_cpu_s(ksmd.ksmd_pid()) or cpu_at
+        out["ksmd_cpu_pct_after_settle"] = round(
+            100 * (cpu_now - cpu_at) / max(time.monotonic() - settled_at, 0.001), 1
+        )
     say(
         f"{len(bookers)} tenants booking at once: peak {probe.peak} connections, "
         f"{out['double_bookings']} double bookings, {out['booked_tenants']} booked"
     )
     return out
+
+
+def memory(runtime: Any, tenants: list[Tenant]) -> dict[str, Any]:
+    """USS (and PSS) of every live bot, per bot and in all."""
+    usages = [u for u in (runtime.memory_of(t.slug) for t in tenants) if u]
+    uss = [u["uss"] / 2**20 for u in usages]
+    return {
+        "uss_per_tenant_mb": round(statistics.mean(uss), 2),
+        "total_uss_gb": round(sum(uss) / 1024, 3),
+        "pss_per_tenant_mb": round(statistics.mean(u["pss"] / 2**20 for u in usages), 2),
+    }
 
 
 def tally(
@@ -582,6 +644,16 @@ def main() -> None:
         help="free PostgreSQL connections the run needs (default: 3 per booker + 10)",
     )
     parser.add_argument(
+        "--ksm",
+        action="store_true",
+        help="switch ksmd on for the run (restored after; root) and opt the bots into merging",
+    )
+    parser.add_argument("--ksm-pages-to-scan", type=int, default=2000, help="ksmd pages per wake")
+    parser.add_argument("--ksm-sleep-ms", type=int, default=20, help="ksmd sleep between wakes")
+    parser.add_argument(
+        "--ksm-settle-s", type=float, default=300.0, help="longest wait for merging to settle"
+    )
+    parser.add_argument(
         "--runtime",
         choices=("process", "docker"),
         default="process",
@@ -627,7 +699,12 @@ def main() -> None:
     # through the pooler, its bound (plus its lookup connection)
     wanted = args.pooler_connections + 1 if args.pooler == "pgbouncer" else 3 * args.bookers
     args.min_free = args.min_free if args.min_free is not None else wanted + 10
-    print(json.dumps(asyncio.run(bench_run(args))))
+    with (
+        ksmd.ksmd_on(args.ksm_pages_to_scan, args.ksm_sleep_ms)
+        if args.ksm
+        else contextlib.nullcontext()
+    ):
+        print(json.dumps(asyncio.run(bench_run(args))))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from fleet import jobs
 from fleet.capacity import Capacity, read_capacity
 from fleet.lifecycle import Action, TenantLifecycle
 from fleet.settings import Settings
+from schemas.capacity import MemoryMergeFigures
 
 fleet_app = typer.Typer(help="The whole fleet: status and rolling upgrades.", no_args_is_help=True)
 
@@ -205,6 +206,20 @@ def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1_000_000:.1f}"
 
 
+def _merge_line(merging: MemoryMergeFigures) -> str:
+    """Kernel same-page merging on the worker's host, in one line."""
+    opted = {True: "bots opted in", False: "bots not opted in", None: "bots: unknown"}[
+        merging.bots_opted_in
+    ]
+    why = f" ({merging.reason})" if merging.reason else ""
+    ksmd = "ksmd running" if merging.ksmd_running else "ksmd stopped"
+    return (
+        f"memory merging (KSM) on {merging.host}: {opted}{why}; {ksmd}, {merging.pages_sharing}"
+        f" pages sharing {merging.pages_shared} shared, {_mb(merging.general_profit_bytes)} MB"
+        " saved"
+    )
+
+
 def _capacity_lines(capacity: Capacity) -> list[str]:
     """The capacity summary under ``fleet status``'s table: live bots per host, memory per bot,
     PostgreSQL server connections against the tenants' pools."""
@@ -228,6 +243,8 @@ def _capacity_lines(capacity: Capacity) -> list[str]:
                     f"memory per bot ({kind.upper()}): mean {_mb(sum(values) // len(values))} MB,"
                     f" max {_mb(max(values))} MB, total {_mb(sum(values))} MB"
                 )
+        if snapshot.memory_merge is not None:
+            lines.append(_merge_line(snapshot.memory_merge))
     pooled = (
         f"; the live bots' pools may open {snapshot.pooled_max()}"
         f" ({snapshot.pool_max} x {len(snapshot.bots)} live)"

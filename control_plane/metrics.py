@@ -35,6 +35,10 @@ never share or clash).
   ``botfleet_pooler_client_connections``, ``botfleet_pooler_server_connections``,
   ``botfleet_pooler_server_connections_max`` and ``botfleet_pooler_waiting_clients`` show it (-1
   without a pooler).
+- ``botfleet_ksm_pages{host,kind}`` (kind ``shared``: merged pages kept once, ``sharing``: pages
+  mapped onto them), ``botfleet_ksm_general_profit_bytes{host}``, ``botfleet_ksm_running{host}`` and
+  ``botfleet_tenant_memory_merge{host}`` (1: the bots are opted in, 0: not, -1: the runtime cannot
+  tell): kernel same-page merging on the worker's host, as it last measured (``kit/memory_merge.py``).
 - ``botfleet_loop_restarts_total``, ``botfleet_loop_healthy`` and ``botfleet_loop_seconds_since_beat``
   (``{process,loop}``): the supervised background loops of this process (:mod:`kit.metrics`).
 """
@@ -183,6 +187,31 @@ class Metrics:
             "Seconds since the deploy worker last measured the live bots (-1: no measurement lately)",
             registry=self.registry,
         )
+        self.ksm_pages = Gauge(
+            "botfleet_ksm_pages",
+            "Kernel same-page merging on the worker's host: shared (merged pages kept once) and"
+            " sharing (pages mapped onto them, i.e. saved)",
+            ["host", "kind"],
+            registry=self.registry,
+        )
+        self.ksm_profit = Gauge(
+            "botfleet_ksm_general_profit_bytes",
+            "Bytes kernel same-page merging saves on the worker's host, less its own bookkeeping",
+            ["host"],
+            registry=self.registry,
+        )
+        self.ksm_running = Gauge(
+            "botfleet_ksm_running",
+            "1 while ksmd runs on the worker's host (/sys/kernel/mm/ksm/run)",
+            ["host"],
+            registry=self.registry,
+        )
+        self.memory_merge = Gauge(
+            "botfleet_tenant_memory_merge",
+            "1: the host's tenant bots are opted into same-page merging, 0: not, -1: unknown",
+            ["host"],
+            registry=self.registry,
+        )
         self.pg_tenant_connections = Gauge(
             "botfleet_postgres_tenant_connections",
             "PostgreSQL connections of this installation's tenant roles",
@@ -310,7 +339,17 @@ class Metrics:
         self.pg_max_connections.set(connections.max_connections)
         self.bots_live.clear()
         self.bot_memory.clear()
+        for gauge in (self.ksm_pages, self.ksm_profit, self.ksm_running, self.memory_merge):
+            gauge.clear()
         snapshot = capacity.snapshot
+        merging = snapshot.memory_merge if snapshot is not None else None
+        if merging is not None:
+            self.ksm_pages.labels(merging.host, "shared").set(merging.pages_shared)
+            self.ksm_pages.labels(merging.host, "sharing").set(merging.pages_sharing)
+            self.ksm_profit.labels(merging.host).set(merging.general_profit_bytes)
+            self.ksm_running.labels(merging.host).set(int(merging.ksmd_running))
+            opted = merging.bots_opted_in
+            self.memory_merge.labels(merging.host).set(-1 if opted is None else int(opted))
         pooler = snapshot.pooler if snapshot is not None else None
         self.pooler_clients.set(-1 if pooler is None else pooler.client_connections)
         self.pooler_servers.set(-1 if pooler is None else pooler.server_connections)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,8 @@ from fleet.repositories.deployments import DeploymentRepository, FleetRow
 from fleet.repositories.events import insert_event
 from fleet.repositories.tenants import TenantRepository
 from fleet.tenants import TenantService
-from schemas.capacity import CapacitySnapshot
+from kit.memory_merge import read_ksm
+from schemas.capacity import CapacitySnapshot, MemoryMergeFigures
 from schemas.events import TenantDegraded, TenantRecovered
 from schemas.runtime import TENANT_DB_POOL_MAX_DEFAULT
 
@@ -251,12 +253,14 @@ class Reconciler:
                     pooler = await read_pooler_figures(self._pooler_stats_url)
                 except PoolerStatsError as exc:  # the bots' figures still count
                     report.errors["*pooler*"] = str(exc)[:300]
+            merging = await asyncio.to_thread(memory_merge_figures, self._runtime)
             snapshot = CapacitySnapshot(
                 runtime=self._runtime.kind,
                 measured_at=datetime.now(UTC),
                 pool_max=self._pool_max,
                 bots=sorted((u for u in usage if u.slug in live), key=lambda u: u.slug),
                 pooler=pooler,
+                memory_merge=merging,
             )
             await store_snapshot(
                 self._redis,
@@ -395,3 +399,23 @@ class Reconciler:
 
 def _quiet(window_start: datetime | None, now: datetime, window: timedelta) -> bool:
     return window_start is None or now - window_start > window
+
+
+def memory_merge_figures(runtime: object) -> MemoryMergeFigures | None:
+    """KSM's counters on this host and whether the runtime's bots are opted in (blocking: sysfs);
+    None on a kernel without KSM."""
+    figures = read_ksm()
+    if figures is None:
+        return None
+    chosen = getattr(runtime, "memory_merge", None)
+    chosen = chosen if isinstance(chosen, dict) else {}
+    enabled = chosen.get("enabled")
+    return MemoryMergeFigures(
+        host=socket.gethostname(),
+        bots_opted_in=enabled if isinstance(enabled, bool) else None,
+        reason=str(chosen.get("reason") or ""),
+        ksmd_running=figures.get("run") == 1,
+        pages_shared=figures.get("pages_shared", 0),
+        pages_sharing=figures.get("pages_sharing", 0),
+        general_profit_bytes=figures.get("general_profit", 0),
+    )

@@ -204,6 +204,8 @@ class SpecBuilder:
         settings = self._settings
         env = self.runtime_contract(tenant, secrets, names).to_env()
         env["BOTFLEET_LOG_LEVEL"] = settings.log_level
+        if settings.memory_merge != "auto":  # the bot's default: unset keeps existing specs' hashes
+            env["BOTFLEET_MEMORY_MERGE"] = settings.memory_merge
         return RuntimeSpec(
             slug=tenant.slug,
             namespace=self._namespace,

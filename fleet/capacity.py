@@ -81,6 +81,11 @@ class Capacity:
             "pooler": (
                 snapshot.pooler.model_dump() if snapshot and snapshot.pooler is not None else None
             ),
+            "memory_merge": (
+                snapshot.memory_merge.model_dump()
+                if snapshot and snapshot.memory_merge is not None
+                else None
+            ),
         }
 
 

@@ -326,6 +326,13 @@ class Settings(BaseSettings):
         description="First of the 65,536 uids of this installation's forked bots (default: derived "
         "from the role prefix, above 100,000,000).",
     )
+    memory_merge: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Kernel same-page merging (KSM) of tenant bots' identical memory pages: the "
+        "fork server opts itself and every bot in (prctl PR_SET_MEMORY_MERGE), a docker tenant "
+        "bot itself; auto: when the kernel has KSM and /sys/kernel/mm/ksm/run is 1, on: always "
+        "(fails where the kernel cannot), off: never.",
+    )
     process_preload: str = Field(
         default=",".join(FORKSERVER_PRELOAD),
         description="Modules the process runtime's fork server imports once, comma-separated (pkg.* = the package and all its modules).",

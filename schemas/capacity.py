@@ -36,6 +36,23 @@ class PoolerFigures(BaseModel):
     server_connections_max: int = Field(ge=0, description="max_db_connections (0: unbounded).")
 
 
+class MemoryMergeFigures(BaseModel):
+    """Kernel same-page merging (KSM) on the worker's host: ``/sys/kernel/mm/ksm``'s counters and
+    whether the bots are opted in (``BOTFLEET_MEMORY_MERGE``; the process runtime's fork server)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    bots_opted_in: bool | None = Field(
+        default=None, description="The runtime's bots are opted in (None: the runtime cannot tell)."
+    )
+    reason: str = Field(default="", description="Why they are, or are not.")
+    ksmd_running: bool
+    pages_shared: int = Field(ge=0, description="Merged pages kept (once each).")
+    pages_sharing: int = Field(ge=0, description="Pages mapped onto them: what merging saves.")
+    general_profit_bytes: int = Field(description="Bytes saved less KSM's own bookkeeping.")
+
+
 class CapacitySnapshot(BaseModel):
     """One measurement of every live bot of an installation, by one worker's runtime."""
 
@@ -47,6 +64,9 @@ class CapacitySnapshot(BaseModel):
     bots: list[BotUsage]
     pooler: PoolerFigures | None = Field(
         default=None, description="The tenants' PgBouncer (None: bots connect directly)."
+    )
+    memory_merge: MemoryMergeFigures | None = Field(
+        default=None, description="KSM on the worker's host (None: the kernel has none)."
     )
 
     def live_per_host(self) -> dict[str, int]:

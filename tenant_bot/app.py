@@ -162,6 +162,8 @@ def run_from_env(environ: dict[str, str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(runtime.slug, os.environ.get("BOTFLEET_LOG_LEVEL", "INFO").upper())
+    if not _merge_memory():
+        return 1
     try:
         asyncio.run(run(runtime))
     except StartupError as exc:
@@ -170,6 +172,32 @@ def run_from_env(environ: dict[str, str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _merge_memory() -> bool:
+    """Opt this bot into kernel same-page merging as ``BOTFLEET_MEMORY_MERGE`` says (auto when
+    unset; ``kit/memory_merge.py``): a bot in a container does it for itself (containers share the
+    host's kernel); a forked bot inherited the fork server's choice and keeps it. False when
+    ``on`` cannot be honoured (the bot does not start)."""
+    from kit.memory_merge import (
+        ENV_VAR,
+        MemoryMergeUnavailable,
+        apply_memory_merge,
+        merging_enabled,
+    )
+
+    if merging_enabled():
+        return True
+    try:
+        decision = apply_memory_merge(os.environ.get(ENV_VAR, "auto"))
+    except (MemoryMergeUnavailable, ValueError) as exc:
+        log.error("tenant bot cannot start", extra={"reason": str(exc)})
+        return False
+    log.info(
+        "memory merging " + ("on" if decision.enabled else "off") + f": {decision.reason}",
+        extra={"memory_merge": decision.mode},
+    )
+    return True
 
 
 def warm_up() -> None:

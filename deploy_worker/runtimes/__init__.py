@@ -110,6 +110,7 @@ def create_runtime(
             observer=observer,
             fork_server=fork_server,
             confinement=None if observer else process_confinement(settings, namespace=namespace),
+            memory_merge=settings.memory_merge,
         )
     if kind in ("docker", "swarm"):
         client = docker_client()

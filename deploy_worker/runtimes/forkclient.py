@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploy_worker.errors import RuntimeBackendError
+from kit.memory_merge import ENV_VAR as MERGE_ENV_VAR
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,12 @@ class ForkServer:
         start_timeout: float = 120.0,
         request_timeout: float = 15.0,
         python: str = sys.executable,
+        memory_merge: str = "auto",
     ) -> None:
+        """``memory_merge``: ``BOTFLEET_MEMORY_MERGE`` for the server (auto, on, off), whether it
+        opts itself and its bots into kernel same-page merging (``kit/memory_merge.py``)."""
         self._preload = list(preload)
+        self._memory_merge = memory_merge
         self._log_path = log_path
         self._on_exit = on_exit
         self._start_timeout = start_timeout
@@ -75,6 +80,7 @@ class ForkServer:
         self._lock = asyncio.Lock()
         self.server_pid: int | None = None
         self.failed_preloads: dict[str, str] = {}
+        self.memory_merge: dict[str, Any] = {}
 
     @property
     def running(self) -> bool:
@@ -88,6 +94,7 @@ class ForkServer:
             env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
             env["PYTHONUNBUFFERED"] = "1"
             env["HOME"] = str(self._log_path.parent)
+            env[MERGE_ENV_VAR] = self._memory_merge
             errors = await asyncio.to_thread(_open_append, self._log_path)
             try:
                 self._proc = await asyncio.create_subprocess_exec(
@@ -116,8 +123,9 @@ class ForkServer:
                 ) from exc
             if not ready.get("ready"):
                 await self._kill()
+                why = ready.get("error") or f"see {self._log_path}"
                 raise RuntimeBackendError(
-                    f"process runtime: the fork server exited at start; see {self._log_path}"
+                    f"process runtime: the fork server exited at start: {why}"
                 )
             self.server_pid = ready.get("pid")
             self.failed_preloads = ready.get("failed") or {}
@@ -125,6 +133,15 @@ class ForkServer:
                 log.warning(
                     "fork server could not preload", extra={"preload": name, "reason": reason}
                 )
+            merge = ready.get("memory_merge") or {}
+            if merge != self.memory_merge:  # once per server start, and only when it changed
+                log.info(
+                    "fork server memory merging "
+                    + ("on" if merge.get("enabled") else "off")
+                    + f": {merge.get('reason')}",
+                    extra={"memory_merge": merge.get("mode"), "enabled": merge.get("enabled")},
+                )
+            self.memory_merge = merge
             self._reader = asyncio.create_task(self._read(self._proc), name="forkserver-reader")
             log.info(
                 "fork server ready",

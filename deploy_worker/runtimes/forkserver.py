@@ -15,8 +15,12 @@ serves requests on stdin and answers on stdout, one JSON object per line:
 - unsolicited ``{"exit": 4242, "code": 1}`` when a child ends (the server reaps its children).
 
 On start it prints ``{"ready": true, "preloaded": [...], "failed": {...}, "frozen": N,
-"holes_filled": H}`` (N: the objects it froze, which every bot inherits in the permanent generation;
-H: the free pymalloc blocks it took so bots allocate on pools of their own, ``sharing.py``). It exits when stdin closes
+"holes_filled": H, "memory_merge": {"mode": "auto", "enabled": true, "reason": "..."}}`` (N: the
+objects it froze, which every bot inherits in the permanent generation; H: the free pymalloc blocks it
+took so bots allocate on pools of their own, ``sharing.py``; memory_merge: whether it opted itself,
+and so every bot it forks, into kernel same-page merging as ``BOTFLEET_MEMORY_MERGE`` in its
+environment says, ``kit/memory_merge.py``), or ``{"ready": false, "error": "..."}`` when it cannot
+start as configured (``BOTFLEET_MEMORY_MERGE=on`` on a kernel without KSM). It exits when stdin closes
 (the worker is gone); the bots keep running and a restarted worker adopts them.
 
 Run as ``python -m deploy_worker.runtimes.forkserver MODULE [MODULE ...]``; a ``mod:func`` argument is a
@@ -43,6 +47,8 @@ import traceback
 from typing import Any, cast
 
 from deploy_worker.runtimes.sharing import fill_pymalloc_holes
+from kit.memory_merge import ENV_VAR as MERGE_ENV_VAR
+from kit.memory_merge import MemoryMergeUnavailable, apply_memory_merge
 
 
 def _send(message: dict[str, Any]) -> None:
@@ -140,6 +146,13 @@ def _reap() -> None:
 def serve(preload: list[str]) -> None:
     """Preload, freeze, then answer requests until stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we go, through stdin
+    # First, so every page the server fills from here on may merge with the bots' identical copies;
+    # the flag is inherited by every bot forked afterwards.
+    try:
+        merge = apply_memory_merge(os.environ.get(MERGE_ENV_VAR, "auto"))
+    except (MemoryMergeUnavailable, ValueError) as exc:
+        _send({"ready": False, "error": str(exc)})
+        sys.exit(1)
     loaded: list[str] = []
     failed: dict[str, str] = {}
     calls = [name for name in preload if ":" in name]
@@ -176,6 +189,11 @@ def serve(preload: list[str]) -> None:
             "failed": failed,
             "frozen": frozen,
             "holes_filled": holes,
+            "memory_merge": {
+                "mode": merge.mode,
+                "enabled": merge.enabled,
+                "reason": merge.reason,
+            },
         }
     )
     buffer = b""

@@ -94,13 +94,15 @@ class ProcessRuntime:
         fork_server: Callable[[ExitCallback], Spawner] | None = None,
         observer: bool = False,
         confinement: Confinement | None = None,
+        memory_merge: str = "auto",
     ) -> None:
         """``observer``: read-only (``botfleet fleet status``, logs) — no lock, no supervision, no
         fork server; ``ensure``/``stop``/``remove`` raise. A worker's runtime is never an observer.
         ``confinement``: a uid and cgroup limits per bot (None: bots run as this process's user,
         without limits). ``fork_server`` builds the fork server from the runtime's exit callback
         (default: a :class:`ForkServer` of its own, preloading ``preload`` and ``warm_up``; tests hand
-        every runtime a handle on one shared server)."""
+        every runtime a handle on one shared server). ``memory_merge``: the fork server's
+        ``BOTFLEET_MEMORY_MERGE`` (kernel same-page merging of the bots' identical pages)."""
         self.namespace = namespace
         self._dir = state_dir
         self._logs = state_dir / "logs"
@@ -117,6 +119,7 @@ class ProcessRuntime:
                 preload=[*preload, *warm_up],
                 log_path=state_dir / "forkserver.log",
                 on_exit=self._on_exit,
+                memory_merge=memory_merge,
             )
         )
         self._children: dict[str, _Child] = {}
@@ -282,6 +285,19 @@ class ProcessRuntime:
             return found
 
         return await asyncio.to_thread(measure)
+
+    @property
+    def memory_merge(self) -> dict[str, object]:
+        """What the fork server chose for kernel same-page merging (``mode``, ``enabled``,
+        ``reason``); empty before it started."""
+        return dict(getattr(self._server, "memory_merge", None) or {})
+
+    def pid_of(self, slug: str) -> int | None:
+        """The pid of a running bot (None: not running)."""
+        child = self._children.get(slug)
+        if child is None or child.state != InstanceState.RUNNING:
+            return None
+        return child.pid
 
     def memory_of(self, slug: str) -> dict[str, int] | None:
         """``{"rss": bytes, "uss": bytes}`` of a running bot from ``/proc/<pid>/smaps_rollup``."""

@@ -19,6 +19,7 @@ from deploy_worker.runtimes.docker import container_memory
 from deploy_worker.service import WorkerParts
 from fleet.capacity import capacity_key
 from fleet.settings import Settings
+from kit.memory_merge import read_ksm
 from tests.deploy_worker.test_cli import _botfleet
 from tests.support.api_support import client_for
 from tests.support.dw_helpers import tenant_row, wait_status
@@ -104,6 +105,19 @@ async def test_fleet_status_and_metrics_show_capacity(
     assert _sample(text, "botfleet_postgres_tenant_connections") >= 1
     assert _sample(text, "botfleet_postgres_max_connections") > 0
     assert 0 <= _sample(text, "botfleet_capacity_measurement_age_seconds") < 60
+    # kernel same-page merging on this host, where the kernel has it (kit/memory_merge.py)
+    ksm = read_ksm()
+    if ksm is not None:
+        merging = status["capacity"]["memory_merge"]
+        assert merging["host"] == host
+        assert merging["ksmd_running"] is (ksm["run"] == 1)
+        assert f"memory merging (KSM) on {host}: " in out
+        assert _sample(text, "botfleet_ksm_running", host=host) == ksm["run"]
+        assert _sample(text, "botfleet_ksm_pages", host=host, kind="sharing") >= 0
+        assert _sample(text, "botfleet_ksm_general_profit_bytes", host=host) is not None
+        assert _sample(text, "botfleet_tenant_memory_merge", host=host) in (-1, 0, 1)
+    else:
+        assert status["capacity"]["memory_merge"] is None
 
 
 @pytest.mark.parametrize("runtime_kind", ["process"], indirect=True)
