@@ -36,7 +36,9 @@ without it ``memory_merge`` is off. At step 3 the run then waits until merging h
 measures USS again: ``uss_per_tenant_mb`` is after merging (``uss_per_tenant_mb_unmerged`` before the
 wait), with the KSM counters (``ksm_pages_sharing``, ``ksm_pages_shared``, ``ksm_general_profit``),
 ``ksm_shared_per_tenant_mb`` (the merged pages kept once, per bot: what a bot really costs is its USS
-plus that, ``uss_plus_ksm_per_tenant_mb``), ``ksm_settle_s`` and ksmd's CPU: while settling, over
+plus that, ``uss_plus_ksm_per_tenant_mb``), ``ksm_settle_s``, USS again right after the bookings
+(``uss_per_tenant_mb_after_bookings``: pages a bot writes are its own again until ksmd merges them
+anew) and ksmd's CPU: while settling, over
 the whole run, and as a share of one core after settling (``ksmd_cpu_pct_after_settle``: the
 standing cost of scanning at that rate).
 
@@ -521,6 +523,10 @@ async def phases(
     )
     out["pg_connections_peak"] = probe.peak
     out["double_bookings"], out["booked_tenants"] = await double_bookings(pool, bookers)
+    if args.ksm:  # what a burst of use unmerged (ksmd merges it again while the bots idle)
+        after = memory(parts.runtime, tenants)
+        out["uss_per_tenant_mb_after_bookings"] = after["uss_per_tenant_mb"]
+        out["ksm_pages_sharing_after_bookings"] = ksmd.counters()["ksm_pages_sharing"]
     if args.ksm and cpu_at is not None:
         cpu_now = ksmd.ksmd_cpu_s(ksmd.ksmd_pid()) or cpu_at
         out["ksmd_cpu_pct_after_settle"] = round(
