@@ -22,6 +22,7 @@ from kit.memory_merge import (
     KSM_DIR,
     MemoryMergeUnavailable,
     apply_memory_merge,
+    merging_enabled,
     process_merging,
     read_ksm,
 )
@@ -160,3 +161,21 @@ async def _wait_for(check: object, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s")
         await asyncio.sleep(0.5)
+
+
+def test_a_tenant_bot_refuses_to_start_on_a_bad_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bot in a container opts itself in at start (``tenant_bot.app``); a setting it cannot honour
+    stops it with the reason in its log, ``off`` starts it without merging."""
+    from tenant_bot.app import _merge_memory
+
+    if merging_enabled():
+        pytest.skip("this test process is already opted in")
+    monkeypatch.setenv("BOTFLEET_MEMORY_MERGE", "off")
+    assert _merge_memory() is True
+    assert merging_enabled() is False
+    monkeypatch.setenv("BOTFLEET_MEMORY_MERGE", "sometimes")
+    assert _merge_memory() is False
+    [record] = [r for r in caplog.records if r.getMessage() == "tenant bot cannot start"]
+    assert "use auto, on or off" in record.reason  # type: ignore[attr-defined]
