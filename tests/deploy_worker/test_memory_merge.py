@@ -125,7 +125,7 @@ async def test_forked_bots_are_opted_in_and_their_copied_pages_merge(tmp_path: P
                     )
                 )
             for n in range(2):  # each child has read every item: its copies are made
-                await _wait_for(lambda n=n: "touched" in (logs / f"bot{n}.log").read_text(), 60)
+                await _wait_for(lambda n=n: "touched" in _text(logs / f"bot{n}.log"), 60)
             unmerged = {pid: _uss(pid) for pid in pids}
             for pid in pids:
                 stat = process_merging(pid)
@@ -142,6 +142,14 @@ async def test_forked_bots_are_opted_in_and_their_copied_pages_merge(tmp_path: P
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             await server.close()
+
+
+def _text(path: Path) -> str:
+    """The file's text; empty until the child created it."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def _merging(pid: int) -> int:
