@@ -65,9 +65,11 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -271,6 +273,10 @@ async def sample_redis(
 
 
 async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM as Ctrl-C: the run is cancelled and removes its bots (forked bots outlive their worker)
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     database_url = os.environ.get(
         "BOTFLEET_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botfleet"
     )
@@ -333,8 +339,10 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
                     say(f"tenant bots' database: {line}")
                     result["pooler_server_connections"] = args.pooler_connections
                 async with running(settings, pool, redis) as parts:
-                    result |= await phases(
-                        args, bench, service, parts, tg, sandbox, pool, redis, probe
+                    result |= await guarded(
+                        phases(args, bench, service, parts, tg, sandbox, pool, redis, probe),
+                        floor_bytes=int(args.min_mem_available_gb * 2**30),
+                        running_bots=parts.runtime.list_by_label,
                     )
     finally:
         await pool.close()
@@ -347,6 +355,42 @@ async def bench_run(args: argparse.Namespace) -> dict[str, Any]:
         result["ksmd_cpu_s"] = round(ksmd_cpu1 - ksmd_cpu0, 2)
         result["ksmd_cpu_pct"] = round(100 * result["ksmd_cpu_s"] / result["wall_s"], 1)
     return result
+
+
+def mem_available() -> int:
+    """The host's MemAvailable, bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def guarded(
+    work: Coroutine[Any, Any, dict[str, Any]],
+    *,
+    floor_bytes: int,
+    running_bots: Callable[[], Awaitable[list[Any]]],
+) -> dict[str, Any]:
+    """Run ``work`` while the host keeps ``floor_bytes`` available: below it the run stops (and
+    cleans up) before the kernel's OOM killer picks a victim on this shared machine, saying how
+    many bots were live."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            await asyncio.wait([task], timeout=1.0)
+            available = mem_available()
+            if not task.done() and available < floor_bytes:
+                bots = len(await running_bots())
+                raise SystemExit(
+                    f"stopped: the host had {available / 2**30:.2f} GiB available"
+                    f" (--min-mem-available-gb {floor_bytes / 2**30:g}) with {bots} bots running"
+                )
+        return task.result()
+    finally:  # stopped, interrupted or cancelled: the phases stop too, then the run cleans up
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def make_tenant(
@@ -650,6 +694,12 @@ def main() -> None:
         help="free PostgreSQL connections the run needs (default: 3 per booker + 10)",
     )
     parser.add_argument(
+        "--min-mem-available-gb",
+        type=float,
+        default=1.5,
+        help="stop the run (cleaning up) when the host's MemAvailable falls below this (1.5)",
+    )
+    parser.add_argument(
         "--ksm",
         action="store_true",
         help="switch ksmd on for the run (restored after; root) and opt the bots into merging",
@@ -710,7 +760,10 @@ def main() -> None:
         if args.ksm
         else contextlib.nullcontext()
     ):
-        print(json.dumps(asyncio.run(bench_run(args))))
+        try:
+            print(json.dumps(asyncio.run(bench_run(args))))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise SystemExit("density: interrupted; its bots, tenants and database were removed")
 
 
 if __name__ == "__main__":
