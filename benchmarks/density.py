@@ -763,7 +763,9 @@ def main() -> None:
         try:
             print(json.dumps(asyncio.run(bench_run(args))))
         except (asyncio.CancelledError, KeyboardInterrupt):
-            raise SystemExit("density: interrupted; its bots, tenants and database were removed")
+            raise SystemExit(
+                "density: interrupted; its bots, tenants and database were removed"
+            ) from None
 
 
 if __name__ == "__main__":
