@@ -32,6 +32,7 @@ __all__ = [
     "BookingFacts",
     "BookingNotice",
     "CompletionCard",
+    "CustomerBooked",
     "CustomerCancelled",
     "CustomerConfirmed",
     "CustomerMoved",
@@ -109,6 +110,14 @@ class OwnerNewBooking(BookingNotice):
     recipient: ClassVar[Recipient] = "owner"
 
 
+class CustomerBooked(BookingNotice):
+    """The customer's own booking went through, sent when the checkout could not show it (the
+    database refused right after the commit): the durable copy of its confirmation screen."""
+
+    kind: ClassVar[str] = "customer_booked"
+    recipient: ClassVar[Recipient] = "customer"
+
+
 class CustomerConfirmed(BookingNotice):
     """The owner confirmed the customer's booking."""
 
@@ -182,6 +191,7 @@ NOTICES: dict[str, type[Notice]] = {
     model.kind: model
     for model in (
         OwnerNewBooking,
+        CustomerBooked,
         CustomerConfirmed,
         OwnerCancelled,
         CustomerCancelled,

@@ -11,6 +11,14 @@ Telegram's flood wait); one that can never be delivered (a text that cannot rend
 refuses, a customer who blocked the bot) is marked failed with its error, counted and logged once, and
 the items behind it go on.
 
+New-booking notices come first in each pass: the bookings armed since the last pass are handed out
+as one row per recipient (owners, the booked staff member, and the customer's own confirmation,
+due a minute later and sent only if the checkout could not show it), then each due row is claimed,
+marked ``sending`` right before its one Telegram call and settled like a reminder: sent, back with a
+backoff after a passing fault, set aside with its error for good. A row a dead sender left
+``sending`` is set aside as interrupted (maybe delivered; never sent twice). See
+:mod:`tenant_bot.booking.notices`.
+
 Reminders ask "are you coming?"; when the owner chose to release unconfirmed bookings, each pass also
 releases those whose time has come (:meth:`~tenant_bot.booking.attendance.AttendanceService.release_due`,
 each booking once whatever the number of processes), tells their customers and owners and offers
@@ -46,8 +54,15 @@ from datetime import datetime, timedelta
 from tenant_bot.booking import BookingCore
 from tenant_bot.booking.errors import StorageUnavailable
 from tenant_bot.booking.models import BusinessSettings, ClaimedReminder, Clock, CompletionPrompt
+from tenant_bot.booking.notices import INTERRUPTED, ClaimedNotice
 from tenant_bot.delivery import Delivery, Outcome
-from tenant_bot.notifications import COMPLETION_CARD, REMINDER, Notifier
+from tenant_bot.notifications import (
+    COMPLETION_CARD,
+    CUSTOMER_NOTICE,
+    OWNER_NOTICE,
+    REMINDER,
+    Notifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +149,7 @@ class BackgroundWorker:
         """One pass: send due reminders, put ended bookings to the owners, tidy up hourly."""
         settings = await self.core.catalogue.get_settings()
         counts = {"reminders": 0, "completion_cards": 0, "retried": 0, "failed": 0, "released": 0}
+        counts["notices"] = await self._notices(settings, counts)
         for reminder in await self.core.reminders.claim_due(worker=self.worker_id):
             outcome = await self._remind(reminder, settings)
             counts[_COUNTER[outcome]] += 1
@@ -147,10 +163,52 @@ class BackgroundWorker:
             self._last_housekeeping = now
             await self.core.reminders.expire_stale()
             await self.core.bookings.purge_idempotency_keys()
-        self._next_due = await self.core.reminders.next_due()
+        due = (await self.core.reminders.next_due(), await self.core.notices.next_due())
+        self._next_due = min((d for d in due if d is not None), default=None)
         if any(counts.values()):
             log.info("background work done", extra=counts)
         return counts
+
+    async def _notices(self, settings: BusinessSettings, counts: dict[str, int]) -> int:
+        """Hand out the armed bookings' notices, set aside the interrupted ones, send the due ones;
+        returns how many were sent (passing and lasting failures go to ``counts``)."""
+        notices = self.core.notices
+        for booking_id, kind, _ in await notices.set_aside_interrupted():
+            self.notifier.tally.set_aside(_notice_kind(kind), booking_id, INTERRUPTED)
+            counts["failed"] += 1
+        await notices.hand_out(owner_ids=self.notifier.owner_ids)
+        sent = 0
+        while claimed := await notices.claim(worker=self.worker_id):
+            for notice in claimed:
+                outcome = await self._notice(notice, settings)
+                if outcome is Outcome.SENT:
+                    sent += 1
+                elif outcome is not None:
+                    counts[_COUNTER[outcome]] += 1
+        return sent
+
+    async def _notice(self, notice: ClaimedNotice, settings: BusinessSettings) -> Outcome | None:
+        """Send one claimed notice and settle it; None when nothing was sent (a customer's
+        confirmation the checkout showed, or a claim another sender took over)."""
+        notices = self.core.notices
+        kind = _notice_kind(notice.kind)
+        if notice.role == "customer" and await self.notifier.was_shown(notice.booking_id):
+            await notices.settle(notice, "skipped")
+            return None
+        if not await notices.start_sending(notice):
+            return None
+        result = await self.notifier.new_booking_notice(notice, settings=settings)
+        if result.outcome is Outcome.SENT:
+            await notices.settle(notice, "sent")
+        elif result.outcome is Outcome.FAILED:
+            self.notifier.tally.set_aside(kind, notice.booking_id, result.error)
+            await notices.settle(notice, "failed", error=result.error or "failed")
+        else:
+            delay = self._defer(kind, notice.booking_id, result, notice.attempts)
+            await notices.retry_later(
+                notice, retry_at=self.clock() + delay, error=result.error or "retry"
+            )
+        return result.outcome
 
     async def _release_unconfirmed(self, settings: BusinessSettings) -> int:
         """Release the bookings nobody confirmed by the owner's release time; tell their customers
@@ -205,3 +263,8 @@ class BackgroundWorker:
 
 
 _COUNTER = {Outcome.SENT: "reminders", Outcome.RETRY: "retried", Outcome.FAILED: "failed"}
+
+
+def _notice_kind(kind: str) -> str:
+    """The tally's kind of a durable notice: the owners' and staff's, or the customer's."""
+    return CUSTOMER_NOTICE if kind == "booked" else OWNER_NOTICE

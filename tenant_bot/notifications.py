@@ -1,8 +1,8 @@
-"""Who is told what, following the notification matrix (nobody is told of their own action).
+r"""Who is told what, following the notification matrix (nobody is told of their own action).
 
 | event                 | by       | customer                  | owners (except the actor) |
 |-----------------------|----------|---------------------------|---------------------------|
-| booking created       | customer | (sees the confirmation)   | new booking (+ confirm)   |
+| booking created       | anyone   | (sees the confirmation)*  | new booking (+ confirm)** |
 | booking confirmed     | owner    | confirmed                 | —                         |
 | booking cancelled     | customer | —                         | cancelled                 |
 | booking cancelled     | owner    | cancelled, with reason    | cancelled                 |
@@ -12,6 +12,13 @@
 | time freed            | system   | waitlisted: a time is free| —                         |
 | reminder due          | system   | reminder (I'll come / cancel / reschedule) | —        |
 | unconfirmed, released | system   | released                  | cancelled                 |
+
+\* durable: if the checkout could not show it (the database refused after the commit), the
+confirmation (``customer_booked``) is sent later by the background loop. \*\* durable, and to the
+booked staff member too when their Telegram account is linked (phone cut to its last digits, no
+buttons): armed on the booking in its transaction (migration 0070,
+:class:`~tenant_bot.booking.notices.NoticeOutbox`) and sent by the background loop, once per
+recipient (:meth:`Notifier.new_booking_notice`), never from a handler.
 
 Every notice sent while handling an update is sent at most once: a Redis ``SET NX`` key per (event,
 booking, version) guards against double taps and retried updates. Customers hear their own language
@@ -48,6 +55,7 @@ from redis.exceptions import RedisError
 from schemas.notices import (
     BookingNotice,
     CompletionCard,
+    CustomerBooked,
     CustomerCancelled,
     CustomerConfirmed,
     CustomerMoved,
@@ -70,6 +78,7 @@ from tenant_bot.booking.models import (
     WaitlistEntry,
     utc_now,
 )
+from tenant_bot.booking.notices import ClaimedNotice
 from tenant_bot.booking.waitlist import WaitlistService
 from tenant_bot.callbacks import Attend, Menu, MyBooking, OwnerBooking
 from tenant_bot.courier import Courier, Message
@@ -77,7 +86,7 @@ from tenant_bot.delivery import Delivery, DeliveryTally, Outcome
 from tenant_bot.keyboards import button
 from tenant_bot.middlewares.locale import LocaleStore
 from tenant_bot.texts import BotTexts, pick_locale
-from tenant_bot.views import facts
+from tenant_bot.views import facts, phone_ending
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +96,7 @@ OWNER_NOTICE = "owner_notice"
 CUSTOMER_NOTICE = "customer_notice"
 WAITLIST_NOTICE = "waitlist_notice"
 REMINDER = "reminder"
+STAFF_NOTICE = "staff_notice"
 COMPLETION_CARD = "completion_card"
 
 BookingNoticeT = TypeVar("BookingNoticeT", bound=BookingNotice)
@@ -201,16 +211,60 @@ class Notifier:
 
         await self.courier.one_shot(CUSTOMER_NOTICE, details.booking.id, chat_id, render)
 
-    async def booking_created(
-        self, details: BookingDetails, *, settings: BusinessSettings, actor_id: int | None = None
-    ) -> None:
-        if await self.once(f"new:{details.booking.id}"):
-            await self._to_owners(
-                details,
-                actor_id=actor_id or details.customer_telegram_id,
-                notice=functools.partial(self._booking_notice, OwnerNewBooking, details, settings),
-                card=True,
-            )
+    def _shown_key(self, booking_id: int) -> str:
+        return f"{self.prefix}shown:booked:{booking_id}"
+
+    async def mark_shown(self, booking_id: int) -> None:
+        """The checkout showed the customer their booking: its durable copy is not sent (Redis
+        down: it will be; a confirmation twice is better than none)."""
+        try:
+            await self.redis.set(self._shown_key(booking_id), 1, ex=ONCE_TTL_SECONDS)
+        except RedisError as exc:
+            log.warning("cannot mark a booking shown", extra={"error": type(exc).__name__})
+
+    async def was_shown(self, booking_id: int) -> bool:
+        """Whether the checkout showed the customer this booking (Redis down: False)."""
+        try:
+            # GET: the tenant's Redis ACL allows the bot's commands only (fleet.data_plane)
+            return await self.redis.get(self._shown_key(booking_id)) is not None
+        except RedisError:
+            return False
+
+    async def new_booking_notice(
+        self, notice: ClaimedNotice, *, settings: BusinessSettings
+    ) -> Delivery:
+        """One durable notice of a new booking to one recipient (the background loop settles it):
+        an owner's card in the owner's language; the booked staff member's notice in theirs, with
+        the customer's phone cut to its last digits and no buttons; the customer's confirmation in
+        the customer's language, with "My bookings"."""
+        details = notice.details
+        if notice.role == "customer":
+            locale = self._customer_locale(details.customer_locale)
+
+            def customer() -> Message:
+                text = self.render(
+                    locale, self._booking_notice(CustomerBooked, details, settings, locale)
+                )
+                markup = InlineKeyboardMarkup(
+                    inline_keyboard=[
+                        [button(self.texts(locale, "btn_my"), Menu(action="my").pack())]
+                    ]
+                )
+                return text, markup
+
+            return await self.courier.attempt(notice.chat_id, customer)
+        locale = await self.owner_locale(notice.chat_id)
+        staff = notice.role == "staff"
+
+        def render() -> Message:
+            values = facts(self.texts, locale, details, settings)
+            if staff:
+                values = values.model_copy(update={"phone": phone_ending(values.phone)})
+                return self.render(locale, OwnerNewBooking.of(values)), None
+            card = owner_card(self.texts, locale, details, now=self.clock())
+            return self.render(locale, OwnerNewBooking.of(values)), card
+
+        return await self.courier.attempt(notice.chat_id, render)
 
     async def booking_confirmed(
         self, details: BookingDetails, *, settings: BusinessSettings

@@ -389,7 +389,7 @@ class Payments:
             return
         key = "pay_confirmed" if details.booking.status.value == "confirmed" else "pay_pending"
         await message.answer(self.texts(locale, key, paid=paid, **facts))
-        await self.notifier.booking_created(details, settings=settings)
+        # the owners' new-booking notices were armed with the payment (durable, migration 0070)
         await send_booking_file(self.notifier, self.core, details, settings)  # once confirmed
 
     async def refund_due_notice(self, details: BookingDetails) -> None:

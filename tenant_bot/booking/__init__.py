@@ -117,7 +117,9 @@ Operational notes for the bot:
   the first booking on it is as fast as the rest.
 - Pass the Telegram ``update_id`` (or the callback query id) as ``idempotency_key``: a double tap or a
   redelivered update returns the same booking.
-- Background loops (one task each, any number of processes): ``reminders.claim_due`` every ~30 s,
+- Background loops (one task each, any number of processes): ``notices.hand_out`` / ``notices.claim``
+  (the owners' new-booking notices, armed with the booking in its transaction: durable, once each),
+  ``reminders.claim_due`` every ~30 s,
   ``completion.claim_prompts`` every few minutes, ``reminders.expire_stale`` and
   ``bookings.purge_idempotency_keys`` daily.
 - Tables come from ``migrations/tenant`` (applied by the platform); the bot needs no DDL rights.
@@ -171,6 +173,7 @@ from tenant_bot.booking.models import (
     utc_now,
 )
 from tenant_bot.booking.no_shows import NoShowService
+from tenant_bot.booking.notices import ClaimedNotice, NoticeOutbox
 from tenant_bot.booking.phones import mask_phone, normalize_phone
 from tenant_bot.booking.reminders import ReminderService
 from tenant_bot.booking.reports import ReportService
@@ -201,6 +204,7 @@ class BookingCore:
         self.no_shows = NoShowService(db, cache=cache, clock=clock)
         self.bookings = BookingService(db, clock=clock, cache=cache, no_shows=self.no_shows)
         self.reminders = ReminderService(db, clock=clock)
+        self.notices = NoticeOutbox(db, clock=clock)  # durable new-booking notices (0070)
         self.attendance = AttendanceService(db, clock=clock)
         self.completion = CompletionService(db, clock=clock)
         self.waitlist = WaitlistService(db, clock=clock)
@@ -229,6 +233,7 @@ __all__ = [
     "BusinessSettings",
     "CalendarDays",
     "CatalogueReader",
+    "ClaimedNotice",
     "ClaimedReminder",
     "ClientCard",
     "Clock",

@@ -228,6 +228,7 @@ class DepositService:
                 and not settings.confirmation_required,
                 refund_due=None if on_time else amount,
                 refund_reason=None if on_time else "paid after the hold ended",
+                notify=on_time,
             )
         log.info("deposit paid", extra={"booking_id": booking_id, "on_time": on_time})
         return PaymentOutcome("confirmed" if on_time else "late", paid)

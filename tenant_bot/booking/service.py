@@ -20,6 +20,7 @@ How the guarantees hold under concurrency (see also :mod:`.placement`):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from tenant_bot.booking.errors import (
     SlotTaken,
     SlotUnavailable,
     StorageBusy,
+    StorageError,
     StorageUnavailable,
     TooLate,
 )
@@ -64,6 +66,10 @@ from tenant_bot.booking.slots import to_utc
 from tenant_bot.booking.transitions import BookingStateMachine, lock_booking, require_active
 
 log = logging.getLogger(__name__)
+
+# Pauses between the reads of a booking just committed (BookingService.read_back): three reads over
+# about a second, then the customer is told the booking is most likely made.
+READ_BACK_PAUSES = (0.25, 0.75)
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -311,6 +317,25 @@ class BookingService:
     async def mark_no_show(self, booking_id: int, *, actor: Actor) -> Booking:
         """The customer did not come."""
         return await self._states.transition(booking_id, BookingStatus.NO_SHOW, actor=actor)
+
+    async def read_back(self, booking_id: int) -> BookingDetails | None:
+        """A booking just committed, with its names, for the screen that confirms it: read again
+        after a short pause while the database refuses (a pooler queue under overload, a brief
+        outage), at most :data:`READ_BACK_PAUSES` + 1 times; None if it still cannot be read. The
+        booking exists either way: None tells the caller to say so honestly, not "unavailable".
+        Any storage fault counts (a connection terminated under the driver can surface as an
+        unexpected one), not only :class:`StorageUnavailable`."""
+        for pause in (*READ_BACK_PAUSES, None):
+            try:
+                return await self.get(booking_id)
+            except (StorageUnavailable, StorageError):
+                if pause is None:
+                    log.warning(
+                        "booking committed but not read back", extra={"booking_id": booking_id}
+                    )
+                    return None
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
     async def get(self, booking_id: int) -> BookingDetails:
         """One booking with names; raises :class:`NotFound`."""

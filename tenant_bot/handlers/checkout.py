@@ -2,6 +2,13 @@
 
 The draft's id is the booking's idempotency key: a double tap of "Confirm" (or a retried update)
 gives one booking; a slot someone else just took is explained and fresh times are shown.
+
+After the commit nothing is lost to a database refusal: the owners' (and the booked staff member's)
+new-booking notices were armed in the booking's own transaction and the background loop sends them
+(:mod:`tenant_bot.booking.notices`); the booking is read back for its confirmation screen a few times
+over about a second (:meth:`~tenant_bot.booking.service.BookingService.read_back`), and if it still
+cannot be read the customer is told it is most likely made and that its confirmation will follow: the
+background loop sends that confirmation (``customer_booked``) unless this handler marked it shown.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from tenant_bot.booking.errors import (
     SlotUnavailable,
     StorageUnavailable,
 )
-from tenant_bot.booking.models import BookingStatus
+from tenant_bot.booking.models import Actor, BookingStatus
 from tenant_bot.calendar_files import send_booking_file
 from tenant_bot.callbacks import (
     Draft,
@@ -184,6 +191,8 @@ async def confirm(
             service_id=data["service_id"],
             start=datetime.fromtimestamp(data["ts"], UTC),
             staff_id=data.get("staff_id") or None,
+            # the customer's chat: the owners' notices leave it out, and its confirmation is owed
+            actor=Actor.customer(sender_id(callback)),
             idempotency_key=f"draft:{data['draft']}",
         )
     except SlotTaken:
@@ -212,7 +221,10 @@ async def confirm(
         await state.set_state(None)
         return
     await callback.answer()
-    details = await core.bookings.get(booking.id)
+    details = await core.bookings.read_back(booking.id)
+    if details is None:  # committed, but the database refuses it back: say so, honestly
+        await _booked_unread(callback, state, texts, locale, awaits_payment=booking.awaits_payment)
+        return
     settings = await cache.settings()
     if booking.awaits_payment:
         await state.set_state(None)
@@ -225,8 +237,27 @@ async def confirm(
         texts(locale, key, **views.booking_facts(texts, locale, details, settings)),
         keyboards.main_menu(texts, locale, is_owner=is_owner),
     )
-    await notifier.booking_created(details, settings=settings)
+    await notifier.mark_shown(booking.id)  # its durable copy is not sent
     await send_booking_file(notifier, core, details, settings)  # confirmed at once: its .ics
+
+
+async def _booked_unread(
+    callback: CallbackQuery,
+    state: FSMContext,
+    texts: BotTexts,
+    locale: str,
+    *,
+    awaits_payment: bool,
+) -> None:
+    """The booking committed but cannot be read back. Its confirmation follows by the background
+    loop once the database is back; a booking held for a deposit has no invoice without the
+    database, so its customer taps Confirm again (the draft, kept, returns the same booking)."""
+    assert callback.message is not None
+    if awaits_payment:
+        await callback.message.answer(texts(locale, "pay_unread"))
+        return
+    await state.set_state(None)
+    await show(callback, texts(locale, "booked_unread"))
 
 
 @routes.callback_query(Draft.filter(F.action == "x"))

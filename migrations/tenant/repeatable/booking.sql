@@ -130,7 +130,7 @@ BEGIN
                                               occupied, seat, status, price, currency, comment,
                                               created_at, updated_at, reminder_offsets,
                                               first_reminder_at, idempotency_key, deposit,
-                                              payment, hold_until)
+                                              payment, hold_until, notice_armed)
                         SELECT r.customer_id, r.service_id, r.staff_id, r.starts_at, r.ends_at,
                                tstzrange(r.occupied_from, r.occupied_until), v_seat, v_status,
                                sv.price, sv.currency, r.comment, p_now, p_now,
@@ -141,7 +141,10 @@ BEGIN
                                    WHERE r.starts_at - make_interval(mins => o) > p_now)),
                                r.idempotency_key, v_deposit,
                                CASE WHEN v_deposit > 0 THEN 'awaiting' ELSE 'none' END,
-                               CASE WHEN v_deposit > 0 THEN v_hold_until END
+                               CASE WHEN v_deposit > 0 THEN v_hold_until END,
+                               -- the new-booking notices, owed from this commit on (migration 0070);
+                               -- a booking awaiting payment arms them when it is paid
+                               CASE WHEN v_deposit > 0 THEN NULL ELSE true END
                         FROM services sv WHERE sv.id = r.service_id
                         RETURNING *
                     ), history AS (

@@ -81,16 +81,20 @@ async def record_payment(
     confirm: bool,
     refund_due: Decimal | None,
     refund_reason: str | None,
+    notify: bool,
 ) -> Booking:
     """The payment on the (locked) booking; with ``confirm`` the booking is confirmed too, with its
-    history entry, in one statement."""
+    history entry, in one statement; with ``notify`` (paid in time) its new-booking notices are
+    armed (migration 0070)."""
     row = await conn.fetchrow(
         """
         WITH paid AS (
             UPDATE bookings SET payment = 'paid', paid_amount = $2, paid_at = $5,
                 telegram_charge_id = $3, provider_charge_id = $4, hold_until = NULL,
                 status = CASE WHEN $6 THEN 'confirmed' ELSE status END,
-                refund_due = $7, refund_reason = $8, updated_at = $5
+                refund_due = $7, refund_reason = $8, updated_at = $5,
+                -- paid in time: the new-booking notices are owed from this commit on (0070)
+                notice_armed = CASE WHEN $10 THEN true ELSE notice_armed END
             WHERE id = $1 RETURNING *
         ), history AS (
             INSERT INTO booking_history (booking_id, at, actor, actor_id, from_status, to_status,
@@ -108,6 +112,7 @@ async def record_payment(
         refund_due,
         refund_reason,
         booking.status.value,
+        notify,
     )
     return booking_from_row(row)
 

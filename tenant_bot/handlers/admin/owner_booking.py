@@ -479,10 +479,9 @@ async def book(
     await state.clear()
     await callback.answer(texts(locale, "adm_nb_booked"))
     details = await core.bookings.get(booking.id)
-    settings = await cache.settings()
-    await notifier.booking_created(details, settings=settings, actor_id=owner)
+    # the other owners' and the staff member's notices were armed with the booking (durable)
     if tell:
-        await notifier.booking_confirmed(details, settings=settings)
+        await notifier.booking_confirmed(details, settings=await cache.settings())
     await _booked(callback, core, details, cache, texts, locale, clock, own_staff_id)
 
 
@@ -557,6 +556,5 @@ async def walk_in(
         await callback.answer(error_text(texts, locale, exc), show_alert=True)
         return
     await callback.answer(texts(locale, "adm_nb_booked"))
-    details = await core.bookings.get(booking.id)
-    await notifier.booking_created(details, settings=await cache.settings(), actor_id=owner)
+    details = await core.bookings.get(booking.id)  # its notices were armed with it (durable)
     await _booked(callback, core, details, cache, texts, locale, clock, own_staff_id)
