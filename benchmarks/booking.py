@@ -51,7 +51,7 @@ from fleet.data_plane import (  # noqa: E402
     install_platform,
 )
 from fleet.identifiers import quote_ident  # noqa: E402
-from tenant_bot.booking import BookingCore, WorkInterval, init_connection  # noqa: E402
+from tenant_bot.booking import Actor, BookingCore, WorkInterval, init_connection  # noqa: E402
 from tenant_bot.booking.errors import SlotTaken  # noqa: E402
 from tenant_bot.booking.slots import to_utc  # noqa: E402
 
@@ -150,11 +150,15 @@ async def run_tenant(
                 start = to_utc(day, (slot % zone_day_slots) * SLOT_MINUTES, _ZONE)
             began = time.perf_counter()
             try:
+                index = (worker * per_client + i) % len(customers)
                 await core.bookings.book(
-                    customer_id=customers[(worker * per_client + i) % len(customers)],
+                    customer_id=customers[index],
                     service_id=service_id,
                     staff_id=staff_id,
                     start=start,
+                    # as the bot's checkout books: the customer's chat named (the owners' notices
+                    # are armed with the booking, migration 0070)
+                    actor=Actor.customer(10_000 + index),
                 )
                 tally.booked += 1
             except SlotTaken:

@@ -28,7 +28,8 @@ Idle tenants hold no database connection: after each pass the loop asks when the
 or completion card falls due (:meth:`~tenant_bot.booking.reminders.ReminderService.next_due`) and
 sleeps until then, at least ``interval`` and at most ``recheck`` seconds (the recheck finds work that
 another process queued). A booking made, moved or confirmed in this process calls :meth:`nudge`,
-which runs a pass ``interval`` seconds later (many nudges, one pass). The worker's booking core sits
+which runs a pass ``interval`` seconds later (many nudges, one pass), and half a second later a
+notices-only pass, so the owners hear of a new booking within about a second. The worker's booking core sits
 on a pool of its own whose one connection closes right after a pass (tenant_bot.resources), so a
 tenant with nothing due touches PostgreSQL once per ``recheck`` and holds nothing in between.
 
@@ -71,6 +72,7 @@ RECHECK_SECONDS = 300.0  # a pass at least this often, even with nothing due
 IDLE_BEAT_SECONDS = 60.0  # while sleeping, the loop still tells its supervisor it is alive
 OUTAGE_PAUSE_MAX_SECONDS = 15.0  # a reminder due during an outage goes out soon after it
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+NUDGE_SECONDS = 0.5  # a notices-only pass this long after a booking, one per burst
 
 
 class BackgroundWorker:
@@ -94,19 +96,57 @@ class BackgroundWorker:
         self._last_housekeeping: datetime | None = None
         self._next_due: datetime | None = None
         self._nudged = False
+        self._running = False
+        self._notices_soon = False
+        self._notice_pass: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
 
     def nudge(self) -> None:
         """Something may fall due soon: run a pass within ``interval`` seconds (not at once, so a
-        burst of bookings costs one pass)."""
+        burst of bookings costs one pass). While :meth:`run` runs, a booking's notices go out
+        sooner: a notices-only pass ``NUDGE_SECONDS`` later (one per burst too)."""
+        loop = asyncio.get_running_loop()
+        if self._running and not self._notices_soon:
+            self._notices_soon = True
+            loop.call_later(min(NUDGE_SECONDS, self.interval), self._start_notice_pass)
         if self._nudged:
             return
         self._nudged = True
-        asyncio.get_running_loop().call_later(self.interval, self.wake.set)
+        loop.call_later(self.interval, self.wake.set)
+
+    def _start_notice_pass(self) -> None:
+        self._notices_soon = False
+        if self._running and (self._notice_pass is None or self._notice_pass.done()):
+            self._notice_pass = asyncio.get_running_loop().create_task(self._send_notices())
+
+    async def _send_notices(self) -> None:
+        """The notices-only pass. Nothing is lost if it fails: the notices stay in the database
+        for the next regular pass, which retries them; the failure is logged."""
+        try:
+            settings = await self.core.catalogue.get_settings()
+            counts = {"retried": 0, "failed": 0}
+            sent = await self._notices(settings, counts)
+            if sent or any(counts.values()):
+                log.info("notices sent", extra={"notices": sent, **counts})
+        except StorageUnavailable as exc:
+            log.warning("notice pass failed", extra={"code": exc.code})
+        except Exception:
+            log.exception("notice pass crashed; the next regular pass retries its notices")
 
     async def run(self, *, beat: Callable[[], None] | None = None) -> None:
         """Loop forever, calling ``beat`` after every pass (one cut short by an outage included)
         and at least every ``IDLE_BEAT_SECONDS`` while it sleeps."""
+        self._running = True
+        try:
+            await self._loop(beat)
+        finally:
+            self._running = False
+            if self._notice_pass is not None:
+                self._notice_pass.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._notice_pass
+
+    async def _loop(self, beat: Callable[[], None] | None) -> None:
         outages = 0
         while True:
             self._nudged = False

@@ -12,6 +12,7 @@ import pytest
 
 from schemas.runtime import TenantRuntime
 from tenant_bot.background import RECHECK_SECONDS
+from tenant_bot.booking.notices import CUSTOMER_GRACE
 from tenant_bot.resources import REDIS_MAX_CONNECTIONS
 from tests.support.chat_helpers import book_first_slot, say, wait_for_text
 
@@ -83,8 +84,13 @@ async def test_background_sleeps_until_the_next_item_falls_due(start_bot, tenant
     anna = await bot.customer("Anna")
     await book_first_slot(anna)  # Tue 8 Jan 10:00 Moscow; the 24 h reminder is due Mon 10:00
     await background.tick()
-    assert background.pause() == RECHECK_SECONDS  # due in an hour: the recheck comes first
-    clock.advance(timedelta(minutes=58))  # Mon 09:58: due in 2 minutes
+    # the customer's durable confirmation is looked at once its grace is over (the checkout
+    # showed it: it is skipped), then the reminder, due in an hour: the recheck comes first
+    assert background.pause() == CUSTOMER_GRACE.total_seconds()
+    clock.advance(CUSTOMER_GRACE + timedelta(seconds=1))
+    await background.tick()
+    assert background.pause() == RECHECK_SECONDS
+    clock.advance(timedelta(minutes=58) - CUSTOMER_GRACE - timedelta(seconds=1))  # Mon 09:58
     await background.tick()
     assert background.pause() == 120.0
     clock.advance(timedelta(minutes=3))

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from tenant_bot.background import BackgroundWorker
-from tenant_bot.booking import BookingCore
+from tenant_bot.booking import Actor, BookingCore
 from tenant_bot.booking.notices import DEFAULT_LEASE
 from tenant_bot.delivery import Outcome
 from tests.support.chat_helpers import say, tap
@@ -170,7 +170,12 @@ async def test_fifty_customers_at_once_two_loops_each_notice_once(
     ]
     booked = await asyncio.gather(
         *(
-            core.bookings.book(customer_id=c.id, service_id=tenant.service_id, start=start)
+            core.bookings.book(
+                customer_id=c.id,
+                service_id=tenant.service_id,
+                start=start,
+                actor=Actor.customer(c.telegram_user_id),  # as the checkout books
+            )
             for c, start in zip(customers, starts, strict=True)
         )
     )
@@ -208,10 +213,11 @@ async def test_a_loop_that_stops_mid_delivery_sends_nothing_twice(
     await say(bot.owner, "/start")
     staff = await _linked_staff(bot, tenant)
     customer = await tenant.core.customers.register(20_000, name="Boris", phone="+79160000001")
-    await tenant.core.bookings.book(  # booked for them (no chat of theirs: no confirmation owed)
+    await tenant.core.bookings.book(  # by a second owner's account, for a caller
         customer_id=customer.id,
         service_id=tenant.service_id,
         start=datetime(2030, 1, 8, 7, 0, tzinfo=UTC),
+        actor=Actor.owner(20_001),
     )
     notifier = bot.resources.notifier
     settings = await tenant.core.catalogue.get_settings()

@@ -142,9 +142,10 @@ BEGIN
                                r.idempotency_key, v_deposit,
                                CASE WHEN v_deposit > 0 THEN 'awaiting' ELSE 'none' END,
                                CASE WHEN v_deposit > 0 THEN v_hold_until END,
-                               -- the new-booking notices, owed from this commit on (migration 0070);
-                               -- a booking awaiting payment arms them when it is paid
-                               CASE WHEN v_deposit > 0 THEN NULL ELSE true END
+                               -- the new-booking notices, owed from this commit on (migration 0070)
+                               -- for a booking a person made in a chat (the bot names them); one
+                               -- awaiting payment arms them when it is paid
+                               CASE WHEN v_deposit > 0 OR r.actor_id IS NULL THEN NULL ELSE true END
                         FROM services sv WHERE sv.id = r.service_id
                         RETURNING *
                     ), history AS (

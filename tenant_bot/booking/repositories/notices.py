@@ -38,14 +38,15 @@ async def hand_out(
     status = await conn.execute(
         """
         WITH armed AS (
-            SELECT b.id, b.staff_id, b.customer_id, b.payment, b.created_at FROM bookings b
+            SELECT b.id, b.staff_id, b.customer_id, b.payment, b.created_at, b.status
+            FROM bookings b
             WHERE b.notice_armed
             ORDER BY b.id
             LIMIT $4
             FOR NO KEY UPDATE OF b SKIP LOCKED
         ), disarmed AS (
             UPDATE bookings b SET notice_armed = NULL FROM armed a WHERE b.id = a.id
-        ), made AS (
+        ), made AS (  -- cancelled (or released) before its notices went out: none are sent
             SELECT a.id AS booking_id, a.staff_id, a.payment, a.created_at, h.actor, h.actor_id,
                    c.telegram_user_id AS customer_chat
             FROM armed a
@@ -54,6 +55,7 @@ async def hand_out(
                 SELECT x.actor, x.actor_id FROM booking_history x
                 WHERE x.booking_id = a.id ORDER BY x.id LIMIT 1
             ) h ON true
+            WHERE a.status IN ('pending', 'confirmed')
         ), told AS (
             SELECT DISTINCT ON (r.booking_id, r.chat_id) r.booking_id, r.chat_id, r.role
             FROM (
