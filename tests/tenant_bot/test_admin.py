@@ -125,6 +125,7 @@ async def test_schedule_move_no_show_and_typed_block(start_bot, tenant, clock) -
     owner = bot.owner
     anna = await bot.customer("Anna")
     await book_first_slot(anna, time="10:00")  # Tue 8 Jan
+    await wait_for_text(owner, "New booking", timeout=10)  # the notice, sent by the background loop
 
     await say(owner, "/admin")
     tomorrow = await tap(owner, "📋 Tomorrow")

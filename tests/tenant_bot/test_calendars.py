@@ -3,7 +3,7 @@ schedule and blocking a day share one calendar step."""
 
 from __future__ import annotations
 
-from tests.support.chat_helpers import book_first_slot, buttons, say, tap
+from tests.support.chat_helpers import book_first_slot, buttons, say, tap, wait_for_text
 
 
 async def _turns(user, title: str) -> None:
@@ -38,6 +38,7 @@ async def test_owner_calendars_turn_months(start_bot, tenant) -> None:
     owner = bot.owner
     anna = await bot.customer("Anna")
     await book_first_slot(anna, time="10:00")
+    await wait_for_text(owner, "New booking", timeout=10)  # the notice, sent by the background loop
 
     await say(owner, "/admin")
     await tap(owner, "📆 Pick a date")
