@@ -56,7 +56,9 @@ async def test_confirmation_mode_and_cancel_with_reason(start_bot, tenant) -> No
 async def test_exports_open_as_csv_and_xlsx(start_bot, tenant) -> None:
     bot = await start_bot()
     anna = await bot.customer("Anna")
+    await say(bot.owner, "/start")  # the owner's chat, for the new-booking notice
     await book_first_slot(anna, name="=1+1 Анна")
+    await wait_for_text(bot.owner, "New booking", timeout=30)  # sent by the background loop
     await say(bot.owner, "/admin")
     await tap(bot.owner, "📤 Export")
     await tap(bot.owner, "Other dates…")
@@ -124,8 +126,9 @@ async def test_schedule_move_no_show_and_typed_block(start_bot, tenant, clock) -
     bot = await start_bot()
     owner = bot.owner
     anna = await bot.customer("Anna")
+    await say(owner, "/start")  # the owner's chat, for the new-booking notice
     await book_first_slot(anna, time="10:00")  # Tue 8 Jan
-    await wait_for_text(owner, "New booking", timeout=10)  # the notice, sent by the background loop
+    await wait_for_text(owner, "New booking", timeout=30)  # the notice, sent by the background loop
 
     await say(owner, "/admin")
     tomorrow = await tap(owner, "📋 Tomorrow")

@@ -37,8 +37,9 @@ async def test_owner_calendars_turn_months(start_bot, tenant) -> None:
     bot = await start_bot()
     owner = bot.owner
     anna = await bot.customer("Anna")
+    await say(owner, "/start")  # the owner's chat, for the new-booking notice
     await book_first_slot(anna, time="10:00")
-    await wait_for_text(owner, "New booking", timeout=10)  # the notice, sent by the background loop
+    await wait_for_text(owner, "New booking", timeout=30)  # the notice, sent by the background loop
 
     await say(owner, "/admin")
     await tap(owner, "📆 Pick a date")

@@ -46,7 +46,7 @@ async def test_review_once_after_came_never_after_no_show(start_bot, tenant, clo
     boris = await bot.customer("Boris")
     await book_first_slot(anna, time="10:00")
     await book_first_slot(boris, name="Boris", phone="+79161234568", time="12:00")
-    await wait_for_text(owner, "Boris", timeout=10)  # the notices, sent by the background loop
+    await wait_for_text(owner, "Boris", timeout=30)  # the notices, sent by the background loop
     clock.advance(timedelta(days=1, hours=5))  # Tue 8 Jan 14:00 Moscow: both visits are over
     ids = {d.customer_name: d.booking.id for d in await tenant.core.completion.awaiting()}
 
