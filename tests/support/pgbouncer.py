@@ -8,6 +8,7 @@ why, only where the binary is not installed (``.ci/run`` installs it).
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,6 +100,7 @@ async def running_pooler(
         yield Pooler("127.0.0.1", config.listen_port, database, max_server_connections, bouncer)
     finally:
         await bouncer.stop()
+        shutil.rmtree(root, ignore_errors=True)  # its config, password file and log
         conn = await asyncpg.connect(database_url)
         try:
             # its server connections are closed with it; a lookup connection may linger a moment
