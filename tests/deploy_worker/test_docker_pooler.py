@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -31,16 +28,10 @@ from fleet.settings import Settings
 from sandbox.telegram import TelegramSandbox
 from tenant_bot.booking import BookingCore, WorkInterval
 from tests.support.dw_helpers import wait_status
-from tests.support.pgbouncer import MISSING
+from tests.support.pgbouncer import MISSING, pooler_folder
 
 ZONE = ZoneInfo("Europe/Moscow")
 pytestmark = [pytest.mark.docker, pytest.mark.parametrize("runtime_kind", ["docker"])]
-
-
-def _folder() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="botfleet-up-"))
-    root.chmod(0o755)  # PgBouncer, unprivileged when tests run as root, must reach it
-    return root
 
 
 @pytest.fixture
@@ -54,9 +45,9 @@ async def settings(  # the conftest's, with `up`'s pooler started for the docker
         pytest.skip(MISSING)
     network = f"{role_prefix}net"
     base = make_settings(tenant_network=network)
-    data = _folder()
     try:
         async with contextlib.AsyncExitStack() as exits:
+            data = exits.enter_context(pooler_folder())
             pooled, line = await start_pooler(base, data, exits, auth_user=role_prefix + "pooler")
             assert pooled.tenant_database_pooler, line
             port = pooled.tenant_database_port
@@ -68,7 +59,6 @@ async def settings(  # the conftest's, with `up`'s pooler started for the docker
             await drop_auth_lookup(conn, auth_user=role_prefix + "pooler")
         finally:
             await conn.close()
-        shutil.rmtree(data, ignore_errors=True)
         for net in await asyncio.to_thread(docker_engine.networks.list, names=[network]):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(net.remove)

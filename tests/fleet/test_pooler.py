@@ -9,7 +9,6 @@ import contextlib
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -24,7 +23,7 @@ from fleet.data_plane import TenantNames, drop_database_plane, ensure_database_p
 from fleet.pooler import auth_lookup_sql, compose_config, drop_auth_lookup
 from fleet.pooler_stats import read_pooler_figures
 from fleet.settings import Settings
-from tests.support.pgbouncer import MISSING, running_pooler
+from tests.support.pgbouncer import MISSING, pooler_folder, running_pooler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,12 +82,6 @@ async def test_the_compose_role_script_installs_a_lookup_for_tenants_only(
         await conn.close()
 
 
-def _folder() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="botfleet-up-"))
-    root.chmod(0o755)
-    return root
-
-
 def _settings(database_url: str, **values: object) -> Settings:
     return Settings(_env_file=None).model_copy(  # type: ignore[call-arg]
         update={"database_url": database_url, "runtime": "process", **values}
@@ -117,12 +110,12 @@ async def test_up_starts_its_pooler_and_bots_log_in_through_it(
 ) -> None:
     if EmbeddedPgBouncer.binary() is None:
         pytest.skip(MISSING)
-    data = _folder()  # PgBouncer, unprivileged when tests run as root, must reach it
     names, password = TenantNames.of("upbot", role_prefix), secrets.token_hex(8)
     conn = await asyncpg.connect(database_url)
     try:
         await ensure_database_plane(conn, names, password=password)
         async with AsyncExitStack() as exits:
+            data = exits.enter_context(pooler_folder())
             after, line = await start_pooler(
                 _settings(database_url), data, exits, auth_user=role_prefix + "pooler"
             )

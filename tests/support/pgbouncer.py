@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -54,10 +54,16 @@ class Pooler:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _folder() -> Path:
+@contextmanager
+def pooler_folder() -> Iterator[Path]:
+    """A folder for a PgBouncer's config, password file and log, removed afterwards; readable by all,
+    since PgBouncer runs as an unprivileged user when the tests run as root."""
     root = Path(tempfile.mkdtemp(prefix="botfleet-pgbouncer-"))
-    root.chmod(0o755)  # PgBouncer runs as an unprivileged user when the tests run as root
-    return root
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -79,35 +85,34 @@ async def running_pooler(
         await install_auth_lookup(conn, auth_user=auth_user, password=password)
     finally:
         await conn.close()
-    root = _folder()
-    config = PoolerConfig(
-        listen_port=free_port(0),
-        server_host=urlsplit(database_url).hostname or "127.0.0.1",
-        server_port=urlsplit(database_url).port or 5432,
-        database=database,
-        auth_user=auth_user,
-        auth_file=str(root / "userlist.txt"),
-        logfile=str(root / "pgbouncer.log"),
-        pidfile=str(root / "pgbouncer.pid"),
-        max_server_connections=max_server_connections,
-        pool_per_tenant=pool_per_tenant,
-        server_idle_s=server_idle_s,
-        **({} if reserve_per_tenant is None else {"reserve_per_tenant": reserve_per_tenant}),
-    )
-    bouncer = EmbeddedPgBouncer(root, config, password)
-    try:
-        await bouncer.start()
-        yield Pooler("127.0.0.1", config.listen_port, database, max_server_connections, bouncer)
-    finally:
-        await bouncer.stop()
-        shutil.rmtree(root, ignore_errors=True)  # its config, password file and log
-        conn = await asyncpg.connect(database_url)
+    with pooler_folder() as root:
+        config = PoolerConfig(
+            listen_port=free_port(0),
+            server_host=urlsplit(database_url).hostname or "127.0.0.1",
+            server_port=urlsplit(database_url).port or 5432,
+            database=database,
+            auth_user=auth_user,
+            auth_file=str(root / "userlist.txt"),
+            logfile=str(root / "pgbouncer.log"),
+            pidfile=str(root / "pgbouncer.pid"),
+            max_server_connections=max_server_connections,
+            pool_per_tenant=pool_per_tenant,
+            server_idle_s=server_idle_s,
+            **({} if reserve_per_tenant is None else {"reserve_per_tenant": reserve_per_tenant}),
+        )
+        bouncer = EmbeddedPgBouncer(root, config, password)
         try:
-            # its server connections are closed with it; a lookup connection may linger a moment
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                auth_user,
-            )
-            await drop_auth_lookup(conn, auth_user=auth_user)
+            await bouncer.start()
+            yield Pooler("127.0.0.1", config.listen_port, database, max_server_connections, bouncer)
         finally:
-            await conn.close()
+            await bouncer.stop()
+            conn = await asyncpg.connect(database_url)
+            try:
+                # its server connections are closed with it; a lookup connection may linger a moment
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    auth_user,
+                )
+                await drop_auth_lookup(conn, auth_user=auth_user)
+            finally:
+                await conn.close()
