@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,15 +84,21 @@ def _ksm_usable() -> str | None:
 
 
 @contextlib.contextmanager
-def _ksmd_running() -> Iterator[None]:
-    """ksmd on, scanning fast, for the block; the host's settings written back after."""
+def _ksmd_stopped_then_fast() -> Iterator[Callable[[], None]]:
+    """ksmd stopped for the block, set to scan fast once the returned ``start()`` is called; the
+    host's settings written back after. Stopped first, so what a child copied is measured before
+    anything merges (a fast ksmd merged a child's copies before the test could read them)."""
     names = ("run", "pages_to_scan", "sleep_millisecs")
     saved = {name: (KSM_DIR / name).read_text().strip() for name in names}
+
+    def start() -> None:
+        (KSM_DIR / "run").write_text("1")
+
     try:
+        (KSM_DIR / "run").write_text("0")
         (KSM_DIR / "pages_to_scan").write_text("5000")
         (KSM_DIR / "sleep_millisecs").write_text("10")
-        (KSM_DIR / "run").write_text("1")
-        yield
+        yield start
     finally:
         for name in names:
             (KSM_DIR / name).write_text(saved[name])
@@ -111,11 +117,11 @@ async def test_forked_bots_are_opted_in_and_their_copied_pages_merge(tmp_path: P
         memory_merge="on",
     )
     pids: list[int] = []
-    with _ksmd_running():
+    with _ksmd_stopped_then_fast() as start_ksmd:
         try:
             await server.start()
             assert server.memory_merge["enabled"] is True
-            assert server.memory_merge["reason"] == "the kernel has KSM and ksmd is running"
+            assert "opted in, but ksmd is not running" in str(server.memory_merge["reason"])
             for n in range(2):
                 pids.append(
                     await server.spawn(
@@ -132,6 +138,7 @@ async def test_forked_bots_are_opted_in_and_their_copied_pages_merge(tmp_path: P
                 assert stat is not None
                 assert stat["ksm_merge_any"] == "yes"  # inherited from the server through fork
             # the tuples' pages a child copied (100,000 x 56 bytes: ~1,400 pages) merge
+            start_ksmd()
             await _wait_for(lambda: all(_merging(pid) >= 700 for pid in pids), 90)
             for pid in pids:
                 assert _uss(pid) < unmerged[pid] - 700 * 4096, (unmerged[pid], _uss(pid))
