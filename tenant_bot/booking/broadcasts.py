@@ -27,10 +27,10 @@ Invariants (why nobody gets one mailing twice, and nobody is lost):
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tenant_bot.booking.claims import claim_token
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput, NotFound
 from tenant_bot.booking.models import Clock, utc_now
@@ -168,7 +168,7 @@ class BroadcastService:
         """Take or renew (same ``token``) the tenant's sending lease; None when nothing is being
         sent or another sender holds it. A new holder first sets aside the rows its predecessor
         left mid-send."""
-        token = token or f"{worker[:40]}:{secrets.token_hex(8)}"
+        token = token or claim_token(worker)
         now = self._clock()
         async with self._db.transaction() as conn:
             found = await repo.acquire_lease(conn, token=token, now=now, until=now + LEASE)

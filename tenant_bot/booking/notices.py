@@ -22,10 +22,10 @@ is gone, the text cannot render) sets it aside with its error.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tenant_bot.booking.claims import check_batch, claim_token
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput
 from tenant_bot.booking.models import BookingDetails, Clock, utc_now
@@ -90,12 +90,9 @@ class NoticeOutbox:
         self, *, worker: str = "", limit: int = 50, lease: timedelta = DEFAULT_LEASE
     ) -> list[ClaimedNotice]:
         """Claim up to ``limit`` notices that are due, each with its booking's details."""
-        if not 1 <= limit <= 1000:
-            raise InvalidInput("limit", "must be 1-1000")
-        if lease <= timedelta(0):
-            raise InvalidInput("lease", "must be positive")
+        check_batch(limit, lease)
         now = self._clock()
-        token = f"{worker[:40]}:{secrets.token_hex(8)}"
+        token = claim_token(worker)
         async with self._db.transaction() as conn:
             rows = await repo.claim(
                 conn, now=now, lease_until=now + lease, token=token, limit=limit

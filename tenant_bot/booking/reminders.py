@@ -17,11 +17,10 @@ sender; :meth:`mark_sent` then returns False for the late one. Keep the lease we
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
+from tenant_bot.booking.claims import check_batch, claim_token
 from tenant_bot.booking.db import Database
-from tenant_bot.booking.errors import InvalidInput
 from tenant_bot.booking.models import ClaimedReminder, Clock, utc_now
 from tenant_bot.booking.repositories import reminders as repo
 
@@ -40,13 +39,9 @@ class ReminderService:
         self, *, worker: str = "", limit: int = 50, lease: timedelta = DEFAULT_LEASE
     ) -> list[ClaimedReminder]:
         """Claim up to ``limit`` reminders that are due; each carries the booking's details."""
-        if not 1 <= limit <= 1000:
-            raise InvalidInput("limit", "must be 1-1000")
-        if lease <= timedelta(0):
-            raise InvalidInput("lease", "must be positive")
+        check_batch(limit, lease)
         now = self._clock()
-        # The token is unique per claim, so a sender whose lease was taken over cannot settle it.
-        token = f"{worker[:40]}:{secrets.token_hex(8)}"
+        token = claim_token(worker)
         async with self._db.transaction() as conn:
             claimed = await repo.claim_due(
                 conn, now=now, lease_until=now + lease, token=token, limit=limit

@@ -17,9 +17,9 @@ claim is older than ``INTERRUPTED_AFTER`` (the message may have gone out: better
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
+from tenant_bot.booking.claims import claim_token
 from tenant_bot.booking.db import Database
 from tenant_bot.booking.errors import InvalidInput
 from tenant_bot.booking.models import Clock, utc_now
@@ -79,7 +79,7 @@ class ReviewService:
 
     async def claim(self, *, worker: str = "") -> ReviewRequest | None:
         """The next due request, claimed for this sender alone; None when nothing is due."""
-        token = f"{worker[:40]}:{secrets.token_hex(8)}"
+        token = claim_token(worker)
         async with self._db.transaction() as conn:
             claimed = await repo.claim_request(conn, now=self._clock(), token=token)
         if claimed is None:
