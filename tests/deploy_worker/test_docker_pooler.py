@@ -26,7 +26,8 @@ from fleet.pooler import drop_auth_lookup
 from fleet.pooler_stats import read_pooler_figures
 from fleet.settings import Settings
 from sandbox.telegram import TelegramSandbox
-from tenant_bot.booking import BookingCore, WorkInterval
+from tenant_bot.booking import BookingCore
+from tests.support.booking_helpers import seed_barber
 from tests.support.dw_helpers import wait_status
 from tests.support.pgbouncer import MISSING, pooler_folder
 
@@ -71,19 +72,9 @@ async def _seed(database_url: str, schema: str, customer: int) -> None:
         database_url, min_size=0, max_size=1, server_settings={"search_path": schema}
     )
     try:
-        core = BookingCore(pool)
-        await core.catalogue.update_settings(
-            business_name="Pooled", min_notice_minutes=0, time_zone="Europe/Moscow"
+        await seed_barber(
+            BookingCore(pool), business="Pooled", customer_id=customer, customer_name="Pia"
         )
-        service = await core.catalogue.create_service(
-            name="Haircut", duration_minutes=60, price=1500
-        )
-        staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
-        for weekday in range(7):
-            await core.catalogue.set_working_hours(
-                staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
-            )
-        await core.customers.register(customer, name="Pia", phone="+79161234567", locale="en")
     finally:
         await pool.close()
 

@@ -32,7 +32,8 @@ from fleet.pooler_stats import read_pooler_figures
 from fleet.secrets import SecretBox
 from fleet.settings import Settings
 from sandbox.telegram import TelegramEmulator, TelegramSandbox, TelegramUser
-from tenant_bot.booking import BookingCore, WorkInterval
+from tenant_bot.booking import BookingCore
+from tests.support.booking_helpers import seed_barber
 from tests.support.dw_helpers import running_worker, tenant_row, wait_status
 from tests.support.pgbouncer import MISSING, Pooler, running_pooler
 
@@ -185,19 +186,9 @@ async def _seed(url: str, customer: int) -> None:
     pooler as the tenant."""
     pool = await asyncpg.create_pool(url, statement_cache_size=0, min_size=0, max_size=1)
     try:
-        core = BookingCore(pool)
-        await core.catalogue.update_settings(
-            business_name="Swarm barber", min_notice_minutes=0, time_zone="Europe/Moscow"
+        await seed_barber(
+            BookingCore(pool), business="Swarm barber", customer_id=customer, customer_name="Anna"
         )
-        service = await core.catalogue.create_service(
-            name="Haircut", duration_minutes=60, price=1500
-        )
-        staff = await core.catalogue.create_staff(name="Ivan", service_ids=[service.id])
-        for weekday in range(7):
-            await core.catalogue.set_working_hours(
-                staff.id, weekday, [WorkInterval.parse("10:00-18:00")]
-            )
-        await core.customers.register(customer, name="Anna", phone="+79161234567", locale="en")
     finally:
         await pool.close()
 
